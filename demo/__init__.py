@@ -1,0 +1,1 @@
+"""The demo: a synthetic dataset generator and the `make demo` driver."""
