@@ -1,0 +1,65 @@
+# Two commands for a newcomer: `make demo` and `make test`. Everything else is a step of those.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENVS := .venvs
+AIRFLOW_PY := $(VENVS)/airflow/bin/python
+CONTAINER_PY := $(VENVS)/container/bin/python
+PYTEST_ARGS ?=
+# pytest exits 5 when a suite collects no test; that is not a failure of the suite.
+PYTEST_OK = rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc
+
+.PHONY: help envs demo test test-fast lint format up down status clean browser
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+envs: $(VENVS)/airflow/.installed $(VENVS)/container/.installed  ## Create both Python environments
+
+# A stamp per environment: pip runs again only when pyproject.toml changes.
+$(VENVS)/airflow/.installed: pyproject.toml devtools/requirements.py
+	@test -x $(AIRFLOW_PY) || $(PYTHON) -m venv $(VENVS)/airflow
+	$(PYTHON) devtools/requirements.py airflow test dev > $(VENVS)/airflow-requirements.txt
+	$(AIRFLOW_PY) -m pip install --quiet --disable-pip-version-check -r $(VENVS)/airflow-requirements.txt
+	@touch $@
+
+$(VENVS)/container/.installed: pyproject.toml devtools/requirements.py
+	@test -x $(CONTAINER_PY) || $(PYTHON) -m venv $(VENVS)/container
+	$(PYTHON) devtools/requirements.py container test > $(VENVS)/container-requirements.txt
+	$(CONTAINER_PY) -m pip install --quiet --disable-pip-version-check -r $(VENVS)/container-requirements.txt
+	@touch $@
+
+browser:  ## Install Debian's chromium for the browser test (needs root and apt)
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+demo: envs  ## Run the whole pipeline locally on a generated dataset and print what happened
+	$(AIRFLOW_PY) -m demo.run
+
+test: envs browser lint  ## The full test suite (unit and end-to-end), both environments
+	$(CONTAINER_PY) -m pytest tests/container $(PYTEST_ARGS); $(PYTEST_OK)
+	$(AIRFLOW_PY) -m pytest tests --ignore=tests/container $(PYTEST_ARGS); $(PYTEST_OK)
+
+test-fast: envs  ## Only the fast unit tests
+	$(CONTAINER_PY) -m pytest tests/container -m "not e2e" $(PYTEST_ARGS); $(PYTEST_OK)
+	$(AIRFLOW_PY) -m pytest tests --ignore=tests/container -m "not e2e" $(PYTEST_ARGS); $(PYTEST_OK)
+
+lint: $(VENVS)/airflow/.installed  ## ruff check and format check
+	$(VENVS)/airflow/bin/ruff check .
+	$(VENVS)/airflow/bin/ruff format --check .
+
+format: $(VENVS)/airflow/.installed  ## Apply ruff's fixes and formatting
+	$(VENVS)/airflow/bin/ruff check --fix .
+	$(VENVS)/airflow/bin/ruff format .
+
+up: envs  ## Start the local SageMaker runtime and the Airflow UI (prints URL and admin password)
+	$(AIRFLOW_PY) -m devtools.stack up
+
+down:  ## Stop exactly what `make up` started
+	@test -x $(AIRFLOW_PY) && $(AIRFLOW_PY) -m devtools.stack down || true
+
+status:  ## Show what `make up` started and whether it still runs
+	$(AIRFLOW_PY) -m devtools.stack status
+
+clean: down  ## Remove local state (runtime data, Airflow home, demo output); keeps the environments
+	rm -rf .local_sagemaker .airflow .demo .run

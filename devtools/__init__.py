@@ -1,0 +1,1 @@
+"""Developer tooling: environment set-up and the local stack (`make up` / `make down`)."""
