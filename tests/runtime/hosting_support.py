@@ -1,0 +1,105 @@
+"""Real model artifacts for the hosting and transform tests, built without torch.
+
+The "model" is a stdlib-only linear scorer: ``model.json`` holds one weight vector per class,
+and ``code/inference.py`` follows the sagemaker-inference toolkit contract. Its handlers also
+have deliberate failure modes so the tests can prove how errors travel:
+
+- a JSON body ``{"raise": "message"}`` makes predict_fn raise ValueError (-> HTTP 500);
+- Content-Type ``text/plain`` makes input_fn raise an error with ``status_code = 400``;
+- a JSON body ``{"sleep": seconds}`` makes predict_fn sleep (for update/stop tests);
+- Accept ``text/csv`` returns CSV through the ``(body, content_type)`` tuple form.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+CLASSES = ["cat", "dog", "fox"]
+WEIGHTS = [[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]
+
+INFERENCE_SCRIPT = '''
+import json
+import os
+import time
+
+
+class BadRequest(Exception):
+    status_code = 400
+
+
+def model_fn(model_dir):
+    with open(os.path.join(model_dir, "model.json")) as handle:
+        model = json.load(handle)
+    if model.get("fail_to_load"):
+        raise RuntimeError("model.json asks model_fn to fail: " + model["fail_to_load"])
+    return model
+
+
+def input_fn(body, content_type):
+    if content_type == "text/plain":
+        raise BadRequest("text/plain is not accepted, send application/json")
+    if content_type == "application/jsonlines":
+        return [json.loads(line) for line in body.decode().splitlines() if line.strip()]
+    return json.loads(body)
+
+
+def score(features, model):
+    scores = [sum(w * x for w, x in zip(row, features)) for row in model["weights"]]
+    best = max(range(len(scores)), key=scores.__getitem__)
+    return {"label": model["classes"][best], "scores": scores, "version": model["version"]}
+
+
+def predict_fn(data, model):
+    if isinstance(data, dict) and "raise" in data:
+        raise ValueError(data["raise"])
+    if isinstance(data, dict) and "sleep" in data:
+        time.sleep(data["sleep"])
+        return [{"slept": data["sleep"], "version": model["version"]}]
+    rows = data if isinstance(data[0], list) else [data]
+    return [score(row, model) for row in rows]
+
+
+def output_fn(predictions, accept):
+    if accept == "text/csv":
+        return "\\n".join(p["label"] for p in predictions), "text/csv"
+    if accept == "application/jsonlines":
+        return "".join(json.dumps(p) + "\\n" for p in predictions)
+    return json.dumps(predictions)
+'''
+
+
+def model_files(version: str = "v1", fail_to_load: str | None = None) -> dict[str, bytes]:
+    """The model dir's files: relative path -> content."""
+    model = {"classes": CLASSES, "weights": WEIGHTS, "version": version}
+    if fail_to_load:
+        model["fail_to_load"] = fail_to_load
+    return {
+        "model.json": json.dumps(model).encode(),
+        "code/inference.py": INFERENCE_SCRIPT.encode(),
+    }
+
+
+def write_model_dir(root: Path, **options) -> Path:
+    for relative, content in model_files(**options).items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(content)
+    return root
+
+
+def model_tarball(**options) -> bytes:
+    """model.tar.gz bytes as SageMaker training would upload them."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for relative, content in model_files(**options).items():
+            info = tarfile.TarInfo(relative)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def expected_label(features: list[float]) -> str:
+    scores = [sum(w * x for w, x in zip(row, features, strict=True)) for row in WEIGHTS]
+    return CLASSES[scores.index(max(scores))]
