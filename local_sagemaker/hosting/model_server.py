@@ -45,7 +45,7 @@ from typing import Any
 JSON = "application/json"
 CSV = "text/csv"
 ANY = "*/*"
-# The toolkit decodes only these content types to str (sagemaker_inference.content_types.UTF8_TYPES).
+# The toolkit decodes only these types to str (sagemaker_inference.content_types.UTF8_TYPES).
 UTF8_TYPES = (JSON, CSV)
 CHAINED_HANDLERS = ("input_fn", "predict_fn", "output_fn")
 
@@ -179,7 +179,7 @@ def resolve_code_dir(model_dir: Path) -> Path:
 
 
 def execution_parameters() -> dict[str, Any]:
-    """What ``GET /execution-parameters`` reports: the batch env a transform job set, or defaults."""
+    """``GET /execution-parameters``: the batch settings a transform job set, or defaults."""
     return {
         "MaxConcurrentTransforms": int(os.environ.get("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", "1")),
         "BatchStrategy": os.environ.get("SAGEMAKER_BATCH_STRATEGY", "MULTI_RECORD"),

@@ -7,6 +7,7 @@ stderr lines go to ``on_output`` (the endpoint's or transform job's log stream) 
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import queue
@@ -54,8 +55,11 @@ class ModelServerProcess:
         self._connections: queue.SimpleQueue[http.client.HTTPConnection] = queue.SimpleQueue()
         self.port: int | None = None
         self._process = subprocess.Popen(
-            [python, str(MODEL_SERVER_SCRIPT), "--model-dir", str(model_dir)]
-            + ["--port-file", str(self._port_file)],
+            [
+                python,
+                str(MODEL_SERVER_SCRIPT),
+                *("--model-dir", str(model_dir), "--port-file", str(self._port_file)),
+            ],
             env={**os.environ, "PYTHONUNBUFFERED": "1", **environment},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -141,10 +145,8 @@ class ModelServerProcess:
 
 def signal_process_group(pgid: int, signum: int) -> None:
     """Signal a process group, ignoring one that is already gone."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def kill_leftover_model_server(pid: int) -> bool:

@@ -20,7 +20,7 @@ from pathlib import Path
 CLASSES = ["cat", "dog", "fox"]
 WEIGHTS = [[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]
 
-INFERENCE_SCRIPT = '''
+INFERENCE_SCRIPT = """
 import json
 import os
 import time
@@ -68,7 +68,7 @@ def output_fn(predictions, accept):
     if accept == "application/jsonlines":
         return "".join(json.dumps(p) + "\\n" for p in predictions)
     return json.dumps(predictions)
-'''
+"""
 
 
 def model_files(version: str = "v1", fail_to_load: str | None = None) -> dict[str, bytes]:

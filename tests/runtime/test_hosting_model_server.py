@@ -103,7 +103,8 @@ def test_failing_model_fn_fails_start_with_its_error(tmp_path):
 def test_transform_fn_with_chained_handlers_is_refused(tmp_path):
     model_dir = write_model_dir(tmp_path / "model")
     script = model_dir / "code" / "inference.py"
-    script.write_text(script.read_text() + "\ndef transform_fn(model, data, ct, accept):\n    pass\n")
+    extra = "\ndef transform_fn(model, data, content_type, accept):\n    pass\n"
+    script.write_text(script.read_text() + extra)
     server, _ = start_server(model_dir)
     with pytest.raises(ModelServerStartError, match="Cannot use transform_fn"):
         server.wait_until_healthy(timeout_s=30)
@@ -129,5 +130,6 @@ def test_transform_fn_with_context_and_program_override(tmp_path):
         )
     finally:
         server.stop()
-    assert (status, headers["content-type"], body) == (200, "application/x-echo", b"\x00raw|trace=1")
+    assert status == 200
+    assert (headers["content-type"], body) == ("application/x-echo", b"\x00raw|trace=1")
     assert not server.is_running()
