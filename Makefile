@@ -20,7 +20,7 @@ envs: $(VENVS)/airflow/.installed $(VENVS)/container/.installed  ## Create both 
 # A stamp per environment: pip runs again only when pyproject.toml changes.
 $(VENVS)/airflow/.installed: pyproject.toml devtools/requirements.py
 	@test -x $(AIRFLOW_PY) || $(PYTHON) -m venv $(VENVS)/airflow
-	$(PYTHON) devtools/requirements.py airflow test dev > $(VENVS)/airflow-requirements.txt
+	$(PYTHON) devtools/requirements.py airflow runtime test dev > $(VENVS)/airflow-requirements.txt
 	$(AIRFLOW_PY) -m pip install --quiet --disable-pip-version-check -r $(VENVS)/airflow-requirements.txt
 	@touch $@
 
