@@ -84,7 +84,7 @@ def test_built_images_copy_files_that_exist(service):
     dockerfile = REPO_ROOT / build["context"] / build["dockerfile"]
     for line in dockerfile.read_text().splitlines():
         if line.startswith("COPY "):
-            source = [word for word in line.split()[1:] if not word.startswith("--")][0]
+            source = next(word for word in line.split()[1:] if not word.startswith("--"))
             assert (REPO_ROOT / source).exists(), f"{dockerfile.name} copies missing {source}"
 
 
