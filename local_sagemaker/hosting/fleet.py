@@ -1,0 +1,158 @@
+"""Which model servers answer for which endpoint, and swapping them without dropping requests.
+
+A :class:`Deployment` is what one endpoint config runs: one model server per production variant.
+The :class:`EndpointFleet` maps endpoint names to their live deployment. UpdateEndpoint builds the
+new deployment first, installs it atomically, then drains and stops the old one, so a request
+either reaches the old servers (which stay up until it is answered) or the new ones.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from local_sagemaker.hosting.process import ModelServerProcess, ModelServerStartError
+
+DRAIN_TIMEOUT_S = 60.0
+
+
+@dataclass
+class VariantSpec:
+    """What to launch for one production variant (model dir already extracted)."""
+
+    name: str
+    weight: float
+    python: str
+    model_dir: Path
+    environment: dict[str, str]
+    instance_id: str
+
+
+@dataclass
+class RunningVariant:
+    name: str
+    weight: float
+    instance_id: str
+    server: ModelServerProcess
+
+
+class UnknownVariantError(LookupError):
+    """A TargetVariant header named a variant the endpoint does not have."""
+
+
+class Deployment:
+    """The running variants of one endpoint config; thread-safe to route through."""
+
+    def __init__(self, config_name: str, variants: list[RunningVariant]) -> None:
+        self.config_name = config_name
+        self.variants = variants
+        self._in_flight = 0
+        self._idle = threading.Condition()
+
+    def choose(self, target_variant: str | None) -> RunningVariant:
+        """The variant named by ``target_variant``, else one drawn by InitialVariantWeight."""
+        if target_variant:
+            for variant in self.variants:
+                if variant.name == target_variant:
+                    return variant
+            raise UnknownVariantError(target_variant)
+        weights = [variant.weight for variant in self.variants]
+        if sum(weights) <= 0:
+            weights = [1.0] * len(self.variants)
+        return random.choices(self.variants, weights=weights)[0]
+
+    @contextmanager
+    def serving(self) -> Iterator[Deployment]:
+        """Count a request as in flight so ``drain_and_stop`` waits for it."""
+        with self._idle:
+            self._in_flight += 1
+        try:
+            yield self
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def drain_and_stop(self, timeout_s: float = DRAIN_TIMEOUT_S) -> None:
+        """Wait (bounded) for in-flight requests, then stop every variant's server."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout_s)
+        for variant in self.variants:
+            variant.server.stop()
+
+    def server_pids(self) -> list[int]:
+        return [variant.server.pid for variant in self.variants]
+
+
+def launch_deployment(
+    config_name: str, specs: list[VariantSpec], log_line, startup_timeout_s: float
+) -> Deployment:
+    """Start every variant's server in parallel and wait until all answer /ping.
+
+    ``log_line(variant_name, instance_id, line)`` receives each output line. If any server fails
+    to start, all are stopped and ModelServerStartError names the variant and its output.
+    """
+    servers = [
+        ModelServerProcess(
+            spec.python,
+            spec.model_dir,
+            spec.environment,
+            lambda line, spec=spec: log_line(spec.name, spec.instance_id, line),
+        )
+        for spec in specs
+    ]
+
+    def wait(server: ModelServerProcess, spec: VariantSpec) -> str | None:
+        try:
+            server.wait_until_healthy(startup_timeout_s)
+        except ModelServerStartError as error:
+            return f"variant {spec.name}: {error}"
+        return None
+
+    with ThreadPoolExecutor(max_workers=len(specs)) as pool:
+        failures = [f for f in pool.map(wait, servers, specs) if f]
+    if failures:
+        for server in servers:
+            server.stop()
+        raise ModelServerStartError("; ".join(failures))
+    variants = [
+        RunningVariant(spec.name, spec.weight, spec.instance_id, server)
+        for spec, server in zip(specs, servers, strict=True)
+    ]
+    return Deployment(config_name, variants)
+
+
+class EndpointFleet:
+    """Endpoint name -> its live Deployment. All methods are thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._deployments: dict[str, Deployment] = {}
+
+    def current(self, endpoint_name: str) -> Deployment | None:
+        with self._lock:
+            return self._deployments.get(endpoint_name)
+
+    def install(self, endpoint_name: str, deployment: Deployment) -> Deployment | None:
+        """Make ``deployment`` answer for the endpoint; returns the one it replaced (if any)."""
+        with self._lock:
+            previous = self._deployments.get(endpoint_name)
+            self._deployments[endpoint_name] = deployment
+            return previous
+
+    def remove(self, endpoint_name: str) -> Deployment | None:
+        with self._lock:
+            return self._deployments.pop(endpoint_name, None)
+
+    def stop_all(self) -> None:
+        """Stop every endpoint's servers (runtime shutdown); in-flight requests get a short grace."""
+        with self._lock:
+            deployments = list(self._deployments.values())
+            self._deployments.clear()
+        for deployment in deployments:
+            deployment.drain_and_stop(timeout_s=5.0)

@@ -1,0 +1,124 @@
+"""SageMaker Runtime's InvokeEndpoint, answered by the endpoint's live model server.
+
+Wire behaviour (sagemaker-behaviour.md 5.5; botocore's sagemaker-runtime model, REST-JSON):
+- 200: the container's body, its ``Content-Type``, ``x-Amzn-Invoked-Production-Variant`` and any
+  ``X-Amzn-SageMaker-Custom-Attributes`` it returned.
+- container 4xx/5xx: HTTP 424 ``ModelError`` with ``Message`` ("Received client error (400) from
+  primary with message ..."), ``OriginalStatusCode``, ``OriginalMessage`` and ``LogStreamArn``.
+- unknown endpoint, or one with no serving deployment (Creating, Failed): HTTP 400
+  ``ValidationError`` "Endpoint <name> of account <acct> not found."
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+
+from local_sagemaker.hosting.fleet import EndpointFleet, UnknownVariantError
+
+# Request headers SageMaker passes on to the container; it strips every other one (5.5).
+FORWARDED_HEADERS = (
+    "content-type",
+    "accept",
+    "x-amzn-sagemaker-custom-attributes",
+    "x-amzn-sagemaker-inference-id",
+)
+TIMEOUT_MESSAGE = (
+    "Your invocation timed out while waiting for a response from container primary. Review the "
+    "latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again."
+)
+
+Response = tuple[int, dict[str, str], bytes]
+
+
+def endpoint_log_group(endpoint_name: str) -> str:
+    return f"/aws/sagemaker/Endpoints/{endpoint_name}"
+
+
+def error_response(status: int, code: str, fields: dict) -> Response:
+    """A REST-JSON error: botocore reads the code from ``x-amzn-ErrorType``, the rest from JSON."""
+    headers = {
+        "Content-Type": "application/json",
+        "x-amzn-ErrorType": code,
+        "x-amzn-RequestId": str(uuid.uuid4()),
+    }
+    return status, headers, json.dumps(fields).encode()
+
+
+def validation_error(message: str) -> Response:
+    return error_response(400, "ValidationError", {"message": message, "Message": message})
+
+
+def model_error(
+    endpoint_name: str, region: str, account: str, status: int | None, body: str
+) -> Response:
+    """The 424 ModelError SageMaker answers when the container fails (or times out)."""
+    group = endpoint_log_group(endpoint_name)
+    console = (
+        f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+        f"#logEventViewer:group={group} in account {account}"
+    )
+    if status is None:
+        message, status = TIMEOUT_MESSAGE, 0
+    else:
+        kind = "client" if status < 500 else "server"
+        message = (
+            f'Received {kind} error ({status}) from primary with message "{body}". '
+            f"See {console} for more information."
+        )
+    fields = {
+        "ErrorCode": "CLIENT_ERROR_FROM_MODEL" if status < 500 else "INTERNAL_FAILURE_FROM_MODEL",
+        "LogStreamArn": f"arn:aws:logs:{region}:{account}:log-group:{group}",
+        "Message": message,
+        "message": message,
+        "OriginalMessage": body,
+        "OriginalStatusCode": status,
+    }
+    return error_response(424, "ModelError", fields)
+
+
+def answer_invocation(
+    fleet: EndpointFleet,
+    endpoint_name: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    region: str,
+    account: str,
+) -> Response:
+    """Run one InvokeEndpoint request; returns (HTTP status, response headers, response body).
+
+    ``headers`` are the client's request headers (any case). Safe to call from many threads; a
+    request that started on a deployment is answered by it even if UpdateEndpoint swaps it out.
+    """
+    request_headers = {name.lower(): value for name, value in headers.items()}
+    deployment = fleet.current(endpoint_name)
+    if deployment is None:
+        return validation_error(f"Endpoint {endpoint_name} of account {account} not found.")
+    with deployment.serving():
+        try:
+            variant = deployment.choose(request_headers.get("x-amzn-sagemaker-target-variant"))
+        except UnknownVariantError as error:
+            return validation_error(
+                f"The variant {error} is not deployed on endpoint {endpoint_name}."
+            )
+        forwarded = {k: v for k, v in request_headers.items() if k in FORWARDED_HEADERS}
+        try:
+            status, container_headers, payload = variant.server.request(
+                "POST", "/invocations", body, forwarded
+            )
+        except TimeoutError:
+            return model_error(endpoint_name, region, account, None, "")
+    if status >= 400:
+        text = payload.decode("utf-8", errors="replace")
+        return model_error(endpoint_name, region, account, status, text)
+    response_headers = {
+        "Content-Type": container_headers.get("content-type", "application/octet-stream"),
+        "x-Amzn-Invoked-Production-Variant": variant.name,
+        "x-amzn-RequestId": str(uuid.uuid4()),
+    }
+    if "x-amzn-sagemaker-custom-attributes" in container_headers:
+        response_headers["X-Amzn-SageMaker-Custom-Attributes"] = container_headers[
+            "x-amzn-sagemaker-custom-attributes"
+        ]
+    return status, response_headers, payload
