@@ -150,7 +150,7 @@ class EndpointFleet:
             return self._deployments.pop(endpoint_name, None)
 
     def stop_all(self) -> None:
-        """Stop every endpoint's servers (runtime shutdown); in-flight requests get a short grace."""
+        """Stop every endpoint's servers (runtime shutdown), giving in-flight requests 5 s."""
         with self._lock:
             deployments = list(self._deployments.values())
             self._deployments.clear()
