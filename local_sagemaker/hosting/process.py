@@ -106,27 +106,39 @@ class ModelServerProcess:
     def request(
         self, method: str, path: str, body: bytes = b"", headers: Mapping[str, str] | None = None
     ) -> tuple[int, dict[str, str], bytes]:
-        """One HTTP exchange with the server: (status, lower-cased headers, body)."""
+        """One HTTP exchange with the server: (status, lower-cased headers, body).
+
+        Raises TimeoutError when the server takes longer than ``invocation_timeout_s``, and
+        OSError / http.client.HTTPException when it cannot be reached.
+        """
         try:
             connection = self._connections.get_nowait()
+            reused = True
         except queue.Empty:
-            connection = http.client.HTTPConnection(
-                "127.0.0.1", self.port, timeout=self.invocation_timeout_s
-            )
+            connection, reused = self._connect(), False
         try:
-            connection.request(method, path, body=body, headers=dict(headers or {}))
-            response = connection.getresponse()
-            payload = response.read()
-        except OSError:
-            # A dropped keep-alive connection is not the model's failure: retry once, fresh.
+            response = self._exchange(connection, method, path, body, headers)
+        except TimeoutError:
             connection.close()
-            connection = http.client.HTTPConnection(
-                "127.0.0.1", self.port, timeout=self.invocation_timeout_s
-            )
-            connection.request(method, path, body=body, headers=dict(headers or {}))
-            response = connection.getresponse()
-            payload = response.read()
+            raise
+        except (OSError, http.client.HTTPException):
+            connection.close()
+            if not reused:
+                raise
+            # The server closed an idle keep-alive connection: not the model's failure.
+            connection = self._connect()
+            response = self._exchange(connection, method, path, body, headers)
         self._connections.put(connection)
+        return response
+
+    def _connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.invocation_timeout_s)
+
+    @staticmethod
+    def _exchange(connection, method, path, body, headers) -> tuple[int, dict[str, str], bytes]:
+        connection.request(method, path, body=body, headers=dict(headers or {}))
+        response = connection.getresponse()
+        payload = response.read()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, payload
 
     def stop(self) -> None:
