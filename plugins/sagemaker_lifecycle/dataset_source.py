@@ -1,0 +1,147 @@
+"""Getting a dataset onto local disk: a folder as it is, a zip extracted, a URL downloaded.
+
+Downloads resume where an interrupted one stopped (HTTP Range requests), so a flaky link to the
+1.1 GB Udacity zip costs only the missing bytes. Zips are extracted member by member into a
+temporary folder that is renamed into place at the end, and a member whose path would land outside
+the target (absolute, `..`, a symlink) aborts the extraction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import stat
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path, PurePosixPath
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 1 << 20
+DOWNLOAD_ATTEMPTS = 5
+HTTP_TIMEOUT_SECONDS = 60
+
+
+class DatasetSourceError(RuntimeError):
+    """The dataset source could not be fetched or unpacked; the message says which and why."""
+
+
+def is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+def _cache_key(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _download_once(url: str, partial: Path) -> int | None:
+    """Fetch what `partial` lacks of `url`; returns the total size when the server says it."""
+    offset = partial.stat().st_size if partial.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS)
+    except urllib.error.HTTPError as error:
+        if error.code == 416:  # Range Not Satisfiable: the partial file is already complete.
+            return offset
+        raise
+    with response:
+        if offset and response.status != 206:
+            log.info("%s ignored the Range request; downloading from the start", url)
+            offset = 0
+        length = response.headers.get("Content-Length")
+        total = offset + int(length) if length is not None else None
+        with open(partial, "ab" if offset else "wb") as out:
+            shutil.copyfileobj(response, out, CHUNK_BYTES)
+    return total
+
+
+def download(url: str, cache_dir: Path) -> Path:
+    """The file at `url`, downloaded into `cache_dir` (reused when already complete).
+
+    A broken transfer is resumed from the bytes already on disk, up to DOWNLOAD_ATTEMPTS times.
+    """
+    name = PurePosixPath(urllib.request.urlparse(url).path).name or "download"
+    target = cache_dir / f"{_cache_key(url)}-{name}"
+    if target.exists():
+        log.info("Using the cached download %s", target)
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    last_error: Exception | None = None
+    for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+        try:
+            total = _download_once(url, partial)
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+            last_error = error
+            log.warning("Download of %s broke on attempt %d: %s", url, attempt, error)
+            continue
+        size = partial.stat().st_size
+        if total is None or size == total:
+            partial.rename(target)
+            return target
+        last_error = DatasetSourceError(f"got {size} of {total} bytes")
+        log.warning("Download of %s stopped at %d of %d bytes; resuming", url, size, total)
+    raise DatasetSourceError(
+        f"could not download {url} after {DOWNLOAD_ATTEMPTS} attempts: {last_error}"
+    )
+
+
+def _checked_member_path(member: zipfile.ZipInfo, target: Path) -> Path:
+    """Where `member` would be written, or DatasetSourceError if that leaves `target`."""
+    mode = member.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        raise DatasetSourceError(f"zip member {member.filename!r} is a symbolic link; refusing it")
+    relative = PurePosixPath(member.filename.replace("\\", "/"))
+    destination = (target / relative).resolve()
+    if relative.is_absolute() or ".." in relative.parts or not destination.is_relative_to(target):
+        raise DatasetSourceError(
+            f"zip member {member.filename!r} would be written outside {target}; refusing the zip"
+        )
+    return destination
+
+
+def extract_zip(archive: Path, target: Path) -> Path:
+    """`archive` extracted into `target` (reused when already there); refuses path traversal."""
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent)).resolve()
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            for member in bundle.infolist():
+                destination = _checked_member_path(member, staging)
+                if member.is_dir():
+                    destination.mkdir(parents=True, exist_ok=True)
+                    continue
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                with bundle.open(member) as source, open(destination, "wb") as out:
+                    shutil.copyfileobj(source, out, CHUNK_BYTES)
+        staging.rename(target)
+    except zipfile.BadZipFile as error:
+        raise DatasetSourceError(f"{archive} is not a readable zip file: {error}") from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def fetch_dataset(source: str, cache_dir: Path) -> Path:
+    """A local folder holding the dataset named by `source` (a folder, a .zip path or a URL)."""
+    cache_dir = Path(cache_dir).expanduser()
+    if is_url(source):
+        archive = download(source, cache_dir / "downloads")
+    else:
+        path = Path(source).expanduser()
+        if path.is_dir():
+            return path
+        if not path.is_file():
+            raise DatasetSourceError(
+                f"dataset source {source!r} is neither a folder, a file nor a URL"
+            )
+        archive = path
+    # Keyed by path, size and mtime, so a zip replaced in place is extracted again.
+    info = archive.stat()
+    key = _cache_key(f"{archive.resolve()}:{info.st_size}:{info.st_mtime_ns}")
+    return extract_zip(archive, cache_dir / "extracted" / key)

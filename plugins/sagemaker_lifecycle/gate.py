@@ -1,0 +1,128 @@
+"""The deployment gate: from the rules' evaluation statuses to deploy, block or keep waiting.
+
+Pure logic over the statuses SageMaker reports (`DebugRuleEvaluationStatuses` and
+`ProfilerRuleEvaluationStatuses` of DescribeTrainingJob), or the same statuses derived from the
+rule processing jobs when `rules.engine` is `processing`; both decide the same way:
+
+- any expected rule still InProgress, Stopping or not reported yet: WAIT;
+- a blocking rule with IssuesFound: BLOCK;
+- a rule that ended in Error or Stopped: BLOCK when `on_rule_error` is `block`, else a warning;
+- otherwise DEPLOY (IssuesFound in a non-blocking rule, such as a profiler rule, is reported).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+
+PENDING_STATUSES = frozenset({"InProgress", "Stopping"})
+ERROR_STATUSES = frozenset({"Error", "Stopped"})
+ISSUES_FOUND = "IssuesFound"
+NO_ISSUES_FOUND = "NoIssuesFound"
+NOT_REPORTED = "NotReported"
+
+
+class Decision(StrEnum):
+    WAIT = "wait"
+    DEPLOY = "deploy"
+    BLOCK = "block"
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    """One rule's evaluation as SageMaker reports it."""
+
+    rule: str
+    status: str
+    details: str = ""
+    blocking: bool = False
+
+
+@dataclass
+class Verdict:
+    """The gate's decision, the rule outcomes it was made from, and why."""
+
+    decision: Decision
+    outcomes: list[RuleOutcome]
+    reasons: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "decision": self.decision.value,
+            "outcomes": [asdict(outcome) for outcome in self.outcomes],
+            "reasons": self.reasons,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Verdict:
+        return cls(
+            decision=Decision(data["decision"]),
+            outcomes=[RuleOutcome(**outcome) for outcome in data["outcomes"]],
+            reasons=list(data["reasons"]),
+        )
+
+    def table(self) -> str:
+        """The outcomes as an aligned text table, for task logs."""
+        rows = [("rule", "status", "blocks deploy", "details")] + [
+            (o.rule, o.status, "yes" if o.blocking else "no", o.details.strip().replace("\n", " "))
+            for o in self.outcomes
+        ]
+        widths = [max(len(row[column]) for row in rows) for column in range(3)]
+        return "\n".join(
+            "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True))
+            + f"  {row[3]}"
+            for row in rows
+        ).rstrip()
+
+
+def outcomes_from_training_job(description: Mapping, blocking: Iterable[str]) -> list[RuleOutcome]:
+    """The rule outcomes in a DescribeTrainingJob response (debugger rules first)."""
+    blocking = set(blocking)
+    statuses = [
+        *description.get("DebugRuleEvaluationStatuses", []),
+        *description.get("ProfilerRuleEvaluationStatuses", []),
+    ]
+    return [
+        RuleOutcome(
+            rule=status["RuleConfigurationName"],
+            status=status["RuleEvaluationStatus"],
+            details=status.get("StatusDetails", ""),
+            blocking=status["RuleConfigurationName"] in blocking,
+        )
+        for status in statuses
+    ]
+
+
+def decide(
+    outcomes: list[RuleOutcome],
+    expected_rules: Iterable[str],
+    blocking: Iterable[str],
+    on_rule_error: str,
+) -> Verdict:
+    """The gate's verdict over `outcomes`; rules in `expected_rules` yet unreported mean WAIT."""
+    reported = {outcome.rule for outcome in outcomes}
+    blocking = set(blocking)
+    outcomes = outcomes + [
+        RuleOutcome(rule=rule, status=NOT_REPORTED, blocking=rule in blocking)
+        for rule in expected_rules
+        if rule not in reported
+    ]
+    waiting = [o.rule for o in outcomes if o.status in PENDING_STATUSES or o.status == NOT_REPORTED]
+    if waiting:
+        return Verdict(Decision.WAIT, outcomes, [f"still evaluating: {', '.join(waiting)}"])
+    blockers, warnings = [], []
+    for outcome in outcomes:
+        if outcome.status == ISSUES_FOUND:
+            target = blockers if outcome.blocking else warnings
+            target.append(f"{outcome.rule} found issues: {outcome.details.strip() or 'no details'}")
+        elif outcome.status in ERROR_STATUSES:
+            target = blockers if on_rule_error == "block" else warnings
+            target.append(
+                f"{outcome.rule} ended {outcome.status}: {outcome.details.strip() or 'no details'}"
+            )
+        elif outcome.status != NO_ISSUES_FOUND:
+            blockers.append(f"{outcome.rule} reported an unknown status {outcome.status!r}")
+    if blockers:
+        return Verdict(Decision.BLOCK, outcomes, blockers + warnings)
+    return Verdict(Decision.DEPLOY, outcomes, warnings)

@@ -1,0 +1,287 @@
+"""Every SageMaker call the pipeline makes, and the waiting, on top of the provider's hook.
+
+What this adds to `SageMakerHook` (platform-notes "Amazon provider SageMaker operators"):
+- `start_job` is idempotent per name: a job already running or completed under the requested name
+  is attached to or reused (a retried or cleared task), a failed or stopped one gets a fresh
+  `-a<N>` name; tuning jobs are covered too.
+- `wait_for_job` treats Stopped as failure, polls at the caller's interval from the first second,
+  stops the job when the time limit passes, and streams the job's CloudWatch log to the task log.
+- `ensure_model` and `ensure_endpoint_config` reuse an identical resource and replace a different
+  one instead of failing with "Cannot create already existing ...".
+- `deploy_endpoint` creates or updates the endpoint and waits for InService.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+from botocore.exceptions import ClientError
+
+from sagemaker_lifecycle.naming import MAX_NAME_LENGTH, MAX_TUNING_JOB_NAME_LENGTH, retry_name
+
+RUNNING_STATUSES = frozenset({"InProgress", "Stopping"})
+COMPLETED = "Completed"
+# Error codes SageMaker answers Describe* with for a name it does not know.
+NOT_FOUND_CODES = frozenset({"ValidationException", "ResourceNotFound"})
+ENDPOINT_PENDING = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
+
+
+class SageMakerJobError(RuntimeError):
+    """A SageMaker job or resource ended badly; the message carries SageMaker's reason."""
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """How to address one kind of SageMaker job through the API."""
+
+    noun: str
+    name_key: str
+    status_key: str
+    api_suffix: str  # create_<suffix>, describe_<suffix>, stop_<suffix>
+    log_group: str | None = None
+    max_name_length: int = MAX_NAME_LENGTH
+
+
+JOB_KINDS = {
+    "training": JobKind(
+        "training job", "TrainingJobName", "TrainingJobStatus", "training_job",
+        log_group="/aws/sagemaker/TrainingJobs",
+    ),
+    "tuning": JobKind(
+        "hyperparameter tuning job", "HyperParameterTuningJobName",
+        "HyperParameterTuningJobStatus", "hyper_parameter_tuning_job",
+        max_name_length=MAX_TUNING_JOB_NAME_LENGTH,
+    ),
+    "transform": JobKind(
+        "transform job", "TransformJobName", "TransformJobStatus", "transform_job",
+        log_group="/aws/sagemaker/TransformJobs",
+    ),
+    "processing": JobKind(
+        "processing job", "ProcessingJobName", "ProcessingJobStatus", "processing_job",
+        log_group="/aws/sagemaker/ProcessingJobs",
+    ),
+}  # fmt: skip
+
+
+def is_not_found(error: ClientError) -> bool:
+    return error.response["Error"]["Code"] in NOT_FOUND_CODES
+
+
+class LogTail:
+    """Follows every CloudWatch stream `<job>/...` of one job, yielding only new lines."""
+
+    def __init__(self, logs_client, log_group: str, job_name: str):
+        self.logs, self.group, self.prefix = logs_client, log_group, f"{job_name}/"
+        self.tokens: dict[str, str | None] = {}
+
+    def new_lines(self) -> list[str]:
+        try:
+            streams = self.logs.describe_log_streams(
+                logGroupName=self.group, logStreamNamePrefix=self.prefix
+            )["logStreams"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ResourceNotFoundException":
+                return []  # the job has not written its first line yet
+            raise
+        lines = []
+        for stream in sorted(s["logStreamName"] for s in streams):
+            lines += self._read_stream(stream)
+        return lines
+
+    def _read_stream(self, stream: str) -> list[str]:
+        lines = []
+        while True:
+            request = {"logGroupName": self.group, "logStreamName": stream, "startFromHead": True}
+            if self.tokens.get(stream):
+                request["nextToken"] = self.tokens[stream]
+            page = self.logs.get_log_events(**request)
+            lines += [event["message"].rstrip("\n") for event in page["events"]]
+            if page.get("nextForwardToken") in (None, self.tokens.get(stream)):
+                return lines
+            self.tokens[stream] = page["nextForwardToken"]
+            if not page["events"]:
+                return lines
+
+
+class SageMakerLifecycleHook(SageMakerHook):
+    """SageMakerHook with idempotent starts, strict waits, job stops and resource reuse."""
+
+    def _call(self, kind: JobKind, verb: str, **kwargs) -> dict:
+        return getattr(self.conn, f"{verb}_{kind.api_suffix}")(**kwargs)
+
+    def describe_job(self, kind_name: str, name: str) -> dict | None:
+        """The Describe* response of job `name`, or None when SageMaker does not know it."""
+        kind = JOB_KINDS[kind_name]
+        try:
+            return self._call(kind, "describe", **{kind.name_key: name})
+        except ClientError as error:
+            if is_not_found(error):
+                return None
+            raise
+
+    def start_job(self, kind_name: str, request: Mapping[str, Any]) -> str:
+        """Start the job `request` describes, or adopt the one already under its name.
+
+        Returns the name of the job to follow: the requested one when it is new, running or
+        completed; else (it failed or stopped earlier) the first free or adoptable `-a<N>` name.
+        """
+        kind = JOB_KINDS[kind_name]
+        base = request[kind.name_key]
+        for attempt in range(1, 100):
+            name = base if attempt == 1 else retry_name(base, attempt, kind.max_name_length)
+            existing = self.describe_job(kind_name, name)
+            if existing is None:
+                self.log.info("Creating %s %s", kind.noun, name)
+                self._call(kind, "create", **{**request, kind.name_key: name})
+                return name
+            status = existing[kind.status_key]
+            if status in RUNNING_STATUSES or status == COMPLETED:
+                self.log.info(
+                    "Adopting %s %s, already %s (a retried task)", kind.noun, name, status
+                )
+                return name
+            self.log.info("%s %s ended %s earlier; starting a new one", kind.noun, name, status)
+        raise SageMakerJobError(f"no free name for {kind.noun} {base} after 99 attempts")
+
+    def stop_job(self, kind_name: str, name: str) -> None:
+        """Ask SageMaker to stop job `name`; a job already ended is left as it is."""
+        kind = JOB_KINDS[kind_name]
+        try:
+            self._call(kind, "stop", **{kind.name_key: name})
+            self.log.info("Asked SageMaker to stop %s %s", kind.noun, name)
+        except ClientError as error:
+            self.log.info("%s %s was not stopped: %s", kind.noun, name, error)
+
+    def wait_for_job(
+        self,
+        kind_name: str,
+        name: str,
+        interval: float,
+        timeout: float,
+        on_poll: Callable[[dict], None] | None = None,
+    ) -> dict:
+        """The final Describe* response once job `name` completed.
+
+        Raises SageMakerJobError when it fails or stops (with SageMaker's FailureReason) and stops
+        it before raising when `timeout` seconds pass. `on_poll` sees every response.
+        """
+        kind = JOB_KINDS[kind_name]
+        deadline = time.monotonic() + timeout
+        tail = LogTail(self.logs_hook.get_conn(), kind.log_group, name) if kind.log_group else None
+        while True:
+            description = self.describe_job(kind_name, name)
+            if description is None:
+                raise SageMakerJobError(f"{kind.noun} {name} does not exist")
+            for line in tail.new_lines() if tail else []:
+                self.log.info("[%s] %s", name, line)
+            if on_poll:
+                on_poll(description)
+            status = description[kind.status_key]
+            if status == COMPLETED:
+                return description
+            if status not in RUNNING_STATUSES:
+                reason = description.get("FailureReason", "no reason given")
+                raise SageMakerJobError(f"{kind.noun} {name} ended {status}: {reason}")
+            if time.monotonic() > deadline:
+                self.stop_job(kind_name, name)
+                raise SageMakerJobError(
+                    f"{kind.noun} {name} still {status} after {timeout:.0f} s; stopped it"
+                )
+            time.sleep(interval)
+
+    def ensure_model(self, request: Mapping[str, Any]) -> dict:
+        """DescribeModel of `request`'s model, created now or reused when identical.
+
+        Models are immutable: one under the same name with a different container (say, the
+        artifact of a retrained job) is deleted and created again.
+        """
+        name = request["ModelName"]
+        try:
+            existing = self.conn.describe_model(ModelName=name)
+        except ClientError as error:
+            if not is_not_found(error):
+                raise
+        else:
+            if _same_container(existing.get("PrimaryContainer", {}), request["PrimaryContainer"]):
+                self.log.info("Reusing model %s", name)
+                return existing
+            self.log.info("Model %s serves other artifacts; replacing it", name)
+            self.conn.delete_model(ModelName=name)
+        self.conn.create_model(**request)
+        return self.conn.describe_model(ModelName=name)
+
+    def ensure_endpoint_config(self, request: Mapping[str, Any]) -> dict:
+        """DescribeEndpointConfig of `request`'s config, created now or reused when identical."""
+        name = request["EndpointConfigName"]
+        try:
+            existing = self.conn.describe_endpoint_config(EndpointConfigName=name)
+        except ClientError as error:
+            if not is_not_found(error):
+                raise
+        else:
+            if _same_variants(existing["ProductionVariants"], request["ProductionVariants"]):
+                self.log.info("Reusing endpoint config %s", name)
+                return existing
+            self.log.info("Endpoint config %s differs from the request; replacing it", name)
+            self.conn.delete_endpoint_config(EndpointConfigName=name)
+        self.conn.create_endpoint_config(**request)
+        return self.conn.describe_endpoint_config(EndpointConfigName=name)
+
+    def deploy_endpoint(self, request: Mapping[str, Any], interval: float, timeout: float) -> dict:
+        """DescribeEndpoint once the endpoint serves `request`'s config (created or updated)."""
+        name, config = request["EndpointName"], request["EndpointConfigName"]
+        try:
+            current = self.conn.describe_endpoint(EndpointName=name)
+        except ClientError as error:
+            if not is_not_found(error):
+                raise
+            self.log.info("Creating endpoint %s with config %s", name, config)
+            self.conn.create_endpoint(**request)
+        else:
+            if current["EndpointConfigName"] == config and current["EndpointStatus"] == "InService":
+                self.log.info("Endpoint %s already serves %s", name, config)
+                return current
+            self.log.info("Updating endpoint %s to config %s", name, config)
+            self.conn.update_endpoint(**request)
+        return self._wait_for_endpoint(name, interval, timeout)
+
+    def _wait_for_endpoint(self, name: str, interval: float, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            description = self.conn.describe_endpoint(EndpointName=name)
+            status = description["EndpointStatus"]
+            if status == "InService":
+                return description
+            if status not in ENDPOINT_PENDING:
+                reason = description.get("FailureReason", "no reason given")
+                raise SageMakerJobError(f"endpoint {name} is {status}: {reason}")
+            if time.monotonic() > deadline:
+                raise SageMakerJobError(f"endpoint {name} still {status} after {timeout:.0f} s")
+            time.sleep(interval)
+
+    def delete_endpoint_and_config(self, endpoint_name: str) -> None:
+        """Delete the endpoint and the config it serves (absent ones are skipped)."""
+        try:
+            config = self.conn.describe_endpoint(EndpointName=endpoint_name)["EndpointConfigName"]
+        except ClientError as error:
+            if is_not_found(error):
+                return
+            raise
+        self.conn.delete_endpoint(EndpointName=endpoint_name)
+        self.conn.delete_endpoint_config(EndpointConfigName=config)
+
+
+def _same_container(existing: Mapping, requested: Mapping) -> bool:
+    keys = ("Image", "ModelDataUrl", "Environment")
+    return all(existing.get(key) == requested.get(key) for key in keys)
+
+
+def _same_variants(existing: list[Mapping], requested: list[Mapping]) -> bool:
+    keys = ("VariantName", "ModelName", "InitialInstanceCount", "InstanceType")
+    return [{k: v.get(k) for k in keys} for v in existing] == [
+        {k: v.get(k) for k in keys} for v in requested
+    ]

@@ -1,0 +1,89 @@
+"""SageMaker resource names for one DAG run.
+
+Names are derived from the DAG run, never from the clock, so a retried or cleared task finds the
+job its earlier try started instead of failing on a duplicate name (the hooks attach to it or
+reuse its result). Every name matches SageMaker's `[a-zA-Z0-9](-*[a-zA-Z0-9])*` and its length
+limit (32 for tuning jobs, 63 for everything else). The endpoint name does not depend on the run:
+each run deploys to the same endpoint, updating it in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+MAX_NAME_LENGTH = 63
+MAX_TUNING_JOB_NAME_LENGTH = 32
+
+
+def check_name(name: str, max_length: int = MAX_NAME_LENGTH) -> str:
+    """`name` itself if SageMaker accepts it; ValueError saying why otherwise."""
+    if not NAME_PATTERN.match(name):
+        raise ValueError(
+            f"{name!r} is not a valid SageMaker name: use letters, digits and single hyphens, "
+            "starting and ending with a letter or digit"
+        )
+    if len(name) > max_length:
+        raise ValueError(f"{name!r} is {len(name)} characters long; SageMaker allows {max_length}")
+    return name
+
+
+def _slug(text: str) -> str:
+    """Lower-case `text` with every run of other characters turned into one hyphen."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+@dataclass(frozen=True)
+class RunNames:
+    """The names of everything one DAG run creates in SageMaker."""
+
+    project: str
+    run_stamp: str  # <yymmdd>-<8 hex of the run id>
+
+    def _name(self, kind: str, max_length: int = MAX_NAME_LENGTH) -> str:
+        return check_name(f"{self.project}-{kind}-{self.run_stamp}", max_length)
+
+    @property
+    def tuning_job(self) -> str:
+        return self._name("tune", MAX_TUNING_JOB_NAME_LENGTH)
+
+    @property
+    def training_job(self) -> str:
+        return self._name("train")
+
+    @property
+    def model(self) -> str:
+        return self._name("model")
+
+    @property
+    def endpoint_config(self) -> str:
+        return self._name("epc")
+
+    @property
+    def endpoint(self) -> str:
+        return check_name(f"{self.project}-endpoint")
+
+    @property
+    def transform_job(self) -> str:
+        return self._name("transform")
+
+    def rule_job(self, rule_name: str) -> str:
+        """Processing job evaluating one rule (rules.engine: processing)."""
+        rule = _slug(rule_name)[: MAX_NAME_LENGTH - len(self.project) - len(self.run_stamp) - 8]
+        return self._name(f"rule-{rule}")
+
+
+def retry_name(name: str, attempt: int, max_length: int = MAX_NAME_LENGTH) -> str:
+    """A fresh name for attempt `attempt` (>= 2) after the job called `name` failed or stopped."""
+    suffix = f"-a{attempt}"
+    return check_name(name[: max_length - len(suffix)].rstrip("-") + suffix, max_length)
+
+
+def run_names(project: str, run_id: str, run_date: datetime) -> RunNames:
+    """The names for the DAG run `run_id` on `run_date` (its logical date or run_after)."""
+    check_name(project, MAX_TUNING_JOB_NAME_LENGTH - len("-tune-yymmdd-12345678"))
+    digest = hashlib.blake2b(run_id.encode(), digest_size=4).hexdigest()
+    return RunNames(project=project, run_stamp=f"{run_date:%y%m%d}-{digest}")

@@ -1,0 +1,302 @@
+"""Builders of the SageMaker API requests the pipeline sends.
+
+Each function returns the exact parameter dict of one API call (CreateHyperParameterTuningJob,
+CreateTrainingJob, CreateModel, CreateEndpointConfig, CreateEndpoint, CreateTransformJob,
+CreateProcessingJob), built from the pipeline settings (`settings.load_settings`), the run's names
+(`naming.RunNames`) and the staged dataset (`staging.StagedDataset.as_dict()`). The tests check
+every request against botocore's service model.
+
+Hyperparameters are JSON-encoded as the SageMaker Python SDK's framework estimators send them
+(`"lr": "0.001"`, `"backbone": "\"resnet50\""`); the training toolkit json-decodes them again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sagemaker_lifecycle.naming import RunNames
+
+ENTRY_POINT = "train.py"
+INFERENCE_ENTRY_POINT = "inference.py"
+RULE_ENTRY_POINT = "evaluate_rules.py"
+# Channels train.py reads (SM_CHANNEL_TRAIN, SM_CHANNEL_VALID, SM_CHANNEL_TEST): the splits.
+CHANNELS = ("train", "valid", "test")
+LOG_LEVEL_INFO = 20
+
+
+def encode_hyperparameter(value: Any) -> str:
+    """A hyperparameter value as the SDK puts it on the wire (JSON text)."""
+    return json.dumps(value)
+
+
+def training_output_path(settings: Mapping) -> str:
+    """S3 prefix under which SageMaker writes `<job>/output/model.tar.gz` and Debugger output."""
+    return f"s3://{settings['aws']['bucket']}/{settings['project']['name']}/training"
+
+
+def _script_mode_hyperparameters(settings: Mapping, dataset: Mapping) -> dict[str, str]:
+    """The `sagemaker_*` hyperparameters with which the toolkit runs train.py from the sourcedir."""
+    return {
+        "sagemaker_program": encode_hyperparameter(ENTRY_POINT),
+        "sagemaker_submit_directory": encode_hyperparameter(dataset["sourcedir_uri"]),
+        "sagemaker_container_log_level": encode_hyperparameter(LOG_LEVEL_INFO),
+        "sagemaker_region": encode_hyperparameter(settings["aws"]["region"]),
+    }
+
+
+def static_hyperparameters(settings: Mapping, dataset: Mapping, tuned: set[str]) -> dict[str, str]:
+    """Every configured hyperparameter except the `tuned` ones, plus script-mode settings."""
+    user = {
+        name: encode_hyperparameter(value)
+        for name, value in settings["hyperparameters"].items()
+        if name not in tuned
+    }
+    return {**user, **_script_mode_hyperparameters(settings, dataset)}
+
+
+def tuned_hyperparameter_names(settings: Mapping) -> set[str]:
+    tuning = settings["tuning"]
+    return set(tuning["continuous"]) | set(tuning["integer"]) | set(tuning["categorical"])
+
+
+def _algorithm_specification(settings: Mapping) -> dict[str, Any]:
+    return {
+        "TrainingImage": settings["images"]["training"],
+        "TrainingInputMode": "File",
+        "MetricDefinitions": [
+            {"Name": name, "Regex": regex} for name, regex in settings["metric_definitions"].items()
+        ],
+    }
+
+
+def _input_data_config(dataset: Mapping) -> list[dict[str, Any]]:
+    return [
+        {
+            "ChannelName": channel,
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": dataset["channels"][channel],
+                    "S3DataDistributionType": "FullyReplicated",
+                }
+            },
+            "InputMode": "File",
+        }
+        for channel in CHANNELS
+        if channel in dataset["channels"]
+    ]
+
+
+def _training_job_shape(settings: Mapping, dataset: Mapping) -> dict[str, Any]:
+    """The parts a tuning job's TrainingJobDefinition shares with a CreateTrainingJob request."""
+    instances = settings["instances"]
+    return {
+        "AlgorithmSpecification": _algorithm_specification(settings),
+        "RoleArn": settings["aws"]["role_arn"],
+        "InputDataConfig": _input_data_config(dataset),
+        "OutputDataConfig": {"S3OutputPath": training_output_path(settings)},
+        "ResourceConfig": {
+            "InstanceType": instances["training"],
+            "InstanceCount": 1,
+            "VolumeSizeInGB": instances["volume_size_gb"],
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": instances["max_runtime_seconds"]},
+    }
+
+
+def _parameter_ranges(tuning: Mapping) -> dict[str, list[dict[str, Any]]]:
+    def numeric(name: str, spec: Mapping) -> dict[str, Any]:
+        return {
+            "Name": name,
+            "MinValue": str(spec["min"]),
+            "MaxValue": str(spec["max"]),
+            "ScalingType": spec.get("scaling", "Auto"),
+        }
+
+    return {
+        "ContinuousParameterRanges": [
+            numeric(name, spec) for name, spec in tuning["continuous"].items()
+        ],
+        "IntegerParameterRanges": [numeric(name, spec) for name, spec in tuning["integer"].items()],
+        # Categorical values are JSON-encoded, as the SDK does for framework estimators.
+        "CategoricalParameterRanges": [
+            {"Name": name, "Values": [encode_hyperparameter(value) for value in values]}
+            for name, values in tuning["categorical"].items()
+        ],
+    }
+
+
+def tuning_job_request(settings: Mapping, names: RunNames, dataset: Mapping) -> dict[str, Any]:
+    """CreateHyperParameterTuningJob parameters: the configured ranges over the staged dataset."""
+    tuning = settings["tuning"]
+    early_stopping = "Off" if tuning["strategy"] == "Hyperband" else tuning["early_stopping"]
+    return {
+        "HyperParameterTuningJobName": names.tuning_job,
+        "HyperParameterTuningJobConfig": {
+            "Strategy": tuning["strategy"],
+            "HyperParameterTuningJobObjective": {
+                "Type": tuning["objective_type"],
+                "MetricName": tuning["objective_metric"],
+            },
+            "ResourceLimits": {
+                "MaxNumberOfTrainingJobs": tuning["max_jobs"],
+                "MaxParallelTrainingJobs": tuning["max_parallel_jobs"],
+            },
+            "ParameterRanges": _parameter_ranges(tuning),
+            "TrainingJobEarlyStoppingType": early_stopping,
+        },
+        "TrainingJobDefinition": {
+            "StaticHyperParameters": static_hyperparameters(
+                settings, dataset, tuned_hyperparameter_names(settings)
+            ),
+            **_training_job_shape(settings, dataset),
+        },
+    }
+
+
+def hook_collections(rules: Mapping) -> list[dict[str, Any]]:
+    """The Debugger hook collections the configured rules need, merged without duplicates.
+
+    As the SDK's `_prepare_collection_configs` does, a collection two rules need appears once
+    (their parameters merged, the later rule winning a clash); `collection_overrides` (e.g. a
+    smaller save_interval for tiny local runs) apply last, to every collection.
+    """
+    merged: dict[str, dict[str, str]] = {}
+    for rule_name in rules["debugger"]:
+        for collection, parameters in rules["collections"].get(rule_name, {}).items():
+            merged.setdefault(collection, {}).update(parameters)
+    for collection, parameters in merged.items():
+        parameters.update(rules["collection_overrides"])
+        merged[collection] = {key: str(value) for key, value in parameters.items()}
+    return [
+        {"CollectionName": collection, "CollectionParameters": parameters}
+        for collection, parameters in sorted(merged.items())
+    ]
+
+
+def _rule_configurations(settings: Mapping, kind: str) -> list[dict[str, Any]]:
+    """DebugRuleConfigurations (`kind` debugger) or ProfilerRuleConfigurations (profiler)."""
+    return [
+        {
+            "RuleConfigurationName": rule_name,
+            "RuleEvaluatorImage": settings["images"]["rules"],
+            "InstanceType": settings["instances"]["rules"],
+            "VolumeSizeInGB": 0,
+            "RuleParameters": {
+                "rule_to_invoke": rule_name,
+                **{key: str(value) for key, value in parameters.items()},
+            },
+        }
+        for rule_name, parameters in settings["rules"][kind].items()
+    ]
+
+
+def training_job_request(
+    settings: Mapping, names: RunNames, dataset: Mapping, tuned: Mapping[str, str]
+) -> dict[str, Any]:
+    """CreateTrainingJob parameters for the best configuration, with Debugger hooks and rules.
+
+    `tuned` holds the winning values as the tuning job reports them (TunedHyperParameters, wire
+    strings). With rules.engine `sagemaker` the rules ride on the job; with `processing` the hook
+    still saves tensors and the rules run afterwards as processing jobs.
+    """
+    output_path = training_output_path(settings)
+    request = {
+        "TrainingJobName": names.training_job,
+        "HyperParameters": {
+            **static_hyperparameters(settings, dataset, set(tuned)),
+            **tuned,
+        },
+        **_training_job_shape(settings, dataset),
+        "DebugHookConfig": {
+            "S3OutputPath": output_path,
+            "CollectionConfigurations": hook_collections(settings["rules"]),
+        },
+        "ProfilerConfig": {
+            "S3OutputPath": output_path,
+            "ProfilingIntervalInMilliseconds": settings["rules"]["profiling_interval_ms"],
+        },
+    }
+    if settings["rules"]["engine"] == "sagemaker":
+        request["DebugRuleConfigurations"] = _rule_configurations(settings, "debugger")
+        request["ProfilerRuleConfigurations"] = _rule_configurations(settings, "profiler")
+    return request
+
+
+def model_request(settings: Mapping, names: RunNames, model_data_url: str) -> dict[str, Any]:
+    """CreateModel parameters: the inference image over the trained model.tar.gz.
+
+    The artifact carries `code/inference.py`, so the toolkit runs it from /opt/ml/model/code.
+    """
+    return {
+        "ModelName": names.model,
+        "PrimaryContainer": {
+            "Image": settings["images"]["inference"],
+            "ModelDataUrl": model_data_url,
+            "Environment": {
+                "SAGEMAKER_PROGRAM": INFERENCE_ENTRY_POINT,
+                "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+                "SAGEMAKER_CONTAINER_LOG_LEVEL": str(LOG_LEVEL_INFO),
+                "SAGEMAKER_REGION": settings["aws"]["region"],
+            },
+        },
+        "ExecutionRoleArn": settings["aws"]["role_arn"],
+    }
+
+
+def endpoint_config_request(settings: Mapping, names: RunNames) -> dict[str, Any]:
+    """CreateEndpointConfig parameters: one variant serving this run's model."""
+    deployment = settings["deployment"]
+    return {
+        "EndpointConfigName": names.endpoint_config,
+        "ProductionVariants": [
+            {
+                "VariantName": deployment["variant_name"],
+                "ModelName": names.model,
+                "InitialInstanceCount": deployment["instance_count"],
+                "InstanceType": settings["instances"]["endpoint"],
+                "InitialVariantWeight": 1.0,
+            }
+        ],
+    }
+
+
+def endpoint_request(names: RunNames) -> dict[str, Any]:
+    """CreateEndpoint (or UpdateEndpoint) parameters."""
+    return {"EndpointName": names.endpoint, "EndpointConfigName": names.endpoint_config}
+
+
+def transform_output_path(settings: Mapping, names: RunNames) -> str:
+    return f"s3://{settings['aws']['bucket']}/{settings['project']['name']}/transform/{names.transform_job}"
+
+
+def transform_job_request(settings: Mapping, names: RunNames, dataset: Mapping) -> dict[str, Any]:
+    """CreateTransformJob parameters: every image of the evaluation split, one request each."""
+    transform = settings["transform"]
+    return {
+        "TransformJobName": names.transform_job,
+        "ModelName": names.model,
+        "MaxConcurrentTransforms": transform["max_concurrent_transforms"],
+        "TransformInput": {
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": dataset["channels"][transform["split"]],
+                }
+            },
+            "ContentType": transform["content_type"],
+            "SplitType": "None",
+            "CompressionType": "None",
+        },
+        "TransformOutput": {
+            "S3OutputPath": transform_output_path(settings, names),
+            "Accept": transform["accept"],
+            "AssembleWith": "None",
+        },
+        "TransformResources": {
+            "InstanceType": settings["instances"]["transform"],
+            "InstanceCount": 1,
+        },
+    }

@@ -1,0 +1,117 @@
+"""Pipeline settings: the defaults in include/pipeline.yaml deep-merged with a run's overrides.
+
+Settings are a plain nested dict (JSON-serialisable, so they travel through XCom unchanged).
+`load_settings` rejects override keys that the defaults do not have, so a typo in a DAG-run conf
+fails the run at once instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# include/ sits next to plugins/ in the Astronomer layout; PIPELINE_SETTINGS_FILE points elsewhere.
+DEFAULT_SETTINGS_FILE = Path(__file__).resolve().parents[2] / "include" / "pipeline.yaml"
+
+RULE_ENGINES = ("sagemaker", "processing")
+ON_RULE_ERROR = ("block", "warn")
+TUNING_STRATEGIES = ("Bayesian", "Random", "Hyperband", "Grid")
+OBJECTIVE_TYPES = ("Maximize", "Minimize")
+
+
+class SettingsError(ValueError):
+    """The pipeline settings are invalid; the message lists every problem found."""
+
+
+def settings_file() -> Path:
+    """The YAML file with the defaults (env PIPELINE_SETTINGS_FILE overrides the bundled one)."""
+    return Path(os.environ.get("PIPELINE_SETTINGS_FILE", DEFAULT_SETTINGS_FILE))
+
+
+def load_defaults(path: Path | None = None) -> dict[str, Any]:
+    """The defaults as a nested dict."""
+    path = path or settings_file()
+    with open(path, encoding="utf-8") as handle:
+        loaded = yaml.safe_load(handle)
+    if not isinstance(loaded, dict):
+        raise SettingsError(f"{path}: expected a mapping at the top level")
+    return loaded
+
+
+def deep_merge(base: Mapping, overrides: Mapping, path: str = "") -> dict[str, Any]:
+    """`base` with `overrides` merged in; nested mappings merge, anything else replaces.
+
+    Raises SettingsError naming the dotted key of an override the base does not have. Mappings
+    whose base value is an empty mapping (e.g. rule parameters) accept any keys.
+    """
+    merged = copy.deepcopy(dict(base))
+    for key, value in overrides.items():
+        dotted = f"{path}{key}"
+        if key not in merged:
+            if base:
+                raise SettingsError(f"unknown setting {dotted!r}")
+            merged[key] = copy.deepcopy(value)
+        elif isinstance(merged[key], Mapping) and isinstance(value, Mapping):
+            merged[key] = deep_merge(merged[key], value, f"{dotted}.")
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_settings(overrides: Mapping | None = None, path: Path | None = None) -> dict[str, Any]:
+    """The defaults with `overrides` merged in, checked; raises SettingsError when invalid."""
+    settings = deep_merge(load_defaults(path), overrides or {})
+    problems = find_problems(settings)
+    if problems:
+        raise SettingsError("invalid pipeline settings:\n- " + "\n- ".join(problems))
+    return settings
+
+
+def find_problems(settings: Mapping[str, Any]) -> list[str]:
+    """Every inconsistency in `settings`, as readable sentences (empty when valid)."""
+    problems = []
+    rules = settings["rules"]
+    tuning = settings["tuning"]
+
+    def expect_choice(dotted: str, value: Any, choices: tuple) -> None:
+        if value not in choices:
+            problems.append(f"{dotted} is {value!r}; expected one of {', '.join(choices)}")
+
+    expect_choice("rules.engine", rules["engine"], RULE_ENGINES)
+    expect_choice("rules.on_rule_error", rules["on_rule_error"], ON_RULE_ERROR)
+    expect_choice("tuning.strategy", tuning["strategy"], TUNING_STRATEGIES)
+    expect_choice("tuning.objective_type", tuning["objective_type"], OBJECTIVE_TYPES)
+    if tuning["objective_metric"] not in settings["metric_definitions"]:
+        problems.append(
+            f"tuning.objective_metric {tuning['objective_metric']!r} has no regex in "
+            "metric_definitions"
+        )
+    configured_rules = set(rules["debugger"]) | set(rules["profiler"])
+    problems += [
+        f"rules.blocking names {name!r}, which is not in rules.debugger or rules.profiler"
+        for name in rules["blocking"]
+        if name not in configured_rules
+    ]
+    for dotted, value in (
+        ("tuning.max_jobs", tuning["max_jobs"]),
+        ("tuning.max_parallel_jobs", tuning["max_parallel_jobs"]),
+        ("polling.interval_seconds", settings["polling"]["interval_seconds"]),
+        ("deployment.instance_count", settings["deployment"]["instance_count"]),
+    ):
+        if not isinstance(value, int | float) or value <= 0:
+            problems.append(f"{dotted} must be a positive number, got {value!r}")
+    tuned = set(tuning["continuous"]) | set(tuning["integer"]) | set(tuning["categorical"])
+    if not tuned:
+        problems.append(
+            "tuning has no ranges: give at least one continuous, integer or categorical"
+        )
+    if not settings["aws"]["role_arn"].startswith("arn:"):
+        problems.append(
+            f"aws.role_arn must be an IAM role ARN, got {settings['aws']['role_arn']!r}"
+        )
+    return problems

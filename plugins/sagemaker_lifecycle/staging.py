@@ -1,0 +1,274 @@
+"""Staging: verify a local dataset, snapshot it by content, upload the snapshot and the code.
+
+A snapshot is identified by the SHA-256 of its manifest (every file's split/class/name, size and
+SHA-256), so the same images always map to the same S3 prefix
+`s3://<bucket>/<dataset.s3_prefix>/<snapshot id>/<split>/<class>/<file>`. The manifest is uploaded
+last and marks a complete snapshot: a run that finds it uploads nothing (a backfill over an
+unchanged dataset costs one HEAD request). The training code (`sagemaker_code/`) is packed the same
+way into a content-addressed `sourcedir.tar.gz`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import logging
+import re
+import tarfile
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+from PIL import Image, UnidentifiedImageError
+
+from sagemaker_lifecycle.dataset_source import fetch_dataset
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+CLASS_FOLDER = re.compile(r"^\d{3}\.\w+$")
+SOURCE_DIR = Path(__file__).resolve().parents[2] / "sagemaker_code"
+MANIFEST_NAME = "manifest.json"
+UPLOAD_THREADS = 8
+MAX_PROBLEMS_SHOWN = 40
+
+
+class DatasetError(ValueError):
+    """The dataset is not usable; `problems` lists every reason, one sentence each."""
+
+    def __init__(self, root: Path, problems: list[str]):
+        self.problems = problems
+        shown = problems[:MAX_PROBLEMS_SHOWN]
+        more = len(problems) - len(shown)
+        text = "\n- ".join(shown) + (f"\n- ... and {more} more" if more else "")
+        super().__init__(f"dataset at {root} has {len(problems)} problem(s):\n- {text}")
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    key: str  # <split>/<class>/<file name>, relative to the dataset root
+    size: int
+    sha256: str
+
+
+@dataclass
+class StagedDataset:
+    """What the rest of the pipeline needs to know about the uploaded snapshot."""
+
+    snapshot_id: str
+    classes: list[str]
+    image_counts: dict[str, int]
+    channels: dict[str, str]  # split -> s3:// prefix (ending in /)
+    sourcedir_uri: str
+    reused_snapshot: bool
+    source: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def find_dataset_root(folder: Path) -> Path:
+    """`folder` if it holds the splits, else its only sub-folder that does (zips wrap a folder)."""
+    if (folder / "train").is_dir():
+        return folder
+    candidates = [child for child in folder.iterdir() if (child / "train").is_dir()]
+    if len(candidates) == 1:
+        return candidates[0]
+    raise DatasetError(folder, [f"no train/ folder in {folder} or in exactly one sub-folder"])
+
+
+def _image_problem(path: Path) -> str | None:
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        return f"{path}: not a readable image ({error})"
+    return None
+
+
+def _split_problems(
+    root: Path, split: str, extensions: set[str], min_images: int
+) -> tuple[list[str], dict[str, list[Path]]]:
+    """Problems found in one split, and its images by class folder."""
+    split_dir = root / split
+    if not split_dir.is_dir():
+        return [f"{split}/ is missing"], {}
+    problems, images_by_class = [], {}
+    for entry in sorted(split_dir.iterdir()):
+        if entry.name.startswith("."):
+            continue  # .DS_Store and friends
+        if not entry.is_dir() or not CLASS_FOLDER.match(entry.name):
+            problems.append(f"{split}/{entry.name}: expected class folders named NNN.Class_name")
+            continue
+        files = [f for f in sorted(entry.iterdir()) if not f.name.startswith(".")]
+        images = [f for f in files if f.is_file() and f.suffix.lower() in extensions]
+        problems += [
+            f"{split}/{entry.name}/{f.name}: not an image file ({', '.join(sorted(extensions))})"
+            for f in files
+            if f not in images
+        ]
+        problems += [problem for f in images if (problem := _image_problem(f))]
+        if len(images) < min_images:
+            problems.append(
+                f"{split}/{entry.name}: {len(images)} image(s), fewer than {min_images} required"
+            )
+        images_by_class[entry.name] = images
+    if not images_by_class and split_dir.is_dir():
+        problems.append(f"{split}/ has no class folders")
+    return problems, images_by_class
+
+
+def verify_dataset(root: Path, extensions: list[str], min_images: int) -> dict[str, dict]:
+    """Images by split and class; DatasetError listing every problem when the layout is wrong.
+
+    Checks: all three splits exist, hold only `NNN.Class_name` folders, the same classes in each,
+    at least `min_images` images per class, only files with `extensions`, each a readable image.
+    """
+    wanted = {extension.lower() for extension in extensions}
+    problems, layout = [], {}
+    for split in SPLITS:
+        split_problems, layout[split] = _split_problems(root, split, wanted, min_images)
+        problems += split_problems
+    reference = set(layout["train"])
+    for split in SPLITS[1:]:
+        if layout[split] and set(layout[split]) != reference:
+            missing = sorted(reference - set(layout[split]))
+            extra = sorted(set(layout[split]) - reference)
+            if missing:
+                problems.append(f"{split}/ lacks classes that train/ has: {', '.join(missing)}")
+            if extra:
+                problems.append(f"{split}/ has classes that train/ lacks: {', '.join(extra)}")
+    if problems:
+        raise DatasetError(root, problems)
+    return layout
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_manifest(
+    root: Path, layout: Mapping[str, Mapping[str, list[Path]]]
+) -> list[ManifestEntry]:
+    """One entry per image, sorted by key, so equal content gives an equal manifest."""
+    entries = [
+        ManifestEntry(
+            key=path.relative_to(root).as_posix(), size=path.stat().st_size, sha256=_sha256(path)
+        )
+        for classes in layout.values()
+        for images in classes.values()
+        for path in images
+    ]
+    return sorted(entries, key=lambda entry: entry.key)
+
+
+def manifest_bytes(entries: list[ManifestEntry]) -> bytes:
+    return json.dumps([asdict(entry) for entry in entries], sort_keys=True, indent=0).encode()
+
+
+def snapshot_id(entries: list[ManifestEntry]) -> str:
+    """The first 16 hex digits of the manifest's SHA-256."""
+    return hashlib.sha256(manifest_bytes(entries)).hexdigest()[:16]
+
+
+def _object_exists(s3, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
+
+
+def ensure_bucket(s3, bucket: str, create: bool) -> None:
+    """Create `bucket` if it is missing and `create` allows it; a clear error otherwise."""
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+        if not create:
+            raise DatasetError(Path(bucket), [f"S3 bucket {bucket!r} does not exist"]) from error
+        log.info("Creating S3 bucket %s", bucket)
+        s3.create_bucket(Bucket=bucket)
+
+
+def upload_snapshot(
+    s3, bucket: str, prefix: str, root: Path, entries: list[ManifestEntry]
+) -> tuple[str, bool]:
+    """Upload the snapshot unless already complete; returns (its s3:// prefix, reused?)."""
+    base_key = f"{prefix.strip('/')}/{snapshot_id(entries)}"
+    manifest_key = f"{base_key}/{MANIFEST_NAME}"
+    base_uri = f"s3://{bucket}/{base_key}/"
+    if _object_exists(s3, bucket, manifest_key):
+        log.info("Snapshot %s is already complete in S3; nothing to upload", base_uri)
+        return base_uri, True
+    log.info("Uploading %d images to %s", len(entries), base_uri)
+
+    def upload(entry: ManifestEntry) -> None:
+        s3.upload_file(str(root / entry.key), bucket, f"{base_key}/{entry.key}")
+
+    with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+        list(pool.map(upload, entries))
+    # Written last: its presence means every image above is in place.
+    s3.put_object(Bucket=bucket, Key=manifest_key, Body=manifest_bytes(entries))
+    return base_uri, False
+
+
+def package_source_dir(source_dir: Path) -> bytes:
+    """A reproducible sourcedir.tar.gz of `source_dir` (sorted, zeroed times and owners)."""
+    buffer = io.BytesIO()
+    # gzip's header holds a timestamp too: pin it, so equal code gives equal bytes.
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed,
+        tarfile.open(fileobj=compressed, mode="w") as tar,
+    ):
+        for path in sorted(source_dir.rglob("*")):
+            if "__pycache__" in path.parts or path.suffix == ".pyc" or not path.is_file():
+                continue
+            info = tar.gettarinfo(str(path), arcname=path.relative_to(source_dir).as_posix())
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            with open(path, "rb") as handle:
+                tar.addfile(info, handle)
+    return buffer.getvalue()
+
+
+def upload_source_dir(s3, bucket: str, prefix: str, source_dir: Path = SOURCE_DIR) -> str:
+    """The s3:// URI of `source_dir` packed as sourcedir.tar.gz under a content hash."""
+    if not (source_dir / "train.py").is_file():
+        raise FileNotFoundError(f"{source_dir} has no train.py; it is not the training source dir")
+    payload = package_source_dir(source_dir)
+    key = f"{prefix.strip('/')}/{hashlib.sha256(payload).hexdigest()[:16]}/sourcedir.tar.gz"
+    if not _object_exists(s3, bucket, key):
+        s3.put_object(Bucket=bucket, Key=key, Body=payload)
+    return f"s3://{bucket}/{key}"
+
+
+def stage(settings: Mapping, s3) -> StagedDataset:
+    """Fetch, verify, snapshot and upload the configured dataset, and upload the code."""
+    dataset, aws = settings["dataset"], settings["aws"]
+    root = find_dataset_root(fetch_dataset(dataset["source"], Path(dataset["cache_dir"])))
+    layout = verify_dataset(root, dataset["image_extensions"], dataset["min_images_per_class"])
+    entries = build_manifest(root, layout)
+    ensure_bucket(s3, aws["bucket"], aws["create_bucket"])
+    base_uri, reused = upload_snapshot(s3, aws["bucket"], dataset["s3_prefix"], root, entries)
+    project = settings["project"]["name"]
+    return StagedDataset(
+        snapshot_id=snapshot_id(entries),
+        classes=sorted(layout["train"]),
+        image_counts={split: sum(map(len, layout[split].values())) for split in SPLITS},
+        channels={split: f"{base_uri}{split}/" for split in SPLITS},
+        sourcedir_uri=upload_source_dir(s3, aws["bucket"], f"{project}/code"),
+        reused_snapshot=reused,
+        source=dataset["source"],
+    )
