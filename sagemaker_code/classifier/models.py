@@ -1,0 +1,127 @@
+"""The backbones and what is trained of them.
+
+Backbones: ``resnet18``, ``resnet34``, ``resnet50`` (torchvision, built with ``weights=None``:
+nothing is downloaded; ImageNet-style weights come from the ``pretrained`` channel as a
+state-dict file, see ``load_backbone_weights``) and ``simplecnn``, three conv blocks that
+train in seconds on a CPU for tests, demos and tuning trials. Every backbone's classifier
+layer is called ``fc``.
+
+Freeze policies: ``head`` trains ``fc`` only, ``full`` trains everything, ``staged`` trains
+``fc`` for the first epoch and everything afterwards (``trainable_for_epoch``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from classifier.errors import TrainingError
+
+BACKBONES = ("simplecnn", "resnet18", "resnet34", "resnet50")
+FREEZE_POLICIES = ("head", "full", "staged")
+HEAD_PREFIX = "fc."
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin")
+
+
+class SimpleCNN(nn.Module):
+    """Three conv-bn-relu-pool blocks, global average pooling and a linear ``fc`` head.
+
+    Each block names its activation ``relu`` so SageMaker Debugger's ``relu_input``
+    collection (regex ``.*relu_input``) finds it, as it does in torchvision's ResNets.
+    """
+
+    def __init__(self, num_classes: int, width: int = 32) -> None:
+        super().__init__()
+        channels = (3, width, width * 2, width * 4)
+        self.features = nn.Sequential(
+            *(_conv_block(c_in, c_out) for c_in, c_out in itertools.pairwise(channels))
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+
+
+def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
+    block = nn.Sequential()
+    block.add_module("conv", nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False))
+    block.add_module("bn", nn.BatchNorm2d(c_out))
+    block.add_module("relu", nn.ReLU())
+    block.add_module("pool", nn.MaxPool2d(2))
+    return block
+
+
+def build_model(backbone: str, num_classes: int) -> nn.Module:
+    """A freshly initialised network with a ``num_classes``-way ``fc`` head."""
+    if backbone == "simplecnn":
+        return SimpleCNN(num_classes)
+    if backbone not in BACKBONES:
+        raise TrainingError(f"unknown backbone {backbone!r}; choose one of {BACKBONES}")
+    model = getattr(torchvision.models, backbone)(weights=None)
+    model.fc = nn.Linear(model.fc.in_features, num_classes)
+    return model
+
+
+def find_weights_file(folder: Path) -> Path:
+    """The one state-dict file (``.pt``/``.pth``/``.bin``) in the ``pretrained`` channel."""
+    files = sorted(p for p in folder.rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file())
+    if len(files) != 1:
+        raise TrainingError(
+            "channel 'pretrained' must hold exactly one weights file "
+            f"({', '.join(WEIGHT_SUFFIXES)}), found {[str(p) for p in files] or 'none'} in {folder}"
+        )
+    return files[0]
+
+
+def load_backbone_weights(model: nn.Module, weights_file: Path) -> None:
+    """Load a state dict into everything but the ``fc`` head (its class count differs).
+
+    Accepts a plain state dict or ``{"state_dict": ...}``. Raises ``TrainingError`` when a
+    backbone tensor is missing or has another shape: the file is for another architecture.
+    """
+    loaded = torch.load(weights_file, map_location="cpu", weights_only=True)
+    state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else None
+    if not isinstance(state, dict):
+        raise TrainingError(f"{weights_file} holds no state dict")
+    expected = {k: v for k, v in model.state_dict().items() if not k.startswith(HEAD_PREFIX)}
+    wrong = [
+        name
+        for name, tensor in expected.items()
+        if name not in state or state[name].shape != tensor.shape
+    ]
+    if wrong:
+        raise TrainingError(
+            f"{weights_file} does not fit the {type(model).__name__} backbone: "
+            f"{len(wrong)} tensors missing or of another shape, e.g. {wrong[:3]}"
+        )
+    model.load_state_dict({name: state[name] for name in expected}, strict=False)
+
+
+def use_out_of_place_relu(model: nn.Module) -> None:
+    """Replace in-place ReLUs by ordinary ones.
+
+    Forward hooks see a module's inputs after it ran: an in-place ReLU has overwritten them
+    by then, so the Debugger's ``relu_input`` tensors would hold ReLU outputs (never
+    negative) and PoorWeightInitialization would judge the wrong numbers.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.ReLU):
+            module.inplace = False
+
+
+def trainable_for_epoch(policy: str, epoch: int) -> str:
+    """``head`` or ``full``: what the policy trains in ``epoch`` (counted from 1)."""
+    if policy == "staged":
+        return "head" if epoch == 1 else "full"
+    return policy
+
+
+def set_trainable(model: nn.Module, part: str) -> None:
+    """Make ``fc`` (``head``) or every parameter (``full``) require gradients, nothing else."""
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(part == "full" or name.startswith(HEAD_PREFIX))
