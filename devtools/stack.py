@@ -7,8 +7,8 @@ outlive a plain SIGTERM to their parent):
 - the local SageMaker runtime (`python -m local_sagemaker serve`), and
 - Airflow standalone, pointed at the runtime through the `aws_default` connection.
 
-What was started is recorded in `.run/<service>.json` (pid, process-group id and start time), so
-`down` stops exactly that and never a process that later reused the pid.
+What was started is recorded in `<run dir>/<service>.json` (pid, process-group id and start time),
+so `down` stops exactly that and never a process that later reused the pid.
 
     python -m devtools.stack up | down | status
 """
@@ -31,16 +31,8 @@ from pathlib import Path
 import psutil
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-RUN_DIR = REPO_ROOT / ".run"
 VENV_BIN = Path(sys.executable).parent
-RUNTIME_PORT = int(os.environ.get("LOCAL_SAGEMAKER_PORT", "4570"))
-AIRFLOW_PORT = int(os.environ.get("AIRFLOW_PORT", "8080"))
-AIRFLOW_HOME = Path(os.environ.get("AIRFLOW_HOME", REPO_ROOT / ".airflow"))
 LOCAL_REGION = "us-east-1"
-
-
-def runtime_url(port: int = RUNTIME_PORT) -> str:
-    return f"http://127.0.0.1:{port}"
 
 
 def local_connection_uri(endpoint_url: str) -> str:
@@ -53,45 +45,26 @@ def local_connection_uri(endpoint_url: str) -> str:
     })  # fmt: skip
 
 
-def airflow_environment(
-    endpoint_url: str, airflow_home: Path = AIRFLOW_HOME, api_port: int = AIRFLOW_PORT
-) -> dict[str, str]:
-    """Environment for any `airflow` command of this project against the local runtime."""
-    env = dict(os.environ)
-    env.update({
-        "AIRFLOW_HOME": str(airflow_home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__API__PORT": str(api_port),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{api_port}/execution/",
-        "AIRFLOW_CONN_AWS_DEFAULT": local_connection_uri(endpoint_url),
-        # `include/` and `sagemaker_code/` are read by the DAG; the repo root makes them importable.
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
-        # standalone calls `airflow` from PATH: make it this environment's.
-        "PATH": os.pathsep.join([str(VENV_BIN), env.get("PATH", "")]),
-        "AWS_DEFAULT_REGION": LOCAL_REGION,
-    })  # fmt: skip
-    return env
-
-
 @dataclass
 class Service:
+    """One long-running process group, with its record and log in `run_dir`."""
+
     name: str
     command: list[str]
     health_url: str
     start_timeout: float
+    run_dir: Path
 
     @property
     def record_path(self) -> Path:
-        return RUN_DIR / f"{self.name}.json"
+        return self.run_dir / f"{self.name}.json"
 
     @property
     def log_path(self) -> Path:
-        return RUN_DIR / f"{self.name}.log"
+        return self.run_dir / f"{self.name}.log"
 
     def running_process(self) -> psutil.Process | None:
-        """The process `up` started, if it still runs (same pid and same start time)."""
+        """The process `start` started, if it still runs (same pid and same start time)."""
         if not self.record_path.exists():
             return None
         record = json.loads(self.record_path.read_text())
@@ -105,9 +78,9 @@ class Service:
 
     def start(self, env: dict[str, str]) -> None:
         if self.running_process():
-            print(f"{self.name}: already running (see {self.log_path})")
+            print(f"{self.name}: already running (log: {self.log_path})")
             return
-        RUN_DIR.mkdir(exist_ok=True)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             process = subprocess.Popen(
                 self.command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -116,12 +89,13 @@ class Service:
         record = {"pid": process.pid, "pgid": process.pid,
                   "create_time": psutil.Process(process.pid).create_time()}  # fmt: skip
         self.record_path.write_text(json.dumps(record))
-        self.wait_until_healthy(process)
+        self._wait_until_healthy(process)
 
-    def wait_until_healthy(self, process: subprocess.Popen) -> None:
+    def _wait_until_healthy(self, process: subprocess.Popen) -> None:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
+                self.record_path.unlink(missing_ok=True)
                 raise SystemExit(
                     f"{self.name} exited with {process.returncode}; see {self.log_path}"
                 )
@@ -154,57 +128,93 @@ class Service:
         print(f"{self.name}: stopped")
 
 
-def runtime_service(port: int = RUNTIME_PORT) -> Service:
-    return Service(
-        name="local_sagemaker",
-        command=[sys.executable, "-m", "local_sagemaker", "serve", "--port", str(port),
-                 "--data-dir", str(REPO_ROOT / ".local_sagemaker")],
-        health_url=f"{runtime_url(port)}/_local/health",
-        start_timeout=60,
-    )  # fmt: skip
+@dataclass
+class Stack:
+    """Where the local stack lives: ports and folders. The defaults are `make up`'s."""
 
+    runtime_port: int = int(os.environ.get("LOCAL_SAGEMAKER_PORT", "4570"))
+    airflow_port: int = int(os.environ.get("AIRFLOW_PORT", "8080"))
+    airflow_home: Path = Path(os.environ.get("AIRFLOW_HOME", REPO_ROOT / ".airflow"))
+    runtime_data_dir: Path = REPO_ROOT / ".local_sagemaker"
+    run_dir: Path = REPO_ROOT / ".run"
 
-def airflow_service(port: int = AIRFLOW_PORT) -> Service:
-    return Service(
-        name="airflow",
-        command=[str(VENV_BIN / "airflow"), "standalone"],
-        health_url=f"http://127.0.0.1:{port}/api/v2/monitor/health",
-        start_timeout=180,
-    )
+    @property
+    def runtime_url(self) -> str:
+        return f"http://127.0.0.1:{self.runtime_port}"
 
+    @property
+    def airflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.airflow_port}"
 
-def admin_password(airflow_home: Path = AIRFLOW_HOME) -> str:
-    generated = airflow_home / "simple_auth_manager_passwords.json.generated"
-    return json.loads(generated.read_text())["admin"]
+    def airflow_environment(self) -> dict[str, str]:
+        """Environment for any `airflow` command of this project against the local runtime."""
+        env = dict(os.environ)
+        env.update({
+            "AIRFLOW_HOME": str(self.airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__API__PORT": str(self.airflow_port),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
+            "AIRFLOW_CONN_AWS_DEFAULT": local_connection_uri(self.runtime_url),
+            # include/ and sagemaker_code/ are read by the DAG; the repo root makes them importable.
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
+            # standalone calls `airflow` from PATH: make it this environment's.
+            "PATH": os.pathsep.join([str(VENV_BIN), env.get("PATH", "")]),
+            "AWS_DEFAULT_REGION": LOCAL_REGION,
+        })  # fmt: skip
+        return env
 
+    def runtime(self) -> Service:
+        return Service(
+            name="local_sagemaker",
+            command=[sys.executable, "-m", "local_sagemaker", "serve",
+                     "--port", str(self.runtime_port), "--data-dir", str(self.runtime_data_dir)],
+            health_url=f"{self.runtime_url}/_local/health",
+            start_timeout=60,
+            run_dir=self.run_dir,
+        )  # fmt: skip
 
-def up() -> None:
-    runtime_service().start(dict(os.environ))
-    env = airflow_environment(runtime_url())
-    airflow_service().start(env)
-    print(f"\nAirflow UI: http://127.0.0.1:{AIRFLOW_PORT}")
-    print(f"  user: admin  password: {admin_password()}")
-    print(f"Local SageMaker runtime: {runtime_url()}  (logs in {RUN_DIR})")
-    print("Stop both with: make down")
+    def airflow(self) -> Service:
+        return Service(
+            name="airflow",
+            command=[str(VENV_BIN / "airflow"), "standalone"],
+            health_url=f"{self.airflow_url}/api/v2/monitor/health",
+            start_timeout=240,
+            run_dir=self.run_dir,
+        )
 
+    def admin_password(self) -> str:
+        generated = self.airflow_home / "simple_auth_manager_passwords.json.generated"
+        return json.loads(generated.read_text())["admin"]
 
-def down() -> None:
-    # Airflow first: its tasks may still be talking to the runtime.
-    airflow_service().stop()
-    runtime_service().stop()
+    def up(self) -> None:
+        self.runtime().start(dict(os.environ))
+        self.airflow().start(self.airflow_environment())
 
-
-def status() -> None:
-    for service in (runtime_service(), airflow_service()):
-        process = service.running_process()
-        state = f"running (pid {process.pid})" if process else "not running"
-        print(f"{service.name}: {state}; log {service.log_path}")
+    def down(self) -> None:
+        # Airflow first: its tasks may still be talking to the runtime.
+        self.airflow().stop()
+        self.runtime().stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Start or stop the local stack.")
     parser.add_argument("action", choices=["up", "down", "status"])
-    {"up": up, "down": down, "status": status}[parser.parse_args().action]()
+    action = parser.parse_args().action
+    stack = Stack()
+    if action == "up":
+        stack.up()
+        print(f"\nAirflow UI: {stack.airflow_url}  user: admin  password: {stack.admin_password()}")
+        print(f"Local SageMaker runtime: {stack.runtime_url}  (logs in {stack.run_dir})")
+        print("Stop both with: make down")
+    elif action == "down":
+        stack.down()
+    else:
+        for service in (stack.runtime(), stack.airflow()):
+            process = service.running_process()
+            state = f"running (pid {process.pid})" if process else "not running"
+            print(f"{service.name}: {state}; log: {service.log_path}")
 
 
 if __name__ == "__main__":
