@@ -63,9 +63,14 @@ def deep_merge(base: Mapping, overrides: Mapping, path: str = "") -> dict[str, A
     return merged
 
 
-def load_settings(overrides: Mapping | None = None, path: Path | None = None) -> dict[str, Any]:
-    """The defaults with `overrides` merged in, checked; raises SettingsError when invalid."""
-    settings = deep_merge(load_defaults(path), overrides or {})
+def load_settings(*overrides: Mapping | None, path: Path | None = None) -> dict[str, Any]:
+    """The defaults with each of `overrides` merged in, in order, checked.
+
+    Raises SettingsError listing every problem when the result is invalid.
+    """
+    settings = load_defaults(path)
+    for override in overrides:
+        settings = deep_merge(settings, override or {})
     problems = find_problems(settings)
     if problems:
         raise SettingsError("invalid pipeline settings:\n- " + "\n- ".join(problems))

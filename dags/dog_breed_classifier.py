@@ -1,0 +1,118 @@
+"""dog_breed_classifier: an image classifier's whole SageMaker life cycle.
+
+    settings >> stage >> tune >> train (Debugger hooks + rules) >> gate on the rules
+             >> model >> endpoint >> sample prediction >> batch transform >> evaluate >> clean up
+
+Defaults live in include/pipeline.yaml; a run overrides them with the params below (`overrides`
+takes any nested setting). The same DAG runs against AWS or, with the `aws_default` connection's
+endpoint_url pointing at it, against the local runtime (`python -m local_sagemaker serve`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag
+from sagemaker_lifecycle.operators import (
+    EndpointOperator,
+    ModelOperator,
+    RuleProcessingJobsOperator,
+    TrainingJobOperator,
+    TransformJobOperator,
+    TuningJobOperator,
+)
+from sagemaker_lifecycle.sensors import RuleGateSensor
+from sagemaker_lifecycle.settings import load_defaults
+from sagemaker_lifecycle.tasks import (
+    AWS_CONN_ID,
+    clean_up_endpoint,
+    evaluate,
+    plan_deployment,
+    plan_rule_jobs,
+    plan_training,
+    plan_tuning,
+    predict_sample,
+    resolve_settings,
+    stage_dataset,
+)
+
+DEFAULTS = load_defaults()
+# Rendered natively (render_template_as_native_obj), so these arrive as numbers and dicts.
+POLL_INTERVAL = "{{ ti.xcom_pull(task_ids='resolve_settings')['polling']['interval_seconds'] }}"
+WAIT_LIMIT = "{{ ti.xcom_pull(task_ids='resolve_settings')['polling']['timeout_seconds'] }}"
+RULES = "{{ ti.xcom_pull(task_ids='resolve_settings')['rules'] }}"
+WAITS = {"check_interval": POLL_INTERVAL, "max_ingestion_time": WAIT_LIMIT}
+
+
+@dag(
+    dag_id="dog_breed_classifier",
+    schedule="@weekly",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,  # runs share one endpoint
+    render_template_as_native_obj=True,
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=1), "aws_conn_id": AWS_CONN_ID},
+    tags=["sagemaker", "image-classification"],
+    params={
+        "dataset_source": Param(
+            DEFAULTS["dataset"]["source"],
+            type="string",
+            description="URL of a zip, local folder or zip: train/ valid/ test/ <NNN.Class>/",
+        ),
+        "bucket": Param(DEFAULTS["aws"]["bucket"], type="string"),
+        "max_tuning_jobs": Param(DEFAULTS["tuning"]["max_jobs"], type="integer", minimum=1),
+        "max_parallel_jobs": Param(
+            DEFAULTS["tuning"]["max_parallel_jobs"], type="integer", minimum=1
+        ),
+        "rules_engine": Param(DEFAULTS["rules"]["engine"], enum=["sagemaker", "processing"]),
+        "poll_interval_seconds": Param(
+            DEFAULTS["polling"]["interval_seconds"], type="number", exclusiveMinimum=0
+        ),
+        "overrides": Param(
+            {}, type="object", description="Any nested setting of include/pipeline.yaml"
+        ),
+    },
+    doc_md=__doc__,
+)
+def dog_breed_classifier():
+    settings = resolve_settings()
+    dataset = stage_dataset(settings)
+
+    tuning = TuningJobOperator(
+        task_id="tune_hyperparameters", config=plan_tuning(settings, dataset), **WAITS
+    )
+    training = TrainingJobOperator(
+        task_id="train_best_model",
+        config=plan_training(settings, dataset, tuning.output),
+        **WAITS,
+    )
+    rule_jobs = RuleProcessingJobsOperator(
+        task_id="start_rule_jobs",
+        config=plan_rule_jobs(settings, dataset, training.output),
+        **WAITS,
+    )
+    gate = RuleGateSensor(
+        task_id="gate_on_rules",
+        training_job_name=training.output["TrainingJobName"],
+        rule_jobs=rule_jobs.output,
+        rules=RULES,
+        poll_interval=POLL_INTERVAL,
+        retries=0,
+    )
+
+    deployment = plan_deployment(settings, dataset, training.output)
+    model = ModelOperator(task_id="create_model", config=deployment["model"])
+    endpoint = EndpointOperator(task_id="deploy_endpoint", config=deployment["endpoint"], **WAITS)
+    sample = predict_sample(settings, dataset, endpoint.output)
+    transform = TransformJobOperator(
+        task_id="batch_transform", config=deployment["transform"], **WAITS
+    )
+    report = evaluate(settings, dataset, transform.output)
+
+    gate >> deployment
+    model >> endpoint
+    sample >> transform
+    report >> clean_up_endpoint(settings, endpoint.output)
+
+
+dog_breed_classifier()

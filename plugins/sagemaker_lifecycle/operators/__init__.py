@@ -1,0 +1,18 @@
+"""Thin operators over the Amazon provider's SageMaker operators (see `jobs` and `deployment`)."""
+
+from sagemaker_lifecycle.operators.deployment import EndpointOperator, ModelOperator
+from sagemaker_lifecycle.operators.jobs import (
+    RuleProcessingJobsOperator,
+    TrainingJobOperator,
+    TransformJobOperator,
+    TuningJobOperator,
+)
+
+__all__ = [
+    "EndpointOperator",
+    "ModelOperator",
+    "RuleProcessingJobsOperator",
+    "TrainingJobOperator",
+    "TransformJobOperator",
+    "TuningJobOperator",
+]

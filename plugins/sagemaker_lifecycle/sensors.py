@@ -1,0 +1,79 @@
+"""The deployment gate as a deferrable sensor over the rules' evaluation statuses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from sagemaker_lifecycle.gate import Decision, Verdict
+from sagemaker_lifecycle.triggers import RuleOutcomeTrigger
+
+
+class RuleGateSensor(BaseSensorOperator):
+    """Waits (deferred) for every rule of a training job, then lets deployment through or not.
+
+    Succeeds when the verdict is DEPLOY and returns the verdict dict (XCom); fails without retry
+    (AirflowFailException: a retry cannot change a rule's outcome) when it is BLOCK, naming each
+    rule that blocked. The rule table goes to the task log either way.
+
+    :param training_job_name: the job whose rules are gated (templated).
+    :param rule_jobs: rule name -> processing job name when rules run as processing jobs
+        (templated; empty when SageMaker Debugger evaluates them).
+    :param rules: the `rules` section of the pipeline settings (templated).
+    :param poll_interval: seconds between status checks (templated).
+    """
+
+    template_fields = ("training_job_name", "rule_jobs", "rules", "poll_interval")
+
+    def __init__(
+        self,
+        *,
+        training_job_name: str,
+        rules: Mapping[str, Any] | str,
+        rule_jobs: Mapping[str, str] | str | None = None,
+        poll_interval: float | str = 30,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        **kwargs,
+    ):
+        kwargs.setdefault("timeout", timedelta(days=1).total_seconds())
+        super().__init__(**kwargs)
+        self.training_job_name = training_job_name
+        self.rule_jobs = rule_jobs or {}
+        self.rules = rules
+        self.poll_interval = poll_interval
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+
+    def execute(self, context) -> None:
+        rules = self.rules
+        self.defer(
+            trigger=RuleOutcomeTrigger(
+                training_job_name=self.training_job_name,
+                rule_jobs=self.rule_jobs,
+                expected_rules=[*rules["debugger"], *rules["profiler"]],
+                blocking=rules["blocking"],
+                on_rule_error=rules["on_rule_error"],
+                poll_interval=float(self.poll_interval),
+                aws_conn_id=self.aws_conn_id,
+                region_name=self.region_name,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def execute_complete(self, context, event: Mapping[str, Any]) -> dict[str, Any]:
+        verdict = Verdict.from_dict(event)
+        self.log.info("Rule outcomes of %s:\n%s", self.training_job_name, verdict.table())
+        for reason in verdict.reasons:
+            self.log.warning("%s", reason)
+        if verdict.decision == Decision.BLOCK:
+            raise AirflowFailException(
+                f"Deployment blocked by the rules of {self.training_job_name}: "
+                + "; ".join(verdict.reasons)
+            )
+        return verdict.as_dict()

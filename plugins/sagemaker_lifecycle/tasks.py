@@ -1,0 +1,156 @@
+"""The pipeline's Python tasks (TaskFlow), used by dags/dog_breed_classifier.py.
+
+Each task does one step that is not a SageMaker job: resolve the run's settings, stage the data,
+turn the previous step's result into the next API request, smoke-test the endpoint, evaluate the
+batch transform and clean up. Requests come from `request_builders`, names from `naming`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.sdk import get_current_context, task
+
+from sagemaker_lifecycle import evaluation, request_builders, rule_jobs, staging
+from sagemaker_lifecycle.hooks import SageMakerLifecycleHook
+from sagemaker_lifecycle.naming import RunNames, run_names
+from sagemaker_lifecycle.settings import load_settings
+
+AWS_CONN_ID = "aws_default"
+# DAG params that are shortcuts for nested settings (param name -> dotted setting).
+PARAM_SETTINGS = {
+    "dataset_source": "dataset.source",
+    "bucket": "aws.bucket",
+    "max_tuning_jobs": "tuning.max_jobs",
+    "max_parallel_jobs": "tuning.max_parallel_jobs",
+    "rules_engine": "rules.engine",
+    "poll_interval_seconds": "polling.interval_seconds",
+}
+
+
+def _nest(dotted: str, value: Any) -> dict[str, Any]:
+    head, _, rest = dotted.partition(".")
+    return {head: _nest(rest, value) if rest else value}
+
+
+def settings_from_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The defaults, then the shortcut params, then the `overrides` param, merged and checked."""
+    shortcuts = [_nest(PARAM_SETTINGS[name], value) for name, value in params.items()
+                 if name in PARAM_SETTINGS and value is not None]  # fmt: skip
+    return load_settings(*shortcuts, params.get("overrides"))
+
+
+def current_run_names(settings: Mapping) -> RunNames:
+    """The SageMaker names of the DAG run the calling task belongs to."""
+    dag_run = get_current_context()["dag_run"]
+    run_date = dag_run.logical_date or dag_run.run_after
+    return run_names(settings["project"]["name"], dag_run.run_id, run_date)
+
+
+def _s3_client():
+    return S3Hook(aws_conn_id=AWS_CONN_ID).get_conn()
+
+
+@task
+def resolve_settings(params: dict | None = None) -> dict[str, Any]:
+    """The run's settings (XCom), so every later task sees the same values."""
+    settings = settings_from_params(params or {})
+    print(f"Pipeline settings:\n{json.dumps(settings, indent=2)}")
+    return settings
+
+
+@task
+def stage_dataset(settings: dict) -> dict[str, Any]:
+    """Fetch, verify, snapshot and upload the dataset and the training code."""
+    staged = staging.stage(settings, _s3_client())
+    print(
+        f"Dataset snapshot {staged.snapshot_id} "
+        f"({'unchanged, reused' if staged.reused_snapshot else 'uploaded'}): "
+        f"{len(staged.classes)} classes, images {staged.image_counts}"
+    )
+    return staged.as_dict()
+
+
+@task
+def plan_tuning(settings: dict, dataset: dict) -> dict[str, Any]:
+    """The CreateHyperParameterTuningJob request."""
+    return request_builders.tuning_job_request(settings, current_run_names(settings), dataset)
+
+
+@task
+def plan_training(settings: dict, dataset: dict, tuning: dict) -> dict[str, Any]:
+    """The CreateTrainingJob request for the best tuned configuration, with Debugger rules."""
+    names = current_run_names(settings)
+    tuned = tuning["TunedHyperParameters"]
+    return request_builders.training_job_request(settings, names, dataset, tuned)
+
+
+@task
+def plan_rule_jobs(settings: dict, dataset: dict, training: dict) -> list[dict[str, Any]]:
+    """CreateProcessingJob requests, one per rule (none when SageMaker Debugger runs them)."""
+    if settings["rules"]["engine"] != "processing":
+        return []
+    names = current_run_names(settings)
+    return rule_jobs.rule_processing_requests(settings, names, dataset, training)
+
+
+@task(multiple_outputs=True)
+def plan_deployment(settings: dict, dataset: dict, training: dict) -> dict[str, Any]:
+    """The CreateModel, endpoint (config + endpoint) and CreateTransformJob requests."""
+    names = current_run_names(settings)
+    return {
+        "model": request_builders.model_request(settings, names, training["ModelArtifact"]),
+        "endpoint": {
+            "EndpointConfig": request_builders.endpoint_config_request(settings, names),
+            "Endpoint": request_builders.endpoint_request(names),
+        },
+        "transform": request_builders.transform_job_request(settings, names, dataset),
+    }
+
+
+@task
+def predict_sample(settings: dict, dataset: dict, endpoint: dict) -> dict[str, Any]:
+    """Send one test-split image to the endpoint and log what it answers."""
+    s3 = _s3_client()
+    image_uri, body = evaluation.first_image(s3, dataset["channels"]["test"])
+    runtime = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="sagemaker-runtime").get_conn()
+    response = runtime.invoke_endpoint(
+        EndpointName=endpoint["EndpointName"],
+        ContentType=settings["transform"]["content_type"],
+        Accept=settings["transform"]["accept"],
+        Body=body,
+    )
+    answer = response["Body"].read().decode()
+    print(f"Endpoint {endpoint['EndpointName']} on {image_uri} (true class "
+          f"{evaluation.label_of(image_uri)}):\n{answer}")  # fmt: skip
+    return {"image": image_uri, "answer": answer[:2000]}
+
+
+@task
+def evaluate(settings: dict, dataset: dict, transform: dict) -> dict[str, Any]:
+    """Score the batch transform against the labels; fail below evaluation.min_accuracy."""
+    report = evaluation.evaluate_transform(
+        _s3_client(), transform["InputPath"], transform["OutputPath"], dataset["classes"]
+    )
+    print(evaluation.format_report(report))
+    minimum = settings["evaluation"]["min_accuracy"]
+    if report["accuracy"] < minimum:
+        raise ValueError(
+            f"accuracy {report['accuracy']:.4f} on {settings['transform']['split']} is below "
+            f"evaluation.min_accuracy {minimum}"
+        )
+    return {key: report[key] for key in ("accuracy", "macro_f1", "count", "report_uri")}
+
+
+@task
+def clean_up_endpoint(settings: dict, endpoint: dict) -> str:
+    """Delete the endpoint when deployment.delete_endpoint is set; keep it otherwise."""
+    name = endpoint["EndpointName"]
+    if not settings["deployment"]["delete_endpoint"]:
+        return f"kept endpoint {name}"
+    SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID).delete_endpoint_and_config(name)
+    return f"deleted endpoint {name}"

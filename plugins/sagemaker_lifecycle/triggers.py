@@ -1,0 +1,97 @@
+"""The deferrable gate's trigger: polls the rules' statuses until the gate can decide.
+
+It runs in the triggerer (or in-process under `airflow dags test`) and reads the statuses with
+aiobotocore: from DescribeTrainingJob when SageMaker Debugger evaluates the rules, or from each
+rule's DescribeProcessingJob when `rules.engine` is `processing`. It fires once, with the
+verdict of `gate.decide` (DEPLOY or BLOCK), as a dict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from sagemaker_lifecycle.gate import Decision, RuleOutcome, decide, outcomes_from_training_job
+from sagemaker_lifecycle.rule_jobs import outcome_from_processing_job
+
+
+class RuleOutcomeTrigger(BaseTrigger):
+    """Fires with the gate's verdict once no expected rule is still being evaluated.
+
+    :param training_job_name: the job whose rules are gated.
+    :param rule_jobs: rule name -> processing job name (engine `processing`); empty when
+        SageMaker Debugger evaluates the rules.
+    :param expected_rules: every rule the verdict must include.
+    :param blocking: the rules whose IssuesFound blocks deployment.
+    :param on_rule_error: `block` or `warn`, for rules that end in Error or Stopped.
+    """
+
+    def __init__(
+        self,
+        *,
+        training_job_name: str,
+        rule_jobs: Mapping[str, str],
+        expected_rules: list[str],
+        blocking: list[str],
+        on_rule_error: str,
+        poll_interval: float,
+        aws_conn_id: str | None,
+        region_name: str | None = None,
+    ):
+        super().__init__()
+        self.training_job_name = training_job_name
+        self.rule_jobs = dict(rule_jobs)
+        self.expected_rules = list(expected_rules)
+        self.blocking = list(blocking)
+        self.on_rule_error = on_rule_error
+        self.poll_interval = poll_interval
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "training_job_name": self.training_job_name,
+                "rule_jobs": self.rule_jobs,
+                "expected_rules": self.expected_rules,
+                "blocking": self.blocking,
+                "on_rule_error": self.on_rule_error,
+                "poll_interval": self.poll_interval,
+                "aws_conn_id": self.aws_conn_id,
+                "region_name": self.region_name,
+            },
+        )
+
+    async def _outcomes(self, client) -> list[RuleOutcome]:
+        if not self.rule_jobs:
+            description = await client.describe_training_job(TrainingJobName=self.training_job_name)
+            return outcomes_from_training_job(description, self.blocking)
+        return [
+            outcome_from_processing_job(
+                rule,
+                await client.describe_processing_job(ProcessingJobName=job_name),
+                rule in self.blocking,
+            )
+            for rule, job_name in self.rule_jobs.items()
+        ]
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = SageMakerHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        async with await hook.get_async_conn() as client:
+            while True:
+                verdict = decide(
+                    await self._outcomes(client),
+                    self.expected_rules,
+                    self.blocking,
+                    self.on_rule_error,
+                )
+                if verdict.decision != Decision.WAIT:
+                    yield TriggerEvent(verdict.as_dict())
+                    return
+                self.log.info("Gate waiting: %s", "; ".join(verdict.reasons))
+                await asyncio.sleep(self.poll_interval)
