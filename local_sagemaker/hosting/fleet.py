@@ -9,6 +9,7 @@ either reaches the old servers (which stay up until it is answered) or the new o
 from __future__ import annotations
 
 import random
+import shutil
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -48,9 +49,12 @@ class UnknownVariantError(LookupError):
 class Deployment:
     """The running variants of one endpoint config; thread-safe to route through."""
 
-    def __init__(self, config_name: str, variants: list[RunningVariant]) -> None:
+    def __init__(
+        self, config_name: str, variants: list[RunningVariant], work_dir: Path | None = None
+    ) -> None:
         self.config_name = config_name
         self.variants = variants
+        self.work_dir = work_dir
         self._in_flight = 0
         self._idle = threading.Condition()
 
@@ -79,23 +83,31 @@ class Deployment:
                 self._idle.notify_all()
 
     def drain_and_stop(self, timeout_s: float = DRAIN_TIMEOUT_S) -> None:
-        """Wait (bounded) for in-flight requests, then stop every variant's server."""
+        """Wait (bounded) for in-flight requests, stop every variant's server, remove work_dir."""
         with self._idle:
             self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout_s)
         for variant in self.variants:
             variant.server.stop()
+        if self.work_dir is not None:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
 
-    def server_pids(self) -> list[int]:
-        return [variant.server.pid for variant in self.variants]
+    def server_identities(self) -> list[dict]:
+        """What to persist to kill the servers' process groups after a runtime crash."""
+        return [variant.server.identity for variant in self.variants]
 
 
 def launch_deployment(
-    config_name: str, specs: list[VariantSpec], log_line, startup_timeout_s: float
+    config_name: str,
+    specs: list[VariantSpec],
+    log_line,
+    startup_timeout_s: float,
+    work_dir: Path | None = None,
 ) -> Deployment:
     """Start every variant's server in parallel and wait until all answer /ping.
 
     ``log_line(variant_name, instance_id, line)`` receives each output line. If any server fails
     to start, all are stopped and ModelServerStartError names the variant and its output.
+    ``work_dir`` (the variants' model dirs) is removed when the deployment is stopped.
     """
     servers = [
         ModelServerProcess(
@@ -124,7 +136,7 @@ def launch_deployment(
         RunningVariant(spec.name, spec.weight, spec.instance_id, server)
         for spec, server in zip(specs, servers, strict=True)
     ]
-    return Deployment(config_name, variants)
+    return Deployment(config_name, variants, work_dir)
 
 
 class EndpointFleet:

@@ -1,29 +1,26 @@
 """One model server child process, seen from the runtime: start, health, requests, stop.
 
 The server (``model_server.py``) runs under the container environment's Python in its own
-process group, so stopping it also stops anything the user's handlers started. Its stdout and
-stderr lines go to ``on_output`` (the endpoint's or transform job's log stream) as they appear.
+process group (the executor's ManagedProcess), so stopping it also stops anything the user's
+handlers started. Its stdout and stderr lines go to ``on_output`` (the endpoint's or transform
+job's log stream) as they appear.
 """
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import os
 import queue
-import signal
-import subprocess
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
+
+from local_sagemaker.executor.processes import ManagedProcess
 
 MODEL_SERVER_SCRIPT = Path(__file__).with_name("model_server.py")
 # SageMaker gives a container 4 minutes to answer /ping with 200 (sagemaker-behaviour.md 2.4).
 STARTUP_TIMEOUT_S = 240.0
 STOP_GRACE_S = 5.0
-FAILURE_TAIL_LINES = 20
 
 
 class ModelServerStartError(RuntimeError):
@@ -31,11 +28,11 @@ class ModelServerStartError(RuntimeError):
 
 
 class ModelServerProcess:
-    """A started model server: ``url``-less HTTP access through ``request``, then ``stop``.
+    """A started model server: HTTP access through ``request``, then ``stop``.
 
     Callers may rely on: ``request`` being safe from many threads at once (each thread borrows
-    its own keep-alive connection), ``stop`` being idempotent, and ``pid`` naming the process
-    group leader (for cleaning up after a runtime crash).
+    its own keep-alive connection), ``stop`` being idempotent, and ``identity`` being what
+    :func:`~local_sagemaker.executor.processes.kill_leftover_group` needs after a runtime crash.
     """
 
     def __init__(
@@ -50,41 +47,29 @@ class ModelServerProcess:
         self.invocation_timeout_s = invocation_timeout_s
         self._port_file = model_dir.parent / f"{model_dir.name}.port"
         self._port_file.unlink(missing_ok=True)
-        self._tail: deque[str] = deque(maxlen=FAILURE_TAIL_LINES)
-        self._on_output = on_output
         self._connections: queue.SimpleQueue[http.client.HTTPConnection] = queue.SimpleQueue()
         self.port: int | None = None
-        self._process = subprocess.Popen(
+        self._process = ManagedProcess(
             [
                 python,
                 str(MODEL_SERVER_SCRIPT),
                 *("--model-dir", str(model_dir), "--port-file", str(self._port_file)),
             ],
             env={**os.environ, "PYTHONUNBUFFERED": "1", **environment},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            cwd=model_dir,
+            on_line=lambda text, _stream: on_output(text),
         )
-        self.pid = self._process.pid
-        self._pump = threading.Thread(target=self._pump_output, daemon=True)
-        self._pump.start()
-
-    def _pump_output(self) -> None:
-        for raw in self._process.stdout:
-            line = raw.decode("utf-8", errors="replace").rstrip("\n")
-            self._tail.append(line)
-            self._on_output(line)
+        self.identity = self._process.identity
 
     def wait_until_healthy(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
         """Block until /ping answers 200; raise ModelServerStartError (and stop) otherwise."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                self._pump.join(timeout=2)
+            exit_code = self._process.wait(timeout=0)
+            if exit_code is not None:
                 raise ModelServerStartError(
-                    f"The model server exited with status {self._process.returncode} before "
-                    f"answering /ping: {self.output_tail()}"
+                    f"The model server exited with status {exit_code} before answering /ping: "
+                    f"{self.output_tail()}"
                 )
             if self.port is None and self._port_file.exists():
                 self.port = int(self._port_file.read_text())
@@ -98,10 +83,11 @@ class ModelServerProcess:
         )
 
     def output_tail(self) -> str:
-        return "\n".join(self._tail) or "(no output)"
+        """The last lines the server wrote to stderr (where tracebacks go)."""
+        return "\n".join(self._process.stderr_tail) or "(no output)"
 
     def is_running(self) -> bool:
-        return self._process.poll() is None
+        return self._process.returncode is None
 
     def request(
         self, method: str, path: str, body: bytes = b"", headers: Mapping[str, str] | None = None
@@ -143,35 +129,8 @@ class ModelServerProcess:
 
     def stop(self) -> None:
         """Terminate the whole process group (SIGTERM, then SIGKILL after a grace period)."""
-        if self._process.poll() is None:
-            signal_process_group(self.pid, signal.SIGTERM)
-            try:
-                self._process.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                signal_process_group(self.pid, signal.SIGKILL)
-                self._process.wait()
+        if self._process.returncode is None:
+            self._process.stop(STOP_GRACE_S)
         while not self._connections.empty():
             self._connections.get_nowait().close()
         self._port_file.unlink(missing_ok=True)
-
-
-def signal_process_group(pgid: int, signum: int) -> None:
-    """Signal a process group, ignoring one that is already gone."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signum)
-
-
-def kill_leftover_model_server(pid: int) -> bool:
-    """Kill the process group of a model server left by a runtime that died; True if killed.
-
-    The pid is checked to still be a model server (its command line names model_server.py), so a
-    recycled pid that now belongs to something else is left alone.
-    """
-    try:
-        command_line = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    if MODEL_SERVER_SCRIPT.name.encode() not in command_line:
-        return False
-    signal_process_group(pid, signal.SIGKILL)
-    return True

@@ -15,7 +15,10 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import time
 from pathlib import Path
+
+from werkzeug.test import Client
 
 CLASSES = ["cat", "dog", "fox"]
 WEIGHTS = [[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]
@@ -103,3 +106,20 @@ def model_tarball(**options) -> bytes:
 def expected_label(features: list[float]) -> str:
     scores = [sum(w * x for w, x in zip(row, features, strict=True)) for row in WEIGHTS]
     return CLASSES[scores.index(max(scores))]
+
+
+def wait_for(describe, status_key: str, done: tuple[str, ...], timeout_s: float = 60.0) -> dict:
+    """Poll ``describe()`` until ``record[status_key]`` is one of ``done``; returns the record."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        record = describe()
+        if record[status_key] in done:
+            return record
+        time.sleep(0.1)
+    raise AssertionError(f"still {record[status_key]} after {timeout_s} s: {record}")
+
+
+def create_bucket(s3, name: str) -> None:
+    """CreateBucket through the runtime's S3 REST front, so it is journaled like a client's."""
+    response = Client(s3.wsgi_app).put(f"/{name}")
+    assert response.status_code == 200, response.get_data(as_text=True)

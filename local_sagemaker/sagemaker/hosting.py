@@ -1,0 +1,443 @@
+"""Models, endpoint configs and endpoints: the SageMaker hosting API over real model servers.
+
+Records (``self.store`` kinds ``models``, ``endpoint-configs``, ``endpoints``) hold what Describe
+returns. Endpoints run one model server per production variant (``local_sagemaker.hosting``);
+``endpoint-processes`` remembers their process groups, so that after a ``kill -9`` of the
+runtime the next one leaves no orphan.
+
+Status machine: CreateEndpoint -> ``Creating`` -> ``InService`` once every variant answers /ping,
+or ``Failed`` with the reason (e.g. model_fn's error). UpdateEndpoint -> ``Updating``: the new
+config's servers start beside the old ones, traffic switches atomically, the old servers drain and
+stop; if the new ones fail, the endpoint stays ``InService`` on the old config with a
+FailureReason. After a runtime restart, endpoints that were serving are launched again
+(``Creating`` -> ``InService``), because the record says they should be serving.
+
+Local limits: each variant runs one model server whatever InitialInstanceCount says
+(CurrentInstanceCount reports 1); multi-container (inference pipeline) models are refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import threading
+import time
+
+from werkzeug import Request, Response
+
+from local_sagemaker.errors import ValidationException
+from local_sagemaker.executor.processes import kill_leftover_group
+from local_sagemaker.hosting.artifacts import ModelArtifactError, prepare_model_dir
+from local_sagemaker.hosting.fleet import (
+    Deployment,
+    EndpointFleet,
+    VariantSpec,
+    launch_deployment,
+)
+from local_sagemaker.hosting.invoke import answer_invocation, endpoint_log_group
+from local_sagemaker.hosting.process import STARTUP_TIMEOUT_S, ModelServerStartError
+from local_sagemaker.s3 import S3Error, parse_s3_uri
+
+log = logging.getLogger(__name__)
+
+MODELS, CONFIGS, ENDPOINTS = "models", "endpoint-configs", "endpoints"
+ENDPOINT_PROCESSES = "endpoint-processes"
+SERVING_STATUSES = ("Creating", "Updating", "InService", "SystemUpdating")
+DEFAULT_MAX_RESULTS = 100
+
+
+def new_instance_id() -> str:
+    """An EC2-style instance id, as in endpoint log stream names (``AllTraffic/i-0abc...``)."""
+    return "i-0" + secrets.token_hex(8)
+
+
+def _after(value: float, bound) -> bool:
+    return bound is None or value > float(bound)
+
+
+def _before(value: float, bound) -> bool:
+    return bound is None or value < float(bound)
+
+
+def list_response(
+    records: list[dict],
+    request: dict,
+    list_key: str,
+    summary_keys: tuple[str, ...],
+    status_key: str | None = None,
+) -> dict:
+    """A SageMaker List* response: ``{list_key: [summaries], "NextToken"?: ...}``.
+
+    ``summary_keys[0]`` is the name member. Understands NameContains (case-insensitive),
+    CreationTime/LastModifiedTime Before/After, StatusEquals, SortBy (Name | CreationTime |
+    Status), SortOrder (default Descending), MaxResults (default 100) and NextToken (an offset
+    this function issued). NextToken is present only when more records remain.
+    """
+    name_key = summary_keys[0]
+    contains = (request.get("NameContains") or "").lower()
+    selected = [
+        r
+        for r in records
+        if contains in r[name_key].lower()
+        and _after(r["CreationTime"], request.get("CreationTimeAfter"))
+        and _before(r["CreationTime"], request.get("CreationTimeBefore"))
+        and _after(r.get("LastModifiedTime", 0), request.get("LastModifiedTimeAfter"))
+        and _before(r.get("LastModifiedTime", 0), request.get("LastModifiedTimeBefore"))
+        and request.get("StatusEquals") in (None, r.get(status_key or ""))
+    ]
+    sort_key = {"Name": name_key, "Status": status_key}.get(request.get("SortBy"), "CreationTime")
+    selected.sort(
+        key=lambda r: r[sort_key], reverse=request.get("SortOrder", "Descending") == "Descending"
+    )
+    token = request.get("NextToken")
+    if token is not None and not token.isdigit():
+        raise ValidationException(f"Invalid pagination token {token!r}.")
+    start = int(token or 0)
+    end = start + request.get("MaxResults", DEFAULT_MAX_RESULTS)
+    response = {list_key: [_summary(r, summary_keys) for r in selected[start:end]]}
+    if end < len(selected):
+        response["NextToken"] = str(end)
+    return response
+
+
+def _summary(record: dict, keys: tuple[str, ...]) -> dict:
+    return {key: record[key] for key in keys if key in record}
+
+
+class HostingMixin:
+    """CreateModel ... DeleteEndpoint, plus InvokeEndpoint for the runtime's HTTP server."""
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        self.endpoint_fleet = EndpointFleet()
+        self._hosting_lock = threading.RLock()
+        # Endpoint name -> id of the deployment being launched for it (at most one at a time).
+        self._endpoint_deploying: dict[str, str] = {}
+        for leftover in self.store.list(ENDPOINT_PROCESSES):
+            for identity in leftover["Processes"]:
+                if kill_leftover_group(identity):
+                    log.info("killed model server %s left by a previous runtime", identity["pid"])
+            self.store.delete(ENDPOINT_PROCESSES, leftover["EndpointName"])
+        for endpoint in self.store.list(ENDPOINTS):
+            if endpoint["EndpointStatus"] in SERVING_STATUSES:
+                name = endpoint["EndpointName"]
+                log.info("endpoint %s was serving when the runtime stopped: relaunching", name)
+                self.store.update(ENDPOINTS, name, {"EndpointStatus": "Creating"})
+                with self._hosting_lock:
+                    self._start_endpoint_deployment(name, endpoint["EndpointConfigName"])
+
+    def shutdown(self) -> None:
+        self.endpoint_fleet.stop_all()
+        for leftover in self.store.list(ENDPOINT_PROCESSES):
+            self.store.delete(ENDPOINT_PROCESSES, leftover["EndpointName"])
+
+    # -- models --------------------------------------------------------------------------------
+
+    def _model_arn(self, name: str) -> str:
+        return self.config.arn("model", name)
+
+    def _require_model(self, name: str) -> dict:
+        model = self.store.get(MODELS, name)
+        if model is None:
+            raise ValidationException(f'Could not find model "{self._model_arn(name)}".')
+        return model
+
+    def create_model(self, request: dict) -> dict:
+        name = request["ModelName"]
+        arn = self._model_arn(name)
+        containers = request.get("Containers") or []
+        if "PrimaryContainer" not in request and len(containers) != 1:
+            raise ValidationException(
+                "The local SageMaker runtime serves single-container models: give "
+                "PrimaryContainer (or exactly one entry in Containers)."
+            )
+        container = request.get("PrimaryContainer") or containers[0]
+        self._check_model_data_exists(container)
+        with self._hosting_lock:
+            if self.store.get(MODELS, name) is not None:
+                raise ValidationException(f'Cannot create already existing model "{arn}".')
+            record = {k: v for k, v in request.items() if k != "Tags"}
+            record.update(ModelArn=arn, CreationTime=time.time())
+            self.store.put(MODELS, name, record)
+        return {"ModelArn": arn}
+
+    def _check_model_data_exists(self, container: dict) -> None:
+        url = container.get("ModelDataUrl")
+        if not url:
+            return
+        try:
+            bucket, key = parse_s3_uri(url)
+        except S3Error as error:
+            raise ValidationException(str(error)) from None
+        if not self.s3.exists(bucket, key):
+            raise ValidationException(f"Could not find model data at {url}.")
+
+    def describe_model(self, request: dict) -> dict:
+        return self._require_model(request["ModelName"])
+
+    def delete_model(self, request: dict) -> dict:
+        self._require_model(request["ModelName"])
+        self.store.delete(MODELS, request["ModelName"])
+        return {}
+
+    def list_models(self, request: dict) -> dict:
+        keys = ("ModelName", "ModelArn", "CreationTime")
+        return list_response(self.store.list(MODELS), request, "Models", keys)
+
+    # -- endpoint configs ----------------------------------------------------------------------
+
+    def _require_config(self, name: str) -> dict:
+        config = self.store.get(CONFIGS, name)
+        if config is None:
+            arn = self.config.arn("endpoint-config", name)
+            raise ValidationException(f'Could not find endpoint configuration "{arn}".')
+        return config
+
+    def create_endpoint_config(self, request: dict) -> dict:
+        name = request["EndpointConfigName"]
+        arn = self.config.arn("endpoint-config", name)
+        for variant in request["ProductionVariants"]:
+            self._require_model(variant["ModelName"])
+        with self._hosting_lock:
+            if self.store.get(CONFIGS, name) is not None:
+                raise ValidationException(
+                    f'Cannot create already existing endpoint configuration "{arn}".'
+                )
+            record = {k: v for k, v in request.items() if k != "Tags"}
+            record.update(EndpointConfigArn=arn, CreationTime=time.time())
+            self.store.put(CONFIGS, name, record)
+        return {"EndpointConfigArn": arn}
+
+    def describe_endpoint_config(self, request: dict) -> dict:
+        return self._require_config(request["EndpointConfigName"])
+
+    def delete_endpoint_config(self, request: dict) -> dict:
+        self._require_config(request["EndpointConfigName"])
+        self.store.delete(CONFIGS, request["EndpointConfigName"])
+        return {}
+
+    def list_endpoint_configs(self, request: dict) -> dict:
+        keys = ("EndpointConfigName", "EndpointConfigArn", "CreationTime")
+        return list_response(self.store.list(CONFIGS), request, "EndpointConfigs", keys)
+
+    # -- endpoints -----------------------------------------------------------------------------
+
+    def _endpoint_arn(self, name: str) -> str:
+        return self.config.arn("endpoint", name)
+
+    def _require_endpoint(self, name: str) -> dict:
+        endpoint = self.store.get(ENDPOINTS, name)
+        if endpoint is None:
+            raise ValidationException(f'Could not find endpoint "{self._endpoint_arn(name)}".')
+        return endpoint
+
+    def _require_deployable_config(self, config_name: str) -> None:
+        for variant in self._require_config(config_name)["ProductionVariants"]:
+            self._require_model(variant["ModelName"])
+
+    def create_endpoint(self, request: dict) -> dict:
+        name, config_name = request["EndpointName"], request["EndpointConfigName"]
+        arn = self._endpoint_arn(name)
+        self._require_deployable_config(config_name)
+        with self._hosting_lock:
+            if self.store.get(ENDPOINTS, name) is not None:
+                raise ValidationException(f'Cannot create already existing endpoint "{arn}".')
+            now = time.time()
+            record = {
+                "EndpointName": name,
+                "EndpointArn": arn,
+                "EndpointConfigName": config_name,
+                "EndpointStatus": "Creating",
+                "CreationTime": now,
+                "LastModifiedTime": now,
+            }
+            self.store.put(ENDPOINTS, name, record)
+            self._start_endpoint_deployment(name, config_name)
+        return {"EndpointArn": arn}
+
+    def describe_endpoint(self, request: dict) -> dict:
+        return self._require_endpoint(request["EndpointName"])
+
+    def update_endpoint(self, request: dict) -> dict:
+        name, config_name = request["EndpointName"], request["EndpointConfigName"]
+        arn = self._endpoint_arn(name)
+        self._require_deployable_config(config_name)
+        with self._hosting_lock:
+            status = self._require_endpoint(name)["EndpointStatus"]
+            if status == "Failed":
+                raise ValidationException(
+                    f'Cannot update failed endpoint "{arn}": delete it and create it again.'
+                )
+            if status != "InService":
+                raise ValidationException(f'Cannot update in-progress endpoint "{arn}".')
+            self.store.update(
+                ENDPOINTS, name, {"EndpointStatus": "Updating", "LastModifiedTime": time.time()}
+            )
+            self._start_endpoint_deployment(name, config_name)
+        return {"EndpointArn": arn}
+
+    def delete_endpoint(self, request: dict) -> dict:
+        name = request["EndpointName"]
+        with self._hosting_lock:
+            self._require_endpoint(name)
+            self.store.delete(ENDPOINTS, name)
+            self._endpoint_deploying.pop(name, None)
+            deployment = self.endpoint_fleet.remove(name)
+        if deployment is not None:
+            # Let in-flight requests finish off the caller's thread; the record is already gone.
+            threading.Thread(
+                target=self._retire_deployment, args=(name, deployment), daemon=True
+            ).start()
+        return {}
+
+    def list_endpoints(self, request: dict) -> dict:
+        keys = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
+        return list_response(
+            self.store.list(ENDPOINTS), request, "Endpoints", keys, status_key="EndpointStatus"
+        )
+
+    def invoke_endpoint(self, endpoint_name: str, request: Request) -> Response:
+        """SageMaker Runtime's InvokeEndpoint (routed here by the runtime's HTTP server)."""
+        status, headers, body = answer_invocation(
+            self.endpoint_fleet,
+            endpoint_name,
+            request.get_data(),
+            dict(request.headers),
+            self.config.region,
+            self.config.account,
+        )
+        return Response(body, status=status, headers=headers)
+
+    # -- deployments (background) --------------------------------------------------------------
+
+    def _start_endpoint_deployment(self, name: str, config_name: str) -> None:
+        """Launch ``config_name`` for endpoint ``name`` in the background (lock held)."""
+        deployment_id = secrets.token_hex(4)
+        self._endpoint_deploying[name] = deployment_id
+        threading.Thread(
+            target=self._deploy_endpoint,
+            args=(name, config_name, deployment_id),
+            name=f"deploy-{name}",
+            daemon=True,
+        ).start()
+
+    def _deploy_endpoint(self, name: str, config_name: str, deployment_id: str) -> None:
+        work_dir = self.config.data_dir / "endpoints" / name / deployment_id
+        try:
+            deployment, summaries = self._launch_endpoint_config(name, config_name, work_dir)
+        except (ModelServerStartError, ModelArtifactError, ValidationException) as error:
+            shutil.rmtree(work_dir, ignore_errors=True)
+            self._record_deployment_failure(name, deployment_id, str(error))
+            return
+        with self._hosting_lock:
+            if self._endpoint_deploying.get(name) != deployment_id:  # deleted meanwhile
+                deployment.drain_and_stop()
+                return
+            del self._endpoint_deploying[name]
+            previous = self.endpoint_fleet.install(name, deployment)
+            self.store.put(
+                ENDPOINT_PROCESSES,
+                name,
+                {"EndpointName": name, "Processes": deployment.server_identities()},
+            )
+            record = self.store.get(ENDPOINTS, name)
+            record.pop("FailureReason", None)
+            record.update(
+                EndpointStatus="InService",
+                EndpointConfigName=config_name,
+                ProductionVariants=summaries,
+                LastModifiedTime=time.time(),
+            )
+            self.store.put(ENDPOINTS, name, record)
+        if previous is not None:
+            previous.drain_and_stop()
+        log.info("endpoint %s is InService with %s", name, config_name)
+
+    def _launch_endpoint_config(
+        self, name: str, config_name: str, work_dir
+    ) -> tuple[Deployment, list[dict]]:
+        """Fetch each variant's model and start its server; returns the deployment and its
+        ProductionVariants summaries. Raises on any failure (nothing is left running)."""
+        specs, images, timeouts = [], {}, []
+        for variant in self._require_config(config_name)["ProductionVariants"]:
+            model = self._require_model(variant["ModelName"])
+            container = model.get("PrimaryContainer") or model["Containers"][0]
+            model_dir, environment = prepare_model_dir(
+                self.s3, container, work_dir / variant["VariantName"]
+            )
+            image = container.get("Image", "")
+            images[variant["VariantName"]] = image
+            timeouts.append(variant.get("ContainerStartupHealthCheckTimeoutInSeconds"))
+            specs.append(
+                VariantSpec(
+                    name=variant["VariantName"],
+                    weight=variant.get("InitialVariantWeight", 1.0),
+                    python=self.config.python_for_image(image),
+                    model_dir=model_dir,
+                    environment=environment,
+                    instance_id=new_instance_id(),
+                )
+            )
+        group = endpoint_log_group(name)
+
+        def log_line(variant_name: str, instance_id: str, line: str) -> None:
+            self.logs.append(group, f"{variant_name}/{instance_id}", line)
+
+        startup_timeout = min((t for t in timeouts if t), default=STARTUP_TIMEOUT_S)
+        deployment = launch_deployment(config_name, specs, log_line, startup_timeout, work_dir)
+        return deployment, self._variant_summaries(config_name, images)
+
+    def _variant_summaries(self, config_name: str, images: dict[str, str]) -> list[dict]:
+        now = time.time()
+        summaries = []
+        for variant in self._require_config(config_name)["ProductionVariants"]:
+            image = images[variant["VariantName"]]
+            weight = variant.get("InitialVariantWeight", 1.0)
+            summaries.append(
+                {
+                    "VariantName": variant["VariantName"],
+                    "DeployedImages": [
+                        {"SpecifiedImage": image, "ResolvedImage": image, "ResolutionTime": now}
+                    ],
+                    "CurrentWeight": weight,
+                    "DesiredWeight": weight,
+                    "CurrentInstanceCount": 1,
+                    "DesiredInstanceCount": variant.get("InitialInstanceCount", 1),
+                }
+            )
+        return summaries
+
+    def _record_deployment_failure(self, name: str, deployment_id: str, reason: str) -> None:
+        """Failed for a new endpoint; back to InService (old config serving) for an update."""
+        log.warning("endpoint %s deployment failed: %s", name, reason)
+        with self._hosting_lock:
+            if self._endpoint_deploying.get(name) != deployment_id:
+                return
+            del self._endpoint_deploying[name]
+            serving = self.endpoint_fleet.current(name) is not None
+            self.store.update(
+                ENDPOINTS,
+                name,
+                {
+                    "EndpointStatus": "InService" if serving else "Failed",
+                    "FailureReason": truncate_reason(reason),
+                    "LastModifiedTime": time.time(),
+                },
+            )
+
+    def _retire_deployment(self, name: str, deployment: Deployment) -> None:
+        deployment.drain_and_stop()
+        with self._hosting_lock:
+            if self.endpoint_fleet.current(name) is None:
+                self.store.delete(ENDPOINT_PROCESSES, name)
+
+
+def truncate_reason(reason: str, limit: int = 1024) -> str:
+    """FailureReason holds at most 1024 characters: keep the start (what failed) and the end
+    (the error a traceback ends with)."""
+    if len(reason) <= limit:
+        return reason
+    head = limit // 4
+    return reason[:head] + " ... " + reason[-(limit - head - 5) :]

@@ -1,0 +1,236 @@
+"""Hosting operations on the backend over real services (store, moto S3, logs, model servers)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+
+import pytest
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
+
+from local_sagemaker.config import RuntimeConfig
+from local_sagemaker.errors import ValidationException
+from local_sagemaker.logs import LogService
+from local_sagemaker.s3 import S3Service
+from local_sagemaker.sagemaker.backend import build_backend, shutdown_backend
+from local_sagemaker.sagemaker.hosting import HostingMixin
+from local_sagemaker.store import RecordStore
+from tests.runtime.hosting_support import create_bucket, expected_label, model_tarball, wait_for
+
+BUCKET = "models"
+ROLE = "arn:aws:iam::123456789012:role/local"
+
+
+def start_backend(data_dir):
+    config = RuntimeConfig(data_dir=data_dir, container_python=sys.executable)
+    s3 = S3Service(config.data_dir, config.region, config.account)
+    logs = LogService(config.data_dir, config.region, config.account)
+    store = RecordStore(config.data_dir)
+    return build_backend(config, store, s3, logs, None, mixins=[HostingMixin])
+
+
+@pytest.fixture
+def backend(tmp_path):
+    backend = start_backend(tmp_path / "state")
+    create_bucket(backend.s3, BUCKET)
+    for version in ("v1", "v2"):
+        backend.s3.write(BUCKET, f"{version}/model.tar.gz", model_tarball(version=version))
+    backend.s3.write(BUCKET, "broken/model.tar.gz", model_tarball(fail_to_load="bad weights"))
+    yield backend
+    shutdown_backend(backend)
+
+
+def deploy(backend, name: str, artifact: str) -> dict:
+    backend.create_model(
+        {
+            "ModelName": name,
+            "ExecutionRoleArn": ROLE,
+            "PrimaryContainer": {"Image": "local", "ModelDataUrl": f"s3://{BUCKET}/{artifact}"},
+        }
+    )
+    backend.create_endpoint_config(
+        {
+            "EndpointConfigName": name,
+            "ProductionVariants": [
+                {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1}
+            ],
+        }
+    )
+    backend.create_endpoint({"EndpointName": name, "EndpointConfigName": name})
+    return wait_for(
+        lambda: backend.describe_endpoint({"EndpointName": name}),
+        "EndpointStatus",
+        ("InService", "Failed"),
+    )
+
+
+def invoke(backend, name: str, payload) -> tuple[int, dict, bytes]:
+    body = json.dumps(payload).encode()
+    environ = EnvironBuilder(
+        method="POST",
+        path=f"/endpoints/{name}/invocations",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    ).get_environ()
+    response = backend.invoke_endpoint(name, Request(environ))
+    return response.status_code, dict(response.headers), response.get_data()
+
+
+def test_endpoint_goes_in_service_and_answers(backend):
+    endpoint = deploy(backend, "good", "v1/model.tar.gz")
+    assert endpoint["EndpointStatus"] == "InService"
+    variant = endpoint["ProductionVariants"][0]
+    assert variant["VariantName"] == "AllTraffic"
+    assert variant["DeployedImages"][0]["SpecifiedImage"] == "local"
+    status, headers, body = invoke(backend, "good", [0.1, 0.9])
+    assert status == 200
+    assert headers["x-Amzn-Invoked-Production-Variant"] == "AllTraffic"
+    assert json.loads(body)[0]["label"] == expected_label([0.1, 0.9])
+
+
+def test_model_fn_error_fails_endpoint_with_reason(backend):
+    endpoint = deploy(backend, "broken", "broken/model.tar.gz")
+    assert endpoint["EndpointStatus"] == "Failed"
+    assert "bad weights" in endpoint["FailureReason"]
+    assert invoke(backend, "broken", [1, 2])[0] == 400
+
+
+def test_duplicates_and_missing_resources_answer_sagemaker_texts(backend):
+    deploy(backend, "dup", "v1/model.tar.gz")
+    arn = "arn:aws:sagemaker:us-east-1:123456789012"
+    with pytest.raises(ValidationException, match=f'existing model "{arn}:model/dup"'):
+        backend.create_model({"ModelName": "dup", "PrimaryContainer": {"Image": "x"}})
+    with pytest.raises(ValidationException, match="existing endpoint configuration"):
+        backend.create_endpoint_config(
+            {
+                "EndpointConfigName": "dup",
+                "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "dup"}],
+            }
+        )
+    with pytest.raises(ValidationException, match=f'existing endpoint "{arn}:endpoint/dup"'):
+        backend.create_endpoint({"EndpointName": "dup", "EndpointConfigName": "dup"})
+    with pytest.raises(ValidationException, match=f'Could not find model "{arn}:model/nope"'):
+        backend.create_endpoint_config(
+            {
+                "EndpointConfigName": "c2",
+                "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "nope"}],
+            }
+        )
+    with pytest.raises(ValidationException, match=f'Could not find endpoint "{arn}:endpoint/x"'):
+        backend.delete_endpoint({"EndpointName": "x"})
+    with pytest.raises(ValidationException, match="Could not find model data at s3://models/no"):
+        backend.create_model(
+            {"ModelName": "m", "PrimaryContainer": {"Image": "x", "ModelDataUrl": "s3://models/no"}}
+        )
+
+
+def test_lists_filter_sort_and_page(backend):
+    for name in ("alpha", "beta", "gamma"):
+        backend.create_model({"ModelName": name, "PrimaryContainer": {"Image": "x"}})
+    first = backend.list_models({"SortBy": "Name", "SortOrder": "Ascending", "MaxResults": 2})
+    assert [m["ModelName"] for m in first["Models"]] == ["alpha", "beta"]
+    second = backend.list_models(
+        {"SortBy": "Name", "SortOrder": "Ascending", "NextToken": first["NextToken"]}
+    )
+    assert [m["ModelName"] for m in second["Models"]] == ["gamma"]
+    assert "NextToken" not in second
+    assert [m["ModelName"] for m in backend.list_models({"NameContains": "ET"})["Models"]] == [
+        "beta"
+    ]
+
+
+def add_config(backend, name: str, artifact: str) -> None:
+    backend.create_model(
+        {"ModelName": name, "PrimaryContainer": {"Image": "local", "ModelDataUrl": artifact}}
+    )
+    backend.create_endpoint_config(
+        {
+            "EndpointConfigName": name,
+            "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": name}],
+        }
+    )
+
+
+def test_update_swaps_config_without_dropping_requests(backend):
+    deploy(backend, "live", "v1/model.tar.gz")
+    add_config(backend, "live-v2", f"s3://{BUCKET}/v2/model.tar.gz")
+    answers: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def keep_invoking():
+        while not stop.is_set():
+            status, _, body = invoke(backend, "live", [1.0, 0.0])
+            answers.append((status, json.loads(body)[0]["version"] if status == 200 else ""))
+
+    client = threading.Thread(target=keep_invoking)
+    client.start()
+    backend.update_endpoint({"EndpointName": "live", "EndpointConfigName": "live-v2"})
+    assert backend.describe_endpoint({"EndpointName": "live"})["EndpointStatus"] == "Updating"
+    endpoint = wait_for(
+        lambda: backend.describe_endpoint({"EndpointName": "live"}),
+        "EndpointStatus",
+        ("InService",),
+    )
+    time.sleep(0.3)
+    stop.set()
+    client.join()
+    assert endpoint["EndpointConfigName"] == "live-v2"
+    assert {status for status, _ in answers} == {200}
+    versions = [version for _, version in answers]
+    assert versions[0] == "v1" and versions[-1] == "v2"
+    assert versions == sorted(versions)  # never back to v1 once v2 answered
+
+
+def test_failed_update_keeps_old_config_serving(backend):
+    deploy(backend, "steady", "v1/model.tar.gz")
+    add_config(backend, "steady-broken", f"s3://{BUCKET}/broken/model.tar.gz")
+    backend.update_endpoint({"EndpointName": "steady", "EndpointConfigName": "steady-broken"})
+    time.sleep(0.2)
+    endpoint = wait_for(
+        lambda: backend.describe_endpoint({"EndpointName": "steady"}),
+        "EndpointStatus",
+        ("InService", "Failed"),
+    )
+    assert endpoint["EndpointStatus"] == "InService"
+    assert endpoint["EndpointConfigName"] == "steady"
+    assert "bad weights" in endpoint["FailureReason"]
+    assert invoke(backend, "steady", [1.0, 0.0])[0] == 200
+
+
+def test_delete_stops_the_model_server(backend):
+    deploy(backend, "gone", "v1/model.tar.gz")
+    server = backend.endpoint_fleet.current("gone").variants[0].server
+    backend.delete_endpoint({"EndpointName": "gone"})
+    with pytest.raises(ValidationException):
+        backend.describe_endpoint({"EndpointName": "gone"})
+    status, headers, body = invoke(backend, "gone", [1, 2])
+    assert (status, headers["x-amzn-ErrorType"]) == (400, "ValidationError")
+    assert json.loads(body)["message"] == "Endpoint gone of account 123456789012 not found."
+    deadline = time.monotonic() + 10
+    while server.is_running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not server.is_running()
+
+
+def test_restart_kills_leftover_servers_and_relaunches_endpoints(tmp_path):
+    first = start_backend(tmp_path / "state")
+    create_bucket(first.s3, BUCKET)
+    first.s3.write(BUCKET, "v1/model.tar.gz", model_tarball())
+    deploy(first, "durable", "v1/model.tar.gz")
+    old_server = first.endpoint_fleet.current("durable").variants[0].server
+    # No shutdown: the first runtime "dies" with its model server still running.
+    second = start_backend(tmp_path / "state")
+    try:
+        assert not old_server.is_running()
+        endpoint = wait_for(
+            lambda: second.describe_endpoint({"EndpointName": "durable"}),
+            "EndpointStatus",
+            ("InService", "Failed"),
+        )
+        assert endpoint["EndpointStatus"] == "InService"
+        assert invoke(second, "durable", [0.0, 1.0])[0] == 200
+    finally:
+        shutdown_backend(second)
