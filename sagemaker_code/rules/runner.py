@@ -1,0 +1,190 @@
+"""Evaluate one built-in rule over a training job's debug or profiler output.
+
+:func:`evaluate` is what ``evaluate_rules.py`` (one rule per process, as SageMaker runs one
+processing job per rule) calls. It returns a :class:`RuleOutcome` and writes it to
+``<output_dir>/result.json``. Tensor rules read the smdebug trial in ``debug_output`` and profiler
+rules the system metrics in ``profiler_output``; both wait for data while the training job is
+still running and finish once its end-of-job marker exists.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from smdebug.exceptions import MissingCollectionFiles, NoMoreData, RuleEvaluationConditionMet
+from smdebug.rules.rule_invoker import invoke_rule
+from smdebug.trials import create_trial
+
+from rules.parameters import RuleParameterError, parse_parameters
+from rules.profiler_rules import NOT_EVALUATED, SYSTEM_RULES, SystemRule, sub_rules_for_report
+from rules.report import render_report
+from rules.system_metrics import SystemMetricsReader
+from rules.tensor_rules import TENSOR_RULES, TensorRule
+
+NO_ISSUES_FOUND, ISSUES_FOUND, ERROR = "NoIssuesFound", "IssuesFound", "Error"
+PROFILER_REPORT = "ProfilerReport"
+RESULT_FILE = "result.json"
+# SageMaker's StatusDetails holds at most 1024 characters.
+STATUS_DETAILS_LIMIT = 1024
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    """The result of one rule evaluation, in SageMaker's RuleEvaluationStatus terms.
+
+    ``step`` is the global step at which a tensor rule's condition was met (for profiler rules,
+    the number of data points examined); ``details`` is one human sentence of what was found.
+    """
+
+    rule: str
+    status: str
+    details: str
+    step: int | None = None
+
+    @property
+    def status_details(self) -> str:
+        """DescribeTrainingJob's StatusDetails for this outcome (AWS's text for IssuesFound)."""
+        if self.status == ISSUES_FOUND:
+            met = RuleEvaluationConditionMet(self.rule, self.step)
+            text = f"RuleEvaluationConditionMet: {met}\n{self.details}"
+        else:
+            text = self.details
+        return text[:STATUS_DETAILS_LIMIT]
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "status_details": self.status_details}
+
+
+def known_rules() -> list[str]:
+    return sorted([*TENSOR_RULES, *SYSTEM_RULES, PROFILER_REPORT])
+
+
+def evaluate(
+    rule_name: str,
+    parameters: dict[str, str],
+    debug_output: Path,
+    profiler_output: Path,
+    output_dir: Path,
+    *,
+    job_name: str = "",
+    poll_seconds: float = 2.0,
+) -> RuleOutcome:
+    """Run ``rule_name`` to its end and write result.json; every failure becomes Error."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        outcome = _evaluate(
+            rule_name,
+            parameters,
+            debug_output,
+            profiler_output,
+            output_dir,
+            job_name,
+            poll_seconds,
+        )
+    except RuleParameterError as error:
+        outcome = RuleOutcome(rule_name, ERROR, f"ClientError: {error}")
+    except MissingCollectionFiles:
+        outcome = RuleOutcome(
+            rule_name,
+            ERROR,
+            f"ClientError: the training job ended without saving any debug tensors in "
+            f"{debug_output}: register the smdebug hook in the training script.",
+        )
+    except Exception as error:  # an engine failure is the rule's Error status, not a crash
+        traceback.print_exc()
+        outcome = RuleOutcome(
+            rule_name, ERROR, f"InternalServerError: {type(error).__name__}: {error}"
+        )
+    (output_dir / RESULT_FILE).write_text(json.dumps(outcome.to_json(), indent=2))
+    return outcome
+
+
+def _evaluate(rule_name, parameters, debug_output, profiler_output, output_dir, job_name, poll):
+    if rule_name in TENSOR_RULES:
+        rule_class = TENSOR_RULES[rule_name]
+        values = parse_parameters(rule_name, rule_class.PARAMETERS, parameters)
+        print(f"Evaluating {rule_name} {values} over debug output {debug_output}", flush=True)
+        return _run_tensor_rule(rule_class, values, debug_output)
+    reader = SystemMetricsReader(profiler_output)
+    if rule_name == PROFILER_REPORT:
+        print(f"Building the profiler report over {profiler_output}", flush=True)
+        return _run_profiler_report(
+            sub_rules_for_report(parameters), reader, output_dir, job_name, poll
+        )
+    if rule_name in SYSTEM_RULES:
+        rule_class = SYSTEM_RULES[rule_name]
+        rule = rule_class(**parse_parameters(rule_name, rule_class.PARAMETERS, parameters))
+        print(f"Evaluating {rule_name} {rule.parameters} over {profiler_output}", flush=True)
+        return _run_system_rule(rule, reader, poll)
+    raise RuleParameterError(
+        f"Unknown rule_to_invoke {rule_name!r}; built-in rules: {', '.join(known_rules())}"
+    )
+
+
+def _run_tensor_rule(rule_class: type[TensorRule], values: dict, debug_output: Path):
+    rule = rule_class(create_trial(str(debug_output)), **values)
+    try:
+        invoke_rule(rule, raise_eval_cond=True)
+    except RuleEvaluationConditionMet as met:
+        return RuleOutcome(rule.rule_name, ISSUES_FOUND, rule.finding, met.step)
+    except NoMoreData as end:
+        if rule.examined_steps == 0:
+            return RuleOutcome(rule.rule_name, ERROR, f"ClientError: {rule.missing_data_message()}")
+        return RuleOutcome(
+            rule.rule_name,
+            NO_ISSUES_FOUND,
+            f"{rule.rule_name} examined {rule.examined_steps} step(s) up to step "
+            f"{end.last_step}; the condition was never met.",
+        )
+    raise AssertionError("invoke_rule returned without NoMoreData")  # it loops until the end
+
+
+def _run_system_rule(rule: SystemRule, reader: SystemMetricsReader, poll: float) -> RuleOutcome:
+    while True:
+        ended = reader.training_ended()  # checked before reading so no final sample is missed
+        report = rule.evaluate(reader.read())
+        if report.triggered:
+            return RuleOutcome(rule.name, ISSUES_FOUND, report.finding, report.datapoints)
+        if ended:
+            return RuleOutcome(rule.name, NO_ISSUES_FOUND, report.finding)
+        time.sleep(poll)
+
+
+def _run_profiler_report(
+    sub_rules: list[SystemRule],
+    reader: SystemMetricsReader,
+    output_dir: Path,
+    job_name: str,
+    poll: float,
+) -> RuleOutcome:
+    """Waits for the end of training, then writes profiler-output/profiler-report.html and
+    profiler-output/profiler-reports/<Rule>.json; IssuesFound if any sub-rule triggered."""
+    while not reader.training_ended():
+        time.sleep(poll)
+    metrics = reader.read()
+    reports = [rule.evaluate(metrics) for rule in sub_rules]
+    report_dir = output_dir / "profiler-output"
+    (report_dir / "profiler-reports").mkdir(parents=True, exist_ok=True)
+    for report in reports:
+        path = report_dir / "profiler-reports" / f"{report.rule}.json"
+        path.write_text(json.dumps(report.to_json(), indent=2))
+    html = render_report(job_name, metrics, reports, NOT_EVALUATED)
+    (report_dir / "profiler-report.html").write_text(html)
+    triggered = [report for report in reports if report.triggered]
+    if not triggered:
+        return RuleOutcome(
+            PROFILER_REPORT,
+            NO_ISSUES_FOUND,
+            f"No profiler rule triggered over {len(metrics.samples)} samples; "
+            "see profiler-output/profiler-report.html.",
+        )
+    return RuleOutcome(
+        PROFILER_REPORT,
+        ISSUES_FOUND,
+        " ".join(f"{report.rule}: {report.finding}" for report in triggered),
+        len(metrics.samples),
+    )
