@@ -1,0 +1,68 @@
+"""Runtime configuration: where the runtime listens, keeps its state, which Python runs an image.
+
+Everything has a default that works from a checkout of this repository; environment variables
+override the defaults so the Makefile, tests and docker-compose can point the runtime elsewhere.
+"""
+
+import fnmatch
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PORT = 4570
+DEFAULT_CONTAINER_PYTHON = REPO_ROOT / ".venvs" / "container" / "bin" / "python"
+
+
+def _default_container_python() -> str:
+    return os.environ.get("LOCAL_SAGEMAKER_CONTAINER_PYTHON") or str(DEFAULT_CONTAINER_PYTHON)
+
+
+def _default_image_pythons() -> dict[str, str]:
+    """``LOCAL_SAGEMAKER_IMAGE_PYTHONS`` is a JSON object ``{"<image glob>": "<python path>"}``."""
+    raw = os.environ.get("LOCAL_SAGEMAKER_IMAGE_PYTHONS")
+    if not raw:
+        return {}
+    mapping = json.loads(raw)
+    if not isinstance(mapping, dict):
+        raise ValueError(
+            "LOCAL_SAGEMAKER_IMAGE_PYTHONS must be a JSON object of image glob -> python path"
+        )
+    return {str(k): str(v) for k, v in mapping.items()}
+
+
+@dataclass
+class RuntimeConfig:
+    """Settings shared by every part of the runtime (available to backends as ``self.config``)."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    data_dir: Path = field(default_factory=lambda: Path(".local_sagemaker"))
+    region: str = "us-east-1"
+    account: str = "123456789012"
+    container_python: str = field(default_factory=_default_container_python)
+    # Image globs (fnmatch) -> Python interpreter; the first match wins, else container_python.
+    image_pythons: dict[str, str] = field(default_factory=_default_image_pythons)
+    # Seconds between SIGTERM and SIGKILL when a job is stopped (SageMaker gives 120 s).
+    stop_grace_seconds: float = 10.0
+    # How often running jobs' checkpoint folders are compared and synced to S3.
+    checkpoint_sync_seconds: float = 2.0
+
+    def __post_init__(self):
+        self.data_dir = Path(self.data_dir).resolve()
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def python_for_image(self, image: str) -> str:
+        """The interpreter that stands in for ``image`` (a training or inference image URI)."""
+        for pattern, python in self.image_pythons.items():
+            if fnmatch.fnmatchcase(image, pattern):
+                return python
+        return self.container_python
+
+    def arn(self, resource_type: str, name: str) -> str:
+        """A SageMaker ARN; like AWS, it embeds the lower-cased name (behaviour doc 4.1)."""
+        return f"arn:aws:sagemaker:{self.region}:{self.account}:{resource_type}/{name.lower()}"

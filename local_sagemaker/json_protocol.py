@@ -1,0 +1,83 @@
+"""The AWS JSON 1.1 protocol (``X-Amz-Target: <Prefix>.<Operation>``), shared by SageMaker and
+CloudWatch Logs: operation name -> validated request -> backend method -> JSON response.
+
+An operation ``CreateTrainingJob`` is served by the backend's ``create_training_job(request)``,
+which returns the response dict. Timestamps may be returned as epoch-second floats (the wire form)
+or as ``datetime`` objects. Any :class:`~local_sagemaker.errors.AwsError` becomes the wire error.
+"""
+
+import datetime
+import json
+import logging
+
+import botocore.session
+from botocore import xform_name
+
+from local_sagemaker.errors import (
+    AwsError,
+    InternalFailure,
+    SerializationException,
+    UnknownOperationException,
+)
+from local_sagemaker.validation import validate_request
+
+log = logging.getLogger(__name__)
+CONTENT_TYPE = "application/x-amz-json-1.1"
+
+
+def _wire_default(value):
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable: {value!r}")
+
+
+def error_response(error: AwsError) -> tuple[int, dict, bytes]:
+    """(status, headers, body) of an AWS-shaped JSON error."""
+    headers = {"Content-Type": CONTENT_TYPE, "x-amzn-ErrorType": error.code}
+    return error.status, headers, json.dumps(error.to_json()).encode()
+
+
+class JsonProtocolApi:
+    """Dispatches JSON 1.1 requests of one service (``service_name`` as botocore names it)."""
+
+    def __init__(self, service_name: str, backend, service_label: str):
+        self.service_model = botocore.session.get_session().get_service_model(service_name)
+        self.target_prefix = self.service_model.metadata["targetPrefix"]
+        self.backend = backend
+        self.service_label = service_label
+
+    def handles(self, target: str) -> bool:
+        return target.startswith(f"{self.target_prefix}.")
+
+    def _method_for(self, operation: str):
+        if operation not in self.service_model.operation_names:
+            raise UnknownOperationException(
+                f"{operation} is not an operation of the {self.service_label} API"
+            )
+        method = getattr(self.backend, xform_name(operation), None)
+        if method is None:
+            raise UnknownOperationException(
+                f"{operation} is part of the {self.service_label} API but the local SageMaker "
+                "runtime does not implement it"
+            )
+        return method
+
+    def handle(self, target: str, body: bytes) -> tuple[int, dict, bytes]:
+        """Serve one request; returns (status, headers, body). Never raises for client errors."""
+        operation = target.split(".", 1)[1]
+        try:
+            method = self._method_for(operation)
+            request = json.loads(body or b"{}")
+            input_shape = self.service_model.operation_model(operation).input_shape
+            validate_request(input_shape, request)
+            response = method(request)
+        except AwsError as error:
+            log.info("%s %s -> %s: %s", self.service_label, operation, error.code, error.message)
+            return error_response(error)
+        except json.JSONDecodeError as error:
+            return error_response(SerializationException(f"request body is not JSON: {error}"))
+        except Exception as error:
+            log.exception("%s %s failed", self.service_label, operation)
+            return error_response(InternalFailure(f"{type(error).__name__}: {error}"))
+        payload = json.dumps(response, default=_wire_default).encode()
+        return 200, {"Content-Type": CONTENT_TYPE}, payload

@@ -1,0 +1,12 @@
+"""SageMaker's JSON 1.1 front: ``X-Amz-Target: SageMaker.<Op>`` -> ``backend.<op_in_snake_case>``.
+
+The request is validated against botocore's input shape for the operation before the backend
+method sees it, so backend methods may assume required members are present and well-formed.
+"""
+
+from local_sagemaker.json_protocol import JsonProtocolApi
+
+
+def sagemaker_api(backend) -> JsonProtocolApi:
+    """The protocol handler for the SageMaker API served by ``backend``."""
+    return JsonProtocolApi("sagemaker", backend, service_label="SageMaker")

@@ -1,0 +1,127 @@
+"""The runtime's one WSGI app and its services.
+
+Routes, in order:
+
+- ``GET /_local/health``: ``{"status": "ok", "families": [...]}`` once the runtime serves.
+- ``X-Amz-Target: SageMaker.<Op>``: the SageMaker API (:mod:`local_sagemaker.sagemaker`).
+- ``X-Amz-Target: Logs_20140328.<Op>``: CloudWatch Logs (:mod:`local_sagemaker.logs`).
+- ``POST /endpoints/<name>/invocations``: SageMaker Runtime, delegated to the hosting family's
+  ``invoke_endpoint(name, request)``.
+- anything else: S3 (moto, journaled: :mod:`local_sagemaker.s3`).
+
+One line per request is logged: method, path, operation, status, milliseconds.
+"""
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+
+from werkzeug.wrappers import Request, Response
+
+from local_sagemaker.config import RuntimeConfig
+from local_sagemaker.errors import AwsError, ValidationException
+from local_sagemaker.executor import Executor
+from local_sagemaker.json_protocol import JsonProtocolApi, error_response
+from local_sagemaker.logs import LogService
+from local_sagemaker.s3 import S3Service
+from local_sagemaker.sagemaker.backend import build_backend, shutdown_backend
+from local_sagemaker.sagemaker.responses import sagemaker_api
+from local_sagemaker.store import RecordStore
+
+log = logging.getLogger("local_sagemaker")
+INVOCATIONS_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
+HEALTH_PATH = "/_local/health"
+
+
+class RuntimeValidationError(ValidationException):
+    """SageMaker Runtime's spelling of a validation error (``ValidationError``, behaviour 5.5)."""
+
+    code = "ValidationError"
+
+
+@dataclass
+class Runtime:
+    """Every service of one runtime; ``app`` is the WSGI application serving them."""
+
+    config: RuntimeConfig
+    store: RecordStore
+    s3: S3Service
+    logs: LogService
+    executor: Executor
+    backend: object
+
+    def __post_init__(self):
+        self.sagemaker = sagemaker_api(self.backend)
+        self.logs_api = JsonProtocolApi("logs", self.logs, service_label="CloudWatch Logs")
+
+    def app(self, environ, start_response):
+        started = time.monotonic()
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "/")
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        statuses = []
+
+        def recording_start_response(status, headers, exc_info=None):
+            statuses.append(status.split(" ", 1)[0])
+            return start_response(status, headers, exc_info)
+
+        try:
+            return self._route(environ, recording_start_response, method, path, target)
+        finally:
+            elapsed_ms = (time.monotonic() - started) * 1000
+            operation = target or ("S3" if not INVOCATIONS_PATH.match(path) else "InvokeEndpoint")
+            log.info(
+                "%s %s %s -> %s (%.0f ms)",
+                method,
+                path,
+                operation,
+                statuses[0] if statuses else "?",
+                elapsed_ms,
+            )
+
+    def _route(self, environ, start_response, method, path, target):
+        if path == HEALTH_PATH and method == "GET":
+            families = [family.__name__ for family in self.backend.families]
+            return Response(
+                json.dumps({"status": "ok", "families": families}), mimetype="application/json"
+            )(environ, start_response)
+        for api in (self.sagemaker, self.logs_api):
+            if api.handles(target):
+                status, headers, body = api.handle(target, Request(environ).get_data())
+                return Response(body, status=status, headers=headers)(environ, start_response)
+        invocation = INVOCATIONS_PATH.match(path)
+        if invocation and method == "POST":
+            return self._invoke_endpoint(invocation["name"], Request(environ))(
+                environ, start_response
+            )
+        return self.s3.wsgi_app(environ, start_response)
+
+    def _invoke_endpoint(self, endpoint_name: str, request: Request) -> Response:
+        invoke = getattr(self.backend, "invoke_endpoint", None)
+        try:
+            if invoke is None:
+                raise RuntimeValidationError(
+                    f"Endpoint {endpoint_name} of account {self.config.account} not found."
+                )
+            return invoke(endpoint_name, request)
+        except AwsError as error:
+            status, headers, body = error_response(error)
+            return Response(body, status=status, headers=headers)
+
+    def shutdown(self) -> None:
+        shutdown_backend(self.backend)
+
+
+def build_runtime(config: RuntimeConfig, families=None) -> Runtime:
+    """Create (or reopen) the runtime's state in ``config.data_dir`` and compose its services.
+
+    ``families`` restricts the SageMaker mixins (default: every available family).
+    """
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = RecordStore(config.data_dir)
+    s3 = S3Service(config.data_dir, config.region, config.account)
+    logs = LogService(config.data_dir, config.region, config.account)
+    executor = Executor(config, s3, logs)
+    backend = build_backend(config, store, s3, logs, executor, families)
+    return Runtime(config, store, s3, logs, executor, backend)
