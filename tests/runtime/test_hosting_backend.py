@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from hosting_support import create_bucket, expected_label, model_tarball, wait_for
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
@@ -18,7 +19,6 @@ from local_sagemaker.s3 import S3Service
 from local_sagemaker.sagemaker.backend import build_backend, shutdown_backend
 from local_sagemaker.sagemaker.hosting import HostingMixin
 from local_sagemaker.store import RecordStore
-from tests.runtime.hosting_support import create_bucket, expected_label, model_tarball, wait_for
 
 BUCKET = "models"
 ROLE = "arn:aws:iam::123456789012:role/local"

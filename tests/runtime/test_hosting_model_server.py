@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from hosting_support import expected_label, write_model_dir
 
 from local_sagemaker.hosting.process import ModelServerProcess, ModelServerStartError
-from tests.runtime.hosting_support import expected_label, write_model_dir
 
 
 def start_server(model_dir: Path, environment: dict[str, str] | None = None):

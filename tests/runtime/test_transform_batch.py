@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from hosting_support import expected_label, write_model_dir
 
 from local_sagemaker.hosting.batch import (
     InputObject,
@@ -18,7 +19,6 @@ from local_sagemaker.hosting.batch import (
     run_transform,
 )
 from local_sagemaker.hosting.process import ModelServerProcess
-from tests.runtime.hosting_support import expected_label, write_model_dir
 
 JSONL = "application/jsonlines"
 
