@@ -31,11 +31,6 @@ def check_name(name: str, max_length: int = MAX_NAME_LENGTH) -> str:
     return name
 
 
-def _slug(text: str) -> str:
-    """Lower-case `text` with every run of other characters turned into one hyphen."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
 @dataclass(frozen=True)
 class RunNames:
     """The names of everything one DAG run creates in SageMaker."""
@@ -69,11 +64,6 @@ class RunNames:
     @property
     def transform_job(self) -> str:
         return self._name("transform")
-
-    def rule_job(self, rule_name: str) -> str:
-        """Processing job evaluating one rule (rules.engine: processing)."""
-        rule = _slug(rule_name)[: MAX_NAME_LENGTH - len(self.project) - len(self.run_stamp) - 8]
-        return self._name(f"rule-{rule}")
 
 
 def retry_name(name: str, attempt: int, max_length: int = MAX_NAME_LENGTH) -> str:

@@ -1,31 +1,137 @@
 """Rules as processing jobs (rules.engine: processing), for accounts without SageMaker Debugger.
 
-One processing job per rule runs `sagemaker_code/evaluate_rules.py` over the tensors the training
-job's Debugger hook saved; this module builds those requests and reads each job's result back as
-the same RuleOutcome that SageMaker Debugger would report, so the gate decides the same way.
+After training, one processing job per rule runs `sagemaker_code/evaluate_rules.py` (request shape
+documented in that file's docstring) over the tensors and system metrics the training job saved.
+Each job Completes for both NoIssuesFound and IssuesFound and writes its finding to
+`<rule output>/result.json`; `outcome_from_processing_job` turns that into the same RuleOutcome
+SageMaker Debugger would report, so the gate decides the same way for both engines.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
+from typing import Any
 
-from sagemaker_lifecycle.gate import ISSUES_FOUND, NO_ISSUES_FOUND, RuleOutcome
+from sagemaker_lifecycle.gate import RuleOutcome
+from sagemaker_lifecycle.naming import check_name
+from sagemaker_lifecycle.request_builders import RULE_ENTRY_POINT, training_output_path
 
-# ProcessingJobStatus -> RuleEvaluationStatus, for the statuses that say it all.
+CODE_DIR = "/opt/ml/processing/input/code"
+RESULT_FILE = "result.json"
+RULE_JOB_MAX_RUNTIME_SECONDS = 3600
+# ProcessingJobStatus -> RuleEvaluationStatus while no result can exist yet, or never will.
 STATUS_BY_JOB_STATUS = {"InProgress": "InProgress", "Stopping": "Stopping", "Stopped": "Stopped"}
 
 
-def outcome_from_processing_job(rule: str, description: Mapping, blocking: bool) -> RuleOutcome:
-    """The rule outcome a DescribeProcessingJob response of one rule job stands for.
+def rule_job_name(training_job: str, rule: str) -> str:
+    """`<job[:26]>-<rule[:26]>-<8 hex>`, the form SageMaker gives Debugger's rule jobs."""
+    digest = hashlib.blake2b(f"{training_job}/{rule}".encode(), digest_size=4).hexdigest()
+    return check_name(f"{training_job[:26].rstrip('-')}-{rule[:26]}-{digest}")
 
-    A Completed job reports its finding in ExitMessage (IssuesFound or NoIssuesFound first);
-    a Failed job is a rule Error, with the FailureReason as details.
+
+def _s3_input(name: str, uri: str, local_path: str) -> dict[str, Any]:
+    return {
+        "InputName": name,
+        "S3Input": {
+            "S3Uri": uri,
+            "LocalPath": local_path,
+            "S3DataType": "S3Prefix",
+            "S3InputMode": "File",
+        },
+    }
+
+
+def rule_processing_request(
+    settings: Mapping, dataset: Mapping, training_job: str, rule: str, parameters: Mapping
+) -> dict[str, Any]:
+    """The CreateProcessingJob request evaluating `rule` over `training_job`'s output."""
+    job_output = f"{training_output_path(settings)}/{training_job}"
+    arguments = {
+        "--rule": rule,
+        "--rule-parameters": json.dumps({k: str(v) for k, v in parameters.items()}),
+        "--training-job-name": training_job,
+    }
+    return {
+        "ProcessingJobName": rule_job_name(training_job, rule),
+        "RoleArn": settings["aws"]["role_arn"],
+        "AppSpecification": {
+            "ImageUri": settings["images"]["training"],
+            "ContainerEntrypoint": ["python3", f"{CODE_DIR}/{RULE_ENTRY_POINT}"],
+            "ContainerArguments": [
+                *(x for pair in arguments.items() for x in pair),
+                "--training-complete",
+            ],
+        },
+        "ProcessingInputs": [
+            _s3_input("code", dataset["code_uri"], CODE_DIR),
+            _s3_input(
+                "debug-output",
+                f"{job_output}/debug-output",
+                "/opt/ml/processing/input/debug-output",
+            ),
+            _s3_input(
+                "profiler-output",
+                f"{job_output}/profiler-output",
+                "/opt/ml/processing/input/profiler-output",
+            ),
+        ],
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                {
+                    "OutputName": "rule-output",
+                    "S3Output": {
+                        "S3Uri": f"{job_output}/rule-output/{rule}",
+                        "LocalPath": "/opt/ml/processing/output/rule",
+                        "S3UploadMode": "EndOfJob",
+                    },
+                }
+            ]
+        },
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceCount": 1,
+                "InstanceType": settings["instances"]["rules"],
+                "VolumeSizeInGB": settings["instances"]["volume_size_gb"],
+            }
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": RULE_JOB_MAX_RUNTIME_SECONDS},
+        "Environment": {"RULE_NAME": rule},
+    }
+
+
+def rule_processing_requests(
+    settings: Mapping, dataset: Mapping, training: Mapping
+) -> list[dict[str, Any]]:
+    """One CreateProcessingJob request per configured debugger and profiler rule."""
+    rules = settings["rules"]
+    configured = {**rules["debugger"], **rules["profiler"]}
+    return [
+        rule_processing_request(settings, dataset, training["TrainingJobName"], rule, parameters)
+        for rule, parameters in configured.items()
+    ]
+
+
+def result_uri(description: Mapping) -> str:
+    """Where a rule job's result.json is (its rule-output's S3 URI)."""
+    output = description["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+    return f"{output.rstrip('/')}/{RESULT_FILE}"
+
+
+def outcome_from_processing_job(
+    rule: str, description: Mapping, blocking: bool, result: Mapping | None
+) -> RuleOutcome:
+    """The rule outcome one rule job stands for.
+
+    `result` is the job's parsed result.json (read once the job Completed; None before). A Failed
+    job, or a Completed one without a result, is a rule Error.
     """
     status = description["ProcessingJobStatus"]
-    message = description.get("ExitMessage", "")
     if status in STATUS_BY_JOB_STATUS:
-        return RuleOutcome(rule, STATUS_BY_JOB_STATUS[status], message, blocking)
-    if status == "Failed":
-        return RuleOutcome(rule, "Error", description.get("FailureReason", ""), blocking)
-    finding = ISSUES_FOUND if message.startswith(ISSUES_FOUND) else NO_ISSUES_FOUND
-    return RuleOutcome(rule, finding, message, blocking)
+        return RuleOutcome(rule, STATUS_BY_JOB_STATUS[status], "", blocking)
+    if status == "Completed" and result is not None:
+        details = result.get("status_details") or result.get("details", "")
+        return RuleOutcome(rule, result["status"], details, blocking)
+    reason = description.get("FailureReason") or f"no {RESULT_FILE} in the rule output"
+    return RuleOutcome(rule, "Error", reason, blocking)

@@ -64,7 +64,8 @@ class StagedDataset:
     classes: list[str]
     image_counts: dict[str, int]
     channels: dict[str, str]  # split -> s3:// prefix (ending in /)
-    sourcedir_uri: str
+    sourcedir_uri: str  # the packed training code (script mode)
+    code_uri: str  # the same code unpacked, an s3:// prefix
     reused_snapshot: bool
     source: str = ""
 
@@ -233,9 +234,7 @@ def package_source_dir(source_dir: Path) -> bytes:
         gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed,
         tarfile.open(fileobj=compressed, mode="w") as tar,
     ):
-        for path in sorted(source_dir.rglob("*")):
-            if "__pycache__" in path.parts or path.suffix == ".pyc" or not path.is_file():
-                continue
+        for path in _source_files(source_dir):
             info = tar.gettarinfo(str(path), arcname=path.relative_to(source_dir).as_posix())
             info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
             with open(path, "rb") as handle:
@@ -243,15 +242,38 @@ def package_source_dir(source_dir: Path) -> bytes:
     return buffer.getvalue()
 
 
-def upload_source_dir(s3, bucket: str, prefix: str, source_dir: Path = SOURCE_DIR) -> str:
-    """The s3:// URI of `source_dir` packed as sourcedir.tar.gz under a content hash."""
+def _source_files(source_dir: Path) -> list[Path]:
+    """The files of `source_dir` that belong in the code bundle (no caches, no dot files)."""
+    return [
+        path
+        for path in sorted(source_dir.rglob("*"))
+        if path.is_file()
+        and path.suffix != ".pyc"
+        and not any(
+            part == "__pycache__" or part.startswith(".")
+            for part in path.relative_to(source_dir).parts
+        )
+    ]
+
+
+def upload_code(s3, bucket: str, prefix: str, source_dir: Path = SOURCE_DIR) -> tuple[str, str]:
+    """Upload `source_dir` under a content hash, packed and unpacked; returns both URIs.
+
+    The packed sourcedir.tar.gz is what training jobs run (`sagemaker_submit_directory`); the
+    unpacked copy under `files/` is what rule processing jobs mount as their code input. The
+    archive is written last, so its presence means both are complete.
+    """
     if not (source_dir / "train.py").is_file():
         raise FileNotFoundError(f"{source_dir} has no train.py; it is not the training source dir")
     payload = package_source_dir(source_dir)
-    key = f"{prefix.strip('/')}/{hashlib.sha256(payload).hexdigest()[:16]}/sourcedir.tar.gz"
-    if not _object_exists(s3, bucket, key):
-        s3.put_object(Bucket=bucket, Key=key, Body=payload)
-    return f"s3://{bucket}/{key}"
+    base_key = f"{prefix.strip('/')}/{hashlib.sha256(payload).hexdigest()[:16]}"
+    archive_key = f"{base_key}/sourcedir.tar.gz"
+    if not _object_exists(s3, bucket, archive_key):
+        for path in _source_files(source_dir):
+            relative = path.relative_to(source_dir).as_posix()
+            s3.upload_file(str(path), bucket, f"{base_key}/files/{relative}")
+        s3.put_object(Bucket=bucket, Key=archive_key, Body=payload)
+    return f"s3://{bucket}/{archive_key}", f"s3://{bucket}/{base_key}/files/"
 
 
 def stage(settings: Mapping, s3) -> StagedDataset:
@@ -262,13 +284,14 @@ def stage(settings: Mapping, s3) -> StagedDataset:
     entries = build_manifest(root, layout)
     ensure_bucket(s3, aws["bucket"], aws["create_bucket"])
     base_uri, reused = upload_snapshot(s3, aws["bucket"], dataset["s3_prefix"], root, entries)
-    project = settings["project"]["name"]
+    sourcedir_uri, code_uri = upload_code(s3, aws["bucket"], f"{settings['project']['name']}/code")
     return StagedDataset(
         snapshot_id=snapshot_id(entries),
         classes=sorted(layout["train"]),
         image_counts={split: sum(map(len, layout[split].values())) for split in SPLITS},
         channels={split: f"{base_uri}{split}/" for split in SPLITS},
-        sourcedir_uri=upload_source_dir(s3, aws["bucket"], f"{project}/code"),
+        sourcedir_uri=sourcedir_uri,
+        code_uri=code_uri,
         reused_snapshot=reused,
         source=dataset["source"],
     )

@@ -94,8 +94,7 @@ def plan_rule_jobs(settings: dict, dataset: dict, training: dict) -> list[dict[s
     """CreateProcessingJob requests, one per rule (none when SageMaker Debugger runs them)."""
     if settings["rules"]["engine"] != "processing":
         return []
-    names = current_run_names(settings)
-    return rule_jobs.rule_processing_requests(settings, names, dataset, training)
+    return rule_jobs.rule_processing_requests(settings, dataset, training)
 
 
 @task(multiple_outputs=True)

@@ -9,14 +9,17 @@ verdict of `gate.decide` (DEPLOY or BLOCK), as a dict.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack
 from typing import Any
 
-from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+from botocore.exceptions import ClientError
 
 from sagemaker_lifecycle.gate import Decision, RuleOutcome, decide, outcomes_from_training_job
-from sagemaker_lifecycle.rule_jobs import outcome_from_processing_job
+from sagemaker_lifecycle.rule_jobs import outcome_from_processing_job, result_uri
 
 
 class RuleOutcomeTrigger(BaseTrigger):
@@ -67,31 +70,58 @@ class RuleOutcomeTrigger(BaseTrigger):
             },
         )
 
-    async def _outcomes(self, client) -> list[RuleOutcome]:
-        if not self.rule_jobs:
-            description = await client.describe_training_job(TrainingJobName=self.training_job_name)
-            return outcomes_from_training_job(description, self.blocking)
-        return [
-            outcome_from_processing_job(
-                rule,
-                await client.describe_processing_job(ProcessingJobName=job_name),
-                rule in self.blocking,
+    async def _training_job_outcomes(self, sagemaker) -> list[RuleOutcome]:
+        description = await sagemaker.describe_training_job(TrainingJobName=self.training_job_name)
+        return outcomes_from_training_job(description, self.blocking)
+
+    async def _rule_job_outcomes(self, sagemaker, s3) -> list[RuleOutcome]:
+        outcomes = []
+        for rule, job_name in self.rule_jobs.items():
+            description = await sagemaker.describe_processing_job(ProcessingJobName=job_name)
+            result = None
+            if description["ProcessingJobStatus"] == "Completed":
+                result = await _read_json(s3, result_uri(description))
+            outcomes.append(
+                outcome_from_processing_job(rule, description, rule in self.blocking, result)
             )
-            for rule, job_name in self.rule_jobs.items()
-        ]
+        return outcomes
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = SageMakerHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
-        async with await hook.get_async_conn() as client:
+        async with AsyncExitStack() as stack:
+            sagemaker = await stack.enter_async_context(await self._client("sagemaker"))
+            s3 = (
+                await stack.enter_async_context(await self._client("s3"))
+                if self.rule_jobs
+                else None
+            )
             while True:
-                verdict = decide(
-                    await self._outcomes(client),
-                    self.expected_rules,
-                    self.blocking,
-                    self.on_rule_error,
+                outcomes = (
+                    await self._rule_job_outcomes(sagemaker, s3)
+                    if self.rule_jobs
+                    else await self._training_job_outcomes(sagemaker)
                 )
+                verdict = decide(outcomes, self.expected_rules, self.blocking, self.on_rule_error)
                 if verdict.decision != Decision.WAIT:
                     yield TriggerEvent(verdict.as_dict())
                     return
                 self.log.info("Gate waiting: %s", "; ".join(verdict.reasons))
                 await asyncio.sleep(self.poll_interval)
+
+    async def _client(self, service: str):
+        hook = AwsBaseHook(
+            aws_conn_id=self.aws_conn_id, region_name=self.region_name, client_type=service
+        )
+        return await hook.get_async_conn()
+
+
+async def _read_json(s3, uri: str) -> dict | None:
+    """The JSON object at s3:// `uri`, or None when there is none."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    try:
+        response = await s3.get_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            return None
+        raise
+    async with response["Body"] as stream:
+        return json.loads(await stream.read())
