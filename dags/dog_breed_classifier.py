@@ -59,7 +59,11 @@ WAITS = {"check_interval": POLL_INTERVAL, "max_ingestion_time": WAIT_LIMIT}
             type="string",
             description="URL of a zip, local folder or zip: train/ valid/ test/ <NNN.Class>/",
         ),
-        "bucket": Param(DEFAULTS["aws"]["bucket"], type="string"),
+        "bucket": Param(
+            None,
+            type=["null", "string"],
+            description="Default: Variable sagemaker_bucket, else include/pipeline.yaml",
+        ),
         "max_tuning_jobs": Param(DEFAULTS["tuning"]["max_jobs"], type="integer", minimum=1),
         "max_parallel_jobs": Param(
             DEFAULTS["tuning"]["max_parallel_jobs"], type="integer", minimum=1
@@ -68,6 +72,7 @@ WAITS = {"check_interval": POLL_INTERVAL, "max_ingestion_time": WAIT_LIMIT}
         "poll_interval_seconds": Param(
             DEFAULTS["polling"]["interval_seconds"], type="number", exclusiveMinimum=0
         ),
+        "delete_endpoint": Param(DEFAULTS["deployment"]["delete_endpoint"], type="boolean"),
         "overrides": Param(
             {}, type="object", description="Any nested setting of include/pipeline.yaml"
         ),

@@ -7,8 +7,8 @@ matched to its input by relative path (with or without the input's sub-folders, 
 exact output key rule is not documented); every input must have exactly one output.
 
 The report (accuracy, top-k accuracy, per-class precision/recall/F1, macro F1, the confusion
-matrix) is written as `report.json` and `confusion_matrix.png` under
-`<transform output>/evaluation/`.
+matrix) is written as `report.json`, `report.md` and `confusion_matrix.png` under a prefix the
+caller chooses (the pipeline uses `s3://<bucket>/evaluation/<transform job>/`).
 """
 
 from __future__ import annotations
@@ -155,8 +155,11 @@ def render_confusion_matrix(matrix: list[list[int]], classes: list[str]) -> byte
     return buffer.getvalue()
 
 
-def evaluate_transform(s3, input_uri: str, output_uri: str, classes: list[str]) -> dict[str, Any]:
-    """Score the transform of `input_uri` written to `output_uri`; upload and return the report."""
+def evaluate_transform(
+    s3, input_uri: str, output_uri: str, classes: list[str], report_uri: str
+) -> dict[str, Any]:
+    """Score the transform of `input_uri` written to `output_uri`; the report, also uploaded
+    under the s3:// prefix `report_uri`."""
     _, input_prefix = split_s3_uri(input_uri)
     bucket, output_prefix = split_s3_uri(output_uri.rstrip("/") + "/")
     matched = match_outputs(
@@ -167,13 +170,19 @@ def evaluate_transform(s3, input_uri: str, output_uri: str, classes: list[str]) 
         body = s3.get_object(Bucket=bucket, Key=output_key)["Body"].read()
         pairs.append((label_of(input_key), ranked_labels(body, output_key)))
     report = score(pairs, classes)
-    report_key = f"{output_prefix}evaluation/report.json"
-    picture_key = f"{output_prefix}evaluation/confusion_matrix.png"
-    report["report_uri"] = f"s3://{bucket}/{report_key}"
-    report["confusion_matrix_uri"] = f"s3://{bucket}/{picture_key}"
-    picture = render_confusion_matrix(report["confusion_matrix"], classes)
-    s3.put_object(Bucket=bucket, Key=picture_key, Body=picture, ContentType="image/png")
-    s3.put_object(Bucket=bucket, Key=report_key, Body=json.dumps(report, indent=2).encode())
+    report_bucket, report_prefix = split_s3_uri(report_uri.rstrip("/") + "/")
+    report["report_uri"] = f"s3://{report_bucket}/{report_prefix}report.json"
+    report["confusion_matrix_uri"] = f"s3://{report_bucket}/{report_prefix}confusion_matrix.png"
+    uploads = {
+        "confusion_matrix.png": (render_confusion_matrix(report["confusion_matrix"], classes),
+                                 "image/png"),
+        "report.md": (format_report(report).encode(), "text/markdown"),
+        "report.json": (json.dumps(report, indent=2).encode(), "application/json"),
+    }  # fmt: skip
+    for name, (body, content_type) in uploads.items():
+        s3.put_object(
+            Bucket=report_bucket, Key=report_prefix + name, Body=body, ContentType=content_type
+        )
     return report
 
 

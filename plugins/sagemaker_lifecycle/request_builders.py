@@ -33,7 +33,7 @@ def encode_hyperparameter(value: Any) -> str:
 
 def training_output_path(settings: Mapping) -> str:
     """S3 prefix under which SageMaker writes `<job>/output/model.tar.gz` and Debugger output."""
-    return f"s3://{settings['aws']['bucket']}/{settings['project']['name']}/training"
+    return f"s3://{settings['aws']['bucket']}/jobs"
 
 
 def _script_mode_hyperparameters(settings: Mapping, dataset: Mapping) -> dict[str, str]:
@@ -240,6 +240,8 @@ def model_request(settings: Mapping, names: RunNames, model_data_url: str) -> di
                 "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
                 "SAGEMAKER_CONTAINER_LOG_LEVEL": str(LOG_LEVEL_INFO),
                 "SAGEMAKER_REGION": settings["aws"]["region"],
+                # Classes per prediction (inference.py's default is 3); evaluation reports top-k.
+                "CLASSIFIER_TOP_K": str(settings["evaluation"]["top_k"]),
             },
         },
         "ExecutionRoleArn": settings["aws"]["role_arn"],
@@ -269,7 +271,7 @@ def endpoint_request(names: RunNames) -> dict[str, Any]:
 
 
 def transform_output_path(settings: Mapping, names: RunNames) -> str:
-    return f"s3://{settings['aws']['bucket']}/{settings['project']['name']}/transform/{names.transform_job}"
+    return f"s3://{settings['aws']['bucket']}/transform/{names.transform_job}/"
 
 
 def transform_job_request(settings: Mapping, names: RunNames, dataset: Mapping) -> dict[str, Any]:

@@ -284,7 +284,7 @@ def stage(settings: Mapping, s3) -> StagedDataset:
     entries = build_manifest(root, layout)
     ensure_bucket(s3, aws["bucket"], aws["create_bucket"])
     base_uri, reused = upload_snapshot(s3, aws["bucket"], dataset["s3_prefix"], root, entries)
-    sourcedir_uri, code_uri = upload_code(s3, aws["bucket"], f"{settings['project']['name']}/code")
+    sourcedir_uri, code_uri = upload_code(s3, aws["bucket"], "code")
     return StagedDataset(
         snapshot_id=snapshot_id(entries),
         classes=sorted(layout["train"]),

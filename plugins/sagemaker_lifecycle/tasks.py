@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from airflow.sdk import get_current_context, task
+from airflow.sdk import Variable, get_current_context, task
 
 from sagemaker_lifecycle import evaluation, request_builders, rule_jobs, staging
 from sagemaker_lifecycle.hooks import SageMakerLifecycleHook
@@ -29,6 +29,13 @@ PARAM_SETTINGS = {
     "max_parallel_jobs": "tuning.max_parallel_jobs",
     "rules_engine": "rules.engine",
     "poll_interval_seconds": "polling.interval_seconds",
+    "delete_endpoint": "deployment.delete_endpoint",
+}
+# Airflow Variables for what differs per deployment (variable name -> dotted setting).
+VARIABLE_SETTINGS = {
+    "sagemaker_role_arn": "aws.role_arn",
+    "sagemaker_bucket": "aws.bucket",
+    "sagemaker_region": "aws.region",
 }
 
 
@@ -37,11 +44,21 @@ def _nest(dotted: str, value: Any) -> dict[str, Any]:
     return {head: _nest(rest, value) if rest else value}
 
 
-def settings_from_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The defaults, then the shortcut params, then the `overrides` param, merged and checked."""
-    shortcuts = [_nest(PARAM_SETTINGS[name], value) for name, value in params.items()
-                 if name in PARAM_SETTINGS and value is not None]  # fmt: skip
-    return load_settings(*shortcuts, params.get("overrides"))
+def _shortcuts(values: Mapping[str, Any], targets: Mapping[str, str]) -> list[dict[str, Any]]:
+    return [_nest(targets[name], value) for name, value in values.items()
+            if name in targets and value is not None]  # fmt: skip
+
+
+def settings_from_params(
+    params: Mapping[str, Any], variables: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Merged and checked, later winning: include/pipeline.yaml, the Airflow `variables`
+    (VARIABLE_SETTINGS), the shortcut params (PARAM_SETTINGS), the `overrides` param."""
+    return load_settings(
+        *_shortcuts(variables or {}, VARIABLE_SETTINGS),
+        *_shortcuts(params, PARAM_SETTINGS),
+        params.get("overrides"),
+    )
 
 
 def current_run_names(settings: Mapping) -> RunNames:
@@ -58,7 +75,8 @@ def _s3_client():
 @task
 def resolve_settings(params: dict | None = None) -> dict[str, Any]:
     """The run's settings (XCom), so every later task sees the same values."""
-    settings = settings_from_params(params or {})
+    variables = {name: Variable.get(name, default=None) for name in VARIABLE_SETTINGS}
+    settings = settings_from_params(params or {}, variables)
     print(f"Pipeline settings:\n{json.dumps(settings, indent=2)}")
     return settings
 
@@ -133,7 +151,11 @@ def predict_sample(settings: dict, dataset: dict, endpoint: dict) -> dict[str, A
 def evaluate(settings: dict, dataset: dict, transform: dict) -> dict[str, Any]:
     """Score the batch transform against the labels; fail below evaluation.min_accuracy."""
     report = evaluation.evaluate_transform(
-        _s3_client(), transform["InputPath"], transform["OutputPath"], dataset["classes"]
+        _s3_client(),
+        transform["InputPath"],
+        transform["OutputPath"],
+        dataset["classes"],
+        report_uri=f"s3://{settings['aws']['bucket']}/evaluation/{transform['TransformJobName']}/",
     )
     print(evaluation.format_report(report))
     minimum = settings["evaluation"]["min_accuracy"]
