@@ -12,13 +12,24 @@ have deliberate failure modes so the tests can prove how errors travel:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
 
+import boto3
 from werkzeug.test import Client
+
+from local_sagemaker.cli import wait_until_ready
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 CLASSES = ["cat", "dog", "fox"]
 WEIGHTS = [[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]
@@ -123,3 +134,50 @@ def create_bucket(s3, name: str) -> None:
     """CreateBucket through the runtime's S3 REST front, so it is journaled like a client's."""
     response = Client(s3.wsgi_app).put(f"/{name}")
     assert response.status_code == 200, response.get_data(as_text=True)
+
+
+@contextlib.contextmanager
+def running_runtime(data_dir: Path, extra_env: dict[str, str] | None = None):
+    """A real ``python -m local_sagemaker serve`` on a free loopback port; yields its URL.
+
+    The runtime runs in its own process group and gets SIGTERM (then SIGKILL) at the end, so its
+    model servers are stopped by its own shutdown path.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "local_sagemaker", "serve", "--port", str(port)]
+    with open(data_dir.parent / f"runtime-{port}.log", "wb") as runtime_log:
+        process = subprocess.Popen(
+            [*command, "--data-dir", str(data_dir)],
+            cwd=REPO_ROOT,
+            env={**os.environ, **(extra_env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=runtime_log,
+            start_new_session=True,
+        )
+        try:
+            assert wait_until_ready(url, 30), f"runtime on {url} did not start"
+            yield url
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def aws_client(service: str, url: str):
+    """A boto3 client for the local runtime with the project's dummy account settings."""
+    return boto3.client(
+        service,
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+FAST_WAITER = {"Delay": 1, "MaxAttempts": 90}

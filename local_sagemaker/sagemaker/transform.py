@@ -1,0 +1,361 @@
+"""Batch transform jobs: every object under the input prefix through the model's handlers.
+
+A job runs in a background thread: the model's artifacts are fetched, a model server starts
+with the batch environment (``SAGEMAKER_BATCH=true`` and, when the request sets them,
+``SAGEMAKER_MAX_PAYLOAD_IN_MB`` / ``SAGEMAKER_BATCH_STRATEGY`` /
+``SAGEMAKER_MAX_CONCURRENT_TRANSFORMS``), and ``local_sagemaker.hosting.batch`` sends the
+objects through it. Settings the request leaves out come from the container's
+``GET /execution-parameters``, then from SageMaker's defaults (sagemaker-behaviour.md 5.6).
+
+Output naming: the object ``<input prefix folder>/<relative key>`` is written to
+``<S3OutputPath>/<relative key>.out`` (the input prefix's folder is the prefix up to its last
+``/``, as for training channels), so sub-folders of the input are kept.
+
+Status: ``InProgress`` -> ``Completed`` | ``Failed`` (FailureReason lists failed objects; their
+outputs are not written) | ``Stopping`` -> ``Stopped``. A runtime restart fails jobs that were
+running and kills their model servers. Logs go to ``/aws/sagemaker/TransformJobs``, stream
+``<job>/<instance-id>-<epoch>``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+
+from local_sagemaker.errors import ResourceInUse, ValidationException
+from local_sagemaker.executor.processes import kill_leftover_group
+from local_sagemaker.hosting.artifacts import ModelArtifactError, prepare_model_dir
+from local_sagemaker.hosting.batch import InputObject, TransformSettings, run_transform
+from local_sagemaker.hosting.process import ModelServerProcess, ModelServerStartError
+from local_sagemaker.s3 import S3Error, parse_s3_uri
+from local_sagemaker.sagemaker.hosting import (
+    MODELS,
+    list_response,
+    new_instance_id,
+    truncate_reason,
+)
+
+log = logging.getLogger(__name__)
+
+TRANSFORM_JOBS = "transform-jobs"
+TRANSFORM_PROCESSES = "transform-processes"
+LOG_GROUP = "/aws/sagemaker/TransformJobs"
+SUPPORTED_SPLIT_TYPES = ("None", "Line")
+DEFAULT_INVOCATION_TIMEOUT_S = 600
+DEFAULT_MAX_RETRIES = 3
+RESTART_REASON = "The local SageMaker runtime restarted while the job was running."
+# Request members copied into the record (and so returned by DescribeTransformJob).
+DESCRIBED_MEMBERS = (
+    "TransformJobName",
+    "ModelName",
+    "MaxConcurrentTransforms",
+    "ModelClientConfig",
+    "MaxPayloadInMB",
+    "BatchStrategy",
+    "Environment",
+    "TransformInput",
+    "TransformOutput",
+    "DataCaptureConfig",
+    "TransformResources",
+    "DataProcessing",
+    "ExperimentConfig",
+)
+
+
+class TransformJobStopped(Exception):
+    """StopTransformJob arrived before the model server was ready."""
+
+
+def check_supported(request: dict) -> None:
+    """Refuse, with a clear message, what the local runtime does not implement."""
+    transform_input = request["TransformInput"]
+    split_type = transform_input.get("SplitType", "None")
+    if split_type not in SUPPORTED_SPLIT_TYPES:
+        raise ValidationException(
+            f"SplitType {split_type} is not supported by the local SageMaker runtime "
+            f"(supported: {', '.join(SUPPORTED_SPLIT_TYPES)})."
+        )
+    data_type = transform_input["DataSource"]["S3DataSource"]["S3DataType"]
+    if data_type not in ("S3Prefix", "ManifestFile"):
+        raise ValidationException(
+            f"S3DataType {data_type} is not supported by the local SageMaker runtime "
+            "(supported: S3Prefix, ManifestFile)."
+        )
+    processing = request.get("DataProcessing") or {}
+    if processing.get("JoinSource", "None") != "None" or any(
+        processing.get(key, "$") != "$" for key in ("InputFilter", "OutputFilter")
+    ):
+        raise ValidationException(
+            "DataProcessing (InputFilter, OutputFilter, JoinSource) is not supported by the "
+            "local SageMaker runtime."
+        )
+    concurrent = request.get("MaxConcurrentTransforms") or 1
+    payload = request.get("MaxPayloadInMB", 6)
+    if concurrent * payload > 100:
+        raise ValidationException(
+            f"MaxConcurrentTransforms ({concurrent}) * MaxPayloadInMB ({payload}) must not "
+            "exceed 100 MB."
+        )
+
+
+def batch_environment(request: dict) -> dict[str, str]:
+    """The SAGEMAKER_* variables SageMaker adds for a batch container (only those requested)."""
+    environment = {"SAGEMAKER_BATCH": "true"}
+    if "MaxPayloadInMB" in request:
+        environment["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = str(request["MaxPayloadInMB"])
+    if "BatchStrategy" in request:
+        strategy = {"SingleRecord": "SINGLE_RECORD", "MultiRecord": "MULTI_RECORD"}
+        environment["SAGEMAKER_BATCH_STRATEGY"] = strategy[request["BatchStrategy"]]
+    if request.get("MaxConcurrentTransforms"):
+        environment["SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"] = str(request["MaxConcurrentTransforms"])
+    return environment
+
+
+def resolve_settings(request: dict, container_parameters: dict) -> TransformSettings:
+    """Request values, else the container's /execution-parameters, else SageMaker's defaults."""
+    transform_input, transform_output = request["TransformInput"], request["TransformOutput"]
+    strategy = request.get("BatchStrategy") or {
+        "SINGLE_RECORD": "SingleRecord",
+        "MULTI_RECORD": "MultiRecord",
+    }.get(container_parameters.get("BatchStrategy"), "MultiRecord")
+    client_config = request.get("ModelClientConfig") or {}
+    return TransformSettings(
+        content_type=transform_input.get("ContentType"),
+        accept=transform_output.get("Accept"),
+        split_type=transform_input.get("SplitType", "None"),
+        compression_type=transform_input.get("CompressionType", "None"),
+        batch_strategy=strategy,
+        max_payload_mb=request.get("MaxPayloadInMB", container_parameters.get("MaxPayloadInMB", 6)),
+        max_concurrent_transforms=request.get("MaxConcurrentTransforms")
+        or container_parameters.get("MaxConcurrentTransforms", 1),
+        assemble_with=transform_output.get("AssembleWith", "None"),
+        max_retries=client_config.get("InvocationsMaxRetries", DEFAULT_MAX_RETRIES),
+    )
+
+
+def failure_reason(failures: dict[str, str], total: int) -> str:
+    listed = "; ".join(f"{key}: {reason}" for key, reason in failures.items())
+    return truncate_reason(
+        f"ClientError: {len(failures)} of {total} input objects failed "
+        f"(no output was written for them): {listed}"
+    )
+
+
+class TransformMixin:
+    """Create/Describe/Stop/ListTransformJobs."""
+
+    def setup(self) -> None:
+        self._transform_stops: dict[str, threading.Event] = {}
+        self._transform_lock = threading.Lock()
+        for leftover in self.store.list(TRANSFORM_PROCESSES):
+            kill_leftover_group(leftover["Process"])
+            self.store.delete(TRANSFORM_PROCESSES, leftover["TransformJobName"])
+        for job in self.store.list(TRANSFORM_JOBS):
+            if job["TransformJobStatus"] in ("InProgress", "Stopping"):
+                self._finish_transform_job(job["TransformJobName"], "Failed", RESTART_REASON)
+
+    def shutdown(self) -> None:
+        for stop in list(self._transform_stops.values()):
+            stop.set()
+
+    # -- API -----------------------------------------------------------------------------------
+
+    def _transform_job_arn(self, name: str) -> str:
+        return self.config.arn("transform-job", name)
+
+    def _require_transform_job(self, name: str) -> dict:
+        job = self.store.get(TRANSFORM_JOBS, name)
+        if job is None:
+            raise ValidationException(
+                f'Could not find transform job "{self._transform_job_arn(name)}".'
+            )
+        return job
+
+    def create_transform_job(self, request: dict) -> dict:
+        name = request["TransformJobName"]
+        arn = self._transform_job_arn(name)
+        if self.store.get(MODELS, request["ModelName"]) is None:
+            model_arn = self.config.arn("model", request["ModelName"])
+            raise ValidationException(f'Could not find model "{model_arn}".')
+        check_supported(request)
+        with self._transform_lock:
+            if self.store.get(TRANSFORM_JOBS, name) is not None:
+                raise ResourceInUse(
+                    "Job name must be unique within an AWS account and region, and a job with "
+                    f"this name already exists ({arn})"
+                )
+            now = time.time()
+            record = {key: request[key] for key in DESCRIBED_MEMBERS if key in request}
+            record.update(
+                TransformJobArn=arn,
+                TransformJobStatus="InProgress",
+                CreationTime=now,
+                LastModifiedTime=now,
+            )
+            self.store.put(TRANSFORM_JOBS, name, record)
+            stop = self._transform_stops[name] = threading.Event()
+        threading.Thread(
+            target=self._run_transform_job, args=(name, stop), name=f"transform-{name}", daemon=True
+        ).start()
+        return {"TransformJobArn": arn}
+
+    def describe_transform_job(self, request: dict) -> dict:
+        job = self._require_transform_job(request["TransformJobName"])
+        job.pop("LastModifiedTime", None)
+        return job
+
+    def stop_transform_job(self, request: dict) -> dict:
+        name = request["TransformJobName"]
+        with self._transform_lock:
+            status = self._require_transform_job(name)["TransformJobStatus"]
+            if status == "Stopping":
+                return {}
+            if status != "InProgress":
+                raise ValidationException(
+                    f"The request was rejected because the transform job is in status {status}."
+                )
+            self.store.update(
+                TRANSFORM_JOBS,
+                name,
+                {"TransformJobStatus": "Stopping", "LastModifiedTime": time.time()},
+            )
+            self._transform_stops[name].set()
+        return {}
+
+    def list_transform_jobs(self, request: dict) -> dict:
+        keys = (
+            "TransformJobName",
+            "TransformJobArn",
+            "CreationTime",
+            "TransformEndTime",
+            "LastModifiedTime",
+            "TransformJobStatus",
+            "FailureReason",
+        )
+        return list_response(
+            self.store.list(TRANSFORM_JOBS),
+            request,
+            "TransformJobSummaries",
+            keys,
+            status_key="TransformJobStatus",
+        )
+
+    # -- the job (background) ------------------------------------------------------------------
+
+    def _run_transform_job(self, name: str, stop: threading.Event) -> None:
+        job = self.store.get(TRANSFORM_JOBS, name)
+        work_dir = self.config.data_dir / "transform-jobs" / name
+        stream = f"{name}/{new_instance_id()}-{int(time.time())}"
+
+        def log_line(line: str) -> None:
+            self.logs.append(LOG_GROUP, stream, line)
+
+        self.store.update(TRANSFORM_JOBS, name, {"TransformStartTime": time.time()})
+        server = None
+        try:
+            server = self._start_transform_server(job, work_dir, log_line, stop)
+            status, reason = self._transform_objects(job, server, stop, log_line)
+        except (ModelArtifactError, ModelServerStartError, S3Error) as error:
+            status, reason = "Failed", f"ClientError: {error}"
+        except TransformJobStopped:
+            status, reason = "Stopped", None
+        except Exception as error:  # a job thread must always end its job, whatever went wrong
+            log.exception("transform job %s failed unexpectedly", name)
+            status, reason = "Failed", f"InternalServerError: {type(error).__name__}: {error}"
+        finally:
+            if server is not None:
+                server.stop()
+                self.store.delete(TRANSFORM_PROCESSES, name)
+            shutil.rmtree(work_dir, ignore_errors=True)
+        self._finish_transform_job(name, status, reason)
+        log_line(f"Transform job {name} ended: {status}" + (f" ({reason})" if reason else ""))
+
+    def _start_transform_server(self, job, work_dir, log_line, stop) -> ModelServerProcess:
+        model = self.store.get(MODELS, job["ModelName"])
+        if model is None:
+            raise ModelArtifactError(f"The model {job['ModelName']} was deleted.")
+        container = model.get("PrimaryContainer") or model["Containers"][0]
+        model_dir, environment = prepare_model_dir(self.s3, container, work_dir)
+        environment.update(job.get("Environment") or {})
+        environment.update(batch_environment(job))
+        client_config = job.get("ModelClientConfig") or {}
+        server = ModelServerProcess(
+            self.config.python_for_image(container.get("Image", "")),
+            model_dir,
+            environment,
+            log_line,
+            invocation_timeout_s=client_config.get(
+                "InvocationsTimeoutInSeconds", DEFAULT_INVOCATION_TIMEOUT_S
+            ),
+        )
+        self.store.put(
+            TRANSFORM_PROCESSES,
+            job["TransformJobName"],
+            {"TransformJobName": job["TransformJobName"], "Process": server.identity},
+        )
+        try:
+            server.wait_until_healthy()
+        except ModelServerStartError:
+            server.stop()
+            raise
+        if stop.is_set():
+            server.stop()
+            raise TransformJobStopped()
+        return server
+
+    def _transform_objects(self, job, server, stop, log_line) -> tuple[str, str | None]:
+        """Run the batch over the job's inputs; returns (final status, FailureReason)."""
+        status, _, body = server.request("GET", "/execution-parameters")
+        settings = resolve_settings(job, json.loads(body) if status == 200 else {})
+        objects = self._transform_inputs(job)
+        output_bucket, output_prefix = parse_s3_uri(job["TransformOutput"]["S3OutputPath"])
+        output_prefix = output_prefix.rstrip("/") + "/" if output_prefix else ""
+        input_bucket = parse_s3_uri(job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"])[0]
+        log_line(f"Transforming {len(objects)} objects with {settings}")
+        outcome = run_transform(
+            objects,
+            lambda key: self.s3.read(input_bucket, key),
+            lambda key, data: self.s3.write(output_bucket, output_prefix + key, data),
+            lambda payload, headers: server.request("POST", "/invocations", payload, headers),
+            settings,
+            stop,
+            log_line,
+        )
+        if outcome.stopped:
+            return "Stopped", None
+        if outcome.failures:
+            return "Failed", failure_reason(outcome.failures, len(objects))
+        return "Completed", None
+
+    def _transform_inputs(self, job: dict) -> list[InputObject]:
+        """The input objects and their output keys (relative to S3OutputPath)."""
+        source = job["TransformInput"]["DataSource"]["S3DataSource"]
+        bucket, prefix = parse_s3_uri(source["S3Uri"])
+        if source["S3DataType"] == "ManifestFile":
+            keys, folder = self._manifest_keys(bucket, prefix)
+        else:
+            keys = [key for key in self.s3.list_keys(bucket, prefix) if not key.endswith("/")]
+            folder = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+        if not keys:
+            raise S3Error(f"{source['S3Uri']}: no input objects")
+        return [InputObject(key, f"{key[len(folder) :]}.out") for key in keys]
+
+    def _manifest_keys(self, bucket: str, manifest_key: str) -> tuple[list[str], str]:
+        """A manifest ``[{"prefix": "s3://b/p/"}, "rel1", "rel2", ...]``: (keys, their prefix)."""
+        entries = json.loads(self.s3.read(bucket, manifest_key))
+        manifest_bucket, prefix = parse_s3_uri(entries[0]["prefix"])
+        if manifest_bucket != bucket:
+            raise S3Error(f"the manifest's prefix bucket {manifest_bucket} must be {bucket}")
+        return [prefix + relative for relative in entries[1:]], prefix
+
+    def _finish_transform_job(self, name: str, status: str, reason: str | None) -> None:
+        now = time.time()
+        changes = {"TransformJobStatus": status, "TransformEndTime": now, "LastModifiedTime": now}
+        if reason:
+            changes["FailureReason"] = reason
+        with self._transform_lock:
+            self.store.update(TRANSFORM_JOBS, name, changes)
+            self._transform_stops.pop(name, None)
