@@ -298,7 +298,8 @@ class S3Service:
 
     def download(self, s3_uri: str, destination: Path) -> list[Path]:
         """Download like a SageMaker S3Prefix channel: every object whose key starts with the
-        URI's key, to ``destination/<key relative to the prefix's folder>``. Returns the files.
+        URI's key, to ``destination/<key without the prefix>`` (an object named exactly by the
+        URI keeps its file name). Returns the files written.
 
         Raises S3Error when nothing matches, or when a key would escape ``destination``.
         """
@@ -306,12 +307,12 @@ class S3Service:
         keys = self.list_keys(bucket, prefix)
         if not keys:
             raise S3Error(f"{s3_uri}: no objects under this S3 URI")
-        folder = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
         written = []
         for key in keys:
             if key.endswith("/"):
                 continue  # a folder marker object
-            target = Path(destination) / safe_relative_path(key[len(folder) :])
+            relative = key[len(prefix) :].lstrip("/") or key.rsplit("/", 1)[-1]
+            target = Path(destination) / safe_relative_path(relative)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(self.read(bucket, key))
             written.append(target)

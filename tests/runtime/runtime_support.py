@@ -1,0 +1,189 @@
+"""Helpers for the runtime core tests: a real runtime server process, boto3 clients for it, and
+script-mode source dirs built from small training scripts."""
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+from local_sagemaker.cli import wait_until_ready
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ROLE_ARN = "arn:aws:iam::123456789012:role/LocalSageMakerRole"
+PYTORCH_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.5-cpu-py311"
+TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
+CLIENT_CONFIG = Config(retries={"max_attempts": 1}, read_timeout=30, connect_timeout=5)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def client_environment(url: str) -> dict[str, str]:
+    """Environment that points AWS SDKs and the AWS CLI at the runtime."""
+    return {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+
+@dataclass
+class RuntimeProcess:
+    """``python -m local_sagemaker serve`` as a child process on a free loopback port."""
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    log_path: Path | None = None
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, extra_env: dict[str, str] | None = None) -> "RuntimeProcess":
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-runtime.log"
+        env = {**os.environ, **(extra_env or {})}
+        with open(self.log_path, "a") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "local_sagemaker",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(self.data_dir),
+                ],
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        if not wait_until_ready(self.url, timeout=30):
+            raise RuntimeError(f"runtime did not start; its log:\n{self.log_path.read_text()}")
+        return self
+
+    def kill_hard(self) -> None:
+        """``kill -9``: no chance to clean up, as in a crash."""
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+    def client(self, service: str):
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            config=CLIENT_CONFIG,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def log_text(self) -> str:
+        return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
+
+
+def sourcedir_archive(files: dict[str, str]) -> bytes:
+    """A sourcedir.tar.gz holding ``files`` (name -> text)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def training_request(name: str, bucket: str, script: str, **overrides) -> dict:
+    """A CreateTrainingJob request running ``script`` (Python source) in script mode, with a
+    ``train`` channel at ``s3://<bucket>/data/train`` and output under ``s3://<bucket>/output``.
+
+    The caller uploads the source dir with :func:`upload_script` first."""
+    request = {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {
+            "TrainingImage": PYTORCH_IMAGE,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": [
+                {"Name": "valid_acc", "Regex": "valid_acc=([0-9.]+)"},
+                {"Name": "train_loss", "Regex": "train_loss=([0-9.]+)"},
+            ],
+        },
+        "RoleArn": ROLE_ARN,
+        "HyperParameters": {
+            "sagemaker_program": '"train.py"',
+            "sagemaker_submit_directory": f'"s3://{bucket}/code/{name}/sourcedir.tar.gz"',
+        },
+        "InputDataConfig": [
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{bucket}/data/train"}
+                },
+            }
+        ],
+        "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/output"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 120},
+    }
+    request.update(overrides)
+    return request
+
+
+def upload_script(s3, bucket: str, name: str, script: str) -> None:
+    s3.put_object(
+        Bucket=bucket,
+        Key=f"code/{name}/sourcedir.tar.gz",
+        Body=sourcedir_archive({"train.py": script}),
+    )
+
+
+def wait_for_status(sagemaker, name: str, statuses=TERMINAL_STATUSES, timeout=90) -> dict:
+    """Poll DescribeTrainingJob until its status is one of ``statuses``; returns the response."""
+    deadline = time.monotonic() + timeout
+    while True:
+        described = sagemaker.describe_training_job(TrainingJobName=name)
+        if described["TrainingJobStatus"] in statuses:
+            return described
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name} still {described['TrainingJobStatus']} after {timeout} s")
+        time.sleep(0.2)
+
+
+def wait_for_log_line(logs, job_name: str, text: str, timeout=30) -> list[str]:
+    """Wait until a message containing ``text`` is in the job's log stream; returns all messages."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        streams = logs.describe_log_streams(
+            logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=f"{job_name}/"
+        )["logStreams"]
+        if streams:
+            events = logs.get_log_events(
+                logGroupName="/aws/sagemaker/TrainingJobs",
+                logStreamName=streams[0]["logStreamName"],
+                startFromHead=True,
+            )["events"]
+            messages = [e["message"] for e in events]
+            if any(text in m for m in messages):
+                return messages
+        time.sleep(0.1)
+    raise TimeoutError(f"no log line containing {text!r} for {job_name} within {timeout} s")
