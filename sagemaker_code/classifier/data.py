@@ -38,19 +38,22 @@ REQUIRED_SPLITS = ("train", "valid")
 def locate_splits(channels: Mapping[str, Path]) -> dict[str, Path]:
     """Split name (``train``, ``valid``, ``test``) -> folder of class folders.
 
-    Raises ``TrainingError`` naming the channels seen when train or valid is missing.
+    Raises ``TrainingError`` for a split channel without class folders, and naming the
+    channels given when train or valid data is missing.
     """
+    bundle = next((channels[n] for n in SPLIT_ALIASES["train"] if n in channels), None)
+    if bundle is not None and not (bundle / "train").is_dir():
+        bundle = None
     splits = {}
     for split, aliases in SPLIT_ALIASES.items():
-        channel = next((channels[name] for name in aliases if name in channels), None)
-        if channel is not None and _has_class_folders(channel):
-            splits[split] = channel
-    bundle = next((channels[n] for n in SPLIT_ALIASES["train"] if n in channels), None)
-    if bundle is not None and (bundle / "train").is_dir():
-        for split, aliases in SPLIT_ALIASES.items():
-            nested = next((bundle / name for name in aliases if (bundle / name).is_dir()), None)
+        name = next((n for n in aliases if n in channels), None)
+        if name is not None and channels[name] != bundle:
+            list_classes(channels[name], name)  # fails early, naming the channel
+            splits[split] = channels[name]
+        elif bundle is not None:
+            nested = next((bundle / n for n in aliases if (bundle / n).is_dir()), None)
             if nested is not None:
-                splits.setdefault(split, nested)
+                splits[split] = nested
     missing = [split for split in REQUIRED_SPLITS if split not in splits]
     if missing:
         seen = {name: str(path) for name, path in channels.items()} or "none"
@@ -62,14 +65,10 @@ def locate_splits(channels: Mapping[str, Path]) -> dict[str, Path]:
     return splits
 
 
-def _has_class_folders(folder: Path) -> bool:
-    return folder.is_dir() and any(
-        child.is_dir() and child.name not in SPLIT_ALIASES for child in folder.iterdir()
-    )
-
-
 def list_classes(split_dir: Path, split: str) -> list[str]:
     """Sorted class folder names of a split; ``TrainingError`` when there are none."""
+    if not split_dir.is_dir():
+        raise TrainingError(f"channel '{split}' is not a folder: {split_dir}")
     names = sorted(child.name for child in split_dir.iterdir() if child.is_dir())
     if not names:
         raise TrainingError(f"channel '{split}' has no class folders: {split_dir}")
