@@ -47,12 +47,15 @@ def deep_merge(base: Mapping, overrides: Mapping, path: str = "") -> dict[str, A
     """`base` with `overrides` merged in; nested mappings merge, anything else replaces.
 
     Raises SettingsError naming the dotted key of an override the base does not have. Mappings
-    whose base value is an empty mapping (e.g. rule parameters) accept any keys.
+    whose base value is an empty mapping (e.g. rule parameters) accept any keys. A None value
+    removes the key (e.g. `{"tuning": {"continuous": {"lr": None}}}` stops tuning lr).
     """
     merged = copy.deepcopy(dict(base))
     for key, value in overrides.items():
         dotted = f"{path}{key}"
-        if key not in merged:
+        if value is None:
+            merged.pop(key, None)
+        elif key not in merged:
             if base:
                 raise SettingsError(f"unknown setting {dotted!r}")
             merged[key] = copy.deepcopy(value)
@@ -110,6 +113,8 @@ def find_problems(settings: Mapping[str, Any]) -> list[str]:
     ):
         if not isinstance(value, int | float) or value <= 0:
             problems.append(f"{dotted} must be a positive number, got {value!r}")
+    if tuning["strategy"] == "Grid" and (tuning["continuous"] or tuning["integer"]):
+        problems.append("tuning.strategy Grid takes categorical ranges only")
     tuned = set(tuning["continuous"]) | set(tuning["integer"]) | set(tuning["categorical"])
     if not tuned:
         problems.append(

@@ -1,0 +1,190 @@
+"""Fixtures of the pipeline tests: settings, a generated dataset, S3 in moto, and for the e2e
+tests a local SageMaker runtime plus an Airflow home in which `airflow dags test` runs the DAG."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PLUGINS = REPO_ROOT / "plugins"
+# Airflow puts plugins/ on sys.path; the tests import the plugin package the same way.
+if str(PLUGINS) not in sys.path:
+    sys.path.insert(0, str(PLUGINS))
+
+from sagemaker_lifecycle.naming import run_names  # noqa: E402
+from sagemaker_lifecycle.settings import load_settings  # noqa: E402
+
+from demo.dataset import make_dataset  # noqa: E402
+
+AIRFLOW_BIN = Path(sys.executable).parent / "airflow"
+DAG_ID = "dog_breed_classifier"
+DUMMY_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture
+def settings() -> dict:
+    return load_settings()
+
+
+@pytest.fixture
+def names():
+    from datetime import datetime
+
+    return run_names("dogbreed", "manual__2026-11-21T00:00:00+00:00", datetime(2026, 11, 21))
+
+
+@pytest.fixture
+def staged_dataset() -> dict:
+    """What stage_dataset returns, for request builders."""
+    base = "s3://dog-breed-classifier/datasets/0123456789abcdef/"
+    return {
+        "snapshot_id": "0123456789abcdef",
+        "classes": ["001.Affenpinscher", "002.Afghan_hound"],
+        "image_counts": {"train": 4, "valid": 2, "test": 2},
+        "channels": {split: f"{base}{split}/" for split in ("train", "valid", "test")},
+        "sourcedir_uri": "s3://dog-breed-classifier/code/abc/sourcedir.tar.gz",
+        "code_uri": "s3://dog-breed-classifier/code/abc/files/",
+        "reused_snapshot": False,
+        "source": "/data",
+    }
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path) -> Path:
+    """Two classes of 16x16 images: 4 train, 2 valid, 2 test each."""
+    return make_dataset(
+        tmp_path / "dataset", num_classes=2,
+        images_per_class={"train": 4, "valid": 2, "test": 2}, image_size=16,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def s3(monkeypatch) -> Iterator:
+    """A boto3 S3 client on moto's in-process S3."""
+    from moto import mock_aws
+
+    for name, value in DUMMY_AWS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield boto3.client("s3", region_name="us-east-1")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ---- end to end: the local runtime and Airflow ------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def local_runtime(tmp_path_factory) -> Iterator[str]:
+    """`python -m local_sagemaker serve` on a free port; yields its URL."""
+    port = free_port()
+    data_dir = tmp_path_factory.mktemp("local_sagemaker")
+    log = open(data_dir / "runtime.log", "wb")  # noqa: SIM115 (kept open while it runs)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local_sagemaker", "serve", "--port", str(port),
+         "--data-dir", str(data_dir)],
+        cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **DUMMY_AWS},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        waited = subprocess.run(
+            [sys.executable, "-m", "local_sagemaker", "wait", "--url", url, "--timeout", "60"],
+            cwd=REPO_ROOT, check=False,
+        )  # fmt: skip
+        if waited.returncode != 0:
+            pytest.fail(f"local runtime did not start: {(data_dir / 'runtime.log').read_text()}")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+class AirflowRunner:
+    """Runs Airflow CLI commands in one AIRFLOW_HOME wired to the local runtime."""
+
+    def __init__(self, home: Path, runtime_url: str):
+        self.home = home
+        self.env = {
+            **os.environ,
+            **DUMMY_AWS,
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+                {
+                    "conn_type": "aws",
+                    "login": "testing",
+                    "password": "testing",
+                    "extra": {"region_name": "us-east-1", "endpoint_url": runtime_url},
+                }
+            ),
+            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(PLUGINS)]),
+        }
+        self.env.pop("AWS_ENDPOINT_URL", None)
+
+    def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(AIRFLOW_BIN), *args], cwd=REPO_ROOT, env=self.env, capture_output=True,
+            text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+
+    def dags_test(self, conf: dict, logical_date: str | None = None) -> subprocess.CompletedProcess:
+        """`airflow dags test dog_breed_classifier [date] -c conf`; output in .stdout."""
+        date = [logical_date] if logical_date else []
+        return self.run("dags", "test", DAG_ID, *date, "-c", json.dumps(conf))
+
+    def task_states(self, run_id: str) -> dict[str, str]:
+        result = self.run("tasks", "states-for-dag-run", DAG_ID, run_id, "-o", "json")
+        return {row["task_id"]: row["state"] for row in json.loads(result.stdout or "[]")}
+
+
+@pytest.fixture(scope="session")
+def airflow(tmp_path_factory, local_runtime) -> AirflowRunner:
+    """An Airflow home with a migrated SQLite database, wired to the local runtime."""
+    runner = AirflowRunner(tmp_path_factory.mktemp("airflow_home"), local_runtime)
+    migrated = runner.run("db", "migrate", timeout=300)
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    return runner
+
+
+def e2e_conf(dataset: Path, **overrides) -> dict:
+    """DAG-run conf for a fast local run: a tiny CNN, two trials, one-second polling."""
+    conf = {
+        "dataset_source": str(dataset),
+        "max_tuning_jobs": 2,
+        "max_parallel_jobs": 1,
+        "poll_interval_seconds": 1,
+        "overrides": {
+            "hyperparameters": {"backbone": "simplecnn", "epochs": 2, "image-size": 32,
+                                "freeze": "full"},
+            "tuning": {"categorical": {"batch-size": [8, 16]}},
+            "rules": {"collection_overrides": {"save_interval": "2"}},
+            "dataset": {"cache_dir": str(dataset.parent / "cache")},
+        },
+    }  # fmt: skip
+    conf["overrides"].update(overrides)
+    return conf

@@ -1,0 +1,125 @@
+"""Every request the pipeline sends, validated against botocore's SageMaker service model.
+
+botocore checks required members, types and minimums; SageMaker's server also checks name
+patterns and maximum lengths, so those are checked here as well.
+"""
+
+import json
+
+import botocore.session
+import pytest
+from botocore.validate import validate_parameters
+from sagemaker_lifecycle import request_builders as rb
+from sagemaker_lifecycle.naming import NAME_PATTERN
+from sagemaker_lifecycle.rule_jobs import rule_processing_requests
+from sagemaker_lifecycle.settings import load_settings
+
+SERVICE = botocore.session.get_session().get_service_model("sagemaker")
+TUNED = {"lr": "0.0031", "batch-size": '"16"'}
+
+
+def assert_valid(operation: str, request: dict, name_key: str, max_length: int = 63) -> None:
+    validate_parameters(request, SERVICE.operation_model(operation).input_shape)
+    assert NAME_PATTERN.match(request[name_key]) and len(request[name_key]) <= max_length
+
+
+def test_tuning_request_is_valid_and_encodes_hyperparameters_as_the_sdk(
+    settings, names, staged_dataset
+):
+    request = rb.tuning_job_request(settings, names, staged_dataset)
+    assert_valid("CreateHyperParameterTuningJob", request, "HyperParameterTuningJobName", 32)
+    static = request["TrainingJobDefinition"]["StaticHyperParameters"]
+    assert static["sagemaker_program"] == '"train.py"'
+    assert json.loads(static["sagemaker_submit_directory"]) == staged_dataset["sourcedir_uri"]
+    assert static["backbone"] == '"resnet50"' and static["epochs"] == "5"
+    assert "lr" not in static and "batch-size" not in static  # tuned, not static
+    ranges = request["HyperParameterTuningJobConfig"]["ParameterRanges"]
+    assert ranges["CategoricalParameterRanges"] == [
+        {"Name": "batch-size", "Values": ["16", "32", "64"]}
+    ]
+    assert ranges["ContinuousParameterRanges"][0]["ScalingType"] == "Logarithmic"
+    channels = [c["ChannelName"] for c in request["TrainingJobDefinition"]["InputDataConfig"]]
+    assert channels == ["train", "valid", "test"]
+
+
+def test_hyperband_forces_early_stopping_off(names, staged_dataset):
+    settings = load_settings({"tuning": {"strategy": "Hyperband", "early_stopping": "Auto"}})
+    config = rb.tuning_job_request(settings, names, staged_dataset)["HyperParameterTuningJobConfig"]
+    assert config["TrainingJobEarlyStoppingType"] == "Off"
+
+
+def test_training_request_carries_best_values_debugger_hook_and_all_rules(
+    settings, names, staged_dataset
+):
+    request = rb.training_job_request(settings, names, staged_dataset, TUNED)
+    assert_valid("CreateTrainingJob", request, "TrainingJobName")
+    assert request["HyperParameters"]["lr"] == "0.0031"
+    assert request["HyperParameters"]["batch-size"] == '"16"'
+    rules = {r["RuleConfigurationName"]: r for r in request["DebugRuleConfigurations"]}
+    assert set(rules) == {"VanishingGradient", "Overfit", "Overtraining",
+                          "PoorWeightInitialization", "LossNotDecreasing"}  # fmt: skip
+    assert all(r["RuleParameters"]["rule_to_invoke"] == name for name, r in rules.items())
+    assert all(r["RuleEvaluatorImage"] == settings["images"]["rules"] for r in rules.values())
+    profiler = [r["RuleConfigurationName"] for r in request["ProfilerRuleConfigurations"]]
+    assert profiler == ["LowGPUUtilization", "ProfilerReport"]
+    collections = {c["CollectionName"]: c["CollectionParameters"]
+                   for c in request["DebugHookConfig"]["CollectionConfigurations"]}  # fmt: skip
+    assert collections == {
+        "gradients": {"save_interval": "500"},
+        "losses": {"save_interval": "500"},
+        "relu_input": {"include_regex": ".*relu_input", "save_interval": "500"},
+    }
+
+
+def test_collection_overrides_and_rule_parameters_become_strings(names, staged_dataset):
+    settings = load_settings({
+        "rules": {"collection_overrides": {"save_interval": 2},
+                  "debugger": {"Overfit": {"patience": 3}}},
+    })  # fmt: skip
+    request = rb.training_job_request(settings, names, staged_dataset, TUNED)
+    assert_valid("CreateTrainingJob", request, "TrainingJobName")
+    params = [c["CollectionParameters"]["save_interval"]
+              for c in request["DebugHookConfig"]["CollectionConfigurations"]]  # fmt: skip
+    assert params == ["2", "2", "2"]
+    overfit = next(r for r in request["DebugRuleConfigurations"]
+                   if r["RuleConfigurationName"] == "Overfit")  # fmt: skip
+    assert overfit["RuleParameters"] == {"rule_to_invoke": "Overfit", "patience": "3"}
+
+
+def test_processing_engine_keeps_the_hook_but_moves_rules_to_processing_jobs(names, staged_dataset):
+    settings = load_settings({"rules": {"engine": "processing"}})
+    request = rb.training_job_request(settings, names, staged_dataset, TUNED)
+    assert "DebugRuleConfigurations" not in request and "DebugHookConfig" in request
+    rule_requests = rule_processing_requests(
+        settings, staged_dataset, {"TrainingJobName": request["TrainingJobName"]}
+    )
+    assert len(rule_requests) == 7
+    for rule_request in rule_requests:
+        assert_valid("CreateProcessingJob", rule_request, "ProcessingJobName")
+        arguments = rule_request["AppSpecification"]["ContainerArguments"]
+        assert arguments[arguments.index("--rule") + 1] == rule_request["Environment"]["RULE_NAME"]
+        inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in rule_request["ProcessingInputs"]}
+        assert inputs["code"] == staged_dataset["code_uri"]
+        assert inputs["debug-output"].endswith(f"/jobs/{request['TrainingJobName']}/debug-output")
+
+
+def test_deployment_requests_are_valid(settings, names, staged_dataset):
+    model = rb.model_request(settings, names, "s3://b/jobs/j/output/model.tar.gz")
+    assert_valid("CreateModel", model, "ModelName")
+    assert model["PrimaryContainer"]["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    config = rb.endpoint_config_request(settings, names)
+    assert_valid("CreateEndpointConfig", config, "EndpointConfigName")
+    assert config["ProductionVariants"][0]["ModelName"] == model["ModelName"]
+    assert_valid("CreateEndpoint", rb.endpoint_request(names), "EndpointName")
+    transform = rb.transform_job_request(settings, names, staged_dataset)
+    assert_valid("CreateTransformJob", transform, "TransformJobName")
+    source = transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+    assert source == staged_dataset["channels"]["valid"]
+
+
+@pytest.mark.parametrize("strategy", ["Bayesian", "Random", "Grid"])
+def test_every_strategy_builds_a_valid_request(strategy, names, staged_dataset):
+    # Grid takes categorical ranges only: the None drops the continuous lr range.
+    settings = load_settings({"tuning": {"strategy": strategy, "continuous": {"lr": None}}})
+    request = rb.tuning_job_request(settings, names, staged_dataset)
+    assert_valid("CreateHyperParameterTuningJob", request, "HyperParameterTuningJobName", 32)

@@ -1,0 +1,93 @@
+"""Pipeline settings (defaults + overrides) and SageMaker resource names."""
+
+from datetime import datetime
+
+import pytest
+from sagemaker_lifecycle.naming import (
+    MAX_TUNING_JOB_NAME_LENGTH,
+    NAME_PATTERN,
+    check_name,
+    retry_name,
+    run_names,
+)
+from sagemaker_lifecycle.rule_jobs import rule_job_name
+from sagemaker_lifecycle.settings import SettingsError, load_settings
+from sagemaker_lifecycle.tasks import settings_from_params
+
+
+def test_bundled_defaults_are_valid(settings):
+    assert settings["rules"]["engine"] == "sagemaker"
+    assert settings["tuning"]["objective_metric"] in settings["metric_definitions"]
+
+
+def test_overrides_merge_into_nested_settings_and_keep_siblings():
+    merged = load_settings(
+        {"tuning": {"max_jobs": 9}, "rules": {"debugger": {"Overfit": {"patience": "3"}}}}
+    )
+    assert merged["tuning"]["max_jobs"] == 9
+    assert merged["tuning"]["max_parallel_jobs"] == load_settings()["tuning"]["max_parallel_jobs"]
+    assert merged["rules"]["debugger"]["Overfit"] == {"patience": "3"}
+
+
+def test_unknown_override_key_is_rejected_with_its_dotted_name():
+    with pytest.raises(SettingsError, match=r"unknown setting 'tuning\.max_job'"):
+        load_settings({"tuning": {"max_job": 9}})
+
+
+def test_every_invalid_value_is_listed():
+    with pytest.raises(SettingsError) as raised:
+        load_settings(
+            {"rules": {"engine": "magic", "blocking": ["Nope"]}, "tuning": {"max_jobs": 0}}
+        )
+    message = str(raised.value)
+    assert "rules.engine is 'magic'" in message
+    assert "rules.blocking names 'Nope'" in message
+    assert "tuning.max_jobs must be a positive number" in message
+
+
+def test_grid_with_a_continuous_range_is_refused():
+    with pytest.raises(SettingsError, match="Grid takes categorical ranges only"):
+        load_settings({"tuning": {"strategy": "Grid"}})
+
+
+def test_params_variables_and_overrides_apply_in_order():
+    settings = settings_from_params(
+        {"bucket": "from-param", "max_tuning_jobs": 3, "overrides": {"tuning": {"max_jobs": 7}}},
+        {"sagemaker_bucket": "from-variable", "sagemaker_role_arn": "arn:aws:iam::1:role/x"},
+    )
+    assert settings["aws"]["bucket"] == "from-param"
+    assert settings["aws"]["role_arn"] == "arn:aws:iam::1:role/x"
+    assert settings["tuning"]["max_jobs"] == 7
+
+
+def test_run_names_are_valid_deterministic_and_distinct_per_run():
+    date = datetime(2026, 11, 21)
+    first = run_names("dogbreed", "manual__1", date)
+    assert first == run_names("dogbreed", "manual__1", date)
+    assert first.training_job != run_names("dogbreed", "manual__2", date).training_job
+    names = [first.tuning_job, first.training_job, first.model, first.endpoint_config,
+             first.endpoint, first.transform_job]  # fmt: skip
+    assert all(NAME_PATTERN.match(name) and len(name) <= 63 for name in names)
+    assert len(first.tuning_job) <= MAX_TUNING_JOB_NAME_LENGTH
+    assert first.endpoint == run_names("dogbreed", "scheduled__x", date).endpoint
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [("under_score", "not a valid SageMaker name"), ("-lead", "not a valid"), ("x" * 64, "64")],
+)
+def test_invalid_names_are_refused_with_the_reason(name, problem):
+    with pytest.raises(ValueError, match=problem):
+        check_name(name)
+
+
+def test_project_prefix_too_long_for_a_tuning_job_name_is_refused():
+    with pytest.raises(ValueError, match="characters long"):
+        run_names("a-very-long-project", "run", datetime(2026, 1, 1))
+
+
+def test_retry_and_rule_job_names_stay_within_limits():
+    assert retry_name("x" * 32, 2, MAX_TUNING_JOB_NAME_LENGTH) == "x" * 29 + "-a2"
+    name = rule_job_name("dogbreed-train-261121-0123abcd", "PoorWeightInitialization")
+    assert name.startswith("dogbreed-train-261121-0123-PoorWeightInitialization-")
+    assert NAME_PATTERN.match(name) and len(name) <= 63
