@@ -1,9 +1,7 @@
 """Fixtures for the runtime core tests: one runtime server per module, and its clients."""
 
 import pytest
-from runtime_support import RuntimeProcess
-
-BUCKET = "runtime-tests"
+from runtime_support import BUCKET, RuntimeProcess
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from botocore.config import Config
 from local_sagemaker.cli import wait_until_ready
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+BUCKET = "runtime-tests"
 ROLE_ARN = "arn:aws:iam::123456789012:role/LocalSageMakerRole"
 PYTORCH_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.5-cpu-py311"
 TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
@@ -187,3 +188,12 @@ def wait_for_log_line(logs, job_name: str, text: str, timeout=30) -> list[str]:
                 return messages
         time.sleep(0.1)
     raise TimeoutError(f"no log line containing {text!r} for {job_name} within {timeout} s")
+
+
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

@@ -4,12 +4,12 @@ contract, failures, stop, max runtime, names and listing."""
 import io
 import json
 import tarfile
-import time
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import BUCKET
 from runtime_support import (
+    BUCKET,
+    process_alive,
     training_request,
     upload_script,
     wait_for_log_line,
@@ -132,7 +132,7 @@ def test_stop_training_job_ends_the_process_group(runtime, sagemaker, logs):
     described = wait_for_status(sagemaker, "stopped")
     assert described["TrainingJobStatus"] == "Stopped"
     assert described["SecondaryStatus"] == "Stopped"
-    assert not _alive(child_pid), "the script's own child outlived StopTrainingJob"
+    assert not process_alive(child_pid), "the script's own child outlived StopTrainingJob"
     with pytest.raises(ClientError, match="training job is in status Stopped"):
         sagemaker.stop_training_job(TrainingJobName="stopped")
 
@@ -285,14 +285,6 @@ def test_checkpoints_are_restored_and_synced(runtime, sagemaker, s3):
     assert saved == b"2"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def test_logs_stream_while_the_job_runs(runtime, sagemaker, logs):
     script = "import time\nprint('early line', flush=True)\ntime.sleep(3)\nprint('late line')\n"
     start_job(runtime, "live-logs", script)
@@ -301,5 +293,4 @@ def test_logs_stream_while_the_job_runs(runtime, sagemaker, logs):
         sagemaker.describe_training_job(TrainingJobName="live-logs")["TrainingJobStatus"]
         == "InProgress"
     )
-    wait_for_status(sagemaker, "live-logs")
-    time.sleep(0)
+    assert wait_for_status(sagemaker, "live-logs")["TrainingJobStatus"] == "Completed"

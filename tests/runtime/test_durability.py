@@ -1,0 +1,154 @@
+"""State survives ``kill -9`` of the runtime: S3 objects (through the journal), training job
+records, log events; and jobs cut off by the crash end Failed with their processes killed."""
+
+import hashlib
+import json
+import os
+import time
+
+import pytest
+from runtime_support import (
+    RuntimeProcess,
+    process_alive,
+    training_request,
+    upload_script,
+    wait_for_log_line,
+    wait_for_status,
+)
+
+pytestmark = pytest.mark.e2e
+BUCKET = "durable"
+
+
+@pytest.fixture
+def crashed_and_restarted(tmp_path):
+    """A runtime with state, killed with SIGKILL and restarted on the same data dir."""
+    runtime = RuntimeProcess(tmp_path / "state").start()
+    yield runtime
+    runtime.stop()
+
+
+def _restart_after_kill(runtime: RuntimeProcess) -> None:
+    runtime.kill_hard()
+    runtime.start()
+
+
+def test_s3_state_survives_kill_9(crashed_and_restarted):
+    runtime = crashed_and_restarted
+    s3 = runtime.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.create_bucket(Bucket="short-lived")
+    s3.delete_bucket(Bucket="short-lived")
+    s3.put_object(Bucket=BUCKET, Key="plain.txt", Body=b"plain")
+    s3.put_object(
+        Bucket=BUCKET,
+        Key="meta.json",
+        Body=b"{}",
+        ContentType="application/json",
+        Metadata={"owner": "runtime-tests"},
+    )
+    s3.put_object(Bucket=BUCKET, Key="overwritten", Body=b"old")
+    s3.put_object(Bucket=BUCKET, Key="overwritten", Body=b"new")
+    s3.put_object(Bucket=BUCKET, Key="deleted", Body=b"gone")
+    s3.delete_object(Bucket=BUCKET, Key="deleted")
+    s3.put_object(Bucket=BUCKET, Key="batch/1", Body=b"1")
+    s3.put_object(Bucket=BUCKET, Key="batch/2", Body=b"2")
+    s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": "batch/1"}]})
+    s3.copy_object(Bucket=BUCKET, Key="copy.txt", CopySource={"Bucket": BUCKET, "Key": "plain.txt"})
+    parts = [os.urandom(5 * 1024 * 1024), b"tail"]
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key="multi.bin")
+    etags = [
+        s3.upload_part(
+            Bucket=BUCKET, Key="multi.bin", UploadId=upload["UploadId"], PartNumber=n, Body=body
+        )["ETag"]
+        for n, body in enumerate(parts, start=1)
+    ]
+    s3.complete_multipart_upload(
+        Bucket=BUCKET,
+        Key="multi.bin",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"ETag": e, "PartNumber": n} for n, e in enumerate(etags, 1)]},
+    )
+    multipart_etag = s3.head_object(Bucket=BUCKET, Key="multi.bin")["ETag"]
+
+    _restart_after_kill(runtime)
+    s3 = runtime.client("s3")
+
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == [BUCKET]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    assert keys == ["batch/2", "copy.txt", "meta.json", "multi.bin", "overwritten", "plain.txt"]
+    assert s3.get_object(Bucket=BUCKET, Key="overwritten")["Body"].read() == b"new"
+    assert s3.get_object(Bucket=BUCKET, Key="copy.txt")["Body"].read() == b"plain"
+    meta = s3.head_object(Bucket=BUCKET, Key="meta.json")
+    assert meta["ContentType"] == "application/json"
+    assert meta["Metadata"] == {"owner": "runtime-tests"}
+    multi = s3.get_object(Bucket=BUCKET, Key="multi.bin")
+    assert multi["ETag"] == multipart_etag
+    assert hashlib.sha256(multi["Body"].read()).digest() == hashlib.sha256(b"".join(parts)).digest()
+
+
+def test_journal_is_compacted_at_start_up(crashed_and_restarted):
+    runtime = crashed_and_restarted
+    s3 = runtime.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    for round_number in range(20):
+        s3.put_object(Bucket=BUCKET, Key="same-key", Body=str(round_number).encode())
+    journal = runtime.data_dir / "s3-journal"
+    assert len(list(journal.glob("*.json"))) == 21
+
+    _restart_after_kill(runtime)
+
+    entries = sorted(journal.glob("*.json"))
+    assert [json.loads(p.read_text())["op"] for p in entries] == ["create_bucket", "put_object"]
+    body = runtime.client("s3").get_object(Bucket=BUCKET, Key="same-key")["Body"].read()
+    assert body == b"19"
+
+
+def test_job_cut_off_by_a_crash_fails_and_its_processes_die(crashed_and_restarted):
+    runtime = crashed_and_restarted
+    s3, sagemaker = runtime.client("s3"), runtime.client("sagemaker")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="data/train/x", Body=b"x")
+    script = (
+        "import os, subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        "print('pids', os.getpid(), child.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    upload_script(s3, BUCKET, "interrupted", script)
+    sagemaker.create_training_job(**training_request("interrupted", BUCKET, script))
+    messages = wait_for_log_line(runtime.client("logs"), "interrupted", "pids ")
+    pids = [int(p) for p in next(m for m in messages if m.startswith("pids ")).split()[1:]]
+
+    _restart_after_kill(runtime)
+
+    described = wait_for_status(runtime.client("sagemaker"), "interrupted", timeout=5)
+    assert described["TrainingJobStatus"] == "Failed"
+    assert described["FailureReason"] == (
+        "InternalServerError: the local SageMaker runtime restarted while the job was running"
+    )
+    deadline = time.monotonic() + 5
+    while any(process_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(process_alive(pid) for pid in pids)
+    # Log events written before the crash are still there.
+    assert "pids " in " ".join(wait_for_log_line(runtime.client("logs"), "interrupted", "pids "))
+
+
+def test_completed_job_record_survives_kill_9(crashed_and_restarted):
+    runtime = crashed_and_restarted
+    s3, sagemaker = runtime.client("s3"), runtime.client("sagemaker")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="data/train/x", Body=b"x")
+    script = "print('#metrics epoch=1 valid_acc=0.9000')\n"
+    upload_script(s3, BUCKET, "finished", script)
+    sagemaker.create_training_job(**training_request("finished", BUCKET, script))
+    before = wait_for_status(sagemaker, "finished")
+
+    _restart_after_kill(runtime)
+
+    after = runtime.client("sagemaker").describe_training_job(TrainingJobName="finished")
+    for response in (before, after):
+        response.pop("ResponseMetadata")
+    assert after == before
+    assert after["FinalMetricDataList"][0]["Value"] == 0.9
