@@ -66,14 +66,18 @@ def score(features, model):
     return {"label": model["classes"][best], "scores": scores, "version": model["version"]}
 
 
+def predict_row(row, model):
+    if isinstance(row, dict) and "raise" in row:
+        raise ValueError(row["raise"])
+    if isinstance(row, dict) and "sleep" in row:
+        time.sleep(row["sleep"])
+        return {"slept": row["sleep"], "version": model["version"]}
+    return score(row, model)
+
+
 def predict_fn(data, model):
-    if isinstance(data, dict) and "raise" in data:
-        raise ValueError(data["raise"])
-    if isinstance(data, dict) and "sleep" in data:
-        time.sleep(data["sleep"])
-        return [{"slept": data["sleep"], "version": model["version"]}]
-    rows = data if isinstance(data[0], list) else [data]
-    return [score(row, model) for row in rows]
+    batched = isinstance(data, list) and data and isinstance(data[0], (list, dict))
+    return [predict_row(row, model) for row in (data if batched else [data])]
 
 
 def output_fn(predictions, accept):
