@@ -1,0 +1,169 @@
+"""The deployment gate: every combination of rule statuses, the trigger, the sensor's outcome."""
+
+import asyncio
+import itertools
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+from sagemaker_lifecycle.gate import (
+    Decision,
+    RuleOutcome,
+    Verdict,
+    decide,
+    outcomes_from_training_job,
+)
+from sagemaker_lifecycle.rule_jobs import outcome_from_processing_job
+from sagemaker_lifecycle.sensors import RuleGateSensor
+from sagemaker_lifecycle.triggers import RuleOutcomeTrigger
+
+STATUSES = ["InProgress", "Stopping", "NoIssuesFound", "IssuesFound", "Error", "Stopped", None]
+BLOCKING, REPORTED_ONLY = "Overfit", "LowGPUUtilization"
+
+
+def expected_decision(blocking_status, other_status, on_rule_error):
+    statuses = (blocking_status, other_status)
+    if any(status in ("InProgress", "Stopping", None) for status in statuses):
+        return Decision.WAIT
+    if blocking_status == "IssuesFound":
+        return Decision.BLOCK
+    if on_rule_error == "block" and any(status in ("Error", "Stopped") for status in statuses):
+        return Decision.BLOCK
+    return Decision.DEPLOY
+
+
+@pytest.mark.parametrize(
+    ("blocking_status", "other_status", "on_rule_error"),
+    list(itertools.product(STATUSES, STATUSES, ["block", "warn"])),
+)
+def test_gate_decides_every_status_combination(blocking_status, other_status, on_rule_error):
+    outcomes = [
+        RuleOutcome(rule, status, f"{rule} details", rule == BLOCKING)
+        for rule, status in ((BLOCKING, blocking_status), (REPORTED_ONLY, other_status))
+        if status is not None  # None: the rule has no status yet
+    ]
+    verdict = decide(outcomes, [BLOCKING, REPORTED_ONLY], [BLOCKING], on_rule_error)
+    assert verdict.decision == expected_decision(blocking_status, other_status, on_rule_error)
+    assert {o.rule for o in verdict.outcomes} == {BLOCKING, REPORTED_ONLY}
+    if verdict.decision == Decision.BLOCK:
+        assert verdict.reasons and all("details" in r for r in verdict.reasons[:1])
+
+
+def test_non_blocking_issue_deploys_with_a_warning():
+    outcomes = [RuleOutcome(BLOCKING, "NoIssuesFound", "", True),
+                RuleOutcome(REPORTED_ONLY, "IssuesFound", "GPU idle", False)]  # fmt: skip
+    verdict = decide(outcomes, [BLOCKING, REPORTED_ONLY], [BLOCKING], "block")
+    assert verdict.decision == Decision.DEPLOY
+    assert verdict.reasons == ["LowGPUUtilization found issues: GPU idle"]
+
+
+def test_unknown_status_blocks():
+    verdict = decide([RuleOutcome(BLOCKING, "Exploded", "", True)], [BLOCKING], [BLOCKING], "warn")
+    assert verdict.decision == Decision.BLOCK
+    assert "unknown status 'Exploded'" in verdict.reasons[0]
+
+
+DESCRIPTION = {
+    "TrainingJobStatus": "Completed",
+    "DebugRuleEvaluationStatuses": [
+        {"RuleConfigurationName": "Overfit", "RuleEvaluationStatus": "IssuesFound",
+         "StatusDetails": "RuleEvaluationConditionMet: Evaluation of the rule Overfit at step 7 "
+                          "resulted in the condition being met\n"},
+        {"RuleConfigurationName": "LossNotDecreasing", "RuleEvaluationStatus": "NoIssuesFound"},
+    ],
+    "ProfilerRuleEvaluationStatuses": [
+        {"RuleConfigurationName": "ProfilerReport", "RuleEvaluationStatus": "NoIssuesFound"},
+    ],
+}  # fmt: skip
+
+
+def test_outcomes_are_read_from_describe_training_job_and_tabled():
+    outcomes = outcomes_from_training_job(DESCRIPTION, ["Overfit", "LossNotDecreasing"])
+    assert [(o.rule, o.status, o.blocking) for o in outcomes] == [
+        ("Overfit", "IssuesFound", True),
+        ("LossNotDecreasing", "NoIssuesFound", True),
+        ("ProfilerReport", "NoIssuesFound", False),
+    ]
+    verdict = decide(
+        outcomes, ["Overfit", "LossNotDecreasing", "ProfilerReport"], ["Overfit"], "block"
+    )
+    assert Verdict.from_dict(verdict.as_dict()) == verdict
+    table = verdict.table().splitlines()
+    assert table[0].split() == ["rule", "status", "blocks", "deploy", "details"]
+    assert table[1].startswith("Overfit") and "at step 7" in table[1]
+
+
+@pytest.mark.parametrize(
+    ("job_status", "result", "expected"),
+    [
+        ("InProgress", None, "InProgress"),
+        ("Stopped", None, "Stopped"),
+        ("Failed", None, "Error"),
+        ("Completed", None, "Error"),  # completed without a result.json
+        ("Completed", {"status": "IssuesFound", "status_details": "met at step 3"}, "IssuesFound"),
+        ("Completed", {"status": "NoIssuesFound", "details": "fine"}, "NoIssuesFound"),
+    ],
+)
+def test_rule_processing_jobs_map_to_debugger_statuses(job_status, result, expected):
+    description = {"ProcessingJobStatus": job_status, "FailureReason": "boom"}
+    outcome = outcome_from_processing_job("Overfit", description, True, result)
+    assert outcome.status == expected
+
+
+class FakeSageMaker:
+    """Answers describe_training_job with a scripted sequence (the trigger's only call)."""
+
+    def __init__(self, responses):
+        self.responses = list(responses)
+
+    async def describe_training_job(self, TrainingJobName):
+        return self.responses.pop(0)
+
+
+def make_trigger(**overrides):
+    arguments = dict(
+        training_job_name="job", rule_jobs={}, expected_rules=["Overfit", "LossNotDecreasing"],
+        blocking=["Overfit"], on_rule_error="block", poll_interval=0.01, aws_conn_id=None,
+    )  # fmt: skip
+    return RuleOutcomeTrigger(**{**arguments, **overrides})
+
+
+def test_trigger_waits_while_rules_run_then_fires_once_with_the_verdict(monkeypatch):
+    running = {"DebugRuleEvaluationStatuses": [
+        {"RuleConfigurationName": "Overfit", "RuleEvaluationStatus": "InProgress"}]}  # fmt: skip
+    client = FakeSageMaker([running, running, DESCRIPTION])
+    trigger = make_trigger()
+
+    async def fake_client(service):
+        class Context:
+            async def __aenter__(self):
+                return client
+
+            async def __aexit__(self, *exc):
+                return False
+
+        return Context()
+
+    monkeypatch.setattr(trigger, "_client", fake_client)
+
+    async def first_event():
+        return [event async for event in trigger.run()]
+
+    events = asyncio.run(first_event())
+    assert len(events) == 1 and client.responses == []
+    assert events[0].payload["decision"] == "block"
+
+
+def test_trigger_serializes_to_its_own_arguments():
+    classpath, kwargs = make_trigger().serialize()
+    assert classpath == "sagemaker_lifecycle.triggers.RuleOutcomeTrigger"
+    assert RuleOutcomeTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+def test_sensor_fails_without_retry_on_block_and_returns_the_verdict_on_deploy():
+    sensor = RuleGateSensor(task_id="gate", training_job_name="job", rules={})
+    blocked = decide(outcomes_from_training_job(DESCRIPTION, ["Overfit"]),
+                     [], ["Overfit"], "block")  # fmt: skip
+    with pytest.raises(AirflowFailException, match="Overfit found issues"):
+        sensor.execute_complete({}, blocked.as_dict())
+    deploy = decide(outcomes_from_training_job(DESCRIPTION, []), [], [], "block")
+    assert sensor.execute_complete({}, deploy.as_dict())["decision"] == "deploy"

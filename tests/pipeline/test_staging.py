@@ -1,0 +1,218 @@
+"""Staging: dataset checks, content-addressed snapshots in S3, code bundles, zips and URLs."""
+
+import io
+import shutil
+import tarfile
+import threading
+import zipfile
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from sagemaker_lifecycle import staging
+from sagemaker_lifecycle.dataset_source import (
+    DatasetSourceError,
+    download,
+    extract_zip,
+    fetch_dataset,
+)
+from sagemaker_lifecycle.settings import load_settings
+
+EXTENSIONS = [".jpg", ".jpeg", ".png"]
+
+
+def problems_of(root: Path, min_images: int = 1) -> list[str]:
+    with pytest.raises(staging.DatasetError) as raised:
+        staging.verify_dataset(root, EXTENSIONS, min_images)
+    return raised.value.problems
+
+
+def test_valid_dataset_lists_its_images_by_split_and_class(tiny_dataset):
+    layout = staging.verify_dataset(tiny_dataset, EXTENSIONS, 2)
+    assert sorted(layout["train"]) == ["001.Affenpinscher", "002.Afghan_hound"]
+    assert [len(images) for images in layout["valid"].values()] == [2, 2]
+
+
+def test_every_problem_of_a_broken_dataset_is_listed(tiny_dataset):
+    shutil.rmtree(tiny_dataset / "test")
+    valid = tiny_dataset / "valid"
+    (valid / "002.Afghan_hound").rename(valid / "Afghan_hound")  # bad folder name
+    train_class = tiny_dataset / "train" / "001.Affenpinscher"
+    (train_class / "notes.txt").write_text("not an image")
+    (train_class / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    (tiny_dataset / "train" / "003.Akita").mkdir()  # empty class
+    problems = problems_of(tiny_dataset)
+    assert "test/ is missing" in problems
+    assert "valid/Afghan_hound: expected class folders named NNN.Class_name" in problems
+    assert any(
+        p.startswith("train/001.Affenpinscher/notes.txt: not an image file") for p in problems
+    )
+    assert any("broken.jpg: not a readable image" in p for p in problems)
+    assert "train/003.Akita: 0 image(s), fewer than 1 required" in problems
+    assert any(
+        p.startswith("valid/ lacks classes that train/ has: 002.Afghan_hound") for p in problems
+    )
+
+
+def test_too_few_images_per_class_is_a_problem(tiny_dataset):
+    problems = problems_of(tiny_dataset, min_images=3)
+    assert "valid/001.Affenpinscher: 2 image(s), fewer than 3 required" in problems
+
+
+def test_snapshot_id_depends_on_content_only(tiny_dataset, tmp_path):
+    layout = staging.verify_dataset(tiny_dataset, EXTENSIONS, 1)
+    first = staging.snapshot_id(staging.build_manifest(tiny_dataset, layout))
+    copy = shutil.copytree(tiny_dataset, tmp_path / "copy")
+    assert (
+        staging.snapshot_id(
+            staging.build_manifest(copy, staging.verify_dataset(copy, EXTENSIONS, 1))
+        )
+        == first
+    )
+    image = next((copy / "train" / "001.Affenpinscher").iterdir())
+    image.write_bytes(
+        (tiny_dataset / "valid" / "001.Affenpinscher").glob("*").__next__().read_bytes()
+    )
+    changed = staging.build_manifest(copy, staging.verify_dataset(copy, EXTENSIONS, 1))
+    assert staging.snapshot_id(changed) != first
+
+
+def test_stage_uploads_once_and_reuses_an_unchanged_snapshot(tiny_dataset, s3, tmp_path):
+    settings = load_settings(
+        {"dataset": {"source": str(tiny_dataset), "cache_dir": str(tmp_path / "c")}}
+    )
+    first = staging.stage(settings, s3)
+    assert not first.reused_snapshot
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=settings["aws"]["bucket"])["Contents"]]
+    prefix = f"datasets/{first.snapshot_id}/"
+    assert sum(k.startswith(prefix + "train/") for k in keys) == 8
+    assert prefix + "manifest.json" in keys
+    assert first.channels["valid"] == f"s3://dog-breed-classifier/{prefix}valid/"
+    second = staging.stage(settings, s3)
+    assert second.reused_snapshot and second.snapshot_id == first.snapshot_id
+    assert second.sourcedir_uri == first.sourcedir_uri
+
+
+def test_code_bundle_is_reproducible_and_has_train_py_at_its_top(s3):
+    payload = staging.package_source_dir(staging.SOURCE_DIR)
+    assert payload == staging.package_source_dir(staging.SOURCE_DIR)
+    with tarfile.open(fileobj=io.BytesIO(payload)) as tar:
+        names = tar.getnames()
+    assert "train.py" in names and "inference.py" in names
+    assert not any("__pycache__" in name for name in names)
+    s3.create_bucket(Bucket="code-bucket")
+    archive_uri, files_uri = staging.upload_code(s3, "code-bucket", "code")
+    assert archive_uri.endswith("/sourcedir.tar.gz") and files_uri.endswith("/files/")
+    bucket_keys = [o["Key"] for o in s3.list_objects_v2(Bucket="code-bucket")["Contents"]]
+    assert any(key.endswith("/files/train.py") for key in bucket_keys)
+
+
+def zip_of(root: Path, target: Path, wrapper: str = "dogImages") -> Path:
+    with zipfile.ZipFile(target, "w") as bundle:
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                bundle.write(path, f"{wrapper}/{path.relative_to(root).as_posix()}")
+    return target
+
+
+def test_zip_source_is_extracted_and_its_wrapper_folder_found(tiny_dataset, tmp_path):
+    archive = zip_of(tiny_dataset, tmp_path / "data.zip")
+    root = staging.find_dataset_root(fetch_dataset(str(archive), tmp_path / "cache"))
+    assert root.name == "dogImages"
+    assert staging.verify_dataset(root, EXTENSIONS, 1)
+
+
+@pytest.mark.parametrize("member", ["../escape.txt", "/abs/escape.txt", "a/../../escape.txt"])
+def test_zip_with_a_path_escaping_the_target_is_refused(tmp_path, member):
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr(member, "x")
+    with pytest.raises(DatasetSourceError, match="outside"):
+        extract_zip(archive, tmp_path / "out")
+    assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "out").exists()
+
+
+def test_zip_with_a_symlink_is_refused(tmp_path):
+    archive = tmp_path / "link.zip"
+    info = zipfile.ZipInfo("link")
+    info.external_attr = 0o120777 << 16
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr(info, "/etc/passwd")
+    with pytest.raises(DatasetSourceError, match="symbolic link"):
+        extract_zip(archive, tmp_path / "out")
+
+
+class FlakyRangeHandler(SimpleHTTPRequestHandler):
+    """Serves files with Range support; the first full GET breaks off after half the bytes."""
+
+    broken_once = False
+    ranges_seen: list[str] = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        data = Path(self.translate_path(self.path)).read_bytes()
+        range_header = self.headers.get("Range")
+        if range_header:
+            type(self).ranges_seen.append(range_header)
+            start = int(range_header.removeprefix("bytes=").rstrip("-"))
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            body = data[start:]
+        else:
+            self.send_response(200)
+            body = data
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not range_header and not type(self).broken_once:
+            type(self).broken_once = True
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    FlakyRangeHandler.broken_once, FlakyRangeHandler.ranges_seen = False, []
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(FlakyRangeHandler, directory=str(served))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_url_download_resumes_a_broken_transfer_with_a_range_request(
+    tiny_dataset, tmp_path, http_server
+):
+    served, url = http_server
+    archive = zip_of(tiny_dataset, served / "dogImages.zip")
+    downloaded = download(f"{url}/dogImages.zip", tmp_path / "downloads")
+    assert downloaded.read_bytes() == archive.read_bytes()
+    half = archive.stat().st_size // 2
+    assert FlakyRangeHandler.ranges_seen == [f"bytes={half}-"]
+    # A second fetch uses the cache: no new request.
+    assert download(f"{url}/dogImages.zip", tmp_path / "downloads") == downloaded
+    assert FlakyRangeHandler.ranges_seen == [f"bytes={half}-"]
+
+
+def test_url_source_is_staged_like_a_folder(tiny_dataset, tmp_path, http_server, s3):
+    served, url = http_server
+    zip_of(tiny_dataset, served / "dogImages.zip")
+    settings = load_settings(
+        {"dataset": {"source": f"{url}/dogImages.zip", "cache_dir": str(tmp_path / "c")}}
+    )
+    staged = staging.stage(settings, s3)
+    assert staged.image_counts == {"train": 8, "valid": 4, "test": 4}
+
+
+def test_missing_source_is_named(tmp_path):
+    with pytest.raises(DatasetSourceError, match="neither a folder, a file nor a URL"):
+        fetch_dataset(str(tmp_path / "nowhere"), tmp_path / "cache")
