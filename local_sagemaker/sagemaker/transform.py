@@ -7,9 +7,9 @@ with the batch environment (``SAGEMAKER_BATCH=true`` and, when the request sets 
 objects through it. Settings the request leaves out come from the container's
 ``GET /execution-parameters``, then from SageMaker's defaults (sagemaker-behaviour.md 5.6).
 
-Output naming: the object ``<input prefix folder>/<relative key>`` is written to
-``<S3OutputPath>/<relative key>.out`` (the input prefix's folder is the prefix up to its last
-``/``, as for training channels), so sub-folders of the input are kept.
+Output naming: the object ``<input prefix><relative key>`` is written to
+``<S3OutputPath>/<relative key>.out`` (the same rule as S3Prefix training channels: the whole
+prefix is stripped, a leading ``/`` too), so sub-folders under the input prefix are kept.
 
 Status: ``InProgress`` -> ``Completed`` | ``Failed`` (FailureReason lists failed objects; their
 outputs are not written) | ``Stopping`` -> ``Stopped``. A runtime restart fails jobs that were
@@ -134,6 +134,11 @@ def resolve_settings(request: dict, container_parameters: dict) -> TransformSett
         assemble_with=transform_output.get("AssembleWith", "None"),
         max_retries=client_config.get("InvocationsMaxRetries", DEFAULT_MAX_RETRIES),
     )
+
+
+def relative_key(key: str, prefix: str) -> str:
+    """``key`` below ``prefix`` (an object named exactly by the prefix keeps its file name)."""
+    return key[len(prefix) :].lstrip("/") or key.rsplit("/", 1)[-1]
 
 
 def failure_reason(failures: dict[str, str], total: int) -> str:
@@ -335,13 +340,12 @@ class TransformMixin:
         source = job["TransformInput"]["DataSource"]["S3DataSource"]
         bucket, prefix = parse_s3_uri(source["S3Uri"])
         if source["S3DataType"] == "ManifestFile":
-            keys, folder = self._manifest_keys(bucket, prefix)
+            keys, prefix = self._manifest_keys(bucket, prefix)
         else:
             keys = [key for key in self.s3.list_keys(bucket, prefix) if not key.endswith("/")]
-            folder = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
         if not keys:
             raise S3Error(f"{source['S3Uri']}: no input objects")
-        return [InputObject(key, f"{key[len(folder) :]}.out") for key in keys]
+        return [InputObject(key, f"{relative_key(key, prefix)}.out") for key in keys]
 
     def _manifest_keys(self, bucket: str, manifest_key: str) -> tuple[list[str], str]:
         """A manifest ``[{"prefix": "s3://b/p/"}, "rel1", "rel2", ...]``: (keys, their prefix)."""
