@@ -1,0 +1,226 @@
+"""The wire protocols as strict clients see them: raw JSON against botocore's output shapes, the
+AWS CLI, CloudWatch Logs pagination, unknown operations, and the health route."""
+
+import json
+import os
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import botocore.session
+import pytest
+from botocore.exceptions import ClientError
+from runtime_support import (
+    BUCKET,
+    client_environment,
+    training_request,
+    upload_script,
+    wait_for_status,
+)
+
+pytestmark = pytest.mark.e2e
+SAGEMAKER = botocore.session.get_session().get_service_model("sagemaker")
+LOGS = botocore.session.get_session().get_service_model("logs")
+AWS_CLI = Path(__file__).resolve().parents[2] / ".venvs" / "airflow" / "bin" / "aws"
+JSON_TYPES = {
+    "structure": dict, "map": dict, "list": list, "string": str, "boolean": bool,
+    "integer": int, "long": int, "double": (int, float), "float": (int, float),
+    "timestamp": (int, float),
+}  # fmt: skip
+
+
+def shape_violations(shape, value, path="$") -> list[str]:
+    """Where ``value`` (raw wire JSON) breaks ``shape``: unknown members, wrong JSON types
+    (timestamps must be epoch numbers), missing required members, values outside an enum."""
+    expected = JSON_TYPES.get(shape.type_name, object)
+    if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
+        return [f"{path}: {type(value).__name__} is not {shape.type_name}"]
+    problems = []
+    if shape.type_name == "structure":
+        problems += [
+            f"{path}.{m}: required, missing" for m in shape.required_members if m not in value
+        ]
+        for key, item in value.items():
+            if key not in shape.members:
+                problems.append(f"{path}.{key}: not a member of {shape.name}")
+            else:
+                problems += shape_violations(shape.members[key], item, f"{path}.{key}")
+    elif shape.type_name == "list":
+        for index, item in enumerate(value):
+            problems += shape_violations(shape.member, item, f"{path}[{index}]")
+    elif shape.type_name == "map":
+        for key, item in value.items():
+            problems += shape_violations(shape.value, item, f"{path}.{key}")
+    elif getattr(shape, "enum", None) and value not in shape.enum:
+        problems.append(f"{path}: {value!r} not in enum")
+    return problems
+
+
+def raw_call(runtime, target: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        runtime.url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"},
+    )
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture(scope="module")
+def finished_job(runtime, sagemaker):
+    script = (
+        "import sys\nprint('#metrics epoch=1 valid_acc=0.5000')\nprint('oops', file=sys.stderr)\n"
+    )
+    upload_script(runtime.client("s3"), BUCKET, "protocol-job", script)
+    sagemaker.create_training_job(**training_request("protocol-job", BUCKET, script))
+    wait_for_status(sagemaker, "protocol-job")
+    return "protocol-job"
+
+
+@pytest.mark.parametrize(
+    ("operation", "body"),
+    [
+        ("DescribeTrainingJob", {"TrainingJobName": "protocol-job"}),
+        ("ListTrainingJobs", {}),
+    ],
+)
+def test_sagemaker_responses_fit_the_output_shape(runtime, finished_job, operation, body):
+    status, response = raw_call(runtime, f"SageMaker.{operation}", body)
+    assert status == 200
+    assert shape_violations(SAGEMAKER.operation_model(operation).output_shape, response) == []
+
+
+def test_logs_responses_fit_the_output_shape(runtime, finished_job):
+    group = "/aws/sagemaker/TrainingJobs"
+    status, streams = raw_call(
+        runtime,
+        "Logs_20140328.DescribeLogStreams",
+        {"logGroupName": group, "logStreamNamePrefix": "protocol-job/"},
+    )
+    assert status == 200
+    assert shape_violations(LOGS.operation_model("DescribeLogStreams").output_shape, streams) == []
+    name = streams["logStreams"][0]["logStreamName"]
+    status, events = raw_call(
+        runtime, "Logs_20140328.GetLogEvents", {"logGroupName": group, "logStreamName": name}
+    )
+    assert shape_violations(LOGS.operation_model("GetLogEvents").output_shape, events) == []
+
+
+def test_unknown_operations_are_named(runtime):
+    status, body = raw_call(runtime, "SageMaker.MakeCoffee", {})
+    assert (status, body["__type"]) == (400, "UnknownOperationException")
+    assert body["message"] == "MakeCoffee is not an operation of the SageMaker API"
+    status, body = raw_call(runtime, "SageMaker.CreateCluster", {})
+    assert body["message"] == (
+        "CreateCluster is part of the SageMaker API but the local SageMaker runtime does not "
+        "implement it"
+    )
+
+
+def test_body_that_is_not_json_is_a_serialization_error(runtime):
+    request = urllib.request.Request(
+        runtime.url,
+        data=b"{not json",
+        method="POST",
+        headers={"X-Amz-Target": "SageMaker.ListTrainingJobs"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(request)
+    assert json.loads(raised.value.read())["__type"] == "SerializationException"
+
+
+def test_log_events_pagination_returns_the_same_token_when_caught_up(runtime):
+    logs = runtime.client("logs")
+    logs.create_log_group(logGroupName="/paging")
+    logs.create_log_stream(logGroupName="/paging", logStreamName="s")
+    logs.put_log_events(
+        logGroupName="/paging",
+        logStreamName="s",
+        logEvents=[{"timestamp": 1000 + n, "message": f"line {n}"} for n in range(5)],
+    )
+    first = logs.get_log_events(
+        logGroupName="/paging", logStreamName="s", startFromHead=True, limit=3
+    )
+    assert [e["message"] for e in first["events"]] == ["line 0", "line 1", "line 2"]
+    second = logs.get_log_events(
+        logGroupName="/paging", logStreamName="s", nextToken=first["nextForwardToken"]
+    )
+    assert [e["message"] for e in second["events"]] == ["line 3", "line 4"]
+    caught_up = logs.get_log_events(
+        logGroupName="/paging", logStreamName="s", nextToken=second["nextForwardToken"]
+    )
+    assert caught_up["events"] == []
+    assert caught_up["nextForwardToken"] == second["nextForwardToken"]
+    back = logs.get_log_events(
+        logGroupName="/paging", logStreamName="s", nextToken=second["nextBackwardToken"], limit=2
+    )
+    assert [e["message"] for e in back["events"]] == ["line 1", "line 2"]
+    tail = logs.get_log_events(logGroupName="/paging", logStreamName="s", limit=2)
+    assert [e["message"] for e in tail["events"]] == ["line 3", "line 4"]
+    filtered = logs.filter_log_events(logGroupName="/paging", filterPattern="line 3")
+    assert [e["message"] for e in filtered["events"]] == ["line 3"]
+
+
+def test_logs_errors_are_aws_shaped(runtime):
+    logs = runtime.client("logs")
+    with pytest.raises(ClientError) as raised:
+        logs.get_log_events(logGroupName="/nothing", logStreamName="s")
+    assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    logs.create_log_group(logGroupName="/twice")
+    with pytest.raises(ClientError) as raised:
+        logs.create_log_group(logGroupName="/twice")
+    assert raised.value.response["Error"]["Code"] == "ResourceAlreadyExistsException"
+
+
+def test_aws_cli_reads_the_runtime(runtime, finished_job):
+    env = {**os.environ, **client_environment(runtime.url)}
+
+    def aws(*args):
+        result = subprocess.run(
+            [str(AWS_CLI), *args], env=env, capture_output=True, text=True, timeout=60, check=True
+        )
+        return result.stdout
+
+    described = json.loads(
+        aws("sagemaker", "describe-training-job", "--training-job-name", finished_job)
+    )
+    assert described["TrainingJobStatus"] == "Completed"
+    assert f"{finished_job}/output/model.tar.gz" in aws(
+        "s3", "ls", "--recursive", f"s3://{BUCKET}/output/"
+    )
+    stream = json.loads(
+        aws(
+            "logs",
+            "describe-log-streams",
+            "--log-group-name",
+            "/aws/sagemaker/TrainingJobs",
+            "--log-stream-name-prefix",
+            f"{finished_job}/",
+        )
+    )["logStreams"][0]["logStreamName"]
+    events = json.loads(
+        aws(
+            "logs",
+            "get-log-events",
+            "--log-group-name",
+            "/aws/sagemaker/TrainingJobs",
+            "--log-stream-name",
+            stream,
+        )
+    )
+    # stdout and stderr are separate pipes: their relative order is not defined.
+    assert sorted(e["message"] for e in events["events"]) == [
+        "#metrics epoch=1 valid_acc=0.5000",
+        "oops",
+    ]
+
+
+def test_health_route_lists_the_families(runtime):
+    with urllib.request.urlopen(f"{runtime.url}/_local/health") as response:
+        health = json.loads(response.read())
+    assert health["status"] == "ok"
+    assert health["families"][0] == "TrainingMixin"
