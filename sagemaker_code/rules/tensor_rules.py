@@ -199,6 +199,7 @@ class LossNotDecreasing(TensorRule):
         loss = self.loss_at(step, collections, self.tensor_regex)
         if loss is None:
             return False
+        self.examined_steps += 1
         mode_step = step if self.mode == ModeKeys.GLOBAL else self.base_trial.mode_step(step)
         self.history.append((mode_step, loss))
         if mode_step < self.next_comparison_step:
@@ -207,7 +208,6 @@ class LossNotDecreasing(TensorRule):
         if base is None:
             return False
         self.next_comparison_step = mode_step + self.num_steps
-        self.examined_steps += 1
         return self._stalled(base, (mode_step, loss))
 
     def _newest_at_or_before(self, mode_step: int) -> tuple[int, float] | None:

@@ -1,0 +1,132 @@
+"""Each Debugger tensor rule fires on a training run that has its problem, and stays quiet on a
+healthy run. The runs are real: tiny torch models trained with an smdebug hook (conftest)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from conftest import Scenario, record_training
+from rules.runner import ERROR, ISSUES_FOUND, NO_ISSUES_FOUND, evaluate
+
+TENSOR_RULES = [
+    "VanishingGradient",
+    "LossNotDecreasing",
+    "Overfit",
+    "Overtraining",
+    "PoorWeightInitialization",
+]
+
+# One scenario per problem. Defaults of Scenario are tuned to a healthy, still-learning run.
+HEALTHY = Scenario(
+    train_samples=192, valid_samples=48, batch_size=16, epochs=2, spread=3.0, save_interval=2
+)
+DIVERGING_LR = Scenario(lr=5.0, optimizer="sgd")
+HEAD_ONLY_PAST_CONVERGENCE = Scenario(
+    freeze_body=True, epochs=15, lr=0.05, weight_decay=0.01, spread=0.5
+)
+TINY_INIT = Scenario(init_scale=1e-3, depth=4, epochs=1)
+OVERFITTING_SPLIT = Scenario(random_train_labels=True, train_samples=16, hidden=64, epochs=25)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """Records each scenario once per module; returns its debug-output directory."""
+    recorded = {}
+
+    def recorded_run(scenario: Scenario):
+        key = repr(scenario)
+        if key not in recorded:
+            out = tmp_path_factory.mktemp("run") / "debug-output"
+            recorded[key] = record_training(out, scenario)
+        return recorded[key]
+
+    return recorded_run
+
+
+def evaluate_rule(rule, debug_output, tmp_path, **parameters):
+    return evaluate(rule, parameters, debug_output, tmp_path / "profiler", tmp_path / "out")
+
+
+@pytest.mark.parametrize("rule", TENSOR_RULES)
+def test_healthy_run_raises_no_issue(rule, run, tmp_path):
+    outcome = evaluate_rule(rule, run(HEALTHY), tmp_path)
+    assert outcome.status == NO_ISSUES_FOUND, outcome.details
+    assert "examined" in outcome.details
+
+
+@pytest.mark.parametrize(
+    ("rule", "scenario", "finding"),
+    [
+        ("LossNotDecreasing", DIVERGING_LR, "TRAIN loss rose by"),
+        ("Overtraining", HEAD_ONLY_PAST_CONVERGENCE, "training loss has not improved"),
+        ("VanishingGradient", TINY_INIT, "below the threshold 1e-07"),
+        ("PoorWeightInitialization", TINY_INIT, "Activation-input variance differs"),
+        ("Overfit", OVERFITTING_SPLIT, "the model is overfitting"),
+    ],
+)
+def test_rule_fires_on_its_problem(rule, scenario, finding, run, tmp_path):
+    outcome = evaluate_rule(rule, run(scenario), tmp_path)
+    assert outcome.status == ISSUES_FOUND, outcome.details
+    assert finding in outcome.details
+    assert outcome.status_details.startswith(
+        f"RuleEvaluationConditionMet: Evaluation of the rule {rule} at step {outcome.step} "
+        "resulted in the condition being met\n"
+    )
+    written = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert written["status"] == ISSUES_FOUND
+    assert written["status_details"] == outcome.status_details
+
+
+def test_parameters_change_the_verdict(run, tmp_path):
+    """A healthy run's gradients trip VanishingGradient once the threshold is absurdly high."""
+    outcome = evaluate_rule("VanishingGradient", run(HEALTHY), tmp_path, threshold="1000")
+    assert outcome.status == ISSUES_FOUND
+    assert "below the threshold 1000" in outcome.details
+
+
+def test_loss_not_decreasing_compares_steps_num_steps_apart(run, tmp_path):
+    outcome = evaluate_rule("LossNotDecreasing", run(DIVERGING_LR), tmp_path, num_steps="4")
+    assert outcome.status == ISSUES_FOUND
+    base_step, step = map(int, re.search(r"step (\d+) .* step (\d+)", outcome.details).groups())
+    assert step - base_step >= 4
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"threshhold": "1"}, "does not accept parameter(s) threshhold; accepted parameters: "),
+        ({"threshold": "abc"}, "parameter threshold='abc' is invalid"),
+        ({"threshold": "-1"}, "parameter threshold='-1' must be > 0"),
+    ],
+)
+def test_bad_parameters_end_in_error_naming_them(parameters, message, run, tmp_path):
+    outcome = evaluate_rule("VanishingGradient", run(HEALTHY), tmp_path, **parameters)
+    assert outcome.status == ERROR
+    assert outcome.details.startswith("ClientError: Rule VanishingGradient")
+    assert message in outcome.details
+
+
+def test_unknown_rule_is_an_error_listing_the_built_in_rules(run, tmp_path):
+    outcome = evaluate_rule("ExplodingTensor", run(HEALTHY), tmp_path)
+    assert outcome.status == ERROR
+    assert "Unknown rule_to_invoke 'ExplodingTensor'" in outcome.details
+    assert "VanishingGradient" in outcome.details
+
+
+def test_job_without_the_collection_a_rule_needs_is_an_error(run, tmp_path):
+    outcome = evaluate_rule(
+        "PoorWeightInitialization", run(HEALTHY), tmp_path, activation_inputs_regex="nothing.*"
+    )
+    assert outcome.status == ERROR
+    assert "saved no activation inputs" in outcome.details
+
+
+def test_job_without_a_hook_is_an_error(tmp_path):
+    debug_output = tmp_path / "debug-output"
+    debug_output.mkdir()
+    (debug_output / "training_job_end.ts").touch()
+    outcome = evaluate_rule("Overfit", debug_output, tmp_path)
+    assert outcome.status == ERROR
+    assert "without saving any debug tensors" in outcome.details
