@@ -171,7 +171,7 @@ class SageMakerLifecycleHook(SageMakerHook):
         """
         kind = JOB_KINDS[kind_name]
         deadline = time.monotonic() + timeout
-        tail = LogTail(self.logs_hook.get_conn(), kind.log_group, name) if kind.log_group else None
+        tail = self._log_tail(kind, name)
         while True:
             description = self.describe_job(kind_name, name)
             if description is None:
@@ -192,6 +192,10 @@ class SageMakerLifecycleHook(SageMakerHook):
                     f"{kind.noun} {name} still {status} after {timeout:.0f} s; stopped it"
                 )
             time.sleep(interval)
+
+    def _log_tail(self, kind: JobKind, name: str) -> LogTail | None:
+        """Follows the job's CloudWatch log, for kinds that write one."""
+        return LogTail(self.logs_hook.get_conn(), kind.log_group, name) if kind.log_group else None
 
     def ensure_model(self, request: Mapping[str, Any]) -> dict:
         """DescribeModel of `request`'s model, created now or reused when identical.

@@ -19,6 +19,9 @@ PLUGINS = REPO_ROOT / "plugins"
 # Airflow puts plugins/ on sys.path; the tests import the plugin package the same way.
 if str(PLUGINS) not in sys.path:
     sys.path.insert(0, str(PLUGINS))
+# In-process Airflow (DagBag, operators) keeps its config and database out of ~/airflow.
+os.environ.setdefault("AIRFLOW_HOME", str(REPO_ROOT / ".airflow" / "pipeline-tests"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 from sagemaker_lifecycle.naming import run_names  # noqa: E402
 from sagemaker_lifecycle.settings import load_settings  # noqa: E402

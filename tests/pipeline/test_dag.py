@@ -1,0 +1,55 @@
+"""The DAG file: imports cleanly, wires the life cycle in order, exposes the documented params."""
+
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from sagemaker_lifecycle.settings import load_defaults
+
+DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
+
+
+@pytest.fixture(scope="module")
+def dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(str(DAGS_FOLDER))
+    assert bag.import_errors == {}
+    return bag.dags["dog_breed_classifier"]
+
+
+def upstream_closure(dag, task_id):
+    seen, todo = set(), [task_id]
+    while todo:
+        for upstream in dag.get_task(todo.pop()).upstream_task_ids:
+            if upstream not in seen:
+                seen.add(upstream)
+                todo.append(upstream)
+    return seen
+
+
+def test_life_cycle_runs_in_order(dag):
+    order = ["stage_dataset", "tune_hyperparameters", "train_best_model", "gate_on_rules",
+             "create_model", "deploy_endpoint", "predict_sample", "batch_transform", "evaluate",
+             "clean_up_endpoint"]  # fmt: skip
+    for earlier, later in pairwise(order):
+        assert earlier in upstream_closure(dag, later), f"{earlier} must run before {later}"
+
+
+def test_nothing_deploys_unless_the_gate_passed(dag):
+    for task_id in ("plan_deployment", "create_model", "deploy_endpoint", "batch_transform"):
+        assert "gate_on_rules" in upstream_closure(dag, task_id)
+
+
+def test_gate_is_not_retried_and_job_tasks_are(dag):
+    assert dag.get_task("gate_on_rules").retries == 0
+    assert dag.get_task("train_best_model").retries == 1
+
+
+def test_params_default_to_the_pipeline_yaml(dag):
+    defaults = load_defaults()
+    params = dag.params
+    assert params["dataset_source"] == defaults["dataset"]["source"]
+    assert params["max_tuning_jobs"] == defaults["tuning"]["max_jobs"]
+    assert params["rules_engine"] == defaults["rules"]["engine"]
+    assert params["overrides"] == {}

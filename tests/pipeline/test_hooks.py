@@ -1,0 +1,102 @@
+"""SageMakerLifecycleHook: idempotent starts, strict waits, stops and resource reuse.
+
+Creation and reuse run against moto's SageMaker (in-process); the status sequences moto cannot
+produce (a job that fails, stops or overruns) come from a scripted client.
+"""
+
+import pytest
+from botocore.exceptions import ClientError
+from sagemaker_lifecycle import request_builders as rb
+from sagemaker_lifecycle.hooks import SageMakerJobError, SageMakerLifecycleHook
+
+
+@pytest.fixture
+def hook(s3):  # s3 starts moto's mock_aws and the dummy credentials
+    return SageMakerLifecycleHook(aws_conn_id=None, region_name="us-east-1")
+
+
+def test_a_retried_start_adopts_the_job_instead_of_failing_on_its_name(
+    hook, settings, names, staged_dataset
+):
+    request = rb.training_job_request(settings, names, staged_dataset, {"lr": "0.01"})
+    first = hook.start_job("training", request)
+    assert first == names.training_job
+    assert hook.start_job("training", request) == first
+    assert (
+        hook.wait_for_job("training", first, interval=0, timeout=5)["TrainingJobStatus"]
+        == "Completed"
+    )
+
+
+def test_model_and_endpoint_config_are_reused_when_identical_and_replaced_when_not(
+    hook, settings, names
+):
+    model = rb.model_request(settings, names, "s3://b/jobs/one/output/model.tar.gz")
+    created = hook.ensure_model(model)
+    assert hook.ensure_model(model)["ModelArn"] == created["ModelArn"]
+    retrained = rb.model_request(settings, names, "s3://b/jobs/two/output/model.tar.gz")
+    assert hook.ensure_model(retrained)["PrimaryContainer"]["ModelDataUrl"].endswith(
+        "two/output/model.tar.gz"
+    )
+    config = rb.endpoint_config_request(settings, names)
+    assert hook.ensure_endpoint_config(config)["EndpointConfigName"] == names.endpoint_config
+    assert hook.ensure_endpoint_config(config)["EndpointConfigName"] == names.endpoint_config
+
+
+class ScriptedSageMaker:
+    """describe_training_job answers from a script of statuses; create/stop calls are recorded."""
+
+    def __init__(self, statuses_by_name):
+        self.statuses = {name: list(statuses) for name, statuses in statuses_by_name.items()}
+        self.created, self.stopped = [], []
+
+    def describe_training_job(self, TrainingJobName):
+        script = self.statuses.get(TrainingJobName)
+        if not script:
+            raise ClientError({"Error": {"Code": "ValidationException",
+                                         "Message": "Requested resource not found."}},
+                              "DescribeTrainingJob")  # fmt: skip
+        status = script.pop(0) if len(script) > 1 else script[0]
+        return {"TrainingJobName": TrainingJobName, "TrainingJobStatus": status,
+                "FailureReason": "AlgorithmError: boom"}  # fmt: skip
+
+    def create_training_job(self, **request):
+        self.created.append(request["TrainingJobName"])
+        self.statuses[request["TrainingJobName"]] = ["InProgress", "Completed"]
+
+    def stop_training_job(self, TrainingJobName):
+        self.stopped.append(TrainingJobName)
+
+
+@pytest.fixture
+def scripted_hook(monkeypatch):
+    def make(statuses_by_name):
+        client = ScriptedSageMaker(statuses_by_name)
+        hook = SageMakerLifecycleHook(aws_conn_id=None, region_name="us-east-1")
+        monkeypatch.setattr(SageMakerLifecycleHook, "conn", client)
+        monkeypatch.setattr(SageMakerLifecycleHook, "_log_tail", lambda self, kind, name: None)
+        return hook, client
+
+    return make
+
+
+def test_a_job_that_failed_earlier_is_started_again_under_a_fresh_name(scripted_hook):
+    hook, client = scripted_hook({"job": ["Failed"], "job-a2": ["Stopped"]})
+    assert hook.start_job("training", {"TrainingJobName": "job"}) == "job-a3"
+    assert client.created == ["job-a3"]
+
+
+@pytest.mark.parametrize("final", ["Failed", "Stopped"])
+def test_failed_and_stopped_jobs_fail_the_wait_with_the_reason(scripted_hook, final):
+    hook, _ = scripted_hook({"job": ["InProgress", final]})
+    with pytest.raises(
+        SageMakerJobError, match=f"training job job ended {final}: AlgorithmError: boom"
+    ):
+        hook.wait_for_job("training", "job", interval=0, timeout=60)
+
+
+def test_a_job_past_its_time_limit_is_stopped(scripted_hook):
+    hook, client = scripted_hook({"job": ["InProgress"]})
+    with pytest.raises(SageMakerJobError, match="still InProgress after 0 s; stopped it"):
+        hook.wait_for_job("training", "job", interval=0, timeout=0)
+    assert client.stopped == ["job"]
