@@ -82,7 +82,8 @@ def load_backbone_weights(model: nn.Module, weights_file: Path) -> None:
     """Load a state dict into everything but the ``fc`` head (its class count differs).
 
     Accepts a plain state dict or ``{"state_dict": ...}``. Raises ``TrainingError`` when a
-    backbone tensor is missing or has another shape: the file is for another architecture.
+    backbone tensor is missing, extra or of another shape: the file is for another
+    architecture (resnet34 weights hold all of resnet18's tensors, and more).
     """
     loaded = torch.load(weights_file, map_location="cpu", weights_only=True)
     state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else None
@@ -94,10 +95,11 @@ def load_backbone_weights(model: nn.Module, weights_file: Path) -> None:
         for name, tensor in expected.items()
         if name not in state or state[name].shape != tensor.shape
     ]
+    wrong += [n for n in state if n not in expected and not n.startswith(HEAD_PREFIX)]
     if wrong:
         raise TrainingError(
             f"{weights_file} does not fit the {type(model).__name__} backbone: "
-            f"{len(wrong)} tensors missing or of another shape, e.g. {wrong[:3]}"
+            f"{len(wrong)} tensors missing, extra or of another shape, e.g. {wrong[:3]}"
         )
     model.load_state_dict({name: state[name] for name in expected}, strict=False)
 

@@ -10,7 +10,7 @@ import pytest
 from demo.dataset import make_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sagemaker_job import CODE_DIR  # noqa: E402  (the helper sits beside this file)
+from sagemaker_job import CODE_DIR
 
 if str(CODE_DIR) not in sys.path:
     sys.path.insert(0, str(CODE_DIR))  # as /opt/ml/code is in a container

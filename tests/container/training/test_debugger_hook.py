@@ -1,0 +1,94 @@
+"""The smdebug hook: what the Debugger rules will read from a training job's tensors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from classifier.errors import TrainingError
+from classifier.models import build_model, load_backbone_weights
+from sagemaker_job import JobTree, run_training
+from smdebug import modes
+from smdebug.trials import create_trial
+
+LOSS = "CrossEntropyLoss_output_0"
+
+
+def hook_config(tensors: Path) -> dict:
+    """What SageMaker writes for the rules the DAG asks for, saving often enough to see."""
+    every_step = {"save_interval": "1"}
+    return {
+        "LocalPath": str(tensors),
+        "HookParameters": {"train.save_interval": "2", "eval.save_interval": "1"},
+        "CollectionConfigurations": [
+            {"CollectionName": "losses", "CollectionParameters": every_step},
+            {"CollectionName": "gradients", "CollectionParameters": every_step},
+            {
+                "CollectionName": "relu_input",
+                "CollectionParameters": {"include_regex": ".*relu_input", **every_step},
+            },
+        ],
+    }
+
+
+def train_with_hook(tmp_path: Path, channels: dict[str, Path], hyperparameters: dict) -> Path:
+    tensors = tmp_path / "tensors"
+    tree = JobTree(tmp_path / "job", channels, hyperparameters).write()
+    tree.add_config("debughookconfig.json", hook_config(tensors))
+    result = run_training(tree)
+    assert result.returncode == 0, result.stderr
+    return tensors
+
+
+def test_simplecnn_saves_train_and_eval_losses_relu_inputs_and_gradients(
+    tmp_path: Path, dataset: Path
+) -> None:
+    hyperparameters = {
+        "backbone": "simplecnn", "epochs": "2", "batch-size": "16", "image-size": "32",
+        "freeze": "full",
+    }  # fmt: skip
+    channels = {"train": dataset / "train", "valid": dataset / "valid"}
+    trial = create_trial(str(train_with_hook(tmp_path, channels, hyperparameters)))
+
+    # 36 training pictures in batches of 16: 3 steps per epoch; 18 validation pictures: 2.
+    assert trial.tensor(LOSS).steps(mode=modes.TRAIN) == list(range(6))
+    assert trial.tensor(LOSS).steps(mode=modes.EVAL) == list(range(4))
+    relu_inputs = trial.tensor_names(regex=".*relu_input")
+    assert relu_inputs == [f"features.{i}.relu_input_0" for i in range(3)]
+    assert trial.tensor_names(collection="gradients")
+    assert trial.has_passed_step(0, mode=modes.TRAIN)
+    assert (Path(trial.path) / "training_job_end.ts").exists()
+
+
+def test_resnet18_from_the_pretrained_channel_records_true_relu_inputs(
+    tmp_path: Path, dataset: Path
+) -> None:
+    """torchvision's ReLUs are in-place: the hook must see their inputs, not their outputs."""
+    weights = tmp_path / "pretrained" / "resnet18.pth"
+    weights.parent.mkdir()
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
+    channels = {
+        "train": dataset / "train", "valid": dataset / "valid", "pretrained": weights.parent,
+    }  # fmt: skip
+    hyperparameters = {
+        "backbone": "resnet18", "epochs": "1", "batch-size": "18", "image-size": "32",
+        "freeze": "head",
+    }  # fmt: skip
+
+    trial = create_trial(str(train_with_hook(tmp_path, channels, hyperparameters)))
+
+    name = "layer1.0.relu_input_0"
+    first_step = trial.tensor(name).steps()[0]
+    assert trial.tensor(name).value(first_step).min() < 0  # an input; a ReLU output is >= 0
+    assert trial.tensor_names(regex=".*relu_input")  # every block's ReLU is there
+    assert trial.tensor(LOSS).steps(mode=modes.EVAL) == [0]
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path: Path) -> None:
+    weights = tmp_path / "resnet34.pth"
+    torch.save(torchvision.models.resnet34(weights=None).state_dict(), weights)
+
+    with pytest.raises(TrainingError, match="does not fit the ResNet backbone"):
+        load_backbone_weights(build_model("resnet18", num_classes=3), weights)
