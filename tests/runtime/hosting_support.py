@@ -28,6 +28,7 @@ import boto3
 from werkzeug.test import Client
 
 from local_sagemaker.cli import wait_until_ready
+from local_sagemaker.config import RuntimeConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -185,3 +186,40 @@ def aws_client(service: str, url: str):
 
 
 FAST_WAITER = {"Delay": 1, "MaxAttempts": 90}
+
+
+BUILD_CLASSIFIER = """
+import sys
+from pathlib import Path
+
+import torch
+
+from classifier.artifact import save_model
+from classifier.models import build_model
+
+out, backbone, image_size, *class_names = sys.argv[1:]
+torch.manual_seed(0)
+network = build_model(backbone, len(class_names))
+save_model(Path(out), network, backbone=backbone, class_names=class_names,
+           image_size=int(image_size))
+"""
+
+
+def build_classifier_model_dir(
+    destination: Path, class_names: list[str], backbone: str = "simplecnn", image_size: int = 32
+) -> Path:
+    """A model dir made by sagemaker_code's own helpers (``save_model``: model.pt + code/),
+    with freshly initialised weights, built in the container environment (it needs torch)."""
+    subprocess.run(
+        [container_python(), "-c", BUILD_CLASSIFIER, str(destination), backbone, str(image_size)]
+        + class_names,
+        check=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "sagemaker_code")},
+        timeout=120,
+    )
+    return destination
+
+
+def container_python() -> str:
+    return RuntimeConfig().container_python
