@@ -34,7 +34,7 @@ from rules.system_metrics import (
     GPU_MEMORY_UTILIZATION,
     GPU_UTILIZATION,
     IO_WAIT,
-    MEMORY_USED,
+    USAGE_METRICS,
     SystemMetrics,
 )
 
@@ -245,20 +245,13 @@ class BatchSize(SystemRule):
 
 
 class OverallSystemUsage(SystemRule):
-    """Never triggers: per node, p50/p95/p99/max of CPU, I/O wait, memory, GPU and GPU memory."""
+    """Never triggers: per node, p50/p95/p99/max of every series in USAGE_METRICS."""
 
     PARAMETERS = (SCAN_INTERVAL,)
-    DIMENSIONS = (
-        ("CPU", CPU_UTILIZATION, "cpu"),
-        ("I/O wait", IO_WAIT, "cpu"),
-        ("Memory", MEMORY_USED, ""),
-        ("GPU", GPU_UTILIZATION, "gpu"),
-        ("GPU memory", GPU_MEMORY_UTILIZATION, "gpu"),
-    )
 
     def evaluate(self, metrics):
         usage: dict[str, dict[str, dict[str, float]]] = {}
-        for label, dimension, prefix in self.DIMENSIONS:
+        for label, dimension, prefix in USAGE_METRICS:
             per_node: dict[str, list[float]] = {}
             for (node, _), value in metrics.snapshots(dimension, prefix).items():
                 per_node.setdefault(node, []).append(value)

@@ -11,14 +11,7 @@ from datetime import UTC, datetime
 from html import escape
 
 from rules.profiler_rules import RuleReport
-from rules.system_metrics import (
-    CPU_UTILIZATION,
-    GPU_MEMORY_UTILIZATION,
-    GPU_UTILIZATION,
-    IO_WAIT,
-    MEMORY_USED,
-    SystemMetrics,
-)
+from rules.system_metrics import USAGE_METRICS, SystemMetrics
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
@@ -27,13 +20,6 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding
 text-align:left;vertical-align:top}th{background:#f3f3f3}.issue{color:#b00020;font-weight:600}
 .ok{color:#1b7f3b}.muted{color:#777}svg{background:#fafafa;border:1px solid #ddd}
 """
-CHARTS = (
-    ("CPU utilisation (mean of cores)", CPU_UTILIZATION, "cpu"),
-    ("I/O wait (mean of cores)", IO_WAIT, "cpu"),
-    ("Memory used", MEMORY_USED, ""),
-    ("GPU utilisation", GPU_UTILIZATION, "gpu"),
-    ("GPU memory utilisation", GPU_MEMORY_UTILIZATION, "gpu"),
-)
 CHART_WIDTH, CHART_HEIGHT, MAX_POINTS = 720, 160, 600
 
 
@@ -121,7 +107,7 @@ def _charts(metrics: SystemMetrics) -> str:
     if time_range is None:
         return ""
     sections = ["<h2>Utilisation over time</h2>"]
-    for title, dimension, prefix in CHARTS:
+    for title, dimension, prefix in USAGE_METRICS:
         per_node: dict[str, list[tuple[float, float]]] = {}
         for (node, timestamp), value in sorted(metrics.snapshots(dimension, prefix).items()):
             per_node.setdefault(node, []).append((timestamp, value))

@@ -2,9 +2,10 @@
 
 SageMaker's host agent (and ``local_sagemaker.system_metrics`` locally) writes JSON-lines files
 ``<profiler-output>/system/incremental/<YYYYMMDDHH>/<10-digit unix time>.algo-<n>.json``; each
-line is one sample ``{"Type": "cpu"|"gpu", "Name": "cpu0"|"gpu0"|..., "Dimension":
+line is one sample ``{"Type": "cpu"|"gpu"|"memory", "Name": "cpu0"|"gpu0"|..., "Dimension":
 "CPUUtilization"|"I/OWaitPercentage"|"GPUUtilization"|"GPUMemoryUtilization"|..., "Value": float,
-"NodeId": "algo-1", "Timestamp": unix seconds}``. It is the layout smdebug's
+"NodeId": "algo-1", "Timestamp": unix seconds}`` (the full table is in
+``local_sagemaker/system_metrics.py``). It is the layout smdebug's
 ``SystemMetricsReader`` reads. ``<profiler-output>/system/training_job_end.ts`` marks the end of
 the job, as smdebug's ``ProfilerTrial.job_finished`` expects.
 
@@ -26,7 +27,19 @@ CPU_UTILIZATION = "CPUUtilization"
 IO_WAIT = "I/OWaitPercentage"
 GPU_UTILIZATION = "GPUUtilization"
 GPU_MEMORY_UTILIZATION = "GPUMemoryUtilization"
-MEMORY_USED = "MemoryUsedPercent"
+
+# (label, Dimension, Name prefix) of every utilisation series worth summarising, in percent.
+# The last two are the local runtime's own (local_sagemaker/system_metrics.py): the job's
+# process tree, since a local "instance" is shared with other work.
+USAGE_METRICS = (
+    ("CPU", CPU_UTILIZATION, "cpu"),
+    ("I/O wait", IO_WAIT, "cpu"),
+    ("Memory", "Memory", "MemoryUsedPercent"),
+    ("GPU", GPU_UTILIZATION, "gpu"),
+    ("GPU memory", GPU_MEMORY_UTILIZATION, "gpu"),
+    ("Training processes CPU", "ProcessCPUUtilization", "TrainingProcesses"),
+    ("Training processes memory", "ProcessMemoryUsedPercent", "TrainingProcesses"),
+)
 
 
 @dataclass(frozen=True)

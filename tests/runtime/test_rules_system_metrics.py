@@ -1,0 +1,79 @@
+"""The local host agent: real psutil samples of the host and of a busy process tree, written in
+the layout smdebug's own reader and the rule engine read."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from local_sagemaker.config import DEFAULT_CONTAINER_PYTHON, REPO_ROOT
+from local_sagemaker.system_metrics import SystemMetricsSampler
+
+BUSY_TREE = (
+    "import subprocess, sys; c = subprocess.Popen([sys.executable, '-c', 'while True: pass'])"
+)
+
+
+def events(profiler_output: Path) -> list[dict]:
+    files = sorted((profiler_output / "system" / "incremental").rglob("*.json"))
+    return [json.loads(line) for path in files for line in path.read_text().splitlines()]
+
+
+def test_sampler_records_host_and_the_jobs_process_tree(tmp_path):
+    # A job whose work happens in a child of its leader, as with the toolkit's script process.
+    job = subprocess.Popen([sys.executable, "-c", BUSY_TREE + "; c.wait()"], start_new_session=True)
+    try:
+        sampler = SystemMetricsSampler(
+            tmp_path, root_pids=lambda: [job.pid], interval_seconds=0.2, flush_seconds=1
+        ).start()
+        time.sleep(2.5)
+        sampler.stop()
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)  # the job and its child: the group we started
+        job.wait()
+    recorded = events(tmp_path)
+    dimensions = {(e["Type"], e["Dimension"]) for e in recorded}
+    assert {("cpu", "CPUUtilization"), ("cpu", "I/OWaitPercentage"), ("memory", "Memory")} <= (
+        dimensions
+    )
+    process_cpu = [e["Value"] for e in recorded if e["Dimension"] == "ProcessCPUUtilization"]
+    # The busy child spins one core: on this host that is 100 / cores percent of the host.
+    assert max(process_cpu) > 20
+    assert all(e["NodeId"] == "algo-1" for e in recorded)
+    assert len(list((tmp_path / "system" / "incremental").rglob("*.json"))) >= 2  # flushed often
+    assert (tmp_path / "system" / "training_job_end.ts").exists()
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_written_files_are_read_by_smdebug_and_by_the_rule_engine(tmp_path):
+    sampler = SystemMetricsSampler(tmp_path, flush_seconds=1)
+    for _ in range(3):
+        sampler.sample()
+    sampler.stop()
+    check = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(REPO_ROOT / "sagemaker_code")!r})
+        from smdebug.profiler.system_metrics_reader import LocalSystemMetricsReader
+        from rules.runner import evaluate
+        from pathlib import Path
+        reader = LocalSystemMetricsReader({str(tmp_path)!r})
+        smdebug_events = reader.get_events(0, 4e15)
+        outcome = evaluate("LowGPUUtilization", {{}}, Path("unused"), Path({str(tmp_path)!r}),
+                           Path({str(tmp_path / "rule")!r}))
+        print(len(smdebug_events), outcome.status, outcome.details)
+        """
+    )
+    result = subprocess.run(
+        [str(DEFAULT_CONTAINER_PYTHON), "-c", check], capture_output=True, text=True, check=True
+    )
+    count, status, details = result.stdout.strip().splitlines()[-1].split(" ", 2)
+    assert int(count) == len(events(tmp_path))
+    assert status == "NoIssuesFound"
+    assert "ran without a GPU" in details
