@@ -27,24 +27,27 @@ class MedianStoppingRule(BasePruner):
 
     Steps are the 1-based count of objective values a job has emitted. Finished trials (completed
     or themselves stopped early) that did not reach the step do not count; with fewer than
-    `min_previous_jobs` references the trial continues.
+    `min_previous_jobs` references the trial continues. `reference_curves` holds the objective
+    series (step -> value) of earlier jobs that are not trials of the study, such as warm-start
+    parents' jobs tuned over other ranges; they count as previous jobs too.
     """
 
     def __init__(self, min_previous_jobs: int = DEFAULT_MIN_PREVIOUS_JOBS) -> None:
         if min_previous_jobs < 1:
             raise ValueError(f"min_previous_jobs must be at least 1, not {min_previous_jobs}")
         self.min_previous_jobs = min_previous_jobs
+        self.reference_curves: list[dict[int, float]] = []
 
     def prune(self, study: optuna.study.Study, trial: FrozenTrial) -> bool:
         step = trial.last_step
         if step is None:
             return False
         finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        curves = [other.intermediate_values for other in finished if other.number != trial.number]
         averages = [
             average
-            for other in finished
-            if other.number != trial.number
-            and (average := running_average(other.intermediate_values, step)) is not None
+            for curve in curves + self.reference_curves
+            if (average := running_average(curve, step)) is not None
         ]
         if len(averages) < self.min_previous_jobs:
             return False

@@ -119,20 +119,26 @@ class TuningStrategy:
     def add_history(
         self, hyperparameters: dict[str, str], objective_values: Sequence[float]
     ) -> bool:
-        """Teach the study a finished job of a warm-start parent; False if it does not fit.
+        """Teach the study a finished job of a warm-start parent (its last value is final).
 
-        A job fits when all its tuned hyperparameters lie inside this search space and it
-        emitted at least one objective value (the last one is its final value).
+        Every job with objective values is a previous job for the median stopping rule; a job
+        whose tuned hyperparameters all lie inside this search space also becomes a trial the
+        sampler learns from, and only then is True returned.
         """
+        if not objective_values:
+            return False
+        curve = dict(enumerate(objective_values, start=1))
         params = self.plan.search_space.params_from_hyperparameters(hyperparameters)
-        if params is None or not objective_values:
+        if params is None:
+            if isinstance(self.study.pruner, MedianStoppingRule):
+                self.study.pruner.reference_curves.append(curve)
             return False
         self.study.add_trial(
             optuna.trial.create_trial(
                 params=params,
                 distributions=self._distributions,
                 value=objective_values[-1],
-                intermediate_values=dict(enumerate(objective_values, start=1)),
+                intermediate_values=curve,
             )
         )
         return True

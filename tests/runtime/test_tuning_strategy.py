@@ -359,3 +359,13 @@ def test_warm_start_history_counts_as_finished_trials():
     assert not strategy.add_history(inside, [])
     assert strategy.study.best_value == 0.9
     assert strategy.study.best_trial.intermediate_values == {1: 0.5, 2: 0.9}
+
+
+def test_warm_start_jobs_outside_the_space_still_count_for_the_median_rule():
+    strategy = strategy_for(TrainingJobEarlyStoppingType="Auto")
+    elsewhere = {"batch-size": "32", "lr": "5", "momentum": "0.95", "optimizer": '"adam"'}
+    for _ in range(3):
+        assert not strategy.add_history(elsewhere, [0.8, 0.9])
+    assert strategy.study.trials == []
+    trial, _ = strategy.suggest()
+    assert strategy.observe(trial, 1, 0.1) is Decision.STOP_EARLY
