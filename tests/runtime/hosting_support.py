@@ -16,21 +16,15 @@ import contextlib
 import io
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
 
-import boto3
+from runtime_support import REPO_ROOT, RuntimeProcess
 from werkzeug.test import Client
 
-from local_sagemaker.cli import wait_until_ready
 from local_sagemaker.config import RuntimeConfig
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 CLASSES = ["cat", "dog", "fox"]
 WEIGHTS = [[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]
@@ -142,47 +136,14 @@ def create_bucket(s3, name: str) -> None:
 
 
 @contextlib.contextmanager
-def running_runtime(data_dir: Path, extra_env: dict[str, str] | None = None):
-    """A real ``python -m local_sagemaker serve`` on a free loopback port; yields its URL.
-
-    The runtime runs in its own process group and gets SIGTERM (then SIGKILL) at the end, so its
-    model servers are stopped by its own shutdown path.
-    """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "local_sagemaker", "serve", "--port", str(port)]
-    with open(data_dir.parent / f"runtime-{port}.log", "wb") as runtime_log:
-        process = subprocess.Popen(
-            [*command, "--data-dir", str(data_dir)],
-            cwd=REPO_ROOT,
-            env={**os.environ, **(extra_env or {})},
-            stdout=subprocess.DEVNULL,
-            stderr=runtime_log,
-            start_new_session=True,
-        )
-        try:
-            assert wait_until_ready(url, 30), f"runtime on {url} did not start"
-            yield url
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
-def aws_client(service: str, url: str):
-    """A boto3 client for the local runtime with the project's dummy account settings."""
-    return boto3.client(
-        service,
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+def running_runtime(data_dir: Path):
+    """A real ``python -m local_sagemaker serve`` (runtime_support's RuntimeProcess), stopped
+    with SIGTERM at the end so its own shutdown stops the model servers; yields it."""
+    runtime = RuntimeProcess(data_dir).start()
+    try:
+        yield runtime
+    finally:
+        runtime.stop()
 
 
 FAST_WAITER = {"Delay": 1, "MaxAttempts": 90}
@@ -210,9 +171,9 @@ def build_classifier_model_dir(
 ) -> Path:
     """A model dir made by sagemaker_code's own helpers (``save_model``: model.pt + code/),
     with freshly initialised weights, built in the container environment (it needs torch)."""
+    arguments = [str(destination), backbone, str(image_size), *class_names]
     subprocess.run(
-        [container_python(), "-c", BUILD_CLASSIFIER, str(destination), backbone, str(image_size)]
-        + class_names,
+        [container_python(), "-c", BUILD_CLASSIFIER, *arguments],
         check=True,
         cwd=REPO_ROOT,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "sagemaker_code")},

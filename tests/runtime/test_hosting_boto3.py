@@ -8,7 +8,6 @@ import pytest
 from botocore.exceptions import ClientError, WaiterError
 from hosting_support import (
     FAST_WAITER,
-    aws_client,
     expected_label,
     model_tarball,
     running_runtime,
@@ -21,15 +20,15 @@ ACCOUNT = "123456789012"
 @pytest.fixture(scope="module")
 def clients(tmp_path_factory):
     root = tmp_path_factory.mktemp("hosting-boto3")
-    with running_runtime(root / "state") as url:
-        s3 = aws_client("s3", url)
+    with running_runtime(root / "state") as runtime:
+        s3 = runtime.client("s3")
         s3.create_bucket(Bucket="artifacts")
         s3.put_object(Bucket="artifacts", Key="v1/model.tar.gz", Body=model_tarball(version="v1"))
         s3.put_object(Bucket="artifacts", Key="v2/model.tar.gz", Body=model_tarball(version="v2"))
         s3.put_object(
             Bucket="artifacts", Key="bad/model.tar.gz", Body=model_tarball(fail_to_load="no way")
         )
-        yield {name: aws_client(name, url) for name in ("sagemaker", "sagemaker-runtime", "logs")}
+        yield {name: runtime.client(name) for name in ("sagemaker", "sagemaker-runtime", "logs")}
 
 
 def create_model_and_config(sagemaker, name: str, artifact: str) -> None:

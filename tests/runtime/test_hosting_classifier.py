@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from hosting_support import (
     FAST_WAITER,
-    aws_client,
     build_classifier_model_dir,
     running_runtime,
 )
@@ -40,8 +39,8 @@ def deployed(tmp_path_factory):
     names = class_names(NUM_CLASSES)
     model_dir = build_classifier_model_dir(root / "model", names)
     archive = pack_directory(model_dir, root / "model.tar.gz")
-    with running_runtime(root / "state") as url:
-        s3, sagemaker = aws_client("s3", url), aws_client("sagemaker", url)
+    with running_runtime(root / "state") as runtime:
+        s3, sagemaker = runtime.client("s3"), runtime.client("sagemaker")
         s3.create_bucket(Bucket="pipeline")
         s3.upload_file(str(archive), "pipeline", "jobs/train/output/model.tar.gz")
         for relative in validation_pictures(dataset):
@@ -57,7 +56,13 @@ def deployed(tmp_path_factory):
                 "Environment": {"SAGEMAKER_PROGRAM": "inference.py"},
             },
         )
-        yield {"url": url, "s3": s3, "sagemaker": sagemaker, "dataset": dataset, "names": names}
+        yield {
+            "runtime": runtime,
+            "s3": s3,
+            "sagemaker": sagemaker,
+            "dataset": dataset,
+            "names": names,
+        }
 
 
 def test_endpoint_classifies_a_jpeg(deployed):
@@ -73,8 +78,12 @@ def test_endpoint_classifies_a_jpeg(deployed):
         EndpointName="dog-breeds", WaiterConfig=FAST_WAITER
     )
     picture = next((deployed["dataset"] / "valid").rglob("*.jpg"))
-    response = aws_client("sagemaker-runtime", deployed["url"]).invoke_endpoint(
-        EndpointName="dog-breeds", Body=picture.read_bytes(), ContentType="image/jpeg"
+    response = (
+        deployed["runtime"]
+        .client("sagemaker-runtime")
+        .invoke_endpoint(
+            EndpointName="dog-breeds", Body=picture.read_bytes(), ContentType="image/jpeg"
+        )
     )
     predictions = json.loads(response["Body"].read())["predictions"]
     assert {p["label"] for p in predictions} <= set(deployed["names"])

@@ -7,7 +7,7 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError, WaiterError
-from hosting_support import FAST_WAITER, aws_client, expected_label, model_tarball, running_runtime
+from hosting_support import FAST_WAITER, expected_label, model_tarball, running_runtime
 
 pytestmark = pytest.mark.e2e
 ROWS = [[1.0, 0.0], [0.0, 2.0], [-1.0, -4.0]]
@@ -20,8 +20,8 @@ def jsonl(rows) -> bytes:
 @pytest.fixture(scope="module")
 def clients(tmp_path_factory):
     root = tmp_path_factory.mktemp("transform-boto3")
-    with running_runtime(root / "state") as url:
-        s3, sagemaker = aws_client("s3", url), aws_client("sagemaker", url)
+    with running_runtime(root / "state") as runtime:
+        s3, sagemaker = runtime.client("s3"), runtime.client("sagemaker")
         s3.create_bucket(Bucket="data")
         s3.put_object(Bucket="data", Key="model/model.tar.gz", Body=model_tarball())
         sagemaker.create_model(
@@ -29,7 +29,7 @@ def clients(tmp_path_factory):
             ExecutionRoleArn="arn:aws:iam::123456789012:role/local",
             PrimaryContainer={"Image": "local", "ModelDataUrl": "s3://data/model/model.tar.gz"},
         )
-        yield {"s3": s3, "sagemaker": sagemaker, "logs": aws_client("logs", url)}
+        yield {"s3": s3, "sagemaker": sagemaker, "logs": runtime.client("logs")}
 
 
 def start_job(sagemaker, name: str, input_prefix: str, **extra) -> dict:
