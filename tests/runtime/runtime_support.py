@@ -2,6 +2,7 @@
 script-mode source dirs built from small training scripts."""
 
 import io
+import json
 import os
 import signal
 import socket
@@ -22,6 +23,8 @@ BUCKET = "runtime-tests"
 ROLE_ARN = "arn:aws:iam::123456789012:role/LocalSageMakerRole"
 PYTORCH_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.5-cpu-py311"
 TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
+AIRFLOW = REPO_ROOT / ".venvs" / "airflow" / "bin" / "airflow"
+AIRFLOW_DAGS = Path(__file__).resolve().parent / "airflow_dags"
 CLIENT_CONFIG = Config(retries={"max_attempts": 1}, read_timeout=30, connect_timeout=5)
 
 
@@ -197,3 +200,37 @@ def process_alive(pid: int) -> bool:
             return stat.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def airflow_dags_test(
+    runtime: RuntimeProcess, airflow_home: Path, dag_id: str, extra_env: dict[str, str]
+) -> subprocess.CompletedProcess:
+    """``airflow dags test <dag_id>`` on the DAGs in ``tests/runtime/airflow_dags`` with a fresh
+    SQLite Airflow in ``airflow_home`` and ``aws_default`` pointing at ``runtime``.
+
+    Returns the finished process (stdout/stderr captured as text) of ``dags test``."""
+    connection = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"endpoint_url": runtime.url, "region_name": "us-east-1"},
+    }
+    env = {
+        **os.environ,
+        **client_environment(runtime.url),
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(AIRFLOW_DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(connection),
+        **extra_env,
+    }
+
+    def airflow(*args):
+        return subprocess.run(
+            [str(AIRFLOW), *args], env=env, capture_output=True, text=True, timeout=300
+        )
+
+    migrated = airflow("db", "migrate")
+    if migrated.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed:\n{migrated.stderr[-4000:]}")
+    return airflow("dags", "test", dag_id)
