@@ -1,20 +1,25 @@
-"""One task: the Amazon provider's SageMakerTuningOperator, as the project's DAG uses it.
+"""A one-task DAG for the runtime's tuning test: the Amazon provider's SageMakerTuningOperator
+runs a hyperparameter tuning job in the local runtime and waits for it.
 
-The tuning request comes from the environment variable TUNING_TEST_CONFIG (JSON), so the test
-that runs `airflow dags test tuning_test` decides what to tune and against which runtime.
-"""
+The test passes the CreateHyperParameterTuningJob request as JSON in
+``RUNTIME_SMOKE_TUNING_REQUEST``."""
 
 import json
 import os
-from datetime import datetime
 
+import pendulum
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTuningOperator
 from airflow.sdk import DAG
 
-with DAG(dag_id="tuning_test", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+with DAG(
+    dag_id="runtime_tuning_smoke",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+):
     SageMakerTuningOperator(
         task_id="tune",
-        config=json.loads(os.environ.get("TUNING_TEST_CONFIG", "{}")),
+        config=json.loads(os.environ.get("RUNTIME_SMOKE_TUNING_REQUEST", "{}")),
         aws_conn_id="aws_default",
         wait_for_completion=True,
         check_interval=1,
