@@ -77,7 +77,8 @@ import json
 import sys
 from pathlib import Path
 
-from rules.runner import ERROR, evaluate
+from rules.outcome import ERROR
+from rules.runner import evaluate
 from rules.system_metrics import END_OF_JOB_MARKER
 
 PROCESSING_INPUT = Path("/opt/ml/processing/input")

@@ -12,55 +12,29 @@ from __future__ import annotations
 import json
 import time
 import traceback
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from smdebug.exceptions import MissingCollectionFiles, NoMoreData, RuleEvaluationConditionMet
-from smdebug.rules.rule_invoker import invoke_rule
-from smdebug.trials import create_trial
-
+from rules.outcome import ERROR, ISSUES_FOUND, NO_ISSUES_FOUND, RuleOutcome
 from rules.parameters import RuleParameterError, parse_parameters
 from rules.profiler_rules import NOT_EVALUATED, SYSTEM_RULES, SystemRule, sub_rules_for_report
 from rules.report import render_report
 from rules.system_metrics import SystemMetricsReader
-from rules.tensor_rules import TENSOR_RULES, TensorRule
 
-NO_ISSUES_FOUND, ISSUES_FOUND, ERROR = "NoIssuesFound", "IssuesFound", "Error"
 PROFILER_REPORT = "ProfilerReport"
 RESULT_FILE = "result.json"
-# SageMaker's StatusDetails holds at most 1024 characters.
-STATUS_DETAILS_LIMIT = 1024
-
-
-@dataclass(frozen=True)
-class RuleOutcome:
-    """The result of one rule evaluation, in SageMaker's RuleEvaluationStatus terms.
-
-    ``step`` is the global step at which a tensor rule's condition was met (for profiler rules,
-    the number of data points examined); ``details`` is one human sentence of what was found.
-    """
-
-    rule: str
-    status: str
-    details: str
-    step: int | None = None
-
-    @property
-    def status_details(self) -> str:
-        """DescribeTrainingJob's StatusDetails for this outcome (AWS's text for IssuesFound)."""
-        if self.status == ISSUES_FOUND:
-            met = RuleEvaluationConditionMet(self.rule, self.step)
-            text = f"RuleEvaluationConditionMet: {met}\n{self.details}"
-        else:
-            text = self.details
-        return text[:STATUS_DETAILS_LIMIT]
-
-    def to_json(self) -> dict:
-        return {**asdict(self), "status_details": self.status_details}
+# The names in rules.tensor_rules.TENSOR_RULES. That module is imported only for them: smdebug
+# imports torch, seconds of start-up that profiler rules do without.
+TENSOR_RULE_NAMES = (
+    "VanishingGradient",
+    "LossNotDecreasing",
+    "Overfit",
+    "Overtraining",
+    "PoorWeightInitialization",
+)
 
 
 def known_rules() -> list[str]:
-    return sorted([*TENSOR_RULES, *SYSTEM_RULES, PROFILER_REPORT])
+    return sorted([*TENSOR_RULE_NAMES, *SYSTEM_RULES, PROFILER_REPORT])
 
 
 def evaluate(
@@ -87,13 +61,6 @@ def evaluate(
         )
     except RuleParameterError as error:
         outcome = RuleOutcome(rule_name, ERROR, f"ClientError: {error}")
-    except MissingCollectionFiles:
-        outcome = RuleOutcome(
-            rule_name,
-            ERROR,
-            f"ClientError: the training job ended without saving any debug tensors in "
-            f"{debug_output}: register the smdebug hook in the training script.",
-        )
     except Exception as error:  # an engine failure is the rule's Error status, not a crash
         traceback.print_exc()
         outcome = RuleOutcome(
@@ -104,11 +71,10 @@ def evaluate(
 
 
 def _evaluate(rule_name, parameters, debug_output, profiler_output, output_dir, job_name, poll):
-    if rule_name in TENSOR_RULES:
-        rule_class = TENSOR_RULES[rule_name]
-        values = parse_parameters(rule_name, rule_class.PARAMETERS, parameters)
-        print(f"Evaluating {rule_name} {values} over debug output {debug_output}", flush=True)
-        return _run_tensor_rule(rule_class, values, debug_output)
+    if rule_name in TENSOR_RULE_NAMES:
+        from rules.tensor_rules import evaluate_tensor_rule  # see TENSOR_RULE_NAMES
+
+        return evaluate_tensor_rule(rule_name, parameters, debug_output)
     reader = SystemMetricsReader(profiler_output)
     if rule_name == PROFILER_REPORT:
         print(f"Building the profiler report over {profiler_output}", flush=True)
@@ -123,24 +89,6 @@ def _evaluate(rule_name, parameters, debug_output, profiler_output, output_dir, 
     raise RuleParameterError(
         f"Unknown rule_to_invoke {rule_name!r}; built-in rules: {', '.join(known_rules())}"
     )
-
-
-def _run_tensor_rule(rule_class: type[TensorRule], values: dict, debug_output: Path):
-    rule = rule_class(create_trial(str(debug_output)), **values)
-    try:
-        invoke_rule(rule, raise_eval_cond=True)
-    except RuleEvaluationConditionMet as met:
-        return RuleOutcome(rule.rule_name, ISSUES_FOUND, rule.finding, met.step)
-    except NoMoreData as end:
-        if rule.examined_steps == 0:
-            return RuleOutcome(rule.rule_name, ERROR, f"ClientError: {rule.missing_data_message()}")
-        return RuleOutcome(
-            rule.rule_name,
-            NO_ISSUES_FOUND,
-            f"{rule.rule_name} examined {rule.examined_steps} step(s) up to step "
-            f"{end.last_step}; the condition was never met.",
-        )
-    raise AssertionError("invoke_rule returned without NoMoreData")  # it loops until the end
 
 
 def _run_system_rule(rule: SystemRule, reader: SystemMetricsReader, poll: float) -> RuleOutcome:

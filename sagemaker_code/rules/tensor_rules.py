@@ -17,14 +17,24 @@ rule's docstring. Every rule:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 from smdebug.core.modes import ModeKeys
 from smdebug.core.utils import match_inc
-from smdebug.exceptions import TensorUnavailable, TensorUnavailableForStep
+from smdebug.exceptions import (
+    MissingCollectionFiles,
+    NoMoreData,
+    RuleEvaluationConditionMet,
+    TensorUnavailable,
+    TensorUnavailableForStep,
+)
 from smdebug.rules.rule import Rule
+from smdebug.rules.rule_invoker import invoke_rule
+from smdebug.trials import create_trial
 
+from rules.outcome import ERROR, ISSUES_FOUND, NO_ISSUES_FOUND, RuleOutcome
 from rules.parameters import (
     Parameter,
     as_bool,
@@ -33,6 +43,7 @@ from rules.parameters import (
     as_list,
     as_mode,
     non_negative,
+    parse_parameters,
     positive,
 )
 
@@ -478,3 +489,34 @@ TENSOR_RULES: dict[str, type[TensorRule]] = {
         PoorWeightInitialization,
     )
 }
+
+
+def evaluate_tensor_rule(rule_name: str, raw_parameters: dict[str, str], debug_output: Path):
+    """Run a tensor rule over the trial in ``debug_output`` until the condition is met or the
+    job's end-of-job marker says no more steps will come. RuleParameterError propagates."""
+    rule_class = TENSOR_RULES[rule_name]
+    values = parse_parameters(rule_name, rule_class.PARAMETERS, raw_parameters)
+    print(f"Evaluating {rule_name} {values} over debug output {debug_output}", flush=True)
+    try:
+        rule = rule_class(create_trial(str(debug_output)), **values)
+    except MissingCollectionFiles:
+        return RuleOutcome(
+            rule_name,
+            ERROR,
+            f"ClientError: the training job ended without saving any debug tensors in "
+            f"{debug_output}: register the smdebug hook in the training script.",
+        )
+    try:
+        invoke_rule(rule, raise_eval_cond=True)
+    except RuleEvaluationConditionMet as met:
+        return RuleOutcome(rule_name, ISSUES_FOUND, rule.finding, met.step)
+    except NoMoreData as end:
+        if rule.examined_steps == 0:
+            return RuleOutcome(rule_name, ERROR, f"ClientError: {rule.missing_data_message()}")
+        return RuleOutcome(
+            rule_name,
+            NO_ISSUES_FOUND,
+            f"{rule_name} examined {rule.examined_steps} step(s) up to step {end.last_step}; "
+            "the condition was never met.",
+        )
+    raise AssertionError("invoke_rule returned without NoMoreData")  # it loops until the end

@@ -6,7 +6,8 @@ import json
 import threading
 from pathlib import Path
 
-from rules.runner import ERROR, ISSUES_FOUND, NO_ISSUES_FOUND, evaluate
+from rules.outcome import ERROR, ISSUES_FOUND, NO_ISSUES_FOUND
+from rules.runner import evaluate
 from smdebug.profiler.system_metrics_reader import LocalSystemMetricsReader
 
 START = 1_763_000_000.0

@@ -8,7 +8,9 @@ import re
 
 import pytest
 from conftest import Scenario, record_training
-from rules.runner import ERROR, ISSUES_FOUND, NO_ISSUES_FOUND, evaluate
+from rules.outcome import ERROR, ISSUES_FOUND, NO_ISSUES_FOUND
+from rules.runner import TENSOR_RULE_NAMES, evaluate
+from rules.tensor_rules import TENSOR_RULES as TENSOR_RULES_BY_NAME
 
 TENSOR_RULES = [
     "VanishingGradient",
@@ -130,3 +132,7 @@ def test_job_without_a_hook_is_an_error(tmp_path):
     outcome = evaluate_rule("Overfit", debug_output, tmp_path)
     assert outcome.status == ERROR
     assert "without saving any debug tensors" in outcome.details
+
+
+def test_runner_knows_every_tensor_rule_without_importing_them():
+    assert set(TENSOR_RULE_NAMES) == set(TENSOR_RULES_BY_NAME)
