@@ -77,7 +77,7 @@ def rule(name: str, rule_to_invoke: str, **parameters) -> dict:
     }
 
 
-def request_with_rules(name: str, hold_seconds: int) -> dict:
+def request_with_rules(name: str, hold_seconds: int, debug_rules, profiler_rules=()) -> dict:
     request = training_request(name, BUCKET, TINY_INIT_SCRIPT)
     request["HyperParameters"]["hold"] = str(hold_seconds)
     request["Environment"] = {"OMP_NUM_THREADS": "1"}
@@ -88,19 +88,13 @@ def request_with_rules(name: str, hold_seconds: int) -> dict:
             {"CollectionName": "gradients", "CollectionParameters": {"save_interval": "1"}},
         ],
     }
-    request["DebugRuleConfigurations"] = [
-        rule("VanishingGradient", "VanishingGradient"),
-        rule("Overfit", "Overfit"),
-        rule("OvertrainingBadDelta", "Overtraining", delta="-1"),
-    ]
-    request["ProfilerConfig"] = {
-        "S3OutputPath": f"s3://{BUCKET}/profiler",
-        "ProfilingIntervalInMilliseconds": 500,
-    }
-    request["ProfilerRuleConfigurations"] = [
-        rule("LowGPUUtilization", "LowGPUUtilization"),
-        rule("ProfilerReport-1700000000", "ProfilerReport"),
-    ]
+    request["DebugRuleConfigurations"] = list(debug_rules)
+    if profiler_rules:
+        request["ProfilerConfig"] = {
+            "S3OutputPath": f"s3://{BUCKET}/profiler",
+            "ProfilingIntervalInMilliseconds": 500,
+        }
+        request["ProfilerRuleConfigurations"] = list(profiler_rules)
     return request
 
 
@@ -127,7 +121,20 @@ def wait_for_rules(sagemaker, name: str, timeout=180) -> dict:
 def test_rules_run_beside_the_job_and_report_in_describe(runtime, sagemaker, s3, logs):
     name = "rules-tiny-init"
     upload_script(s3, BUCKET, name, TINY_INIT_SCRIPT)
-    sagemaker.create_training_job(**request_with_rules(name, hold_seconds=6))
+    request = request_with_rules(
+        name,
+        hold_seconds=6,
+        debug_rules=[
+            rule("VanishingGradient", "VanishingGradient"),
+            rule("Overfit", "Overfit"),
+            rule("OvertrainingBadDelta", "Overtraining", delta="-1"),
+        ],
+        profiler_rules=[
+            rule("LowGPUUtilization", "LowGPUUtilization"),
+            rule("ProfilerReport-1700000000", "ProfilerReport"),
+        ],
+    )
+    sagemaker.create_training_job(**request)
 
     wait_for_training_line(logs, name, "epoch 1 done")
     while_training = sagemaker.describe_training_job(TrainingJobName=name)
@@ -192,7 +199,8 @@ def test_rules_run_beside_the_job_and_report_in_describe(runtime, sagemaker, s3,
 def test_stopping_the_job_stops_its_rules(runtime, sagemaker, s3, logs):
     name = "rules-stopped"
     upload_script(s3, BUCKET, name, TINY_INIT_SCRIPT)
-    sagemaker.create_training_job(**request_with_rules(name, hold_seconds=60))
+    request = request_with_rules(name, hold_seconds=60, debug_rules=[rule("Overfit", "Overfit")])
+    sagemaker.create_training_job(**request)
     wait_for_training_line(logs, name, "epoch 1 done")
     sagemaker.stop_training_job(TrainingJobName=name)
     assert wait_for_status(sagemaker, name, timeout=60)["TrainingJobStatus"] == "Stopped"
