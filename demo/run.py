@@ -28,8 +28,9 @@ DAG_ID = "dog_breed_classifier"
 DEMO_DIR = REPO_ROOT / ".demo"
 DATASET_DIR = DEMO_DIR / "dataset"
 LOG_PATH = DEMO_DIR / "dags-test.log"
-# One line per finished task in `airflow dags test` output.
-TASK_DONE = re.compile(r"Marking task as (\w+)\.? .*task_id=([\w.]+)")
+# `airflow dags test` output: a task's state change, then the end of that task.
+TASK_STATE = re.compile(r"Task instance state updated .* new_state=(\w+)")
+TASK_END = re.compile(r"\[DAG TEST\] end task task_id=([\w.]+)")
 
 
 def demo_conf(dataset: Path) -> dict:
@@ -66,7 +67,7 @@ def run_dag(stack: Stack, conf: dict) -> bool:
                    stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip
     command = [str(VENV_BIN / "airflow"), "dags", "test", DAG_ID, "-c", json.dumps(conf)]
     print(f"running {DAG_ID} (full log: {LOG_PATH.relative_to(REPO_ROOT)}) ...")
-    started = time.monotonic()
+    started, state = time.monotonic(), "?"
     with (
         LOG_PATH.open("w") as log,
         subprocess.Popen(
@@ -80,9 +81,10 @@ def run_dag(stack: Stack, conf: dict) -> bool:
     ):
         for line in process.stdout:
             log.write(line)
-            if match := TASK_DONE.search(line):
-                elapsed = time.monotonic() - started
-                print(f"  [{elapsed:6.0f} s] {match.group(2):<28} {match.group(1).lower()}")
+            if match := TASK_STATE.search(line):
+                state = match.group(1)
+            elif match := TASK_END.search(line):
+                print(f"  [{time.monotonic() - started:5.0f} s] {match.group(1):<28} {state}")
     return process.returncode == 0
 
 
