@@ -41,6 +41,7 @@ DEFAULTS = load_defaults()
 POLL_INTERVAL = "{{ ti.xcom_pull(task_ids='resolve_settings')['polling']['interval_seconds'] }}"
 WAIT_LIMIT = "{{ ti.xcom_pull(task_ids='resolve_settings')['polling']['timeout_seconds'] }}"
 RULES = "{{ ti.xcom_pull(task_ids='resolve_settings')['rules'] }}"
+TRAINING_JOB = "{{ ti.xcom_pull(task_ids='train_best_model')['TrainingJobName'] }}"
 WAITS = {"check_interval": POLL_INTERVAL, "max_ingestion_time": WAIT_LIMIT}
 
 
@@ -98,10 +99,11 @@ def dog_breed_classifier():
     )
     gate = RuleGateSensor(
         task_id="gate_on_rules",
-        training_job_name=training.output["TrainingJobName"],
+        training_job_name=TRAINING_JOB,
         rule_jobs=rule_jobs.output,
         rules=RULES,
         poll_interval=POLL_INTERVAL,
+        max_wait=WAIT_LIMIT,
         retries=0,
     )
 

@@ -76,14 +76,20 @@ class Verdict:
         ).rstrip()
 
 
-def outcomes_from_training_job(description: Mapping, blocking: Iterable[str]) -> list[RuleOutcome]:
-    """The rule outcomes in a DescribeTrainingJob response (debugger rules first)."""
+def outcomes_from_training_job(
+    description: Mapping, blocking: Iterable[str], expected_rules: Iterable[str] = ()
+) -> list[RuleOutcome]:
+    """The rule outcomes in a DescribeTrainingJob response (debugger rules first).
+
+    SageMaker lists every configured rule from the job's start, so an `expected_rules` entry
+    still missing once the job has ended will never come: it is reported as an Error.
+    """
     blocking = set(blocking)
     statuses = [
         *description.get("DebugRuleEvaluationStatuses", []),
         *description.get("ProfilerRuleEvaluationStatuses", []),
     ]
-    return [
+    outcomes = [
         RuleOutcome(
             rule=status["RuleConfigurationName"],
             status=status["RuleEvaluationStatus"],
@@ -92,6 +98,16 @@ def outcomes_from_training_job(description: Mapping, blocking: Iterable[str]) ->
         )
         for status in statuses
     ]
+    job_status = description.get("TrainingJobStatus", "InProgress")
+    if job_status not in PENDING_STATUSES:
+        reported = {outcome.rule for outcome in outcomes}
+        outcomes += [
+            RuleOutcome(rule, "Error", f"not evaluated: the training job is {job_status} and "
+                        "reports no status for this rule", rule in blocking)
+            for rule in expected_rules
+            if rule not in reported
+        ]  # fmt: skip
+    return outcomes
 
 
 def decide(

@@ -25,9 +25,10 @@ class RuleGateSensor(BaseSensorOperator):
         (templated; empty when SageMaker Debugger evaluates them).
     :param rules: the `rules` section of the pipeline settings (templated).
     :param poll_interval: seconds between status checks (templated).
+    :param max_wait: seconds to wait for the verdict before failing (templated).
     """
 
-    template_fields = ("training_job_name", "rule_jobs", "rules", "poll_interval")
+    template_fields = ("training_job_name", "rule_jobs", "rules", "poll_interval", "max_wait")
 
     def __init__(
         self,
@@ -36,16 +37,17 @@ class RuleGateSensor(BaseSensorOperator):
         rules: Mapping[str, Any] | str,
         rule_jobs: Mapping[str, str] | str | None = None,
         poll_interval: float | str = 30,
+        max_wait: float | str = timedelta(days=1).total_seconds(),
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         **kwargs,
     ):
-        kwargs.setdefault("timeout", timedelta(days=1).total_seconds())
         super().__init__(**kwargs)
         self.training_job_name = training_job_name
         self.rule_jobs = rule_jobs or {}
         self.rules = rules
         self.poll_interval = poll_interval
+        self.max_wait = max_wait
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
 
@@ -63,7 +65,7 @@ class RuleGateSensor(BaseSensorOperator):
                 region_name=self.region_name,
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
+            timeout=timedelta(seconds=float(self.max_wait)),
         )
 
     def execute_complete(self, context, event: Mapping[str, Any]) -> dict[str, Any]:

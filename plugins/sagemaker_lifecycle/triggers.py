@@ -72,7 +72,7 @@ class RuleOutcomeTrigger(BaseTrigger):
 
     async def _training_job_outcomes(self, sagemaker) -> list[RuleOutcome]:
         description = await sagemaker.describe_training_job(TrainingJobName=self.training_job_name)
-        return outcomes_from_training_job(description, self.blocking)
+        return outcomes_from_training_job(description, self.blocking, self.expected_rules)
 
     async def _rule_job_outcomes(self, sagemaker, s3) -> list[RuleOutcome]:
         outcomes = []

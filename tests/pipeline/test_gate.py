@@ -92,6 +92,17 @@ def test_outcomes_are_read_from_describe_training_job_and_tabled():
     assert table[1].startswith("Overfit") and "at step 7" in table[1]
 
 
+@pytest.mark.parametrize(("job_status", "expected"), [("InProgress", "NotReported"),
+                                                      ("Completed", "Error")])  # fmt: skip
+def test_a_rule_missing_from_the_statuses_waits_until_training_ends(job_status, expected):
+    description = {**DESCRIPTION, "TrainingJobStatus": job_status}
+    outcomes = outcomes_from_training_job(description, ["Overtraining"], ["Overtraining"])
+    verdict = decide(outcomes, ["Overtraining"], ["Overtraining"], "block")
+    missing = next(o for o in verdict.outcomes if o.rule == "Overtraining")
+    assert missing.status == expected
+    assert verdict.decision == (Decision.WAIT if job_status == "InProgress" else Decision.BLOCK)
+
+
 @pytest.mark.parametrize(
     ("job_status", "result", "expected"),
     [

@@ -90,12 +90,12 @@ class TuningJobOperator(_LifecycleJobMixin, SageMakerTuningOperator):
         return summary
 
     def _log_progress(self, description: Mapping) -> None:
-        self.log.info(
-            "Tuning %s: %s, jobs %s",
-            self.job_name,
-            description["HyperParameterTuningJobStatus"],
-            description.get("TrainingJobStatusCounters"),
-        )
+        """Log the trial counters when they change (not at every poll)."""
+        progress = (description["HyperParameterTuningJobStatus"],
+                    description.get("TrainingJobStatusCounters"))  # fmt: skip
+        if progress != getattr(self, "_last_progress", None):
+            self._last_progress = progress
+            self.log.info("Tuning %s: %s, training jobs %s", self.job_name, *progress)
 
 
 class TrainingJobOperator(_LifecycleJobMixin, SageMakerTrainingOperator):
