@@ -48,6 +48,8 @@ from rules.parameters import (
 )
 
 LOSSES_COLLECTION = "losses"
+# Steps of a training pass (GLOBAL: a script that never calls hook.set_mode).
+TRAINING_MODES = (ModeKeys.TRAIN, ModeKeys.GLOBAL)
 GRADIENTS_COLLECTION = "gradients"
 
 
@@ -387,7 +389,9 @@ class PoorWeightInitialization(TensorRule):
     * convergence: the training loss has not improved on its best for ``patience`` of the
       analysed steps.
 
-    ``steps`` counts the saved steps that hold activation inputs, from the first.
+    ``steps`` counts the saved steps that hold activation inputs, from the first. Only training
+    steps count: in EVAL mode, batch normalisation uses running statistics that are still
+    warming up early on, which says nothing about the initial weights.
     """
 
     PARAMETERS = (
@@ -417,7 +421,7 @@ class PoorWeightInitialization(TensorRule):
         self.loss_plateau = _Plateau(delta=0.0)
 
     def invoke_at_step(self, step):
-        if self.examined_steps >= self.steps:
+        if self.examined_steps >= self.steps or self.base_trial.mode(step) not in TRAINING_MODES:
             return False
         activations = {
             name: self.value_at(name, step).astype(np.float64).ravel()
@@ -463,8 +467,6 @@ class PoorWeightInitialization(TensorRule):
         return True
 
     def _loss_not_converging(self, step: int) -> bool:
-        if self.base_trial.mode(step) != ModeKeys.TRAIN:
-            return False
         loss = self.loss_at(step)
         if loss is None:
             return False
