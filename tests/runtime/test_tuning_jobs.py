@@ -346,3 +346,36 @@ def test_warm_start_needs_finished_parents_with_the_same_objective(sagemaker, so
 def test_parameter_ranges_echo_in_describe(sagemaker, bayesian_job):
     assert bayesian_job["HyperParameterTuningJobConfig"]["ParameterRanges"] == PARAMETER_RANGES
     assert bayesian_job["TrainingJobDefinition"]["StaticHyperParameters"]["epochs"] == "3"
+
+
+def test_target_objective_value_ends_the_search_early(sagemaker, source_uri):
+    request = tuning_request(
+        "target", BUCKET, source_uri, strategy="Grid", max_parallel=1,
+        ParameterRanges=lr_grid("0.01", "0.0101", "0.0099", "0.0102"),
+        TuningJobCompletionCriteria={"TargetObjectiveMetricValue": 0.5},
+    )  # fmt: skip
+    request["HyperParameterTuningJobConfig"]["ResourceLimits"].pop("MaxNumberOfTrainingJobs")
+    sagemaker.create_hyper_parameter_tuning_job(**request)
+    described = wait_for_tuning_job(sagemaker, "target")
+    assert described["HyperParameterTuningJobStatus"] == "Completed"
+    assert len(all_trials(sagemaker, "target")) == 1  # its first job already beat 0.5
+
+
+def test_best_objective_not_improving_ends_the_search(sagemaker, source_uri):
+    # Six learning rates that all reach the same accuracy: after the first job, none improves.
+    same_quality = ("0.01", "0.0101", "0.0099", "0.0102", "0.0098", "0.01005")
+    request = tuning_request(
+        "plateau", BUCKET, source_uri, strategy="Grid", max_parallel=1,
+        ParameterRanges=lr_grid(*same_quality),
+        TuningJobCompletionCriteria={
+            "BestObjectiveNotImproving": {"MaxNumberOfTrainingJobsNotImproving": 3}
+        },
+    )  # fmt: skip
+    request["HyperParameterTuningJobConfig"]["ResourceLimits"].pop("MaxNumberOfTrainingJobs")
+    sagemaker.create_hyper_parameter_tuning_job(**request)
+    described = wait_for_tuning_job(sagemaker, "plateau")
+    assert described["HyperParameterTuningJobStatus"] == "Completed"
+    assert len(all_trials(sagemaker, "plateau")) == 4
+    assert described["TuningJobCompletionDetails"] == {
+        "NumberOfTrainingJobsObjectiveNotImproving": 3
+    }
