@@ -148,7 +148,7 @@ class _GPUStarvation(SystemRule):
     def evaluate(self, metrics):
         gpu = metrics.snapshots(GPU_UTILIZATION, "gpu")
         if not gpu:
-            return self.report(finding=NO_GPU + f" A {self.WHAT} cannot starve it.")
+            return self.report(finding=NO_GPU + f" It cannot wait on {self.WHAT}.")
         host = metrics.snapshots(self.HOST_DIMENSION, "cpu")
         common = sorted(gpu.keys() & host.keys())
         p = self.parameters
@@ -165,7 +165,7 @@ class _GPUStarvation(SystemRule):
             details={"bottleneck_percent": share},
             finding=(
                 f"{bottlenecks} of {len(common)} snapshots ({share:.1f}%, {verdict} the "
-                f"{p['threshold']:g}% threshold) show an idle GPU during a {self.WHAT}."
+                f"{p['threshold']:g}% threshold) show an idle GPU during {self.WHAT}."
             ),
         )
 
@@ -180,7 +180,7 @@ class CPUBottleneck(_GPUStarvation):
     )
     HOST_DIMENSION = CPU_UTILIZATION
     HOST_THRESHOLD = "cpu_threshold"
-    WHAT = "CPU bottleneck"
+    WHAT = "a CPU bottleneck"
 
 
 class IOBottleneck(_GPUStarvation):
@@ -193,7 +193,7 @@ class IOBottleneck(_GPUStarvation):
     )
     HOST_DIMENSION = IO_WAIT
     HOST_THRESHOLD = "io_threshold"
-    WHAT = "I/O bottleneck"
+    WHAT = "an I/O bottleneck"
 
 
 class BatchSize(SystemRule):

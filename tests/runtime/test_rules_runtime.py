@@ -8,6 +8,7 @@ import time
 import pytest
 from runtime_support import (
     BUCKET,
+    RuntimeProcess,
     process_alive,
     training_request,
     upload_script,
@@ -214,3 +215,39 @@ def test_stopping_the_job_stops_its_rules(runtime, sagemaker, s3, logs):
     assert not any(
         process_alive(e["process"]["pid"]) for e in record["evaluations"] if e["process"]
     )
+
+
+def test_rules_cut_off_by_a_crash_end_in_error_and_their_processes_die(tmp_path):
+    runtime = RuntimeProcess(tmp_path / "state").start()
+    try:
+        s3, sagemaker = runtime.client("s3"), runtime.client("sagemaker")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key="data/train/x", Body=b"x")
+        script = "import time\nprint('training', flush=True)\ntime.sleep(600)\n"
+        upload_script(s3, BUCKET, "crashed", script)
+        request = training_request("crashed", BUCKET, script)
+        request["DebugHookConfig"] = {"S3OutputPath": f"s3://{BUCKET}/debug"}
+        request["DebugRuleConfigurations"] = [rule("Overfit", "Overfit")]
+        sagemaker.create_training_job(**request)
+        records = runtime.data_dir / "records" / "rule-evaluations" / "crashed.json"
+        deadline = time.monotonic() + 60
+        while not (
+            records.exists() and json.loads(records.read_text())["evaluations"][0]["process"]
+        ):
+            assert time.monotonic() < deadline, "the rule process never started"
+            time.sleep(0.2)
+        rule_pid = json.loads(records.read_text())["evaluations"][0]["process"]["pid"]
+
+        runtime.kill_hard()
+        runtime.start()
+
+        status = rule_statuses(
+            runtime.client("sagemaker").describe_training_job(TrainingJobName="crashed")
+        )["Overfit"]
+        assert status["RuleEvaluationStatus"] == "Error"
+        assert status["StatusDetails"] == (
+            "InternalServerError: the local SageMaker runtime restarted while the rule was running"
+        )
+        assert not process_alive(rule_pid)
+    finally:
+        runtime.stop()
