@@ -14,7 +14,10 @@ best job and the trial summaries are derived from the trials and their training 
 
 Local behaviour worth knowing: MaxParallelTrainingJobs is capped at the machine's CPU count;
 a tuning job running when the runtime stops is Failed at the next start (its trials too), and a
-new tuning job can warm-start from it. One training job definition per tuning job.
+new tuning job can warm-start from it. One training job definition per tuning job; no
+Autotune. When MaxRuntimeInSeconds passes, running trials are stopped and the tuning job ends
+Completed, as it does when TuningJobCompletionCriteria are met (AWS documents neither status).
+ConvergenceDetected is accepted and not acted on.
 """
 
 from __future__ import annotations

@@ -175,9 +175,6 @@ class TuningRun:
         self._halted = True
         self.wake()
 
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
-
     # -- the loop --
 
     def _run(self) -> None:
