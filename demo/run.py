@@ -84,7 +84,8 @@ def run_dag(stack: Stack, conf: dict) -> bool:
             if match := TASK_STATE.search(line):
                 state = match.group(1)
             elif match := TASK_END.search(line):
-                print(f"  [{time.monotonic() - started:5.0f} s] {match.group(1):<28} {state}")
+                elapsed = time.monotonic() - started
+                print(f"  [{elapsed:5.0f} s] {match.group(1):<28} {state}", flush=True)
     return process.returncode == 0
 
 
