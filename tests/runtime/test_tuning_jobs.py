@@ -8,6 +8,7 @@ import re
 import pytest
 from botocore.exceptions import ClientError
 from runtime_support import BUCKET, RuntimeProcess
+from test_protocol import SAGEMAKER, raw_call, shape_violations
 from tuning_support import (
     PARAMETER_RANGES,
     all_trials,
@@ -33,6 +34,13 @@ def bayesian_job(sagemaker, source_uri) -> dict:
     request = tuning_request("bayes", BUCKET, source_uri, strategy="Bayesian", RandomSeed=3)
     sagemaker.create_hyper_parameter_tuning_job(**request)
     return wait_for_tuning_job(sagemaker, "bayes")
+
+
+def assert_fits_output_shape(runtime, operation: str, body: dict) -> None:
+    """The raw wire response of ``operation`` fits botocore's output shape exactly."""
+    status, response = raw_call(runtime, f"SageMaker.{operation}", body)
+    assert status == 200
+    assert shape_violations(SAGEMAKER.operation_model(operation).output_shape, response) == []
 
 
 def lr_grid(*values: str) -> dict:
@@ -142,7 +150,9 @@ def test_listing_tuning_jobs_shows_strategy_and_counters(sagemaker, bayesian_job
     assert summary["ResourceLimits"]["MaxParallelTrainingJobs"] == 2
 
 
-def test_early_stopping_stops_trials_worse_than_the_median_of_previous_jobs(sagemaker, source_uri):
+def test_early_stopping_stops_trials_worse_than_the_median_of_previous_jobs(
+    runtime, sagemaker, source_uri
+):
     # The parent's three good jobs are the "previous jobs"; the child's two poor learning
     # rates fall below their median at the first epoch and are stopped there.
     parent = tuning_request(
@@ -176,6 +186,8 @@ def test_early_stopping_stops_trials_worse_than_the_median_of_previous_jobs(sage
     overall = described["OverallBestTrainingJob"]
     assert overall["TuningJobName"] == "good-lrs" and objective(overall) > 0.8
     assert described["BestTrainingJob"]["TuningJobName"] == "poor-lrs"
+    body = {"HyperParameterTuningJobName": "poor-lrs"}
+    assert_fits_output_shape(runtime, "DescribeHyperParameterTuningJob", body)
 
 
 def test_hyperband_stops_trials_at_max_resource(sagemaker, source_uri):
@@ -361,7 +373,7 @@ def test_target_objective_value_ends_the_search_early(sagemaker, source_uri):
     assert len(all_trials(sagemaker, "target")) == 1  # its first job already beat 0.5
 
 
-def test_best_objective_not_improving_ends_the_search(sagemaker, source_uri):
+def test_best_objective_not_improving_ends_the_search(runtime, sagemaker, source_uri):
     # Six learning rates that all reach the same accuracy: after the first job, none improves.
     same_quality = ("0.01", "0.0101", "0.0099", "0.0102", "0.0098", "0.01005")
     request = tuning_request(
@@ -379,3 +391,17 @@ def test_best_objective_not_improving_ends_the_search(sagemaker, source_uri):
     assert described["TuningJobCompletionDetails"] == {
         "NumberOfTrainingJobsObjectiveNotImproving": 3
     }
+    body = {"HyperParameterTuningJobName": "plateau"}
+    assert_fits_output_shape(runtime, "DescribeHyperParameterTuningJob", body)
+
+
+@pytest.mark.parametrize(
+    ("operation", "body"),
+    [
+        ("DescribeHyperParameterTuningJob", {"HyperParameterTuningJobName": "bayes"}),
+        ("ListHyperParameterTuningJobs", {}),
+        ("ListTrainingJobsForHyperParameterTuningJob", {"HyperParameterTuningJobName": "bayes"}),
+    ],
+)
+def test_tuning_responses_fit_the_output_shape(runtime, bayesian_job, operation, body):
+    assert_fits_output_shape(runtime, operation, body)
