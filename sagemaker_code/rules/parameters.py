@@ -96,6 +96,25 @@ def percentage(value: float) -> bool:
     return 0 <= value <= 100
 
 
+def percent(name: str, default: float) -> Parameter:
+    """A percentage in [0, 100]."""
+    return Parameter(name, as_float, default, percentage, "must be in [0, 100]")
+
+
+def count(name: str, default: int, minimum: int = 1) -> Parameter:
+    """A whole number of steps or data points, at least ``minimum``."""
+    return Parameter(
+        name, as_int, default, lambda v: v >= minimum, f"must be an integer >= {minimum}"
+    )
+
+
+def number(name: str, default: float, strictly_positive: bool = False) -> Parameter:
+    """A real number > 0 (``strictly_positive``) or >= 0."""
+    if strictly_positive:
+        return Parameter(name, as_float, default, positive, "must be > 0")
+    return Parameter(name, as_float, default, non_negative, "must be >= 0")
+
+
 def parse_parameters(
     rule_name: str, specs: Iterable[Parameter], raw: dict[str, str]
 ) -> dict[str, Any]:

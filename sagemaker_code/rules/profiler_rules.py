@@ -23,11 +23,9 @@ import numpy as np
 from rules.parameters import (
     Parameter,
     RuleParameterError,
-    as_float,
-    as_int,
+    count,
     parse_parameters,
-    percentage,
-    positive,
+    percent,
 )
 from rules.system_metrics import (
     CPU_UTILIZATION,
@@ -38,7 +36,7 @@ from rules.system_metrics import (
     SystemMetrics,
 )
 
-SCAN_INTERVAL = Parameter("scan_interval_us", as_int, 60_000_000, positive, "must be > 0")
+SCAN_INTERVAL = count("scan_interval_us", 60_000_000)
 NO_GPU = "No GPU metrics were recorded: the training job ran without a GPU."
 
 
@@ -96,10 +94,10 @@ class LowGPUUtilization(SystemRule):
     and the finding says so."""
 
     PARAMETERS = (
-        Parameter("threshold_p95", as_float, 70.0, percentage, "must be in [0, 100]"),
-        Parameter("threshold_p5", as_float, 10.0, percentage, "must be in [0, 100]"),
-        Parameter("window", as_int, 500, positive, "must be an integer > 0"),
-        Parameter("patience", as_int, 1000, positive, "must be an integer > 0"),
+        percent("threshold_p95", 70.0),
+        percent("threshold_p5", 10.0),
+        count("window", 500),
+        count("patience", 1000),
         SCAN_INTERVAL,
     )
 
@@ -170,27 +168,25 @@ class _GPUStarvation(SystemRule):
         )
 
 
-class CPUBottleneck(_GPUStarvation):
-    PARAMETERS = (
-        Parameter("threshold", as_float, 50.0, percentage, "must be in [0, 100]"),
-        Parameter("gpu_threshold", as_float, 10.0, percentage, "must be in [0, 100]"),
-        Parameter("cpu_threshold", as_float, 90.0, percentage, "must be in [0, 100]"),
-        Parameter("patience", as_int, 1000, positive, "must be an integer > 0"),
+def _starvation_parameters(host_threshold: str, default: float) -> tuple[Parameter, ...]:
+    return (
+        percent("threshold", 50.0),
+        percent("gpu_threshold", 10.0),
+        percent(host_threshold, default),
+        count("patience", 1000),
         SCAN_INTERVAL,
     )
+
+
+class CPUBottleneck(_GPUStarvation):
+    PARAMETERS = _starvation_parameters("cpu_threshold", 90.0)
     HOST_DIMENSION = CPU_UTILIZATION
     HOST_THRESHOLD = "cpu_threshold"
     WHAT = "a CPU bottleneck"
 
 
 class IOBottleneck(_GPUStarvation):
-    PARAMETERS = (
-        Parameter("threshold", as_float, 50.0, percentage, "must be in [0, 100]"),
-        Parameter("gpu_threshold", as_float, 10.0, percentage, "must be in [0, 100]"),
-        Parameter("io_threshold", as_float, 50.0, percentage, "must be in [0, 100]"),
-        Parameter("patience", as_int, 1000, positive, "must be an integer > 0"),
-        SCAN_INTERVAL,
-    )
+    PARAMETERS = _starvation_parameters("io_threshold", 50.0)
     HOST_DIMENSION = IO_WAIT
     HOST_THRESHOLD = "io_threshold"
     WHAT = "an I/O bottleneck"
@@ -202,11 +198,11 @@ class BatchSize(SystemRule):
     to use the instance."""
 
     PARAMETERS = (
-        Parameter("cpu_threshold_p95", as_float, 70.0, percentage, "must be in [0, 100]"),
-        Parameter("gpu_threshold_p95", as_float, 70.0, percentage, "must be in [0, 100]"),
-        Parameter("gpu_memory_threshold_p95", as_float, 70.0, percentage, "must be in [0, 100]"),
-        Parameter("patience", as_int, 1000, positive, "must be an integer > 0"),
-        Parameter("window", as_int, 500, positive, "must be an integer > 0"),
+        percent("cpu_threshold_p95", 70.0),
+        percent("gpu_threshold_p95", 70.0),
+        percent("gpu_memory_threshold_p95", 70.0),
+        count("patience", 1000),
+        count("window", 500),
         SCAN_INTERVAL,
     )
 

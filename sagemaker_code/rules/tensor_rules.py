@@ -38,13 +38,12 @@ from rules.outcome import ERROR, ISSUES_FOUND, NO_ISSUES_FOUND, RuleOutcome
 from rules.parameters import (
     Parameter,
     as_bool,
-    as_float,
-    as_int,
     as_list,
     as_mode,
-    non_negative,
+    count,
+    number,
     parse_parameters,
-    positive,
+    percent,
 )
 
 LOSSES_COLLECTION = "losses"
@@ -119,7 +118,7 @@ class VanishingGradient(TensorRule):
     Formula as documented by AWS. Needs the ``gradients`` collection.
     """
 
-    PARAMETERS = (Parameter("threshold", as_float, 0.0000001, positive, "must be > 0"),)
+    PARAMETERS = (number("threshold", 0.0000001, strictly_positive=True),)
     NEEDS = "tensors of the 'gradients' collection"
 
     def __init__(self, base_trial, threshold: float):
@@ -167,15 +166,9 @@ class LossNotDecreasing(TensorRule):
         Parameter("collection_names", as_list, []),
         Parameter("tensor_regex", as_list, []),
         Parameter("use_losses_collection", as_bool, True),
-        Parameter("num_steps", as_int, 10, positive, "must be an integer > 0"),
-        Parameter("diff_percent", as_float, 0.1, lambda v: 0 <= v < 100, "must be in [0, 100)"),
-        Parameter(
-            "increase_threshold_percent",
-            as_float,
-            5.0,
-            lambda v: 0 <= v < 100,
-            "must be in [0, 100)",
-        ),
+        count("num_steps", 10),
+        percent("diff_percent", 0.1),
+        percent("increase_threshold_percent", 5.0),
         Parameter("mode", as_mode, None),
     )
     NEEDS = "loss scalars (the 'losses' collection or the given collection_names/tensor_regex)"
@@ -259,9 +252,9 @@ class Overfit(TensorRule):
 
     PARAMETERS = (
         Parameter("tensor_regex", as_list, []),
-        Parameter("start_step", as_int, 0, non_negative, "must be an integer >= 0"),
-        Parameter("patience", as_int, 1, non_negative, "must be an integer >= 0"),
-        Parameter("ratio_threshold", as_float, 0.1, non_negative, "must be >= 0"),
+        count("start_step", 0, minimum=0),
+        count("patience", 1, minimum=0),
+        number("ratio_threshold", 0.1),
     )
     NEEDS = "loss scalars in both TRAIN and EVAL mode (hook.set_mode around validation)"
 
@@ -341,9 +334,9 @@ class Overtraining(TensorRule):
     """
 
     PARAMETERS = (
-        Parameter("patience_train", as_int, 5, positive, "must be an integer > 0"),
-        Parameter("patience_validation", as_int, 10, positive, "must be an integer > 0"),
-        Parameter("delta", as_float, 0.01, non_negative, "must be >= 0"),
+        count("patience_train", 5),
+        count("patience_validation", 10),
+        number("delta", 0.01),
     )
     NEEDS = "loss scalars (the 'losses' collection)"
 
@@ -396,10 +389,10 @@ class PoorWeightInitialization(TensorRule):
 
     PARAMETERS = (
         Parameter("activation_inputs_regex", as_list, [".*relu_input"]),
-        Parameter("threshold", as_float, 10.0, positive, "must be > 0"),
-        Parameter("distribution_range", as_float, 0.001, non_negative, "must be >= 0"),
-        Parameter("patience", as_int, 5, positive, "must be an integer > 0"),
-        Parameter("steps", as_int, 10, positive, "must be an integer > 0"),
+        number("threshold", 10.0, strictly_positive=True),
+        number("distribution_range", 0.001),
+        count("patience", 5),
+        count("steps", 10),
     )
     NEEDS = "activation inputs matching activation_inputs_regex (the 'relu_input' collection)"
 
