@@ -10,9 +10,11 @@ stops the job. XCom gets a compact summary instead of the whole Describe* respon
 from __future__ import annotations
 
 import math
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from airflow.providers.amazon.aws.links.sagemaker import SageMakerTransformJobLink
 from airflow.providers.amazon.aws.operators.sagemaker import (
     SageMakerProcessingOperator,
     SageMakerTrainingOperator,
@@ -127,6 +129,14 @@ class TransformJobOperator(_LifecycleJobMixin, SageMakerTransformOperator):
 
     def execute(self, context) -> dict[str, Any]:
         description = self.run_job()
+        # The console link the provider's operator shows in the UI (its extra link reads this).
+        SageMakerTransformJobLink.persist(
+            context=context,
+            operator=self,
+            region_name=self.hook.conn_region_name,
+            aws_partition=self.hook.conn_partition,
+            job_name=urllib.parse.quote(self.job_name, safe=""),
+        )
         return {
             "TransformJobName": self.job_name,
             "OutputPath": description["TransformOutput"]["S3OutputPath"],
