@@ -7,10 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from demo.dataset import make_dataset
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sagemaker_job import CODE_DIR
+from sagemaker_job import (  # beside this file
+    CODE_DIR,
+    FAST_HYPERPARAMETERS,
+    FinishedJob,
+    JobTree,
+    hook_config,
+    make_small_dataset,
+    run_training,
+)
 
 if str(CODE_DIR) not in sys.path:
     sys.path.insert(0, str(CODE_DIR))  # as /opt/ml/code is in a container
@@ -18,8 +24,21 @@ if str(CODE_DIR) not in sys.path:
 
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """3 classes, 12/6/6 pictures per class in train/valid/test, 40 px JPEGs and PNGs."""
-    root = tmp_path_factory.mktemp("dataset")
-    return make_dataset(
-        root, num_classes=3, images_per_class={"train": 12, "valid": 6, "test": 6}, image_size=40
-    )
+    return make_small_dataset(tmp_path_factory.mktemp("dataset"))
+
+
+@pytest.fixture(scope="session")
+def finished_job(tmp_path_factory: pytest.TempPathFactory, dataset: Path) -> FinishedJob:
+    """One 2-epoch simplecnn job run with arguments, a Debugger hook and checkpoints.
+
+    Several tests read its outputs (stdout, model dir, tensors, checkpoint), so the suite
+    pays for one training process instead of one per aspect.
+    """
+    base = tmp_path_factory.mktemp("finished-job")
+    channels = {name: dataset / name for name in ("train", "valid", "test")}
+    tree = JobTree(base / "opt", channels, {**FAST_HYPERPARAMETERS, "epochs": "2"}).write()
+    tree.add_config("debughookconfig.json", hook_config(base / "tensors"))
+    tree.add_config("checkpointconfig.json", {"LocalPath": str(base / "checkpoints")})
+    result = run_training(tree)
+    assert result.returncode == 0, result.stderr
+    return FinishedJob(tree, result, base / "tensors", base / "checkpoints")

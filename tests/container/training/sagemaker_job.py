@@ -16,12 +16,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+from demo.dataset import make_dataset  # noqa: E402  (the repository root is importable now)
+
 CODE_DIR = REPO_ROOT / "sagemaker_code"
 METRICS_LINE = (
     r"#metrics epoch=(\d+) train_loss=(\d+\.\d{4}) train_acc=(\d\.\d{4}) "
     r"valid_loss=(\d+\.\d{4}) valid_acc=(\d\.\d{4}) epoch_time=(\d+\.\d{2}) "
     r"images_per_sec=(\d+\.\d)"
 )
+
+# The tiny configuration most runs use, as the SDK sends it (JSON-encoded strings).
+FAST_HYPERPARAMETERS = {
+    "backbone": '"simplecnn"',
+    "batch-size": "16",
+    "image-size": "32",
+    "lr": "0.003",
+    "freeze": '"full"',
+}
 
 
 @dataclass
@@ -95,6 +108,40 @@ class JobTree:
         for name in self.channels:
             env[f"SM_CHANNEL_{name.upper()}"] = str(self.channel_dir(name))
         return env
+
+
+@dataclass(frozen=True)
+class FinishedJob:
+    """A training run that exited: its tree, its process result and its extra output dirs."""
+
+    tree: JobTree
+    result: subprocess.CompletedProcess
+    tensors: Path
+    checkpoints: Path
+
+
+def hook_config(tensors: Path) -> dict:
+    """debughookconfig.json for the rules the DAG asks for, saving often enough to see."""
+    every_step = {"save_interval": "1"}
+    return {
+        "LocalPath": str(tensors),
+        "HookParameters": {"train.save_interval": "2", "eval.save_interval": "1"},
+        "CollectionConfigurations": [
+            {"CollectionName": "losses", "CollectionParameters": every_step},
+            {"CollectionName": "gradients", "CollectionParameters": every_step},
+            {
+                "CollectionName": "relu_input",
+                "CollectionParameters": {"include_regex": ".*relu_input", **every_step},
+            },
+        ],
+    }
+
+
+def make_small_dataset(root: Path) -> Path:
+    """3 classes, 12/6/6 pictures per class in train/valid/test, 40 px JPEGs and PNGs."""
+    return make_dataset(
+        root, num_classes=3, images_per_class={"train": 12, "valid": 6, "test": 6}, image_size=40
+    )
 
 
 def _decode(value: str) -> object:

@@ -9,57 +9,26 @@ import torch
 import torchvision
 from classifier.errors import TrainingError
 from classifier.models import build_model, load_backbone_weights
-from sagemaker_job import JobTree, run_training
+from sagemaker_job import FinishedJob, JobTree, hook_config, run_training
 from smdebug import modes
 from smdebug.trials import create_trial
 
 LOSS = "CrossEntropyLoss_output_0"
 
 
-def hook_config(tensors: Path) -> dict:
-    """What SageMaker writes for the rules the DAG asks for, saving often enough to see."""
-    every_step = {"save_interval": "1"}
-    return {
-        "LocalPath": str(tensors),
-        "HookParameters": {"train.save_interval": "2", "eval.save_interval": "1"},
-        "CollectionConfigurations": [
-            {"CollectionName": "losses", "CollectionParameters": every_step},
-            {"CollectionName": "gradients", "CollectionParameters": every_step},
-            {
-                "CollectionName": "relu_input",
-                "CollectionParameters": {"include_regex": ".*relu_input", **every_step},
-            },
-        ],
-    }
-
-
-def train_with_hook(tmp_path: Path, channels: dict[str, Path], hyperparameters: dict) -> Path:
-    tensors = tmp_path / "tensors"
-    tree = JobTree(tmp_path / "job", channels, hyperparameters).write()
-    tree.add_config("debughookconfig.json", hook_config(tensors))
-    result = run_training(tree)
-    assert result.returncode == 0, result.stderr
-    return tensors
-
-
 def test_simplecnn_saves_train_and_eval_losses_relu_inputs_and_gradients(
-    tmp_path: Path, dataset: Path
+    finished_job: FinishedJob,
 ) -> None:
-    hyperparameters = {
-        "backbone": "simplecnn", "epochs": "2", "batch-size": "16", "image-size": "32",
-        "freeze": "full",
-    }  # fmt: skip
-    channels = {"train": dataset / "train", "valid": dataset / "valid"}
-    trial = create_trial(str(train_with_hook(tmp_path, channels, hyperparameters)))
+    trial = create_trial(str(finished_job.tensors))
 
     # 36 training pictures in batches of 16: 3 steps per epoch; 18 validation pictures: 2.
     assert trial.tensor(LOSS).steps(mode=modes.TRAIN) == list(range(6))
     assert trial.tensor(LOSS).steps(mode=modes.EVAL) == list(range(4))
+    assert trial.tensor(LOSS).steps(mode=modes.PREDICT) == [0, 1]  # the test split
     relu_inputs = trial.tensor_names(regex=".*relu_input")
     assert relu_inputs == [f"features.{i}.relu_input_0" for i in range(3)]
     assert trial.tensor_names(collection="gradients")
-    assert trial.has_passed_step(0, mode=modes.TRAIN)
-    assert (Path(trial.path) / "training_job_end.ts").exists()
+    assert (finished_job.tensors / "training_job_end.ts").exists()
 
 
 def test_resnet18_from_the_pretrained_channel_records_true_relu_inputs(
@@ -77,7 +46,13 @@ def test_resnet18_from_the_pretrained_channel_records_true_relu_inputs(
         "freeze": "head",
     }  # fmt: skip
 
-    trial = create_trial(str(train_with_hook(tmp_path, channels, hyperparameters)))
+    tensors = tmp_path / "tensors"
+    tree = JobTree(tmp_path / "job", channels, hyperparameters).write()
+    tree.add_config("debughookconfig.json", hook_config(tensors))
+    result = run_training(tree)
+
+    assert result.returncode == 0, result.stderr
+    trial = create_trial(str(tensors))
 
     name = "layer1.0.relu_input_0"
     first_step = trial.tensor(name).steps()[0]
