@@ -15,6 +15,7 @@ from tuning_support import (
     tuning_request,
     upload_trial_source,
     wait_for_tuning_job,
+    wait_until,
 )
 from tuning_trial.train import accuracy_at, final_accuracy
 
@@ -167,7 +168,7 @@ def test_early_stopping_stops_trials_worse_than_the_median_of_previous_jobs(
     child = tuning_request(
         "poor-lrs", BUCKET, source_uri, strategy="Grid", max_jobs=2, max_parallel=1,
         ParameterRanges=lr_grid("0.0001", "0.0002"), TrainingJobEarlyStoppingType="Auto",
-        static={"epochs": "8", "epoch-seconds": "0.4"},
+        static={"epochs": "20", "epoch-seconds": "0.4"},
     )  # fmt: skip
     child["WarmStartConfig"] = {
         "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": "good-lrs"}],
@@ -181,7 +182,7 @@ def test_early_stopping_stops_trials_worse_than_the_median_of_previous_jobs(
     for trial in all_trials(sagemaker, "poor-lrs"):
         job = sagemaker.describe_training_job(TrainingJobName=trial["TrainingJobName"])
         assert job["TrainingJobStatus"] == "Stopped" and job["SecondaryStatus"] == "Stopped"
-        assert stopped_before_its_last_epoch(trial, epochs=8)
+        assert stopped_before_its_last_epoch(trial, epochs=20)
     # Warm start from identical data and algorithm: the overall best is the parent's.
     overall = described["OverallBestTrainingJob"]
     assert overall["TuningJobName"] == "good-lrs" and objective(overall) > 0.8
@@ -194,7 +195,7 @@ def test_hyperband_stops_trials_at_max_resource(sagemaker, source_uri):
     request = tuning_request(
         "hyperband", BUCKET, source_uri, strategy="Hyperband", max_jobs=2, max_parallel=2,
         StrategyConfig={"HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": 2}},
-        static={"epochs": "20", "epoch-seconds": "0.3"},
+        static={"epochs": "20", "epoch-seconds": "0.4"},
     )  # fmt: skip
     sagemaker.create_hyper_parameter_tuning_job(**request)
     described = wait_for_tuning_job(sagemaker, "hyperband")
@@ -246,8 +247,10 @@ def test_stopping_a_tuning_job_stops_its_running_trials(sagemaker, source_uri):
     )  # fmt: skip
     sagemaker.create_hyper_parameter_tuning_job(**request)
     wait_for_tuning_job(sagemaker, "to-stop", statuses=("InProgress",))
-    while len(all_trials(sagemaker, "to-stop", StatusEquals="InProgress")) < 2:
-        pass
+    wait_until(
+        lambda: len(all_trials(sagemaker, "to-stop", StatusEquals="InProgress")) == 2,
+        "two trials of to-stop running",
+    )
     sagemaker.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName="to-stop")
     stopping = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="to-stop")
     assert stopping["HyperParameterTuningJobStatus"] in ("Stopping", "Stopped")
@@ -313,8 +316,10 @@ def test_restart_fails_a_running_tuning_job_and_allows_a_warm_start_from_it(tmp_
             static={"epochs": "100", "epoch-seconds": "0.1"},
         )  # fmt: skip
         sagemaker.create_hyper_parameter_tuning_job(**request)
-        while not all_trials(sagemaker, "crashed", StatusEquals="InProgress"):
-            pass
+        wait_until(
+            lambda: all_trials(sagemaker, "crashed", StatusEquals="InProgress"),
+            "a trial of crashed running",
+        )
         runtime.kill_hard()
         runtime.start()
         described = sagemaker.describe_hyper_parameter_tuning_job(

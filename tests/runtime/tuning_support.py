@@ -111,6 +111,15 @@ def wait_for_tuning_job(
         time.sleep(0.25)
 
 
+def wait_until(condition, what: str, timeout: float = 60) -> None:
+    """Poll ``condition()`` until it is true; TimeoutError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} after {timeout} s")
+        time.sleep(0.1)
+
+
 def all_trials(sagemaker, name: str, **list_arguments) -> list[dict]:
     """Every TrainingJobSummary of the tuning job, following NextToken."""
     summaries, token = [], None
