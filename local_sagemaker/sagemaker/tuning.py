@@ -83,10 +83,10 @@ class _TrialWatcher(TrainingObserver):
         self.backend = backend
 
     def metric_reported(self, job: dict, metric_name: str, point: dict) -> None:
-        self.backend.wake_tuning_run(job["TrainingJobName"])
+        self.backend.wake_tuning_run(job)
 
     def training_finished(self, job: dict, paths) -> None:
-        self.backend.wake_tuning_run(job["TrainingJobName"])
+        self.backend.wake_tuning_run(job)
 
 
 class TuningMixin:
@@ -125,10 +125,12 @@ class TuningMixin:
                 description["HyperParameterTuningJobName"],
             )
 
-    def wake_tuning_run(self, training_job_name: str) -> None:
-        """Nudge the loop of the tuning job that launched ``training_job_name``, if any."""
-        tuning_job_name = self.training_job_tuning_name(training_job_name)
-        run = self._tuning_runs.get(tuning_job_name) if tuning_job_name else None
+    def wake_tuning_run(self, training_job: dict) -> None:
+        """Nudge the loop of the tuning job that launched ``training_job``, if any."""
+        if "TuningJobArn" not in training_job:
+            return
+        tuning_job_name = self.training_job_tuning_name(training_job["TrainingJobName"])
+        run = self._tuning_runs.get(tuning_job_name)
         if run is not None:
             run.wake()
 
