@@ -44,6 +44,11 @@ class TuningPlan:
 
     @classmethod
     def from_request(cls, request: dict) -> TuningPlan:
+        if request.get("Autotune"):
+            raise InvalidTuningConfig(
+                "Autotune is not supported by the local SageMaker runtime; give the strategy, "
+                "parameter ranges and resource limits explicitly."
+            )
         config = request["HyperParameterTuningJobConfig"]
         definition = training_job_definition(request)
         objective = config.get("HyperParameterTuningJobObjective") or definition.get(

@@ -187,6 +187,13 @@ def test_grid_visits_every_combination_once_even_with_trials_in_flight():
     assert len(combinations) == 6
 
 
+def test_autotune_is_refused_by_name():
+    request = tuning_request()
+    request["Autotune"] = {"Mode": "Enabled"}
+    with pytest.raises(InvalidTuningConfig, match="Autotune is not supported"):
+        TuningPlan.from_request(request)
+
+
 def test_random_budget_is_required():
     limits = {"MaxParallelTrainingJobs": 2}
     with pytest.raises(InvalidTuningConfig, match="MaxNumberOfTrainingJobs is required"):
