@@ -132,33 +132,30 @@ def _bounds(item: dict, kind: type) -> tuple[Any, Any]:
     return low, high
 
 
+def _check_scaling(name: str, scaling: str, low: float, high: float, *, continuous: bool) -> None:
+    """SageMaker's constraints on ScalingType (behaviour doc 3.1)."""
+    problem = None
+    if scaling == "Logarithmic" and low <= 0:
+        problem = "Logarithmic scaling requires MinValue greater than 0."
+    elif scaling == "ReverseLogarithmic" and not continuous:
+        problem = "ReverseLogarithmic scaling is only supported for continuous hyperparameters."
+    elif scaling == "ReverseLogarithmic" and not (low >= 0 and high < 1):
+        problem = "ReverseLogarithmic scaling requires 0 <= MinValue and MaxValue < 1."
+    if problem:
+        raise InvalidTuningConfig(f"Hyperparameter '{name}': {problem}")
+
+
 def _integer(item: dict) -> IntegerParameter:
     name, scaling = item["Name"], item.get("ScalingType", "Auto")
     low, high = _bounds(item, int)
-    if scaling == "ReverseLogarithmic":
-        raise InvalidTuningConfig(
-            f"Hyperparameter '{name}': ReverseLogarithmic scaling is only supported for "
-            "continuous hyperparameters."
-        )
-    if scaling == "Logarithmic" and low <= 0:
-        raise InvalidTuningConfig(
-            f"Hyperparameter '{name}': Logarithmic scaling requires MinValue greater than 0."
-        )
+    _check_scaling(name, scaling, low, high, continuous=False)
     return IntegerParameter(name, low, high, log=scaling == "Logarithmic")
 
 
 def _continuous(item: dict) -> ContinuousParameter:
     name, scaling = item["Name"], item.get("ScalingType", "Auto")
     low, high = _bounds(item, float)
-    if scaling == "Logarithmic" and low <= 0:
-        raise InvalidTuningConfig(
-            f"Hyperparameter '{name}': Logarithmic scaling requires MinValue greater than 0."
-        )
-    if scaling == "ReverseLogarithmic" and not (low >= 0 and high < 1):
-        raise InvalidTuningConfig(
-            f"Hyperparameter '{name}': ReverseLogarithmic scaling requires 0 <= MinValue and "
-            "MaxValue < 1."
-        )
+    _check_scaling(name, scaling, low, high, continuous=True)
     return ContinuousParameter(name, low, high, "Linear" if scaling == "Auto" else scaling)
 
 
