@@ -63,10 +63,10 @@ def test_rule_waits_for_the_running_job_then_reports(tmp_path):
 
 def test_rule_parameters_come_as_the_rule_configuration_sends_them(tmp_path):
     """rule_to_invoke inside RuleParameters names the rule; a bad value exits 1 with Error."""
-    parameters = json.dumps({"rule_to_invoke": "LossNotDecreasing", "num_steps": "zero"})
+    parameters = json.dumps({"rule_to_invoke": "LowGPUUtilization", "window": "zero"})
     process, log = start_rule(tmp_path, "", "--rule-parameters", parameters, "--training-complete")
     assert process.wait(timeout=60) == 1
     result = result_line(log)
-    assert result["rule"] == "LossNotDecreasing"
+    assert result["rule"] == "LowGPUUtilization"
     assert result["status"] == "Error"
-    assert "num_steps='zero' is invalid" in result["status_details"]
+    assert "window='zero' is invalid" in result["status_details"]
