@@ -23,6 +23,7 @@ import secrets
 import shutil
 import threading
 import time
+from dataclasses import dataclass
 
 from werkzeug import Request, Response
 
@@ -45,6 +46,23 @@ MODELS, CONFIGS, ENDPOINTS = "models", "endpoint-configs", "endpoints"
 ENDPOINT_PROCESSES = "endpoint-processes"
 SERVING_STATUSES = ("Creating", "Updating", "InService", "SystemUpdating")
 DEFAULT_MAX_RESULTS = 100
+
+
+@dataclass(frozen=True)
+class HostedResource:
+    """How a record kind is stored and named in SageMaker's messages."""
+
+    kind: str
+    arn_type: str
+    label: str
+    arn_key: str
+
+
+MODEL = HostedResource(MODELS, "model", "model", "ModelArn")
+ENDPOINT_CONFIG = HostedResource(
+    CONFIGS, "endpoint-config", "endpoint configuration", "EndpointConfigArn"
+)
+ENDPOINT = HostedResource(ENDPOINTS, "endpoint", "endpoint", "EndpointArn")
 
 
 def new_instance_id() -> str:
@@ -133,35 +151,45 @@ class HostingMixin:
         for leftover in self.store.list(ENDPOINT_PROCESSES):
             self.store.delete(ENDPOINT_PROCESSES, leftover["EndpointName"])
 
+    # -- records shared by models, endpoint configs and endpoints ------------------------------
+
+    def _require(self, resource: HostedResource, name: str) -> dict:
+        record = self.store.get(resource.kind, name)
+        if record is None:
+            arn = self.config.arn(resource.arn_type, name)
+            raise ValidationException(f'Could not find {resource.label} "{arn}".')
+        return record
+
+    def _create_record(self, resource: HostedResource, name: str, fields: dict) -> dict:
+        """Store a new record (``fields`` less Tags, plus its ARN and CreationTime) and return
+        the Create response; a duplicate name is SageMaker's "Cannot create already existing"."""
+        arn = self.config.arn(resource.arn_type, name)
+        with self._hosting_lock:
+            if self.store.get(resource.kind, name) is not None:
+                raise ValidationException(
+                    f'Cannot create already existing {resource.label} "{arn}".'
+                )
+            record = {k: v for k, v in fields.items() if k != "Tags"}
+            record.update({resource.arn_key: arn, "CreationTime": time.time()})
+            self.store.put(resource.kind, name, record)
+        return {resource.arn_key: arn}
+
+    def _delete_record(self, resource: HostedResource, name: str) -> dict:
+        self._require(resource, name)
+        self.store.delete(resource.kind, name)
+        return {}
+
     # -- models --------------------------------------------------------------------------------
 
-    def _model_arn(self, name: str) -> str:
-        return self.config.arn("model", name)
-
-    def _require_model(self, name: str) -> dict:
-        model = self.store.get(MODELS, name)
-        if model is None:
-            raise ValidationException(f'Could not find model "{self._model_arn(name)}".')
-        return model
-
     def create_model(self, request: dict) -> dict:
-        name = request["ModelName"]
-        arn = self._model_arn(name)
         containers = request.get("Containers") or []
         if "PrimaryContainer" not in request and len(containers) != 1:
             raise ValidationException(
                 "The local SageMaker runtime serves single-container models: give "
                 "PrimaryContainer (or exactly one entry in Containers)."
             )
-        container = request.get("PrimaryContainer") or containers[0]
-        self._check_model_data_exists(container)
-        with self._hosting_lock:
-            if self.store.get(MODELS, name) is not None:
-                raise ValidationException(f'Cannot create already existing model "{arn}".')
-            record = {k: v for k, v in request.items() if k != "Tags"}
-            record.update(ModelArn=arn, CreationTime=time.time())
-            self.store.put(MODELS, name, record)
-        return {"ModelArn": arn}
+        self._check_model_data_exists(request.get("PrimaryContainer") or containers[0])
+        return self._create_record(MODEL, request["ModelName"], request)
 
     def _check_model_data_exists(self, container: dict) -> None:
         url = container.get("ModelDataUrl")
@@ -175,12 +203,10 @@ class HostingMixin:
             raise ValidationException(f"Could not find model data at {url}.")
 
     def describe_model(self, request: dict) -> dict:
-        return self._require_model(request["ModelName"])
+        return self._require(MODEL, request["ModelName"])
 
     def delete_model(self, request: dict) -> dict:
-        self._require_model(request["ModelName"])
-        self.store.delete(MODELS, request["ModelName"])
-        return {}
+        return self._delete_record(MODEL, request["ModelName"])
 
     def list_models(self, request: dict) -> dict:
         keys = ("ModelName", "ModelArn", "CreationTime")
@@ -188,35 +214,16 @@ class HostingMixin:
 
     # -- endpoint configs ----------------------------------------------------------------------
 
-    def _require_config(self, name: str) -> dict:
-        config = self.store.get(CONFIGS, name)
-        if config is None:
-            arn = self.config.arn("endpoint-config", name)
-            raise ValidationException(f'Could not find endpoint configuration "{arn}".')
-        return config
-
     def create_endpoint_config(self, request: dict) -> dict:
-        name = request["EndpointConfigName"]
-        arn = self.config.arn("endpoint-config", name)
         for variant in request["ProductionVariants"]:
-            self._require_model(variant["ModelName"])
-        with self._hosting_lock:
-            if self.store.get(CONFIGS, name) is not None:
-                raise ValidationException(
-                    f'Cannot create already existing endpoint configuration "{arn}".'
-                )
-            record = {k: v for k, v in request.items() if k != "Tags"}
-            record.update(EndpointConfigArn=arn, CreationTime=time.time())
-            self.store.put(CONFIGS, name, record)
-        return {"EndpointConfigArn": arn}
+            self._require(MODEL, variant["ModelName"])
+        return self._create_record(ENDPOINT_CONFIG, request["EndpointConfigName"], request)
 
     def describe_endpoint_config(self, request: dict) -> dict:
-        return self._require_config(request["EndpointConfigName"])
+        return self._require(ENDPOINT_CONFIG, request["EndpointConfigName"])
 
     def delete_endpoint_config(self, request: dict) -> dict:
-        self._require_config(request["EndpointConfigName"])
-        self.store.delete(CONFIGS, request["EndpointConfigName"])
-        return {}
+        return self._delete_record(ENDPOINT_CONFIG, request["EndpointConfigName"])
 
     def list_endpoint_configs(self, request: dict) -> dict:
         keys = ("EndpointConfigName", "EndpointConfigArn", "CreationTime")
@@ -224,48 +231,33 @@ class HostingMixin:
 
     # -- endpoints -----------------------------------------------------------------------------
 
-    def _endpoint_arn(self, name: str) -> str:
-        return self.config.arn("endpoint", name)
-
-    def _require_endpoint(self, name: str) -> dict:
-        endpoint = self.store.get(ENDPOINTS, name)
-        if endpoint is None:
-            raise ValidationException(f'Could not find endpoint "{self._endpoint_arn(name)}".')
-        return endpoint
-
     def _require_deployable_config(self, config_name: str) -> None:
-        for variant in self._require_config(config_name)["ProductionVariants"]:
-            self._require_model(variant["ModelName"])
+        for variant in self._require(ENDPOINT_CONFIG, config_name)["ProductionVariants"]:
+            self._require(MODEL, variant["ModelName"])
 
     def create_endpoint(self, request: dict) -> dict:
         name, config_name = request["EndpointName"], request["EndpointConfigName"]
-        arn = self._endpoint_arn(name)
         self._require_deployable_config(config_name)
+        fields = {
+            "EndpointName": name,
+            "EndpointConfigName": config_name,
+            "EndpointStatus": "Creating",
+            "LastModifiedTime": time.time(),
+        }
         with self._hosting_lock:
-            if self.store.get(ENDPOINTS, name) is not None:
-                raise ValidationException(f'Cannot create already existing endpoint "{arn}".')
-            now = time.time()
-            record = {
-                "EndpointName": name,
-                "EndpointArn": arn,
-                "EndpointConfigName": config_name,
-                "EndpointStatus": "Creating",
-                "CreationTime": now,
-                "LastModifiedTime": now,
-            }
-            self.store.put(ENDPOINTS, name, record)
+            response = self._create_record(ENDPOINT, name, fields)
             self._start_endpoint_deployment(name, config_name)
-        return {"EndpointArn": arn}
+        return response
 
     def describe_endpoint(self, request: dict) -> dict:
-        return self._require_endpoint(request["EndpointName"])
+        return self._require(ENDPOINT, request["EndpointName"])
 
     def update_endpoint(self, request: dict) -> dict:
         name, config_name = request["EndpointName"], request["EndpointConfigName"]
-        arn = self._endpoint_arn(name)
+        arn = self.config.arn("endpoint", name)
         self._require_deployable_config(config_name)
         with self._hosting_lock:
-            status = self._require_endpoint(name)["EndpointStatus"]
+            status = self._require(ENDPOINT, name)["EndpointStatus"]
             if status == "Failed":
                 raise ValidationException(
                     f'Cannot update failed endpoint "{arn}": delete it and create it again.'
@@ -281,8 +273,7 @@ class HostingMixin:
     def delete_endpoint(self, request: dict) -> dict:
         name = request["EndpointName"]
         with self._hosting_lock:
-            self._require_endpoint(name)
-            self.store.delete(ENDPOINTS, name)
+            self._delete_record(ENDPOINT, name)
             self._endpoint_deploying.pop(name, None)
             deployment = self.endpoint_fleet.remove(name)
         if deployment is not None:
@@ -361,8 +352,8 @@ class HostingMixin:
         """Fetch each variant's model and start its server; returns the deployment and its
         ProductionVariants summaries. Raises on any failure (nothing is left running)."""
         specs, images, timeouts = [], {}, []
-        for variant in self._require_config(config_name)["ProductionVariants"]:
-            model = self._require_model(variant["ModelName"])
+        for variant in self._require(ENDPOINT_CONFIG, config_name)["ProductionVariants"]:
+            model = self._require(MODEL, variant["ModelName"])
             container = model.get("PrimaryContainer") or model["Containers"][0]
             model_dir, environment = prepare_model_dir(
                 self.s3, container, work_dir / variant["VariantName"]
@@ -392,7 +383,7 @@ class HostingMixin:
     def _variant_summaries(self, config_name: str, images: dict[str, str]) -> list[dict]:
         now = time.time()
         summaries = []
-        for variant in self._require_config(config_name)["ProductionVariants"]:
+        for variant in self._require(ENDPOINT_CONFIG, config_name)["ProductionVariants"]:
             image = images[variant["VariantName"]]
             weight = variant.get("InitialVariantWeight", 1.0)
             summaries.append(

@@ -2,17 +2,12 @@
 deploy and batch-score in the local runtime."""
 
 import json
-import os
-import subprocess
-from pathlib import Path
 
 import pytest
 from hosting_support import expected_label, model_tarball
-from runtime_support import BUCKET, ROLE_ARN, client_environment
+from runtime_support import BUCKET, ROLE_ARN, airflow_dags_test
 
 pytestmark = pytest.mark.e2e
-AIRFLOW = Path(__file__).resolve().parents[2] / ".venvs" / "airflow" / "bin" / "airflow"
-DAGS = Path(__file__).resolve().parent / "airflow_dags"
 ROWS = [[2.0, 0.0], [0.0, 3.0]]
 
 
@@ -61,29 +56,8 @@ def hosting_requests() -> dict:
 def test_model_endpoint_and_transform_operators(runtime, sagemaker, s3, tmp_path):
     s3.put_object(Bucket=BUCKET, Key="hosting/model.tar.gz", Body=model_tarball())
     s3.put_object(Bucket=BUCKET, Key="hosting/input/rows.json", Body=json.dumps(ROWS).encode())
-    connection = {
-        "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
-        "extra": {"endpoint_url": runtime.url, "region_name": "us-east-1"},
-    }
-    env = {
-        **os.environ,
-        **client_environment(runtime.url),
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(connection),
-        "RUNTIME_SMOKE_HOSTING": json.dumps(hosting_requests()),
-    }
-
-    def airflow(*args):
-        return subprocess.run(
-            [str(AIRFLOW), *args], env=env, capture_output=True, text=True, timeout=240
-        )
-
-    assert airflow("db", "migrate").returncode == 0
-    result = airflow("dags", "test", "runtime_hosting_smoke")
+    environment = {"RUNTIME_SMOKE_HOSTING": json.dumps(hosting_requests())}
+    result = airflow_dags_test(runtime, tmp_path / "airflow", "runtime_hosting_smoke", environment)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     endpoint = sagemaker.describe_endpoint(EndpointName="airflow-scorer")
