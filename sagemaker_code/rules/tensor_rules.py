@@ -16,6 +16,7 @@ rule's docstring. Every rule:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
@@ -47,9 +48,9 @@ from rules.parameters import (
 )
 
 LOSSES_COLLECTION = "losses"
+GRADIENTS_COLLECTION = "gradients"
 # Steps of a training pass (GLOBAL: a script that never calls hook.set_mode).
 TRAINING_MODES = (ModeKeys.TRAIN, ModeKeys.GLOBAL)
-GRADIENTS_COLLECTION = "gradients"
 
 
 class TensorRule(Rule):
@@ -108,10 +109,6 @@ class TensorRule(Rule):
         return self.mean_scalar_at(self.names_at(step, collections, regexes), step)
 
 
-def _mode_named(name: str | None) -> ModeKeys | None:
-    return None if name is None else ModeKeys[name]
-
-
 class VanishingGradient(TensorRule):
     """Issue when the mean absolute value of any saved gradient tensor falls below ``threshold``.
 
@@ -153,7 +150,8 @@ class LossNotDecreasing(TensorRule):
     * a comparison "decreases" when -change >= ``diff_percent``;
     * a rise of more than ``increase_threshold_percent`` meets the condition at once;
     * a smaller stall (flat, or rising by at most ``increase_threshold_percent``) is tolerated
-      once, as mini-batch noise, and meets the condition if the next comparison stalls again.
+      once, as mini-batch noise, and meets the condition if the next comparison stalls again;
+    * a loss that is not finite (NaN, inf) meets the condition at once.
 
     The loss at a step is the mean of the selected scalars (``collection_names`` and
     ``tensor_regex``, plus ``losses`` when ``use_losses_collection``). ``mode`` selects which
@@ -191,7 +189,7 @@ class LossNotDecreasing(TensorRule):
         self.num_steps = num_steps
         self.diff_percent = diff_percent
         self.increase_threshold_percent = increase_threshold_percent
-        self.mode = _mode_named(mode) or ModeKeys.TRAIN
+        self.mode = ModeKeys[mode] if mode else ModeKeys.TRAIN
         self.history: list[tuple[int, float]] = []  # (mode step, loss), in step order
         self.next_comparison_step = 0
         self.stalled_last_time = False
@@ -207,6 +205,9 @@ class LossNotDecreasing(TensorRule):
             return False
         self.examined_steps += 1
         mode_step = step if self.mode == ModeKeys.GLOBAL else self.base_trial.mode_step(step)
+        if not math.isfinite(loss):
+            self.finding = f"The {self.mode.name} loss is {loss} at step {mode_step}: it diverged."
+            return True
         self.history.append((mode_step, loss))
         if mode_step < self.next_comparison_step:
             return False

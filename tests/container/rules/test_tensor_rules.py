@@ -25,6 +25,7 @@ HEALTHY = Scenario(
     train_samples=192, valid_samples=48, batch_size=16, epochs=2, spread=3.0, save_interval=2
 )
 DIVERGING_LR = Scenario(lr=5.0, optimizer="sgd")
+EXPLODING_LR = Scenario(lr=1e4, optimizer="sgd", epochs=1)
 HEAD_ONLY_PAST_CONVERGENCE = Scenario(
     freeze_body=True, epochs=15, lr=0.05, weight_decay=0.01, spread=0.5
 )
@@ -62,6 +63,7 @@ def test_healthy_run_raises_no_issue(rule, run, tmp_path):
     ("rule", "scenario", "finding"),
     [
         ("LossNotDecreasing", DIVERGING_LR, "TRAIN loss rose by"),
+        ("LossNotDecreasing", EXPLODING_LR, "TRAIN loss is nan at step 3: it diverged"),
         ("Overtraining", HEAD_ONLY_PAST_CONVERGENCE, "training loss has not improved"),
         ("VanishingGradient", TINY_INIT, "below the threshold 1e-07"),
         ("PoorWeightInitialization", TINY_INIT, "Activation-input variance differs"),
