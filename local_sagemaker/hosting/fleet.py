@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,9 +50,9 @@ class Deployment:
     """The running variants of one endpoint config; thread-safe to route through."""
 
     def __init__(
-        self, config_name: str, variants: list[RunningVariant], work_dir: Path | None = None
+        self, deployment_id: str, variants: list[RunningVariant], work_dir: Path | None = None
     ) -> None:
-        self.config_name = config_name
+        self.deployment_id = deployment_id
         self.variants = variants
         self.work_dir = work_dir
         self._in_flight = 0
@@ -91,33 +91,41 @@ class Deployment:
         if self.work_dir is not None:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
-    def server_identities(self) -> list[dict]:
-        """What to persist to kill the servers' process groups after a runtime crash."""
-        return [variant.server.identity for variant in self.variants]
-
 
 def launch_deployment(
-    config_name: str,
+    deployment_id: str,
     specs: list[VariantSpec],
-    log_line,
+    log_line: Callable[[str, str, str], None],
     startup_timeout_s: float,
     work_dir: Path | None = None,
+    on_spawned: Callable[[list[dict]], None] = lambda identities: None,
 ) -> Deployment:
     """Start every variant's server in parallel and wait until all answer /ping.
 
-    ``log_line(variant_name, instance_id, line)`` receives each output line. If any server fails
-    to start, all are stopped and ModelServerStartError names the variant and its output.
-    ``work_dir`` (the variants' model dirs) is removed when the deployment is stopped.
+    ``log_line(variant_name, instance_id, line)`` receives each output line; ``on_spawned``
+    receives the servers' process identities as soon as they exist (before they are healthy),
+    so a caller can record them for crash clean-up. If any server fails to start, all are
+    stopped and ModelServerStartError names the variant and its output. ``work_dir`` (the
+    variants' model dirs) is removed when the deployment is stopped.
     """
-    servers = [
-        ModelServerProcess(
-            spec.python,
-            spec.model_dir,
-            spec.environment,
-            lambda line, spec=spec: log_line(spec.name, spec.instance_id, line),
-        )
-        for spec in specs
-    ]
+    servers: list[ModelServerProcess] = []
+    for spec in specs:
+        try:
+            servers.append(
+                ModelServerProcess(
+                    spec.python,
+                    spec.model_dir,
+                    spec.environment,
+                    lambda line, spec=spec: log_line(spec.name, spec.instance_id, line),
+                )
+            )
+        except OSError as error:  # e.g. the image's Python does not exist
+            for server in servers:
+                server.stop()
+            raise ModelServerStartError(
+                f"variant {spec.name}: could not start {spec.python}: {error}"
+            ) from error
+    on_spawned([server.identity for server in servers])
 
     def wait(server: ModelServerProcess, spec: VariantSpec) -> str | None:
         try:
@@ -136,7 +144,7 @@ def launch_deployment(
         RunningVariant(spec.name, spec.weight, spec.instance_id, server)
         for spec, server in zip(specs, servers, strict=True)
     ]
-    return Deployment(config_name, variants, work_dir)
+    return Deployment(deployment_id, variants, work_dir)
 
 
 class EndpointFleet:

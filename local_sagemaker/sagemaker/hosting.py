@@ -2,8 +2,9 @@
 
 Records (``self.store`` kinds ``models``, ``endpoint-configs``, ``endpoints``) hold what Describe
 returns. Endpoints run one model server per production variant (``local_sagemaker.hosting``);
-``endpoint-processes`` remembers their process groups, so that after a ``kill -9`` of the
-runtime the next one leaves no orphan.
+``endpoint-processes`` records each deployment's server process groups as soon as they are
+spawned, so that neither a shutdown during a deployment nor a ``kill -9`` of the runtime leaves
+an orphan (the next start kills what is recorded).
 
 Status machine: CreateEndpoint -> ``Creating`` -> ``InService`` once every variant answers /ping,
 or ``Failed`` with the reason (e.g. model_fn's error). UpdateEndpoint -> ``Updating``: the new
@@ -133,11 +134,7 @@ class HostingMixin:
         self._hosting_lock = threading.RLock()
         # Endpoint name -> id of the deployment being launched for it (at most one at a time).
         self._endpoint_deploying: dict[str, str] = {}
-        for leftover in self.store.list(ENDPOINT_PROCESSES):
-            for identity in leftover["Processes"]:
-                if kill_leftover_group(identity):
-                    log.info("killed model server %s left by a previous runtime", identity["pid"])
-            self.store.delete(ENDPOINT_PROCESSES, leftover["EndpointName"])
+        self._kill_recorded_model_servers()
         for endpoint in self.store.list(ENDPOINTS):
             if endpoint["EndpointStatus"] in SERVING_STATUSES:
                 name = endpoint["EndpointName"]
@@ -148,8 +145,18 @@ class HostingMixin:
 
     def shutdown(self) -> None:
         self.endpoint_fleet.stop_all()
-        for leftover in self.store.list(ENDPOINT_PROCESSES):
-            self.store.delete(ENDPOINT_PROCESSES, leftover["EndpointName"])
+        # Deployments still being launched are not in the fleet yet: their servers are recorded.
+        self._kill_recorded_model_servers()
+
+    def _kill_recorded_model_servers(self) -> None:
+        """Kill every model server process group recorded in ``endpoint-processes``."""
+        for record in self.store.list(ENDPOINT_PROCESSES):
+            for identity in record["Processes"]:
+                if kill_leftover_group(identity):
+                    log.info(
+                        "killed model server %s of %s", identity["pid"], record["EndpointName"]
+                    )
+            self.store.delete(ENDPOINT_PROCESSES, record["DeploymentId"])
 
     # -- records shared by models, endpoint configs and endpoints ------------------------------
 
@@ -278,9 +285,7 @@ class HostingMixin:
             deployment = self.endpoint_fleet.remove(name)
         if deployment is not None:
             # Let in-flight requests finish off the caller's thread; the record is already gone.
-            threading.Thread(
-                target=self._retire_deployment, args=(name, deployment), daemon=True
-            ).start()
+            threading.Thread(target=self._retire, args=(deployment,), daemon=True).start()
         return {}
 
     def list_endpoints(self, request: dict) -> dict:
@@ -317,22 +322,20 @@ class HostingMixin:
     def _deploy_endpoint(self, name: str, config_name: str, deployment_id: str) -> None:
         work_dir = self.config.data_dir / "endpoints" / name / deployment_id
         try:
-            deployment, summaries = self._launch_endpoint_config(name, config_name, work_dir)
+            deployment, summaries = self._launch_endpoint_config(
+                name, config_name, deployment_id, work_dir
+            )
         except (ModelServerStartError, ModelArtifactError, ValidationException) as error:
             shutil.rmtree(work_dir, ignore_errors=True)
+            self.store.delete(ENDPOINT_PROCESSES, deployment_id)
             self._record_deployment_failure(name, deployment_id, str(error))
             return
         with self._hosting_lock:
             if self._endpoint_deploying.get(name) != deployment_id:  # deleted meanwhile
-                deployment.drain_and_stop()
+                self._retire(deployment)
                 return
             del self._endpoint_deploying[name]
             previous = self.endpoint_fleet.install(name, deployment)
-            self.store.put(
-                ENDPOINT_PROCESSES,
-                name,
-                {"EndpointName": name, "Processes": deployment.server_identities()},
-            )
             record = self.store.get(ENDPOINTS, name)
             record.pop("FailureReason", None)
             record.update(
@@ -343,11 +346,11 @@ class HostingMixin:
             )
             self.store.put(ENDPOINTS, name, record)
         if previous is not None:
-            previous.drain_and_stop()
+            self._retire(previous)
         log.info("endpoint %s is InService with %s", name, config_name)
 
     def _launch_endpoint_config(
-        self, name: str, config_name: str, work_dir
+        self, name: str, config_name: str, deployment_id: str, work_dir
     ) -> tuple[Deployment, list[dict]]:
         """Fetch each variant's model and start its server; returns the deployment and its
         ProductionVariants summaries. Raises on any failure (nothing is left running)."""
@@ -376,8 +379,16 @@ class HostingMixin:
         def log_line(variant_name: str, instance_id: str, line: str) -> None:
             self.logs.append(group, f"{variant_name}/{instance_id}", line)
 
+        def record_processes(identities: list[dict]) -> None:
+            processes = {"EndpointName": name, "DeploymentId": deployment_id}
+            self.store.put(
+                ENDPOINT_PROCESSES, deployment_id, {**processes, "Processes": identities}
+            )
+
         startup_timeout = min((t for t in timeouts if t), default=STARTUP_TIMEOUT_S)
-        deployment = launch_deployment(config_name, specs, log_line, startup_timeout, work_dir)
+        deployment = launch_deployment(
+            deployment_id, specs, log_line, startup_timeout, work_dir, record_processes
+        )
         return deployment, self._variant_summaries(config_name, images)
 
     def _variant_summaries(self, config_name: str, images: dict[str, str]) -> list[dict]:
@@ -418,11 +429,10 @@ class HostingMixin:
                 },
             )
 
-    def _retire_deployment(self, name: str, deployment: Deployment) -> None:
+    def _retire(self, deployment: Deployment) -> None:
+        """Drain and stop a deployment that no longer serves, and forget its processes."""
         deployment.drain_and_stop()
-        with self._hosting_lock:
-            if self.endpoint_fleet.current(name) is None:
-                self.store.delete(ENDPOINT_PROCESSES, name)
+        self.store.delete(ENDPOINT_PROCESSES, deployment.deployment_id)
 
 
 def truncate_reason(reason: str, limit: int = 1024) -> str:

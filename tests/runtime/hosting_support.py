@@ -44,6 +44,7 @@ def model_fn(model_dir):
         model = json.load(handle)
     if model.get("fail_to_load"):
         raise RuntimeError("model.json asks model_fn to fail: " + model["fail_to_load"])
+    time.sleep(model.get("load_seconds", 0))
     return model
 
 
@@ -84,9 +85,13 @@ def output_fn(predictions, accept):
 """
 
 
-def model_files(version: str = "v1", fail_to_load: str | None = None) -> dict[str, bytes]:
+def model_files(
+    version: str = "v1", fail_to_load: str | None = None, load_seconds: float = 0
+) -> dict[str, bytes]:
     """The model dir's files: relative path -> content."""
     model = {"classes": CLASSES, "weights": WEIGHTS, "version": version}
+    if load_seconds:
+        model["load_seconds"] = load_seconds
     if fail_to_load:
         model["fail_to_load"] = fail_to_load
     return {

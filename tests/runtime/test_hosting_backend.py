@@ -9,6 +9,7 @@ import time
 
 import pytest
 from hosting_support import create_bucket, expected_label, model_tarball, wait_for
+from runtime_support import process_alive
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
@@ -17,7 +18,7 @@ from local_sagemaker.errors import ValidationException
 from local_sagemaker.logs import LogService
 from local_sagemaker.s3 import S3Service
 from local_sagemaker.sagemaker.backend import build_backend, shutdown_backend
-from local_sagemaker.sagemaker.hosting import HostingMixin
+from local_sagemaker.sagemaker.hosting import ENDPOINT_PROCESSES, HostingMixin
 from local_sagemaker.store import RecordStore
 
 BUCKET = "models"
@@ -234,3 +235,20 @@ def test_restart_kills_leftover_servers_and_relaunches_endpoints(tmp_path):
         assert invoke(second, "durable", [0.0, 1.0])[0] == 200
     finally:
         shutdown_backend(second)
+
+
+def test_shutdown_during_a_deployment_leaves_no_model_server(tmp_path):
+    backend = start_backend(tmp_path / "state")
+    create_bucket(backend.s3, BUCKET)
+    backend.s3.write(BUCKET, "slow/model.tar.gz", model_tarball(load_seconds=30))
+    add_config(backend, "slow", f"s3://{BUCKET}/slow/model.tar.gz")
+    backend.create_endpoint({"EndpointName": "slow", "EndpointConfigName": "slow"})
+    deadline = time.monotonic() + 20
+    while not backend.store.list(ENDPOINT_PROCESSES) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [record] = backend.store.list(ENDPOINT_PROCESSES)
+    pid = record["Processes"][0]["pid"]
+    assert process_alive(pid)
+    shutdown_backend(backend)
+    assert not process_alive(pid)
+    assert backend.store.list(ENDPOINT_PROCESSES) == []
