@@ -61,6 +61,11 @@ def rule_job_name(training_job_name: str, rule_configuration_name: str) -> str:
     return f"{training_job_name[:26]}-{rule_configuration_name[:26]}-{secrets.token_hex(4)}"
 
 
+def _evaluation_in(record: dict, config_name: str) -> dict:
+    """The evaluation of one rule configuration in a training job's rule-evaluations record."""
+    return next(e for e in record["evaluations"] if e["name"] == config_name)
+
+
 def _profiling_enabled(job: dict) -> bool:
     return job.get("ProfilingStatus") == "Enabled" or bool(job.get("ProfilerRuleConfigurations"))
 
@@ -104,11 +109,17 @@ class RulesMixin:
 
     # -- records -------------------------------------------------------------------------------
 
-    def _change_evaluation(self, job_name: str, config_name: str, **members) -> None:
+    def _change_evaluation(
+        self, job_name: str, config_name: str, process: dict | None = None, **status
+    ) -> None:
+        """Record the rule's evaluator ``process`` identity and/or ``status`` members."""
         with self._rules_lock:
             record = self.store.get(RULE_EVALUATIONS, job_name)
-            evaluation = next(e for e in record["evaluations"] if e["name"] == config_name)
-            evaluation["status"].update(members, LastModifiedTime=time.time())
+            evaluation = _evaluation_in(record, config_name)
+            if process is not None:
+                evaluation["process"] = process
+            if status:
+                evaluation["status"].update(status, LastModifiedTime=time.time())
             self.store.put(RULE_EVALUATIONS, job_name, record)
 
     def _fail_rules_interrupted_by_restart(self) -> None:
@@ -222,13 +233,8 @@ class RulesMixin:
             log_stream=f"{job_name}/algo-1-{int(time.time())}",
             on_line=keep_result,
         )
-        with self._rules_lock:
-            self._rule_processes[(training_job, config_name)] = process
-            record = self.store.get(RULE_EVALUATIONS, training_job)
-            next(e for e in record["evaluations"] if e["name"] == config_name)["process"] = (
-                process.identity
-            )
-            self.store.put(RULE_EVALUATIONS, training_job, record)
+        self._rule_processes[(training_job, config_name)] = process
+        self._change_evaluation(training_job, config_name, process=process.identity)
         threading.Thread(
             target=self._watch_rule,
             args=(job, config, process, result, output_dir),
@@ -267,8 +273,7 @@ class RulesMixin:
 
     def _rule_outcome(self, training_job: str, config_name: str, result: dict, code, process):
         """(RuleEvaluationStatus, StatusDetails) of an ended rule process."""
-        record = self.store.get(RULE_EVALUATIONS, training_job)
-        evaluation = next(e for e in record["evaluations"] if e["name"] == config_name)
+        evaluation = _evaluation_in(self.store.get(RULE_EVALUATIONS, training_job), config_name)
         stopping = evaluation["status"]["RuleEvaluationStatus"] == "Stopping"
         if stopping and "status" not in result:
             return "Stopped", "The training job was stopped."
