@@ -1,0 +1,104 @@
+"""The whole DAG against the local SageMaker runtime, through `airflow dags test`.
+
+Two runs on two logical dates over one unchanged dataset (a backfill of two dates): the first
+deploys and evaluates; the second forces a rule to fire and must stop before deployment, reusing
+the first run's snapshot. A task of the first run is then run again, as a cleared task would be.
+"""
+
+from __future__ import annotations
+
+import re
+
+import boto3
+import pytest
+
+from .conftest import e2e_conf
+
+pytestmark = pytest.mark.e2e
+
+FIRST_DATE, SECOND_DATE = "2026-11-01T00:00:00+00:00", "2026-11-08T00:00:00+00:00"
+RUN_ID = re.compile(r"run_id=(\S+?),")
+
+
+def run_id_of(output: str) -> str:
+    return RUN_ID.findall(output)[-1]
+
+
+@pytest.fixture(scope="module")
+def e2e_dataset(tmp_path_factory):
+    from demo.dataset import make_dataset
+
+    root = tmp_path_factory.mktemp("e2e") / "dataset"
+    return make_dataset(root, num_classes=2, image_size=32,
+                        images_per_class={"train": 12, "valid": 4, "test": 4})  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def first_run(airflow, e2e_dataset):
+    result = airflow.dags_test(e2e_conf(e2e_dataset), FIRST_DATE)
+    return result, run_id_of(result.stdout + result.stderr)
+
+
+@pytest.fixture(scope="module")
+def blocked_run(airflow, e2e_dataset, first_run):
+    # A mean absolute gradient below 1000 always counts as vanishing: the rule must fire.
+    conf = e2e_conf(e2e_dataset, rules={
+        "collection_overrides": {"save_interval": "2"},
+        "debugger": {"VanishingGradient": {"threshold": "1000"}},
+    })  # fmt: skip
+    conf["max_tuning_jobs"] = 1
+    result = airflow.dags_test(conf, SECOND_DATE)
+    return result, run_id_of(result.stdout + result.stderr)
+
+
+def sagemaker(runtime_url):
+    return boto3.client("sagemaker", endpoint_url=runtime_url, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+
+
+def test_full_run_tunes_trains_gates_deploys_and_evaluates(airflow, first_run):
+    result, run_id = first_run
+    output = result.stdout + result.stderr
+    states = airflow.task_states(run_id)
+    assert set(states.values()) == {"success"}, (states, output[-5000:])
+    assert "Best training job dogbreed-tune-" in output
+    assert re.search(r"VanishingGradient\s+NoIssuesFound\s+yes", output)
+    assert '{"predictions": [{"label": "00' in output
+    assert re.search(r"Evaluation: images: 8, accuracy: [0-9.]+", output)
+
+
+def test_first_run_leaves_an_in_service_endpoint(first_run, local_runtime):
+    endpoint = sagemaker(local_runtime).describe_endpoint(EndpointName="dogbreed-endpoint")
+    assert endpoint["EndpointStatus"] == "InService"
+
+
+def test_a_blocking_rule_stops_the_run_before_deployment(airflow, blocked_run, local_runtime):
+    result, run_id = blocked_run
+    output = result.stdout + result.stderr
+    states = airflow.task_states(run_id)
+    assert states["train_best_model"] == "success"
+    assert states["gate_on_rules"] == "failed", (states, output[-5000:])
+    assert all(states[task] != "success" for task in ("create_model", "deploy_endpoint",
+                                                       "batch_transform", "evaluate"))  # fmt: skip
+    assert re.search(r"VanishingGradient\s+IssuesFound\s+yes", output)
+    assert "Deployment blocked by the rules of" in output
+    stamp = re.search(r"Rule outcomes of dogbreed-train-(\S+):", output).group(1)
+    models = sagemaker(local_runtime).list_models()["Models"]
+    assert f"dogbreed-model-{stamp}" not in [model["ModelName"] for model in models]
+
+
+def test_second_date_reuses_the_unchanged_snapshot(first_run, blocked_run):
+    first, second = (run[0].stdout + run[0].stderr for run in (first_run, blocked_run))
+    snapshot = re.search(r"Dataset snapshot (\w+) \(uploaded\)", first).group(1)
+    assert f"Dataset snapshot {snapshot} (unchanged, reused)" in second
+
+
+def test_a_rerun_training_task_adopts_its_completed_job(airflow, first_run, local_runtime):
+    _, run_id = first_run
+    result = airflow.run("tasks", "test", "dog_breed_classifier", "train_best_model", run_id)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    adopted = re.search(r"Adopting training job (\S+), already Completed", output)
+    assert adopted, output[-5000:]
+    jobs = sagemaker(local_runtime).list_training_jobs(NameContains=adopted.group(1))
+    assert [job["TrainingJobName"] for job in jobs["TrainingJobSummaries"]] == [adopted.group(1)]
