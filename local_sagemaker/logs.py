@@ -35,12 +35,16 @@ class LogStream:
     creation_time: int
     events: list[dict] = field(default_factory=list)
 
+    @property
+    def stored_bytes(self) -> int:
+        return sum(len(event["message"]) for event in self.events)
+
     def describe(self, group_arn: str) -> dict:
         described = {
             "logStreamName": self.name,
             "creationTime": self.creation_time,
             "arn": f"{group_arn}:log-stream:{self.name}",
-            "storedBytes": sum(len(e["message"]) for e in self.events),
+            "storedBytes": self.stored_bytes,
         }
         if self.events:
             described.update(
@@ -197,9 +201,7 @@ class LogService:
                     "creationTime": group.creation_time,
                     "arn": f"{self._group_arn(group.name)}:*",
                     "logGroupArn": self._group_arn(group.name),
-                    "storedBytes": sum(
-                        s.describe("")["storedBytes"] for s in group.streams.values()
-                    ),
+                    "storedBytes": sum(s.stored_bytes for s in group.streams.values()),
                 }
                 for name, group in sorted(self._groups.items())
                 if name.startswith(prefix)
@@ -221,9 +223,14 @@ class LogService:
         return self._page(described, request, "logStreams")
 
     @staticmethod
-    def _page(items: list[dict], request: dict, key: str) -> dict:
+    def _page(items: list[dict], request: dict, key: str, default_limit=DEFAULT_DESCRIBE_LIMIT):
+        """``items[nextToken : nextToken + limit]`` under ``key``, with the next token if any."""
+        if not str(request.get("nextToken") or 0).isdigit():
+            raise InvalidParameterException(
+                f"The specified nextToken is invalid: {request['nextToken']}"
+            )
         start = int(request.get("nextToken") or 0)
-        end = start + request.get("limit", DEFAULT_DESCRIBE_LIMIT)
+        end = start + request.get("limit", default_limit)
         response = {key: items[start:end]}
         if end < len(items):
             response["nextToken"] = str(end)
@@ -265,7 +272,7 @@ class LogService:
                 and all(term in e["message"] for term in terms)
             ]
         matched.sort(key=lambda e: (e["timestamp"], e["logStreamName"]))
-        response = self._page(matched, request, "events")
+        response = self._page(matched, request, "events", DEFAULT_EVENT_LIMIT)
         response["searchedLogStreams"] = []
         return response
 

@@ -31,10 +31,14 @@ log = logging.getLogger(__name__)
 
 TRAINING_JOBS = "training-jobs"
 ACTIVE_STATUSES = ("InProgress", "Stopping")
+TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
 DEFAULT_MAX_RUNTIME_SECONDS = 86400
 FAILURE_REASON_LIMIT = 1024
 RESTART_FAILURE = (
     "InternalServerError: the local SageMaker runtime restarted while the job was running"
+)
+SHUTDOWN_FAILURE = (
+    "InternalServerError: the local SageMaker runtime was shut down while the job was running"
 )
 # Status messages as the service writes them (behaviour doc 2.1).
 STOPPED_MESSAGES = {
@@ -113,9 +117,11 @@ class TrainingMixin:
         self._fail_jobs_interrupted_by_restart()
 
     def shutdown(self) -> None:
-        """Kill running jobs' processes; their records stay InProgress and are failed at the
-        next start-up, as for a crash."""
-        for running in list(self._running_training.values()):
+        """Fail running jobs (the runtime is going away) and kill their processes."""
+        for name, running in list(self._running_training.items()):
+            self._finish(
+                name, "Failed", "Failed", "Training job failed", FailureReason=SHUTDOWN_FAILURE
+            )
             running.run.stop(grace_seconds=0)
 
     # -- records -------------------------------------------------------------------------------
@@ -134,12 +140,15 @@ class TrainingMixin:
             self.store.put(TRAINING_JOBS, name, record)
             return record
 
-    def _set_secondary(self, name: str, status: str, message: str, **members) -> dict:
-        def change(record):
-            enter_secondary_status(record["description"], status, message)
-            record["description"].update(members)
+    def _set_secondary(self, name: str, status: str, message: str, **members) -> None:
+        """Record a step of a running job (ignored once the job has ended, e.g. at shutdown)."""
 
-        return self._change_training_job(name, change)["description"]
+        def change(record):
+            if record["description"]["TrainingJobStatus"] not in TERMINAL_STATUSES:
+                enter_secondary_status(record["description"], status, message)
+                record["description"].update(members)
+
+        self._change_training_job(name, change)
 
     def _fail_jobs_interrupted_by_restart(self) -> None:
         for record in self.store.list(TRAINING_JOBS):
@@ -397,8 +406,12 @@ class TrainingMixin:
         self._finish(name, "Stopped", status, STOPPED_MESSAGES[status])
 
     def _finish(self, name: str, status: str, secondary: str, message: str, **members) -> None:
+        """Move the job to a terminal status; a job that already ended keeps its outcome."""
+
         def change(record):
             description = record["description"]
+            if description["TrainingJobStatus"] in TERMINAL_STATUSES:
+                return
             now = time.time()
             enter_secondary_status(description, secondary, message)
             description.update(members, TrainingJobStatus=status, TrainingEndTime=now)

@@ -177,20 +177,29 @@ def wait_for_log_line(logs, job_name: str, text: str, timeout=30) -> list[str]:
     """Wait until a message containing ``text`` is in the job's log stream; returns all messages."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        messages = job_log_messages(logs, job_name)
+        if any(text in m for m in messages):
+            return messages
+        time.sleep(0.1)
+    raise TimeoutError(f"no log line containing {text!r} for {job_name} within {timeout} s")
+
+
+def job_log_messages(logs, job_name: str) -> list[str]:
+    """Messages of the job's first log stream so far (none before the job's log group exists)."""
+    try:
         streams = logs.describe_log_streams(
             logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=f"{job_name}/"
         )["logStreams"]
-        if streams:
-            events = logs.get_log_events(
-                logGroupName="/aws/sagemaker/TrainingJobs",
-                logStreamName=streams[0]["logStreamName"],
-                startFromHead=True,
-            )["events"]
-            messages = [e["message"] for e in events]
-            if any(text in m for m in messages):
-                return messages
-        time.sleep(0.1)
-    raise TimeoutError(f"no log line containing {text!r} for {job_name} within {timeout} s")
+    except logs.exceptions.ResourceNotFoundException:
+        return []
+    if not streams:
+        return []
+    events = logs.get_log_events(
+        logGroupName="/aws/sagemaker/TrainingJobs",
+        logStreamName=streams[0]["logStreamName"],
+        startFromHead=True,
+    )["events"]
+    return [e["message"] for e in events]
 
 
 def process_alive(pid: int) -> bool:

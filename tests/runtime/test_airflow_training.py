@@ -28,4 +28,5 @@ def test_training_operator_runs_a_job_and_tails_its_log(runtime, sagemaker, tmp_
     assert "training script finished" in output, "print_log did not stream the job's log"
     described = sagemaker.describe_training_job(TrainingJobName="from-airflow")
     assert described["TrainingJobStatus"] == "Completed"
-    assert described["FinalMetricDataList"][0]["Value"] == 0.2
+    final = {m["MetricName"]: m["Value"] for m in described["FinalMetricDataList"]}
+    assert final == {"valid_acc": 0.2, "train_loss": 0.5}

@@ -135,6 +135,28 @@ def test_job_cut_off_by_a_crash_fails_and_its_processes_die(crashed_and_restarte
     assert "pids " in " ".join(wait_for_log_line(runtime.client("logs"), "interrupted", "pids "))
 
 
+def test_graceful_shutdown_fails_running_jobs_and_ends_their_processes(crashed_and_restarted):
+    runtime = crashed_and_restarted
+    s3, sagemaker = runtime.client("s3"), runtime.client("sagemaker")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="data/train/x", Body=b"x")
+    script = "import os, time\nprint('pid', os.getpid(), flush=True)\ntime.sleep(600)\n"
+    upload_script(s3, BUCKET, "shut-down", script)
+    sagemaker.create_training_job(**training_request("shut-down", BUCKET, script))
+    messages = wait_for_log_line(runtime.client("logs"), "shut-down", "pid ")
+    pid = int(next(m for m in messages if m.startswith("pid ")).split()[1])
+
+    runtime.stop()
+    assert not process_alive(pid)
+    runtime.start()
+
+    described = runtime.client("sagemaker").describe_training_job(TrainingJobName="shut-down")
+    assert described["TrainingJobStatus"] == "Failed"
+    assert described["FailureReason"] == (
+        "InternalServerError: the local SageMaker runtime was shut down while the job was running"
+    )
+
+
 def test_completed_job_record_survives_kill_9(crashed_and_restarted):
     runtime = crashed_and_restarted
     s3, sagemaker = runtime.client("s3"), runtime.client("sagemaker")
