@@ -128,10 +128,10 @@ def test_rules_run_beside_the_job_and_report_in_describe(runtime, sagemaker, s3,
         debug_rules=[
             rule("VanishingGradient", "VanishingGradient"),
             rule("Overfit", "Overfit"),
-            rule("OvertrainingBadDelta", "Overtraining", delta="-1"),
         ],
         profiler_rules=[
             rule("LowGPUUtilization", "LowGPUUtilization"),
+            rule("LowGPUUtilizationBadWindow", "LowGPUUtilization", window="0"),
             rule("ProfilerReport-1700000000", "ProfilerReport"),
         ],
     )
@@ -148,8 +148,9 @@ def test_rules_run_beside_the_job_and_report_in_describe(runtime, sagemaker, s3,
     described = wait_for_rules(sagemaker, name)
     statuses = rule_statuses(described)
     assert [s["RuleConfigurationName"] for s in described["DebugRuleEvaluationStatuses"]] == [
-        "VanishingGradient", "Overfit", "OvertrainingBadDelta",
-    ]  # fmt: skip
+        "VanishingGradient",
+        "Overfit",
+    ]
 
     vanishing = statuses["VanishingGradient"]
     assert vanishing["RuleEvaluationStatus"] == "IssuesFound"
@@ -164,9 +165,11 @@ def test_rules_run_beside_the_job_and_report_in_describe(runtime, sagemaker, s3,
         vanishing["RuleEvaluationJobArn"],
     )
     assert statuses["Overfit"]["RuleEvaluationStatus"] == "NoIssuesFound"
-    bad = statuses["OvertrainingBadDelta"]
+    bad = statuses["LowGPUUtilizationBadWindow"]
     assert bad["RuleEvaluationStatus"] == "Error"
-    assert "parameter delta='-1' must be >= 0" in bad["StatusDetails"]
+    assert bad["StatusDetails"] == (
+        "ClientError: Rule LowGPUUtilization: parameter window='0' must be an integer >= 1"
+    )
     low_gpu = statuses["LowGPUUtilization"]
     assert low_gpu["RuleEvaluationStatus"] == "NoIssuesFound"
     assert "without a GPU" in low_gpu["StatusDetails"]
