@@ -1,4 +1,5 @@
-"""Getting a dataset onto local disk: a folder as it is, a zip extracted, a URL downloaded.
+"""Getting a dataset onto local disk: a folder as it is, a zip extracted, a URL downloaded,
+an s3:// prefix copied.
 
 Downloads resume where an interrupted one stopped (HTTP Range requests), so a flaky link to the
 1.1 GB Udacity zip costs only the missing bytes. Zips are extracted member by member into a
@@ -127,9 +128,35 @@ def extract_zip(archive: Path, target: Path) -> Path:
     return target
 
 
-def fetch_dataset(source: str, cache_dir: Path) -> Path:
-    """A local folder holding the dataset named by `source` (a folder, a .zip path or a URL)."""
+def copy_s3_prefix(s3, uri: str, target: Path) -> Path:
+    """Every object under the s3:// prefix `uri`, copied below `target` (same relative keys).
+
+    Files already there with the object's size are kept, so a re-run copies only what changed.
+    """
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    prefix = prefix.rstrip("/") + "/" if prefix else ""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    objects = [item for page in pages for item in page.get("Contents", [])]
+    if not objects:
+        raise DatasetSourceError(f"no object under {uri}")
+    for item in objects:
+        relative = PurePosixPath(item["Key"][len(prefix) :])
+        if relative.is_absolute() or ".." in relative.parts:
+            raise DatasetSourceError(f"S3 key {item['Key']!r} would be copied outside {target}")
+        destination = target / relative
+        if destination.is_file() and destination.stat().st_size == item["Size"]:
+            continue
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, item["Key"], str(destination))
+    return target
+
+
+def fetch_dataset(source: str, cache_dir: Path, s3=None) -> Path:
+    """A local folder holding the dataset named by `source`: a folder, a .zip path, a URL of a
+    zip, or an s3:// prefix (read with the `s3` client)."""
     cache_dir = Path(cache_dir).expanduser()
+    if source.startswith("s3://"):
+        return copy_s3_prefix(s3, source, cache_dir / "s3" / _cache_key(source))
     if is_url(source):
         archive = download(source, cache_dir / "downloads")
     else:

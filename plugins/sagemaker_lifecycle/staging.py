@@ -279,7 +279,7 @@ def upload_code(s3, bucket: str, prefix: str, source_dir: Path = SOURCE_DIR) -> 
 def stage(settings: Mapping, s3) -> StagedDataset:
     """Fetch, verify, snapshot and upload the configured dataset, and upload the code."""
     dataset, aws = settings["dataset"], settings["aws"]
-    root = find_dataset_root(fetch_dataset(dataset["source"], Path(dataset["cache_dir"])))
+    root = find_dataset_root(fetch_dataset(dataset["source"], Path(dataset["cache_dir"]), s3))
     layout = verify_dataset(root, dataset["image_extensions"], dataset["min_images_per_class"])
     entries = build_manifest(root, layout)
     ensure_bucket(s3, aws["bucket"], aws["create_bucket"])

@@ -213,6 +213,20 @@ def test_url_source_is_staged_like_a_folder(tiny_dataset, tmp_path, http_server,
     assert staged.image_counts == {"train": 8, "valid": 4, "test": 4}
 
 
+def test_s3_source_is_copied_and_staged(tiny_dataset, tmp_path, s3):
+    s3.create_bucket(Bucket="incoming")
+    for path in (p for p in tiny_dataset.rglob("*") if p.is_file()):
+        s3.upload_file(str(path), "incoming", f"dogs/{path.relative_to(tiny_dataset).as_posix()}")
+    cache = str(tmp_path / "c")
+    settings = load_settings({"dataset": {"source": "s3://incoming/dogs", "cache_dir": cache}})
+    staged = staging.stage(settings, s3)
+    assert staged.image_counts == {"train": 8, "valid": 4, "test": 4}
+    local = staging.stage(
+        load_settings({"dataset": {"source": str(tiny_dataset), "cache_dir": cache}}), s3
+    )
+    assert local.snapshot_id == staged.snapshot_id and local.reused_snapshot
+
+
 def test_missing_source_is_named(tmp_path):
     with pytest.raises(DatasetSourceError, match="neither a folder, a file nor a URL"):
         fetch_dataset(str(tmp_path / "nowhere"), tmp_path / "cache")
