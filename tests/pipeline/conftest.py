@@ -174,7 +174,13 @@ def airflow(tmp_path_factory, local_runtime) -> AirflowRunner:
     return runner
 
 
-def e2e_conf(dataset: Path, **overrides) -> dict:
+@pytest.fixture(scope="session")
+def e2e_conf():
+    """Builds DAG-run confs for fast local runs (see fast_run_conf)."""
+    return fast_run_conf
+
+
+def fast_run_conf(dataset: Path, **overrides) -> dict:
     """DAG-run conf for a fast local run: a tiny CNN, two trials, one-second polling."""
     conf = {
         "dataset_source": str(dataset),

@@ -12,8 +12,6 @@ import re
 import boto3
 import pytest
 
-from .conftest import e2e_conf
-
 pytestmark = pytest.mark.e2e
 
 FIRST_DATE, SECOND_DATE = "2026-11-01T00:00:00+00:00", "2026-11-08T00:00:00+00:00"
@@ -34,13 +32,13 @@ def e2e_dataset(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def first_run(airflow, e2e_dataset):
+def first_run(airflow, e2e_dataset, e2e_conf):
     result = airflow.dags_test(e2e_conf(e2e_dataset), FIRST_DATE)
     return result, run_id_of(result.stdout + result.stderr)
 
 
 @pytest.fixture(scope="module")
-def blocked_run(airflow, e2e_dataset, first_run):
+def blocked_run(airflow, e2e_dataset, e2e_conf, first_run):
     # A mean absolute gradient below 1000 always counts as vanishing: the rule must fire.
     conf = e2e_conf(e2e_dataset, rules={
         "collection_overrides": {"save_interval": "2"},
