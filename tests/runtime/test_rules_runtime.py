@@ -254,3 +254,20 @@ def test_rules_cut_off_by_a_crash_end_in_error_and_their_processes_die(tmp_path)
         assert not process_alive(rule_pid)
     finally:
         runtime.stop()
+
+
+def test_rules_of_a_job_that_never_trained_end_in_error(runtime, sagemaker, s3):
+    name = "rules-no-input"
+    upload_script(s3, BUCKET, name, "print('never runs')\n")
+    request = training_request(name, BUCKET, "print('never runs')\n")
+    request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] = f"s3://{BUCKET}/absent"
+    request["DebugRuleConfigurations"] = [rule("Overfit", "Overfit")]
+    request["ProfilerRuleConfigurations"] = [rule("LowGPUUtilization", "LowGPUUtilization")]
+    sagemaker.create_training_job(**request)
+    assert wait_for_status(sagemaker, name)["TrainingJobStatus"] == "Failed"
+    statuses = rule_statuses(wait_for_rules(sagemaker, name, timeout=10))
+    for status in statuses.values():
+        assert status["RuleEvaluationStatus"] == "Error"
+        assert status["StatusDetails"] == (
+            "ClientError: the training job ended before training started; no data."
+        )
