@@ -12,7 +12,10 @@ pytestmark = pytest.mark.e2e
 
 def test_tuning_operator_runs_a_tuning_job_to_completion(runtime, sagemaker, tmp_path):
     source_uri = upload_trial_source(runtime.client("s3"), BUCKET)
-    request = tuning_request("airflow-tune", BUCKET, source_uri, strategy="Bayesian", RandomSeed=1)
+    request = tuning_request(
+        "airflow-tune", BUCKET, source_uri, strategy="Bayesian", RandomSeed=1,
+        static={"epochs": "2", "epoch-seconds": "0.05"},
+    )  # fmt: skip
 
     result = airflow_dags_test(
         runtime,
