@@ -114,7 +114,7 @@ class LowGPUUtilization(SystemRule):
             p95, p5 = _percentile(recent, 95), _percentile(recent, 5)
             if p95 < p["threshold_p95"]:
                 issue = f"{node} {gpu} is underused (p95 {p95:.0f}% < {p['threshold_p95']:g}%)"
-            elif p5 < p["threshold_p5"]:
+            elif p95 > p["threshold_p95"] and p5 < p["threshold_p5"]:
                 issue = f"{node} {gpu} fluctuates (p95 {p95:.0f}%, p5 {p5:.0f}%)"
             else:
                 continue

@@ -6,6 +6,7 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
 from rules.outcome import ERROR, ISSUES_FOUND, NO_ISSUES_FOUND
 from rules.runner import evaluate
 from smdebug.profiler.system_metrics_reader import LocalSystemMetricsReader
@@ -13,11 +14,17 @@ from smdebug.profiler.system_metrics_reader import LocalSystemMetricsReader
 START = 1_763_000_000.0
 
 
-def write_metrics(profiler_output: Path, gpu=None, cpu=None, io_wait=None, ended=True) -> Path:
+def write_metrics(
+    profiler_output: Path, gpu=None, cpu=None, io_wait=None, gpu_memory=None, ended=True
+) -> Path:
     """System-metric files as SageMaker's host agent writes them: 10 samples per file, one
-    sample per second; ``gpu``/``cpu``/``io_wait`` are lists of percentages (one per second)."""
-    series = {("gpu", "gpu0", "GPUUtilization"): gpu, ("cpu", "cpu0", "CPUUtilization"): cpu}
-    series[("cpu", "cpu0", "I/OWaitPercentage")] = io_wait
+    sample per second; each series is a list of percentages (one per second)."""
+    series = {
+        ("gpu", "gpu0", "GPUUtilization"): gpu,
+        ("gpu", "gpu0", "GPUMemoryUtilization"): gpu_memory,
+        ("cpu", "cpu0", "CPUUtilization"): cpu,
+        ("cpu", "cpu0", "I/OWaitPercentage"): io_wait,
+    }
     length = max(len(values) for values in series.values() if values)
     directory = profiler_output / "system" / "incremental" / "2025111300"
     directory.mkdir(parents=True)
@@ -144,3 +151,29 @@ def test_profiler_report_rejects_an_override_for_an_unknown_rule(tmp_path):
     outcome = evaluate_profiler_rule("ProfilerReport", profiler_output, tmp_path, Foo_bar="1")
     assert outcome.status == ERROR
     assert "ProfilerReport parameter 'Foo_bar' must be <RuleName>_<parameter>" in outcome.details
+
+
+@pytest.mark.parametrize(
+    ("sub_rule", "series", "finding"),
+    [
+        (
+            "IOBottleneck",
+            {"gpu": [3.0] * 30, "io_wait": [80.0] * 30},
+            "30 of 30 snapshots (100.0%, above the 50% threshold) show an idle GPU during an "
+            "I/O bottleneck.",
+        ),
+        (
+            "BatchSize",
+            {"gpu": [20.0] * 30, "gpu_memory": [10.0] * 30, "cpu": [15.0] * 30},
+            "CPU, GPU and GPU memory are all underused (p95 cpu 15%, gpu 20%, gpu_memory 10%)",
+        ),
+    ],
+)
+def test_profiler_report_sub_rules_fire_on_their_pattern(sub_rule, series, finding, tmp_path):
+    profiler_output = write_metrics(tmp_path / "p", **series)
+    overrides = {f"{name}_patience": "10" for name in ("IOBottleneck", "BatchSize")}
+    outcome = evaluate_profiler_rule("ProfilerReport", profiler_output, tmp_path, **overrides)
+    assert outcome.status == ISSUES_FOUND
+    assert f"{sub_rule}: {finding}" in outcome.details
+    report = tmp_path / "out" / "profiler-output" / "profiler-reports" / f"{sub_rule}.json"
+    assert json.loads(report.read_text())["RuleTriggered"] == 1
