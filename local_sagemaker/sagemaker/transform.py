@@ -155,9 +155,7 @@ class TransformMixin:
     def setup(self) -> None:
         self._transform_stops: dict[str, threading.Event] = {}
         self._transform_lock = threading.Lock()
-        for leftover in self.store.list(TRANSFORM_PROCESSES):
-            kill_leftover_group(leftover["Process"])
-            self.store.delete(TRANSFORM_PROCESSES, leftover["TransformJobName"])
+        self._kill_recorded_transform_servers()
         for job in self.store.list(TRANSFORM_JOBS):
             if job["TransformJobStatus"] in ("InProgress", "Stopping"):
                 self._finish_transform_job(job["TransformJobName"], "Failed", RESTART_REASON)
@@ -165,6 +163,14 @@ class TransformMixin:
     def shutdown(self) -> None:
         for stop in list(self._transform_stops.values()):
             stop.set()
+        # The job threads die with the runtime; their servers must not outlive it. The jobs
+        # themselves are failed at the next start (RESTART_REASON).
+        self._kill_recorded_transform_servers()
+
+    def _kill_recorded_transform_servers(self) -> None:
+        for record in self.store.list(TRANSFORM_PROCESSES):
+            kill_leftover_group(record["Process"])
+            self.store.delete(TRANSFORM_PROCESSES, record["TransformJobName"])
 
     # -- API -----------------------------------------------------------------------------------
 

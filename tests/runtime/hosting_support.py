@@ -17,6 +17,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -25,6 +26,12 @@ from runtime_support import REPO_ROOT, RuntimeProcess
 from werkzeug.test import Client
 
 from local_sagemaker.config import RuntimeConfig
+from local_sagemaker.logs import LogService
+from local_sagemaker.s3 import S3Service
+from local_sagemaker.sagemaker.backend import build_backend
+from local_sagemaker.sagemaker.hosting import HostingMixin
+from local_sagemaker.sagemaker.transform import TransformMixin
+from local_sagemaker.store import RecordStore
 
 CLASSES = ["cat", "dog", "fox"]
 WEIGHTS = [[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]
@@ -189,3 +196,13 @@ def build_classifier_model_dir(
 
 def container_python() -> str:
     return RuntimeConfig().container_python
+
+
+def start_backend(data_dir: Path):
+    """A SageMakerBackend with the hosting and transform families over real services in
+    ``data_dir`` (no HTTP server); model servers run under this interpreter."""
+    config = RuntimeConfig(data_dir=data_dir, container_python=sys.executable)
+    s3 = S3Service(config.data_dir, config.region, config.account)
+    logs = LogService(config.data_dir, config.region, config.account)
+    store = RecordStore(config.data_dir)
+    return build_backend(config, store, s3, logs, None, mixins=[HostingMixin, TransformMixin])

@@ -3,34 +3,21 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 
 import pytest
-from hosting_support import create_bucket, expected_label, model_tarball, wait_for
+from hosting_support import create_bucket, expected_label, model_tarball, start_backend, wait_for
 from runtime_support import process_alive
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from local_sagemaker.config import RuntimeConfig
 from local_sagemaker.errors import ValidationException
-from local_sagemaker.logs import LogService
-from local_sagemaker.s3 import S3Service
-from local_sagemaker.sagemaker.backend import build_backend, shutdown_backend
-from local_sagemaker.sagemaker.hosting import ENDPOINT_PROCESSES, HostingMixin
-from local_sagemaker.store import RecordStore
+from local_sagemaker.sagemaker.backend import shutdown_backend
+from local_sagemaker.sagemaker.hosting import ENDPOINT_PROCESSES
 
 BUCKET = "models"
 ROLE = "arn:aws:iam::123456789012:role/local"
-
-
-def start_backend(data_dir):
-    config = RuntimeConfig(data_dir=data_dir, container_python=sys.executable)
-    s3 = S3Service(config.data_dir, config.region, config.account)
-    logs = LogService(config.data_dir, config.region, config.account)
-    store = RecordStore(config.data_dir)
-    return build_backend(config, store, s3, logs, None, mixins=[HostingMixin])
 
 
 @pytest.fixture
