@@ -67,6 +67,40 @@ JOB_KINDS = {
 }  # fmt: skip
 
 
+def _projection(items: list[Mapping], keys: tuple[str, ...]) -> list[dict]:
+    return [{key: item.get(key) for key in keys} for item in items]
+
+
+def _same_container(existing: Mapping, requested: Mapping) -> bool:
+    keys = ("Image", "ModelDataUrl", "Environment")
+    return _projection([existing.get("PrimaryContainer", {})], keys) == _projection(
+        [requested["PrimaryContainer"]], keys
+    )
+
+
+def _same_variants(existing: Mapping, requested: Mapping) -> bool:
+    keys = ("VariantName", "ModelName", "InitialInstanceCount", "InstanceType")
+    return _projection(existing["ProductionVariants"], keys) == _projection(
+        requested["ProductionVariants"], keys
+    )
+
+
+@dataclass(frozen=True)
+class ImmutableResource:
+    """A SageMaker resource that cannot be updated in place, and when two are the same."""
+
+    noun: str
+    api_suffix: str  # create_<suffix>, describe_<suffix>, delete_<suffix>
+    name_key: str
+    same: Callable[[Mapping, Mapping], bool]  # (Describe* response, Create* request)
+
+
+MODEL = ImmutableResource("model", "model", "ModelName", _same_container)
+ENDPOINT_CONFIG = ImmutableResource(
+    "endpoint config", "endpoint_config", "EndpointConfigName", _same_variants
+)
+
+
 def is_not_found(error: ClientError) -> bool:
     return error.response["Error"]["Code"] in NOT_FOUND_CODES
 
@@ -116,12 +150,7 @@ class SageMakerLifecycleHook(SageMakerHook):
     def describe_job(self, kind_name: str, name: str) -> dict | None:
         """The Describe* response of job `name`, or None when SageMaker does not know it."""
         kind = JOB_KINDS[kind_name]
-        try:
-            return self._call(kind, "describe", **{kind.name_key: name})
-        except ClientError as error:
-            if is_not_found(error):
-                return None
-            raise
+        return self._describe_or_none(f"describe_{kind.api_suffix}", **{kind.name_key: name})
 
     def start_job(self, kind_name: str, request: Mapping[str, Any]) -> str:
         """Start the job `request` describes, or adopt the one already under its name.
@@ -197,58 +226,53 @@ class SageMakerLifecycleHook(SageMakerHook):
         """Follows the job's CloudWatch log, for kinds that write one."""
         return LogTail(self.logs_hook.get_conn(), kind.log_group, name) if kind.log_group else None
 
-    def ensure_model(self, request: Mapping[str, Any]) -> dict:
-        """DescribeModel of `request`'s model, created now or reused when identical.
-
-        Models are immutable: one under the same name with a different container (say, the
-        artifact of a retrained job) is deleted and created again.
-        """
-        name = request["ModelName"]
+    def _describe_or_none(self, operation: str, **name) -> dict | None:
+        """`operation`'s response (a Describe* call), or None when SageMaker does not know it."""
         try:
-            existing = self.conn.describe_model(ModelName=name)
+            return getattr(self.conn, operation)(**name)
         except ClientError as error:
-            if not is_not_found(error):
-                raise
-        else:
-            if _same_container(existing.get("PrimaryContainer", {}), request["PrimaryContainer"]):
-                self.log.info("Reusing model %s", name)
+            if is_not_found(error):
+                return None
+            raise
+
+    def _ensure(self, resource: ImmutableResource, request: Mapping[str, Any]) -> dict:
+        """Describe* of `request`'s resource: created now, reused when identical, else replaced.
+
+        Models and endpoint configs cannot be changed in place, so one under the same name that
+        differs (say, a model of a retrained job's artifact) is deleted and created again.
+        """
+        name = {resource.name_key: request[resource.name_key]}
+        existing = self._describe_or_none(f"describe_{resource.api_suffix}", **name)
+        if existing is not None:
+            if resource.same(existing, request):
+                self.log.info("Reusing %s %s", resource.noun, *name.values())
                 return existing
-            self.log.info("Model %s serves other artifacts; replacing it", name)
-            self.conn.delete_model(ModelName=name)
-        self.conn.create_model(**request)
-        return self.conn.describe_model(ModelName=name)
+            self.log.info(
+                "%s %s differs from the request; replacing it", resource.noun, *name.values()
+            )
+            getattr(self.conn, f"delete_{resource.api_suffix}")(**name)
+        getattr(self.conn, f"create_{resource.api_suffix}")(**request)
+        return getattr(self.conn, f"describe_{resource.api_suffix}")(**name)
+
+    def ensure_model(self, request: Mapping[str, Any]) -> dict:
+        """DescribeModel of the CreateModel `request`'s model (see `_ensure`)."""
+        return self._ensure(MODEL, request)
 
     def ensure_endpoint_config(self, request: Mapping[str, Any]) -> dict:
-        """DescribeEndpointConfig of `request`'s config, created now or reused when identical."""
-        name = request["EndpointConfigName"]
-        try:
-            existing = self.conn.describe_endpoint_config(EndpointConfigName=name)
-        except ClientError as error:
-            if not is_not_found(error):
-                raise
-        else:
-            if _same_variants(existing["ProductionVariants"], request["ProductionVariants"]):
-                self.log.info("Reusing endpoint config %s", name)
-                return existing
-            self.log.info("Endpoint config %s differs from the request; replacing it", name)
-            self.conn.delete_endpoint_config(EndpointConfigName=name)
-        self.conn.create_endpoint_config(**request)
-        return self.conn.describe_endpoint_config(EndpointConfigName=name)
+        """DescribeEndpointConfig of the CreateEndpointConfig `request`'s config (see `_ensure`)."""
+        return self._ensure(ENDPOINT_CONFIG, request)
 
     def deploy_endpoint(self, request: Mapping[str, Any], interval: float, timeout: float) -> dict:
         """DescribeEndpoint once the endpoint serves `request`'s config (created or updated)."""
         name, config = request["EndpointName"], request["EndpointConfigName"]
-        try:
-            current = self.conn.describe_endpoint(EndpointName=name)
-        except ClientError as error:
-            if not is_not_found(error):
-                raise
+        current = self._describe_or_none("describe_endpoint", EndpointName=name)
+        if current is None:
             self.log.info("Creating endpoint %s with config %s", name, config)
             self.conn.create_endpoint(**request)
+        elif current["EndpointConfigName"] == config and current["EndpointStatus"] == "InService":
+            self.log.info("Endpoint %s already serves %s", name, config)
+            return current
         else:
-            if current["EndpointConfigName"] == config and current["EndpointStatus"] == "InService":
-                self.log.info("Endpoint %s already serves %s", name, config)
-                return current
             self.log.info("Updating endpoint %s to config %s", name, config)
             self.conn.update_endpoint(**request)
         return self._wait_for_endpoint(name, interval, timeout)
@@ -269,23 +293,8 @@ class SageMakerLifecycleHook(SageMakerHook):
 
     def delete_endpoint_and_config(self, endpoint_name: str) -> None:
         """Delete the endpoint and the config it serves (absent ones are skipped)."""
-        try:
-            config = self.conn.describe_endpoint(EndpointName=endpoint_name)["EndpointConfigName"]
-        except ClientError as error:
-            if is_not_found(error):
-                return
-            raise
+        endpoint = self._describe_or_none("describe_endpoint", EndpointName=endpoint_name)
+        if endpoint is None:
+            return
         self.conn.delete_endpoint(EndpointName=endpoint_name)
-        self.conn.delete_endpoint_config(EndpointConfigName=config)
-
-
-def _same_container(existing: Mapping, requested: Mapping) -> bool:
-    keys = ("Image", "ModelDataUrl", "Environment")
-    return all(existing.get(key) == requested.get(key) for key in keys)
-
-
-def _same_variants(existing: list[Mapping], requested: list[Mapping]) -> bool:
-    keys = ("VariantName", "ModelName", "InitialInstanceCount", "InstanceType")
-    return [{k: v.get(k) for k in keys} for v in existing] == [
-        {k: v.get(k) for k in keys} for v in requested
-    ]
+        self.conn.delete_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
