@@ -46,8 +46,17 @@ def demo_conf(dataset: Path) -> dict:
             "tuning": {"categorical": {"batch-size": [8, 16]},
                        "continuous": {"lr": {"min": 0.0005, "max": 0.01,
                                              "scaling": "Logarithmic"}}},
-            # Tiny runs have far fewer than the default 500 steps between saves.
-            "rules": {"collection_overrides": {"save_interval": "2"}},
+            "rules": {
+                # Tiny runs have far fewer than the default 500 steps between saves.
+                "collection_overrides": {"save_interval": "2"},
+                # AWS's defaults suit long runs on large data. On 96 training images the
+                # validation loss sits well above the training loss even when the model
+                # generalises, and losses of 8-image batches jump by more than 5 % step to step.
+                "debugger": {
+                    "Overfit": {"ratio_threshold": "1.0", "patience": "3"},
+                    "LossNotDecreasing": {"num_steps": "20", "increase_threshold_percent": "50"},
+                },
+            },
             "dataset": {"cache_dir": str(DEMO_DIR / "cache")},
         },
     }  # fmt: skip
