@@ -7,6 +7,7 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
+import boto3
 import botocore.session
 import pytest
 from botocore.exceptions import ClientError
@@ -108,6 +109,25 @@ def test_logs_responses_fit_the_output_shape(runtime, finished_job):
         runtime, "Logs_20140328.GetLogEvents", {"logGroupName": group, "logStreamName": name}
     )
     assert shape_violations(LOGS.operation_model("GetLogEvents").output_shape, events) == []
+
+
+def test_sagemaker_core_resources_parse_training_jobs(runtime, finished_job, monkeypatch):
+    """sagemaker-core's pydantic resources are the strictest client of the SageMaker API."""
+    resources = pytest.importorskip("sagemaker.core.resources")
+    for name, value in client_environment(runtime.url).items():
+        monkeypatch.setenv(name, value)
+    session = boto3.Session()
+    job = resources.TrainingJob.get(
+        training_job_name=finished_job, session=session, region="us-east-1"
+    )
+    assert job.training_job_status == "Completed"
+    assert job.model_artifacts.s3_model_artifacts.endswith(f"{finished_job}/output/model.tar.gz")
+    assert [t.status for t in job.secondary_status_transitions][-1] == "Completed"
+    listed = [
+        j.training_job_name
+        for j in resources.TrainingJob.get_all(session=session, region="us-east-1")
+    ]
+    assert finished_job in listed
 
 
 def test_unknown_operations_are_named(runtime):
