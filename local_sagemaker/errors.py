@@ -37,11 +37,6 @@ class ResourceInUse(AwsError):
     status = 400
 
 
-class ResourceLimitExceeded(AwsError):
-    code = "ResourceLimitExceeded"
-    status = 400
-
-
 class UnknownOperationException(AwsError):
     code = "UnknownOperationException"
     status = 400

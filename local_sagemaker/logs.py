@@ -145,13 +145,6 @@ class LogService:
             group.streams[stream_name].events.append(event)
             self._append_line(group, stream_name, event)
 
-    def read_messages(self, group_name: str, stream_name: str) -> list[str]:
-        """All messages of a stream, oldest first (empty when the stream does not exist)."""
-        with self._lock:
-            group = self._groups.get(group_name)
-            stream = group.streams.get(stream_name) if group else None
-            return [event["message"] for event in stream.events] if stream else []
-
     # -- API operations ------------------------------------------------------------------------
 
     def _group(self, name: str) -> LogGroup:

@@ -69,10 +69,6 @@ class ManagedProcess:
             reader.join()
         return code
 
-    @property
-    def returncode(self) -> int | None:
-        return self._process.poll()
-
     def stop(self, grace_seconds: float) -> int:
         """SIGTERM the process group, SIGKILL it after ``grace_seconds``; returns the exit code."""
         signal_group(self.pid, signal.SIGTERM)
