@@ -15,6 +15,7 @@ from runtime_support import (
     wait_for_log_line,
     wait_for_status,
 )
+from test_protocol import SAGEMAKER, raw_call, shape_violations  # the core's shape checker
 
 pytestmark = pytest.mark.e2e
 
@@ -174,6 +175,11 @@ def test_rules_run_beside_the_job_and_report_in_describe(runtime, sagemaker, s3,
     assert low_gpu["RuleEvaluationStatus"] == "NoIssuesFound"
     assert "without a GPU" in low_gpu["StatusDetails"]
     assert statuses["ProfilerReport-1700000000"]["RuleEvaluationStatus"] == "NoIssuesFound"
+    # On the wire the rule statuses fit botocore's DescribeTrainingJob output shape exactly.
+    code, raw = raw_call(runtime, "SageMaker.DescribeTrainingJob", {"TrainingJobName": name})
+    assert code == 200
+    describe_shape = SAGEMAKER.operation_model("DescribeTrainingJob").output_shape
+    assert shape_violations(describe_shape, raw) == []
 
     # Each rule job logs to /aws/sagemaker/ProcessingJobs under its own name.
     rule_job = vanishing["RuleEvaluationJobArn"].rsplit("/", 1)[1]
