@@ -10,7 +10,7 @@ ProfilerReport as not evaluated, with that reason.
 Each rule's ``evaluate(metrics)`` is pure: it looks at every sample read so far and returns a
 :class:`RuleReport`, the content of the per-rule JSON file that ProfilerReport writes (keys
 ``RuleTriggered``, ``Violations``, ``Details``, ``Datapoints``, ``RuleParameters`` as in smdebug).
-``scan_interval_us`` is accepted for compatibility; the runner re-evaluates on every poll instead.
+Every rule accepts ``scan_interval_us``: how often the runner re-evaluates it while the job runs.
 """
 
 from __future__ import annotations

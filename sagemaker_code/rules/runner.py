@@ -92,13 +92,19 @@ def _evaluate(rule_name, parameters, debug_output, profiler_output, output_dir, 
 
 
 def _run_system_rule(rule: SystemRule, reader: SystemMetricsReader, poll: float) -> RuleOutcome:
+    """Evaluates every ``scan_interval_us`` while the job runs (IssuesFound as soon as the rule
+    triggers) and once more when it has ended; checks for the end every ``poll`` seconds."""
+    scan_seconds = rule.parameters["scan_interval_us"] / 1_000_000
+    next_scan = time.monotonic()
     while True:
         ended = reader.training_ended()  # checked before reading so no final sample is missed
-        report = rule.evaluate(reader.read())
-        if report.triggered:
-            return RuleOutcome(rule.name, ISSUES_FOUND, report.finding, report.datapoints)
-        if ended:
-            return RuleOutcome(rule.name, NO_ISSUES_FOUND, report.finding)
+        if ended or time.monotonic() >= next_scan:
+            next_scan = time.monotonic() + scan_seconds
+            report = rule.evaluate(reader.read())
+            if report.triggered:
+                return RuleOutcome(rule.name, ISSUES_FOUND, report.finding, report.datapoints)
+            if ended:
+                return RuleOutcome(rule.name, NO_ISSUES_FOUND, report.finding)
         time.sleep(poll)
 
 

@@ -115,6 +115,15 @@ def test_profiler_rule_waits_for_the_end_of_the_job(tmp_path):
     assert outcomes[0].status == NO_ISSUES_FOUND
 
 
+def test_profiler_rule_reports_an_issue_while_the_job_still_runs(tmp_path):
+    profiler_output = write_metrics(tmp_path / "p", gpu=[5.0] * 30, ended=False)
+    outcome = evaluate_profiler_rule(
+        "LowGPUUtilization", profiler_output, tmp_path, scan_interval_us="100000", **SMALL_WINDOW
+    )
+    assert outcome.status == ISSUES_FOUND
+    assert not (profiler_output / "system" / "training_job_end.ts").exists()
+
+
 def test_profiler_report_writes_html_and_per_rule_json(tmp_path):
     profiler_output = write_metrics(tmp_path / "p", gpu=[2.0] * 30, cpu=[97.0] * 30)
     outcome = evaluate_profiler_rule(
