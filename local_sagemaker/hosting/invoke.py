@@ -7,10 +7,13 @@ Wire behaviour (sagemaker-behaviour.md 5.5; botocore's sagemaker-runtime model, 
   primary with message ..."), ``OriginalStatusCode``, ``OriginalMessage`` and ``LogStreamArn``.
 - unknown endpoint, or one with no serving deployment (Creating, Failed): HTTP 400
   ``ValidationError`` "Endpoint <name> of account <acct> not found."
+- a model server that died: HTTP 500 ``InternalFailure`` naming the variant and its log group
+  (the endpoint is not healed: delete and re-create, or update, it).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import uuid
 from collections.abc import Mapping
@@ -109,6 +112,12 @@ def answer_invocation(
             )
         except TimeoutError:
             return model_error(endpoint_name, region, account, None, "")
+        except (OSError, http.client.HTTPException) as error:  # the server process is gone
+            message = (
+                f"The model server of variant {variant.name} could not be reached ({error}); "
+                f"see the log group {endpoint_log_group(endpoint_name)}."
+            )
+            return error_response(500, "InternalFailure", {"message": message, "Message": message})
     if status >= 400:
         text = payload.decode("utf-8", errors="replace")
         return model_error(endpoint_name, region, account, status, text)

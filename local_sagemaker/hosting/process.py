@@ -87,7 +87,7 @@ class ModelServerProcess:
         return "\n".join(self._process.stderr_tail) or "(no output)"
 
     def is_running(self) -> bool:
-        return self._process.returncode is None
+        return self._process.wait(timeout=0) is None
 
     def request(
         self, method: str, path: str, body: bytes = b"", headers: Mapping[str, str] | None = None
@@ -129,7 +129,7 @@ class ModelServerProcess:
 
     def stop(self) -> None:
         """Terminate the whole process group (SIGTERM, then SIGKILL after a grace period)."""
-        if self._process.returncode is None:
+        if self.is_running():
             self._process.stop(STOP_GRACE_S)
         while not self._connections.empty():
             self._connections.get_nowait().close()

@@ -239,3 +239,11 @@ def test_shutdown_during_a_deployment_leaves_no_model_server(tmp_path):
     shutdown_backend(backend)
     assert not process_alive(pid)
     assert backend.store.list(ENDPOINT_PROCESSES) == []
+
+
+def test_dead_model_server_answers_internal_failure(backend):
+    deploy(backend, "crashy", "v1/model.tar.gz")
+    backend.endpoint_fleet.current("crashy").variants[0].server.stop()
+    status, headers, body = invoke(backend, "crashy", [1.0, 0.0])
+    assert (status, headers["x-amzn-ErrorType"]) == (500, "InternalFailure")
+    assert "/aws/sagemaker/Endpoints/crashy" in json.loads(body)["message"]
