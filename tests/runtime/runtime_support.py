@@ -161,6 +161,14 @@ def upload_script(s3, bucket: str, name: str, script: str) -> None:
     )
 
 
+def start_script_job(runtime, bucket: str, name: str, script: str, **overrides) -> dict:
+    """Upload ``script`` as job ``name``'s source dir and create the job; returns its request."""
+    upload_script(runtime.client("s3"), bucket, name, script)
+    request = training_request(name, bucket, script, **overrides)
+    runtime.client("sagemaker").create_training_job(**request)
+    return request
+
+
 def wait_for_status(sagemaker, name: str, statuses=TERMINAL_STATUSES, timeout=90) -> dict:
     """Poll DescribeTrainingJob until its status is one of ``statuses``; returns the response."""
     deadline = time.monotonic() + timeout

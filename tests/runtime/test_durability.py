@@ -10,8 +10,7 @@ import pytest
 from runtime_support import (
     RuntimeProcess,
     process_alive,
-    training_request,
-    upload_script,
+    start_script_job,
     wait_for_log_line,
     wait_for_status,
 )
@@ -26,6 +25,12 @@ def crashed_and_restarted(tmp_path):
     runtime = RuntimeProcess(tmp_path / "state").start()
     yield runtime
     runtime.stop()
+
+
+def _create_bucket_with_data(runtime: RuntimeProcess) -> None:
+    s3 = runtime.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="data/train/x", Body=b"x")
 
 
 def _restart_after_kill(runtime: RuntimeProcess) -> None:
@@ -106,17 +111,14 @@ def test_journal_is_compacted_at_start_up(crashed_and_restarted):
 
 def test_job_cut_off_by_a_crash_fails_and_its_processes_die(crashed_and_restarted):
     runtime = crashed_and_restarted
-    s3, sagemaker = runtime.client("s3"), runtime.client("sagemaker")
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_object(Bucket=BUCKET, Key="data/train/x", Body=b"x")
+    _create_bucket_with_data(runtime)
     script = (
         "import os, subprocess, sys, time\n"
         "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
         "print('pids', os.getpid(), child.pid, flush=True)\n"
         "time.sleep(600)\n"
     )
-    upload_script(s3, BUCKET, "interrupted", script)
-    sagemaker.create_training_job(**training_request("interrupted", BUCKET, script))
+    start_script_job(runtime, BUCKET, "interrupted", script)
     messages = wait_for_log_line(runtime.client("logs"), "interrupted", "pids ")
     pids = [int(p) for p in next(m for m in messages if m.startswith("pids ")).split()[1:]]
 
@@ -137,12 +139,9 @@ def test_job_cut_off_by_a_crash_fails_and_its_processes_die(crashed_and_restarte
 
 def test_graceful_shutdown_fails_running_jobs_and_ends_their_processes(crashed_and_restarted):
     runtime = crashed_and_restarted
-    s3, sagemaker = runtime.client("s3"), runtime.client("sagemaker")
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_object(Bucket=BUCKET, Key="data/train/x", Body=b"x")
+    _create_bucket_with_data(runtime)
     script = "import os, time\nprint('pid', os.getpid(), flush=True)\ntime.sleep(600)\n"
-    upload_script(s3, BUCKET, "shut-down", script)
-    sagemaker.create_training_job(**training_request("shut-down", BUCKET, script))
+    start_script_job(runtime, BUCKET, "shut-down", script)
     messages = wait_for_log_line(runtime.client("logs"), "shut-down", "pid ")
     pid = int(next(m for m in messages if m.startswith("pid ")).split()[1])
 
@@ -159,13 +158,10 @@ def test_graceful_shutdown_fails_running_jobs_and_ends_their_processes(crashed_a
 
 def test_completed_job_record_survives_kill_9(crashed_and_restarted):
     runtime = crashed_and_restarted
-    s3, sagemaker = runtime.client("s3"), runtime.client("sagemaker")
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_object(Bucket=BUCKET, Key="data/train/x", Body=b"x")
+    _create_bucket_with_data(runtime)
     script = "print('#metrics epoch=1 valid_acc=0.9000')\n"
-    upload_script(s3, BUCKET, "finished", script)
-    sagemaker.create_training_job(**training_request("finished", BUCKET, script))
-    before = wait_for_status(sagemaker, "finished")
+    start_script_job(runtime, BUCKET, "finished", script)
+    before = wait_for_status(runtime.client("sagemaker"), "finished")
 
     _restart_after_kill(runtime)
 

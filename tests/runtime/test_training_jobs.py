@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 from runtime_support import (
     BUCKET,
     process_alive,
+    start_script_job,
     training_request,
     upload_script,
     wait_for_log_line,
@@ -37,10 +38,7 @@ print("warning on stderr", file=sys.stderr)
 
 
 def start_job(runtime, name, script, **overrides):
-    upload_script(runtime.client("s3"), BUCKET, name, script)
-    request = training_request(name, BUCKET, script, **overrides)
-    runtime.client("sagemaker").create_training_job(**request)
-    return request
+    return start_script_job(runtime, BUCKET, name, script, **overrides)
 
 
 def test_completed_job_follows_the_container_contract(runtime, sagemaker, s3, logs):
