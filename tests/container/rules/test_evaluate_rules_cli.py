@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from conftest import SAGEMAKER_CODE, Scenario, record_training
+from smdebug_runs import SAGEMAKER_CODE, Scenario, record_training
 
 RESULT_LINE_PREFIX = "#rule-result "
 

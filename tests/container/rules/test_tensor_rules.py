@@ -7,10 +7,10 @@ import json
 import re
 
 import pytest
-from conftest import Scenario, record_training
 from rules.outcome import ERROR, ISSUES_FOUND, NO_ISSUES_FOUND
 from rules.runner import TENSOR_RULE_NAMES, evaluate
 from rules.tensor_rules import TENSOR_RULES as TENSOR_RULES_BY_NAME
+from smdebug_runs import Scenario, record_training
 
 TENSOR_RULES = [
     "VanishingGradient",
