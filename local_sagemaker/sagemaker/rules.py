@@ -61,6 +61,19 @@ def rule_job_name(training_job_name: str, rule_configuration_name: str) -> str:
     return f"{training_job_name[:26]}-{rule_configuration_name[:26]}-{secrets.token_hex(4)}"
 
 
+def _evaluator_command(python: str, parameters: dict, paths, output_dir, training_job: str):
+    """evaluate_rules.py's command line for one rule of ``training_job``."""
+    return [
+        python,
+        str(EVALUATE_RULES),
+        "--rule-parameters", json.dumps(parameters),
+        "--debug-output", str(paths.debug_output),
+        "--profiler-output", str(paths.profiler_output),
+        "--output-dir", str(output_dir),
+        "--training-job-name", training_job,
+    ]  # fmt: skip
+
+
 def _evaluation_in(record: dict, config_name: str) -> dict:
     """The evaluation of one rule configuration in a training job's rule-evaluations record."""
     return next(e for e in record["evaluations"] if e["name"] == config_name)
@@ -209,15 +222,6 @@ class RulesMixin:
             )
             return
         output_dir = paths.job_dir / "rule-output" / config_name
-        argv = [
-            self.executor.python_for_image(config["RuleEvaluatorImage"]),
-            str(EVALUATE_RULES),
-            "--rule-parameters", json.dumps(parameters),
-            "--debug-output", str(paths.debug_output),
-            "--profiler-output", str(paths.profiler_output),
-            "--output-dir", str(output_dir),
-            "--training-job-name", training_job,
-        ]  # fmt: skip
         output_dir.mkdir(parents=True, exist_ok=True)
         result = {}
 
@@ -225,14 +229,29 @@ class RulesMixin:
             if pipe == "stdout" and text.startswith(RESULT_LINE_PREFIX):
                 result.update(json.loads(text[len(RESULT_LINE_PREFIX) :]))
 
-        process = self.executor.start_process(
-            argv,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            cwd=output_dir,
-            log_group=PROCESSING_LOG_GROUP,
-            log_stream=f"{job_name}/algo-1-{int(time.time())}",
-            on_line=keep_result,
-        )
+        try:
+            process = self.executor.start_process(
+                _evaluator_command(
+                    self.executor.python_for_image(config["RuleEvaluatorImage"]),
+                    parameters,
+                    paths,
+                    output_dir,
+                    training_job,
+                ),
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                cwd=output_dir,
+                log_group=PROCESSING_LOG_GROUP,
+                log_stream=f"{job_name}/algo-1-{int(time.time())}",
+                on_line=keep_result,
+            )
+        except OSError as error:
+            self._change_evaluation(
+                training_job,
+                config_name,
+                RuleEvaluationStatus="Error",
+                StatusDetails=f"InternalServerError: the rule evaluator did not start: {error}",
+            )
+            return
         self._rule_processes[(training_job, config_name)] = process
         self._change_evaluation(training_job, config_name, process=process.identity)
         threading.Thread(

@@ -227,7 +227,11 @@ def test_stopping_the_job_stops_its_rules(runtime, sagemaker, s3, logs):
 
 
 def test_rules_cut_off_by_a_crash_end_in_error_and_their_processes_die(tmp_path):
-    runtime = RuntimeProcess(tmp_path / "state").start()
+    """Also: rules that cannot start end in Error at once, and stay so across the restart."""
+    missing_python = json.dumps({"*/missing-rules:*": str(tmp_path / "no" / "python")})
+    runtime = RuntimeProcess(tmp_path / "state").start(
+        {"LOCAL_SAGEMAKER_IMAGE_PYTHONS": missing_python}
+    )
     try:
         s3, sagemaker = runtime.client("s3"), runtime.client("sagemaker")
         s3.create_bucket(Bucket=BUCKET)
@@ -236,7 +240,12 @@ def test_rules_cut_off_by_a_crash_end_in_error_and_their_processes_die(tmp_path)
         upload_script(s3, BUCKET, "crashed", script)
         request = training_request("crashed", BUCKET, script)
         request["DebugHookConfig"] = {"S3OutputPath": f"s3://{BUCKET}/debug"}
-        request["DebugRuleConfigurations"] = [rule("Overfit", "Overfit")]
+        unstartable = rule("Unstartable", "Overfit")
+        unstartable["RuleEvaluatorImage"] = (
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/missing-rules:1"
+        )
+        custom = {**rule("Custom", "Overfit"), "RuleParameters": {"threshold": "1"}}
+        request["DebugRuleConfigurations"] = [rule("Overfit", "Overfit"), unstartable, custom]
         sagemaker.create_training_job(**request)
         records = runtime.data_dir / "records" / "rule-evaluations" / "crashed.json"
         deadline = time.monotonic() + 60
@@ -250,14 +259,21 @@ def test_rules_cut_off_by_a_crash_end_in_error_and_their_processes_die(tmp_path)
         runtime.kill_hard()
         runtime.start()
 
-        status = rule_statuses(
+        statuses = rule_statuses(
             runtime.client("sagemaker").describe_training_job(TrainingJobName="crashed")
-        )["Overfit"]
+        )
+        status = statuses["Overfit"]
         assert status["RuleEvaluationStatus"] == "Error"
         assert status["StatusDetails"] == (
             "InternalServerError: the local SageMaker runtime restarted while the rule was running"
         )
         assert not process_alive(rule_pid)
+        assert statuses["Unstartable"]["RuleEvaluationStatus"] == "Error"
+        assert statuses["Unstartable"]["StatusDetails"].startswith(
+            "InternalServerError: the rule evaluator did not start: "
+        )
+        assert statuses["Custom"]["RuleEvaluationStatus"] == "Error"
+        assert "RuleParameters has no rule_to_invoke" in statuses["Custom"]["StatusDetails"]
     finally:
         runtime.stop()
 
