@@ -1,14 +1,18 @@
 """Helpers for the runtime core tests: a real runtime server process, boto3 clients for it, and
 script-mode source dirs built from small training scripts."""
 
+import atexit
+import functools
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,7 +227,8 @@ def airflow_dags_test(
     runtime: RuntimeProcess, airflow_home: Path, dag_id: str, extra_env: dict[str, str]
 ) -> subprocess.CompletedProcess:
     """``airflow dags test <dag_id>`` on the DAGs in ``tests/runtime/airflow_dags`` with a fresh
-    SQLite Airflow in ``airflow_home`` and ``aws_default`` pointing at ``runtime``.
+    SQLite Airflow in ``airflow_home`` (a copy of :func:`migrated_airflow_database`) and
+    ``aws_default`` pointing at ``runtime``.
 
     Returns the finished process (stdout/stderr captured as text) of ``dags test``."""
     connection = {
@@ -242,12 +247,24 @@ def airflow_dags_test(
         **extra_env,
     }
 
-    def airflow(*args):
-        return subprocess.run(
-            [str(AIRFLOW), *args], env=env, capture_output=True, text=True, timeout=300
-        )
+    Path(airflow_home).mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(migrated_airflow_database(), Path(airflow_home) / "airflow.db")
+    return subprocess.run(
+        [str(AIRFLOW), "dags", "test", dag_id], env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
 
-    migrated = airflow("db", "migrate")
+
+@functools.cache
+def migrated_airflow_database() -> Path:
+    """A SQLite Airflow metadata DB migrated once per test session (``airflow db migrate`` takes
+    10-30 s here); each Airflow test starts from a copy of it."""
+    home = Path(tempfile.mkdtemp(prefix="airflow-template-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    migrated = subprocess.run(
+        [str(AIRFLOW), "db", "migrate"], env=env, capture_output=True, text=True, timeout=300
+    )
     if migrated.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{migrated.stderr[-4000:]}")
-    return airflow("dags", "test", dag_id)
+    return home / "airflow.db"
