@@ -21,6 +21,10 @@ from local_sagemaker.s3 import S3Error, parse_s3_uri
 log = logging.getLogger(__name__)
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 SMDEBUG_END_MARKER = "training_job_end.ts"
+REQUIREMENTS_NOT_INSTALLED = (
+    "local SageMaker runtime: requirements.txt is not pip-installed; the image's Python must "
+    "already provide those packages"
+)
 
 
 class TrainingSetupError(Exception):
@@ -230,6 +234,9 @@ class TrainingRun:
                 self.job, tree, hosts, region, master_port, self._config_env(tree)
             )
             stream = f"{self.job['TrainingJobName']}/{tree.host}-{started}"
+            if (tree.code_dir / "requirements.txt").exists():
+                # The toolkit would pip-install it; the image Python here is shared and offline.
+                self.executor.logs.append(TRAINING_LOG_GROUP, stream, REQUIREMENTS_NOT_INSTALLED)
             self.processes[tree.host] = self.executor.start_process(
                 argv,
                 env,

@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 from runtime_support import (
     BUCKET,
     process_alive,
+    sourcedir_archive,
     start_script_job,
     training_request,
     upload_script,
@@ -157,6 +158,30 @@ def test_missing_program_fails_with_a_client_error(runtime, sagemaker):
         "sagemaker_program 'missing.py' is not in the source directory"
         in (described["FailureReason"])
     )
+
+
+def test_requirements_txt_is_announced_not_installed(runtime, sagemaker, logs):
+    upload = {"train.py": "print('ran')\n", "requirements.txt": "left-pad==1.0\n"}
+    runtime.client("s3").put_object(
+        Bucket=BUCKET, Key="code/requirements/sourcedir.tar.gz", Body=sourcedir_archive(upload)
+    )
+    sagemaker.create_training_job(**training_request("requirements", BUCKET, ""))
+    assert wait_for_status(sagemaker, "requirements")["TrainingJobStatus"] == "Completed"
+    messages = wait_for_log_line(logs, "requirements", "ran")
+    assert messages[0].startswith("local SageMaker runtime: requirements.txt is not pip-installed")
+
+
+def test_container_entrypoint_runs_in_the_image_python(runtime, sagemaker, logs):
+    request = training_request("entrypoint", BUCKET, "")
+    del request["HyperParameters"]
+    request["AlgorithmSpecification"]["ContainerEntrypoint"] = ["python3", "-c"]
+    request["AlgorithmSpecification"]["ContainerArguments"] = [
+        "import sys; print('entrypoint ran in', sys.prefix)"
+    ]
+    sagemaker.create_training_job(**request)
+    assert wait_for_status(sagemaker, "entrypoint")["TrainingJobStatus"] == "Completed"
+    [line] = wait_for_log_line(logs, "entrypoint", "entrypoint ran in")
+    assert line.endswith(".venvs/container"), "the image's Python is the container environment"
 
 
 def test_missing_channel_data_fails_naming_the_uri(runtime, sagemaker):
