@@ -256,6 +256,13 @@ class S3Service:
             raise S3Error(f"s3://{bucket}: the bucket does not exist")
         return found
 
+    def create_bucket(self, bucket: str) -> None:
+        """Create a bucket (durably) if it does not exist yet."""
+        with self._lock:
+            if bucket not in self.backend.buckets:
+                self.backend.create_bucket(bucket, self.region)
+                self._record_bucket(bucket)
+
     def list_keys(self, bucket: str, prefix: str = "") -> list[str]:
         """Keys of live objects in ``bucket`` starting with ``prefix``, sorted."""
         keys = self._bucket(bucket).keys.keys()
