@@ -64,12 +64,19 @@ class RequestContext:
 
     ``request_headers`` maps lower-cased header names to values; ``custom_attributes`` is the
     ``X-Amzn-SageMaker-Custom-Attributes`` header (or None); ``model_dir`` is the model dir.
+    Like the toolkit's (MMS) context it also has ``system_properties`` (``model_dir``, and
+    ``gpu_id`` None: handlers pick their device themselves) and ``get_request_header(0, name)``.
     """
 
     def __init__(self, headers: dict[str, str], model_dir: str) -> None:
         self.request_headers = headers
         self.custom_attributes = headers.get("x-amzn-sagemaker-custom-attributes")
         self.model_dir = model_dir
+        self.system_properties = {"model_dir": model_dir, "gpu_id": None}
+
+    def get_request_header(self, batch_index: int, name: str) -> str | None:
+        """The toolkit's accessor; this server never batches requests, so ``batch_index`` is 0."""
+        return self.request_headers.get(name.lower())
 
 
 def default_model_fn(model_dir: str) -> Any:
