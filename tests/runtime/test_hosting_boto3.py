@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from botocore.exceptions import ClientError, WaiterError
@@ -120,10 +121,15 @@ def test_model_server_output_reaches_the_endpoint_log_stream(clients, endpoint):
     streams = logs.describe_log_streams(logGroupName=group, logStreamNamePrefix="AllTraffic/")
     stream = streams["logStreams"][0]["logStreamName"]
     assert stream.startswith("AllTraffic/i-")
-    events = logs.get_log_events(logGroupName=group, logStreamName=stream, startFromHead=True)
-    messages = [event["message"] for event in events["events"]]
+    deadline = time.monotonic() + 10  # the server logs a request after answering it
+    while True:
+        events = logs.get_log_events(logGroupName=group, logStreamName=stream, startFromHead=True)
+        messages = [event["message"] for event in events["events"]]
+        if any("POST /invocations" in message for message in messages):
+            break
+        assert time.monotonic() < deadline, messages
+        time.sleep(0.1)
     assert any("Model server for" in message for message in messages)
-    assert any("POST /invocations" in message for message in messages)
 
 
 def test_failed_endpoint_reports_model_fn_error(clients):
