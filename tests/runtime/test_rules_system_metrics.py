@@ -12,7 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from local_sagemaker.config import DEFAULT_CONTAINER_PYTHON, REPO_ROOT
+from local_sagemaker.config import REPO_ROOT, RuntimeConfig
 from local_sagemaker.system_metrics import SystemMetricsSampler
 
 BUSY_TREE = (
@@ -71,7 +71,7 @@ def test_written_files_are_read_by_smdebug_and_by_the_rule_engine(tmp_path):
         """
     )
     result = subprocess.run(
-        [str(DEFAULT_CONTAINER_PYTHON), "-c", check], capture_output=True, text=True, check=True
+        [RuntimeConfig().container_python, "-c", check], capture_output=True, text=True, check=True
     )
     count, status, details = result.stdout.strip().splitlines()[-1].split(" ", 2)
     assert int(count) == len(events(tmp_path))
