@@ -1,7 +1,8 @@
 """dog_breed_classifier: an image classifier's whole SageMaker life cycle.
 
     settings >> stage >> tune >> train (Debugger hooks + rules) >> gate on the rules
-             >> model >> endpoint >> sample prediction >> batch transform >> evaluate >> clean up
+             >> model >> endpoint >> smoke test (rolls back) >> batch transform >> evaluate
+             >> clean up
 
 Defaults live in include/pipeline.yaml; a run overrides them with the params below (`overrides`
 takes any nested setting). The same DAG runs against AWS or, with the `aws_default` connection's
@@ -31,8 +32,8 @@ from sagemaker_lifecycle.tasks import (
     plan_rule_jobs,
     plan_training,
     plan_tuning,
-    predict_sample,
     resolve_settings,
+    smoke_test_endpoint,
     stage_dataset,
 )
 
@@ -110,7 +111,7 @@ def dog_breed_classifier():
     deployment = plan_deployment(settings, dataset, training.output)
     model = ModelOperator(task_id="create_model", config=deployment["model"])
     endpoint = EndpointOperator(task_id="deploy_endpoint", config=deployment["endpoint"], **WAITS)
-    sample = predict_sample(settings, dataset, endpoint.output)
+    smoke_test = smoke_test_endpoint(settings, dataset, endpoint.output)
     transform = TransformJobOperator(
         task_id="batch_transform", config=deployment["transform"], **WAITS
     )
@@ -118,7 +119,7 @@ def dog_breed_classifier():
 
     gate >> deployment
     model >> endpoint
-    sample >> transform
+    smoke_test >> transform
     report >> clean_up_endpoint(settings, endpoint.output)
 
 

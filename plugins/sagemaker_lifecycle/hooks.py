@@ -262,6 +262,11 @@ class SageMakerLifecycleHook(SageMakerHook):
         """DescribeEndpointConfig of the CreateEndpointConfig `request`'s config (see `_ensure`)."""
         return self._ensure(ENDPOINT_CONFIG, request)
 
+    def endpoint_config_of(self, endpoint_name: str) -> str | None:
+        """The config the endpoint serves now, or None when there is no such endpoint."""
+        endpoint = self._describe_or_none("describe_endpoint", EndpointName=endpoint_name)
+        return endpoint["EndpointConfigName"] if endpoint else None
+
     def deploy_endpoint(self, request: Mapping[str, Any], interval: float, timeout: float) -> dict:
         """DescribeEndpoint once the endpoint serves `request`'s config (created or updated)."""
         name, config = request["EndpointName"], request["EndpointConfigName"]

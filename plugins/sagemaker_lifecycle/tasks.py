@@ -14,6 +14,7 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk import Variable, get_current_context, task
+from botocore.exceptions import ClientError
 
 from sagemaker_lifecycle import evaluation, request_builders, rule_jobs, staging
 from sagemaker_lifecycle.hooks import SageMakerLifecycleHook
@@ -129,21 +130,45 @@ def plan_deployment(settings: dict, dataset: dict, training: dict) -> dict[str, 
     }
 
 
-@task
-def predict_sample(settings: dict, dataset: dict, endpoint: dict) -> dict[str, Any]:
-    """Send one test-split image to the endpoint and log what it answers."""
-    s3 = _s3_client()
-    image_uri, body = evaluation.first_image(s3, dataset["channels"]["test"])
+def _predict(settings: Mapping, endpoint_name: str, body: bytes) -> str:
+    """The endpoint's answer to one image; ValueError when it is not a list of predictions."""
     runtime = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="sagemaker-runtime").get_conn()
     response = runtime.invoke_endpoint(
-        EndpointName=endpoint["EndpointName"],
+        EndpointName=endpoint_name,
         ContentType=settings["transform"]["content_type"],
         Accept=settings["transform"]["accept"],
         Body=body,
     )
     answer = response["Body"].read().decode()
-    print(f"Endpoint {endpoint['EndpointName']} on {image_uri} (true class "
-          f"{evaluation.label_of(image_uri)}):\n{answer}")  # fmt: skip
+    evaluation.ranked_labels(answer.encode(), f"the answer of {endpoint_name}")
+    return answer
+
+
+@task
+def smoke_test_endpoint(settings: dict, dataset: dict, endpoint: dict) -> dict[str, Any]:
+    """Send one test-split image to the endpoint and log its answer.
+
+    When the endpoint fails to answer with predictions, it is rolled back to the config it
+    served before this run (if any) and the task fails.
+    """
+    image_uri, body = evaluation.first_image(_s3_client(), dataset["channels"]["test"])
+    name, previous = endpoint["EndpointName"], endpoint["PreviousEndpointConfigName"]
+    try:
+        answer = _predict(settings, name, body)
+    except (ClientError, ValueError) as error:
+        if previous and previous != endpoint["EndpointConfigName"]:
+            SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID).deploy_endpoint(
+                {"EndpointName": name, "EndpointConfigName": previous},
+                interval=settings["polling"]["interval_seconds"],
+                timeout=settings["polling"]["timeout_seconds"],
+            )
+            raise RuntimeError(
+                f"smoke test of {name} failed ({error}); rolled back to {previous}"
+            ) from error
+        raise RuntimeError(f"smoke test of {name} failed: {error}") from error
+    print(
+        f"Endpoint {name} on {image_uri} (true class {evaluation.label_of(image_uri)}):\n{answer}"
+    )
     return {"image": image_uri, "answer": answer[:2000]}
 
 

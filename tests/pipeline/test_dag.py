@@ -30,8 +30,8 @@ def upstream_closure(dag, task_id):
 
 def test_life_cycle_runs_in_order(dag):
     order = ["stage_dataset", "tune_hyperparameters", "train_best_model", "gate_on_rules",
-             "create_model", "deploy_endpoint", "predict_sample", "batch_transform", "evaluate",
-             "clean_up_endpoint"]  # fmt: skip
+             "create_model", "deploy_endpoint", "smoke_test_endpoint", "batch_transform",
+             "evaluate", "clean_up_endpoint"]  # fmt: skip
     for earlier, later in pairwise(order):
         assert earlier in upstream_closure(dag, later), f"{earlier} must run before {later}"
 

@@ -100,3 +100,31 @@ def test_a_job_past_its_time_limit_is_stopped(scripted_hook):
     with pytest.raises(SageMakerJobError, match="still InProgress after 0 s; stopped it"):
         hook.wait_for_job("training", "job", interval=0, timeout=0)
     assert client.stopped == ["job"]
+
+
+@pytest.mark.parametrize(("previous", "rolled_back"), [("dogbreed-epc-old", True), (None, False)])
+def test_a_failed_smoke_test_rolls_the_endpoint_back_to_its_previous_config(
+    monkeypatch, settings, staged_dataset, previous, rolled_back
+):
+    from sagemaker_lifecycle import tasks
+
+    deployed = []
+    monkeypatch.setattr(tasks.evaluation, "first_image", lambda s3, uri: ("s3://b/k.jpg", b"jpg"))
+    monkeypatch.setattr(tasks, "_s3_client", lambda: None)
+
+    def broken_model(settings, name, body):
+        raise ValueError("the answer of dogbreed-endpoint is not inference.py's JSON")
+
+    monkeypatch.setattr(tasks, "_predict", broken_model)
+
+    def record_deploy(self, request, interval, timeout):
+        deployed.append(request)
+
+    monkeypatch.setattr(SageMakerLifecycleHook, "deploy_endpoint", record_deploy)
+    endpoint = {"EndpointName": "dogbreed-endpoint", "EndpointConfigName": "dogbreed-epc-new",
+                "PreviousEndpointConfigName": previous}  # fmt: skip
+    with pytest.raises(RuntimeError, match="smoke test of dogbreed-endpoint failed") as raised:
+        tasks.smoke_test_endpoint.function(settings, staged_dataset, endpoint)
+    assert ("rolled back to dogbreed-epc-old" in str(raised.value)) == rolled_back
+    expected = [{"EndpointName": "dogbreed-endpoint", "EndpointConfigName": previous}]
+    assert deployed == (expected if rolled_back else [])

@@ -32,7 +32,11 @@ class ModelOperator(SageMakerModelOperator):
 
 
 class EndpointOperator(SageMakerEndpointOperator):
-    """Deploys `config` = {"EndpointConfig": {...}, "Endpoint": {...}} and waits for InService."""
+    """Deploys `config` = {"EndpointConfig": {...}, "Endpoint": {...}} and waits for InService.
+
+    XCom: the endpoint, the config it now serves and the one it served before (None for a new
+    endpoint), which the smoke test rolls back to when the new model does not answer.
+    """
 
     aws_hook_class = SageMakerLifecycleHook
     template_fields = (
@@ -43,6 +47,7 @@ class EndpointOperator(SageMakerEndpointOperator):
 
     def execute(self, context) -> dict[str, Any]:
         self.preprocess_config()
+        previous = self.hook.endpoint_config_of(self.config["Endpoint"]["EndpointName"])
         self.hook.ensure_endpoint_config(self.config["EndpointConfig"])
         description = self.hook.deploy_endpoint(
             self.config["Endpoint"],
@@ -53,4 +58,5 @@ class EndpointOperator(SageMakerEndpointOperator):
         return {
             "EndpointName": description["EndpointName"],
             "EndpointConfigName": description["EndpointConfigName"],
+            "PreviousEndpointConfigName": previous,
         }
