@@ -23,7 +23,7 @@ def check_name(name: str, max_length: int = MAX_NAME_LENGTH) -> str:
     """`name` itself if SageMaker accepts it; ValueError saying why otherwise."""
     if not NAME_PATTERN.match(name):
         raise ValueError(
-            f"{name!r} is not a valid SageMaker name: use letters, digits and single hyphens, "
+            f"{name!r} is not a valid SageMaker name: use letters, digits and hyphens, "
             "starting and ending with a letter or digit"
         )
     if len(name) > max_length:

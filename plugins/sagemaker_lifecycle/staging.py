@@ -199,7 +199,9 @@ def ensure_bucket(s3, bucket: str, create: bool) -> None:
         if error.response["Error"]["Code"] not in ("404", "NoSuchBucket", "NotFound"):
             raise
         if not create:
-            raise DatasetError(Path(bucket), [f"S3 bucket {bucket!r} does not exist"]) from error
+            raise ValueError(
+                f"S3 bucket {bucket!r} does not exist; create it or set aws.create_bucket: true"
+            ) from error
         log.info("Creating S3 bucket %s", bucket)
         s3.create_bucket(Bucket=bucket)
 
