@@ -20,6 +20,7 @@ from local_sagemaker.errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
+from local_sagemaker.store import write_file_atomically
 
 DEFAULT_EVENT_LIMIT = 10000
 DEFAULT_DESCRIBE_LIMIT = 50
@@ -62,6 +63,17 @@ class LogGroup:
     creation_time: int
     directory: Path
     streams: dict[str, LogStream] = field(default_factory=dict)
+
+
+def _complete_lines(path: Path) -> list[str]:
+    """The file's complete lines; a torn last line (a kill mid-write) is cut off the file so
+    later appends start on a fresh line."""
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    if len(complete) != len(data):
+        with open(path, "r+b") as handle:
+            handle.truncate(len(complete))
+    return complete.decode().splitlines()
 
 
 def _parse_token(token: str | None, direction: str) -> int | None:
@@ -108,13 +120,18 @@ class LogService:
         if not self.root.is_dir():
             return
         for group_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            if not (group_dir / "group.json").exists():
+                continue  # killed between mkdir and the atomic group.json write
             meta = json.loads((group_dir / "group.json").read_text())
             group = LogGroup(unquote(group_dir.name), meta["creationTime"], group_dir)
             for stream_file in sorted(group_dir.glob("*.jsonl")):
-                lines = stream_file.read_text().splitlines()
-                header, events = json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
-                name = unquote(stream_file.stem)
-                group.streams[name] = LogStream(name, header["creationTime"], events)
+                lines = _complete_lines(stream_file)
+                if lines:
+                    name = unquote(stream_file.stem)
+                    events = [json.loads(line) for line in lines[1:]]
+                    group.streams[name] = LogStream(
+                        name, json.loads(lines[0])["creationTime"], events
+                    )
             self._groups[group.name] = group
 
     def _append_line(self, group: LogGroup, stream_name: str, entry: dict) -> None:
@@ -170,7 +187,9 @@ class LogService:
             directory = self.root / quote(name, safe="")
             directory.mkdir(parents=True, exist_ok=True)
             created = now_ms()
-            (directory / "group.json").write_text(json.dumps({"creationTime": created}))
+            write_file_atomically(
+                directory / "group.json", json.dumps({"creationTime": created}).encode()
+            )
             self._groups[name] = LogGroup(name, created, directory)
         return {}
 

@@ -28,7 +28,7 @@ from moto.moto_server.werkzeug_app import create_backend_app
 from moto.s3.models import s3_backends
 from werkzeug.wrappers import Request
 
-from local_sagemaker.store import fsync_directory
+from local_sagemaker.store import fsync_directory, write_file_atomically
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +84,8 @@ class S3Journal:
                 handle.write(body)
                 handle.flush()
                 os.fsync(handle.fileno())
-        with open(stem.with_suffix(".json"), "w") as handle:
-            handle.write(json.dumps(entry))
-            handle.flush()
-            os.fsync(handle.fileno())
-        fsync_directory(self.directory)
+        # Atomic: a crash mid-write leaves no torn entry, only an orphan body replay ignores.
+        write_file_atomically(stem.with_suffix(".json"), json.dumps(entry).encode())
         return stem.with_suffix(".body")
 
 
