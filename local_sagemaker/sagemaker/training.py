@@ -331,10 +331,10 @@ class TrainingMixin:
                 name, "Downloading", "Downloading input data", TrainingStartTime=time.time()
             )
             run.download_inputs()
-            self._set_secondary(name, "Training", "Downloading the training image")
             if running.stop_requested.is_set():
                 self._finish_stopped(name, running)
                 return
+            self._set_secondary(name, "Training", "Downloading the training image")
             self._train(name, running)
         except TrainingSetupError as error:
             self._finish(name, "Failed", "Failed", "Training job failed", FailureReason=str(error))
@@ -399,7 +399,8 @@ class TrainingMixin:
         """Upload what the stopped job left (as SageMaker does) and record Stopped."""
         run = running.run
         run.mark_debugger_end()
-        if run.workspace.master.model_dir.is_dir():
+        model_dir = run.workspace.master.model_dir
+        if model_dir.is_dir() and any(model_dir.iterdir()):
             run.upload_outputs()
             run.sync_checkpoints()
         status = running.stop_status

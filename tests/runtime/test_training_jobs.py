@@ -113,9 +113,10 @@ def test_failure_file_written_by_the_script_wins(runtime, sagemaker):
     assert described["FailureReason"] == "AlgorithmError: Out of patience"
 
 
-def test_stop_training_job_ends_the_process_group(runtime, sagemaker, logs):
+def test_stop_training_job_ends_the_process_group(runtime, sagemaker, s3, logs):
     script = (
-        "import subprocess, sys, time\n"
+        "import os, subprocess, sys, time\n"
+        "open(os.path.join(os.environ['SM_MODEL_DIR'], 'partial.pt'), 'w').write('epoch 1')\n"
         "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
         "print('child', child.pid, flush=True)\n"
         "time.sleep(600)\n"
@@ -132,6 +133,8 @@ def test_stop_training_job_ends_the_process_group(runtime, sagemaker, logs):
     assert described["TrainingJobStatus"] == "Stopped"
     assert described["SecondaryStatus"] == "Stopped"
     assert not process_alive(child_pid), "the script's own child outlived StopTrainingJob"
+    # As SageMaker does, what the stopped job saved is uploaded.
+    assert s3.head_object(Bucket=BUCKET, Key="output/stopped/output/model.tar.gz")
     with pytest.raises(ClientError, match="training job is in status Stopped"):
         sagemaker.stop_training_job(TrainingJobName="stopped")
 
