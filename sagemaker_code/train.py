@@ -53,21 +53,9 @@ def train(env: TrainingEnvironment, hp: Hyperparameters) -> None:
     torch.manual_seed(hp.seed)
     cluster = join_cluster(env)
 
-    # Data: every split decoded once into memory.
-    splits = locate_splits(env.channels)
-    class_names = list_classes(splits["train"], "train")
-    workers = hp.num_workers or env.num_cpus
-    data = {
-        split: load_split(folder, split, class_names, hp.image_size, workers)
-        for split, folder in splits.items()
-    }
-    sizes = ", ".join(f"{split}={len(images)}" for split, images in data.items())
-    print(f"{len(class_names)} classes; pictures: {sizes}; device: {cluster.device}", flush=True)
-
-    # Model, loss, Debugger hook, optimizer.
-    network = build_model(hp.backbone, len(class_names))
-    if "pretrained" in env.channels:
-        load_backbone_weights(network, find_weights_file(env.channels["pretrained"]))
+    class_names, data = load_data(env, hp)
+    print(f"device: {cluster.device}", flush=True)
+    network = build_network(env, hp, len(class_names))
     criterion = nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing)
     hook = DebuggerHook.from_config_file(env.input_config_dir, cluster.is_master)
     if hook.enabled:
@@ -77,13 +65,19 @@ def train(env: TrainingEnvironment, hp: Hyperparameters) -> None:
     optimizer = make_optimizer(hp.optimizer, list(network.parameters()), hp.lr, hp.weight_decay)
     trainer = Trainer(network, criterion, optimizer, hook, cluster, seed=hp.seed)
 
-    def loader(split: str, shuffle: bool) -> BatchLoader:
-        return BatchLoader(
-            data[split], hp.batch_size, shuffle=shuffle, device=cluster.device,
-            seed=hp.seed, rank=cluster.rank, world_size=cluster.world_size,
-        )  # fmt: skip
-
-    train_loader, valid_loader = loader("train", True), loader("valid", False)
+    loaders = {
+        split: BatchLoader(
+            images,
+            hp.batch_size,
+            shuffle=split == "train",
+            device=cluster.device,
+            seed=hp.seed,
+            rank=cluster.rank,
+            world_size=cluster.world_size,
+        )
+        for split, images in data.items()
+    }
+    train_loader, valid_loader = loaders["train"], loaders["valid"]
     first_epoch, best = resume(env, network, optimizer)
 
     # The epochs.
@@ -109,9 +103,31 @@ def train(env: TrainingEnvironment, hp: Hyperparameters) -> None:
                     env.checkpoint_dir, checkpoint_state(epoch, network, optimizer, best)
                 )
 
-    finish(env, hp, cluster, trainer, best, class_names, data)
+    finish(env, hp, cluster, trainer, best, class_names, loaders.get("test"))
     hook.close()
     leave_cluster(cluster)
+
+
+def load_data(env: TrainingEnvironment, hp: Hyperparameters) -> tuple[list[str], dict]:
+    """The training class names and every split, decoded once into memory."""
+    splits = locate_splits(env.channels)
+    class_names = list_classes(splits["train"], "train")
+    workers = hp.num_workers or env.num_cpus
+    data = {
+        split: load_split(folder, split, class_names, hp.image_size, workers)
+        for split, folder in splits.items()
+    }
+    sizes = ", ".join(f"{split}={len(images)}" for split, images in data.items())
+    print(f"{len(class_names)} classes; pictures: {sizes}", flush=True)
+    return class_names, data
+
+
+def build_network(env: TrainingEnvironment, hp: Hyperparameters, num_classes: int) -> nn.Module:
+    """The backbone with a fresh head, and the ``pretrained`` channel's weights if given."""
+    network = build_model(hp.backbone, num_classes)
+    if "pretrained" in env.channels:
+        load_backbone_weights(network, find_weights_file(env.channels["pretrained"]))
+    return network
 
 
 def resume(
@@ -145,17 +161,13 @@ def finish(
     trainer: Trainer,
     best: BestWeights,
     class_names: list[str],
-    data: dict,
+    test_loader: BatchLoader | None,
 ) -> None:
     """Restore the best epoch's weights, score them on the test split, save the model."""
     if best.state is not None:
         trainer.network.load_state_dict(best.state)
         print(f"keeping the weights of epoch {best.epoch}", flush=True)
-    if "test" in data:
-        test_loader = BatchLoader(
-            data["test"], hp.batch_size, shuffle=False, device=cluster.device,
-            rank=cluster.rank, world_size=cluster.world_size,
-        )  # fmt: skip
+    if test_loader is not None:
         test_loss, test_acc = trainer.evaluate(test_loader, mode="predict")
         if cluster.is_master:
             print(f"#metrics test_loss={test_loss:.4f} test_acc={test_acc:.4f}", flush=True)

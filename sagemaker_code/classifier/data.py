@@ -129,6 +129,7 @@ def _load_checked(path: Path, size: int) -> torch.Tensor:
         raise TrainingError(f"cannot read picture {path}: {error}") from error
 
 
+@dataclass
 class BatchLoader:
     """Batches of an ``ImageSet`` for one of ``world_size`` data-parallel workers.
 
@@ -139,25 +140,14 @@ class BatchLoader:
     Yields ``(images uint8, labels)`` on ``device``.
     """
 
-    def __init__(
-        self,
-        image_set: ImageSet,
-        batch_size: int,
-        *,
-        shuffle: bool,
-        device: torch.device,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
-        self.image_set = image_set
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.device = device
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.epoch = 0
+    image_set: ImageSet
+    batch_size: int
+    shuffle: bool
+    device: torch.device
+    seed: int = 0
+    rank: int = 0
+    world_size: int = 1
+    epoch: int = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
