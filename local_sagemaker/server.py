@@ -41,6 +41,13 @@ class RuntimeValidationError(ValidationException):
     code = "ValidationError"
 
 
+def _route_label(path: str) -> str:
+    """What a request without X-Amz-Target is, for the request log line."""
+    if path == HEALTH_PATH:
+        return "health"
+    return "InvokeEndpoint" if INVOCATIONS_PATH.match(path) else "S3"
+
+
 @dataclass
 class Runtime:
     """Every service of one runtime; ``app`` is the WSGI application serving them."""
@@ -70,7 +77,7 @@ class Runtime:
             return self._route(environ, recording_start_response, method, path, target)
         finally:
             elapsed_ms = (time.monotonic() - started) * 1000
-            operation = target or ("S3" if not INVOCATIONS_PATH.match(path) else "InvokeEndpoint")
+            operation = target or _route_label(path)
             log.info(
                 "%s %s %s -> %s (%.0f ms)",
                 method,
