@@ -43,7 +43,6 @@ class ModelServerProcess:
         on_output: Callable[[str], None],
         invocation_timeout_s: float = 60.0,
     ) -> None:
-        self.model_dir = model_dir
         self.invocation_timeout_s = invocation_timeout_s
         self._port_file = model_dir.parent / f"{model_dir.name}.port"
         self._port_file.unlink(missing_ok=True)

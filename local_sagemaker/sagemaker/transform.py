@@ -335,6 +335,7 @@ class TransformMixin:
             stop,
             log_line,
         )
+        log_line(f"{len(outcome.succeeded)} of {len(objects)} objects transformed")
         if outcome.stopped:
             return "Stopped", None
         if outcome.failures:
