@@ -32,6 +32,7 @@ from local_sagemaker.hosting.batch import InputObject, TransformSettings, run_tr
 from local_sagemaker.hosting.process import ModelServerProcess, ModelServerStartError
 from local_sagemaker.s3 import S3Error, parse_s3_uri
 from local_sagemaker.sagemaker.hosting import (
+    MODEL,
     MODELS,
     list_response,
     new_instance_id,
@@ -150,7 +151,8 @@ def failure_reason(failures: dict[str, str], total: int) -> str:
 
 
 class TransformMixin:
-    """Create/Describe/Stop/ListTransformJobs."""
+    """Create/Describe/Stop/ListTransformJobs. Models are HostingMixin's: both are composed
+    into the same backend (``backend.FAMILIES``)."""
 
     def setup(self) -> None:
         self._transform_stops: dict[str, threading.Event] = {}
@@ -188,9 +190,7 @@ class TransformMixin:
     def create_transform_job(self, request: dict) -> dict:
         name = request["TransformJobName"]
         arn = self._transform_job_arn(name)
-        if self.store.get(MODELS, request["ModelName"]) is None:
-            model_arn = self.config.arn("model", request["ModelName"])
-            raise ValidationException(f'Could not find model "{model_arn}".')
+        self._require(MODEL, request["ModelName"])
         check_supported(request)
         with self._transform_lock:
             if self.store.get(TRANSFORM_JOBS, name) is not None:
