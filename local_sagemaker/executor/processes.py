@@ -60,11 +60,15 @@ class ManagedProcess:
         pipe.close()
 
     def wait(self, timeout: float | None = None) -> int | None:
-        """The exit code once the process has exited and its output is drained; None on timeout."""
+        """The exit code once the process has exited (its leftover group members killed) and its
+        output is drained; None on timeout."""
         try:
             code = self._process.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
+        # As when a container's main process exits: what it left running in its group ends too
+        # (and can no longer hold the output pipes open).
+        signal_group(self.pid, signal.SIGKILL)
         for reader in self._readers:
             reader.join()
         return code

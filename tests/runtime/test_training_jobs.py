@@ -139,6 +139,19 @@ def test_stop_training_job_ends_the_process_group(runtime, sagemaker, s3, logs):
         sagemaker.stop_training_job(TrainingJobName="stopped")
 
 
+def test_job_ends_when_its_script_exits_even_if_it_left_children(runtime, sagemaker, logs):
+    script = (
+        "import subprocess, sys\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        "print('orphan', child.pid, flush=True)\n"
+    )
+    start_job(runtime, "orphans", script)
+    described = wait_for_status(sagemaker, "orphans", timeout=30)
+    assert described["TrainingJobStatus"] == "Completed"
+    orphan = int(wait_for_log_line(logs, "orphans", "orphan ")[0].split()[1])
+    assert not process_alive(orphan), "a container's processes end with its main process"
+
+
 def test_max_runtime_stops_the_job(runtime, sagemaker):
     script = "import time\nprint('sleeping', flush=True)\ntime.sleep(600)\n"
     start_job(runtime, "too-long", script, StoppingCondition={"MaxRuntimeInSeconds": 2})
