@@ -127,6 +127,12 @@ def build_network(env: TrainingEnvironment, hp: Hyperparameters, num_classes: in
     network = build_model(hp.backbone, num_classes)
     if "pretrained" in env.channels:
         load_backbone_weights(network, find_weights_file(env.channels["pretrained"]))
+    elif hp.freeze != "full":
+        print(
+            f"warning: freeze={hp.freeze} keeps a randomly initialised {hp.backbone} backbone "
+            "(at first); give a 'pretrained' channel with its weights or use freeze=full",
+            file=sys.stderr,
+        )
     return network
 
 

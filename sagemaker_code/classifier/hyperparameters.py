@@ -23,7 +23,15 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 
 @dataclass(frozen=True)
 class Hyperparameters:
-    """One training configuration; attribute names are the wire names with ``_`` for ``-``."""
+    """One training configuration; attribute names are the wire names with ``_`` for ``-``.
+
+    lr, weight_decay, optimizer: the optimizer's settings (``adam``, ``adamw``, ``sgd``).
+    batch_size: pictures per step on each worker. epochs: passes over the training split.
+    backbone, freeze: see ``classifier.models`` (BACKBONES, FREEZE_POLICIES).
+    image_size: side of the square pictures the network sees (cached once at that size).
+    label_smoothing: of the cross-entropy loss, in [0, 1). seed: weights, order, augmentation.
+    num_workers: threads decoding pictures into the cache (None: one per CPU).
+    """
 
     lr: float
     batch_size: int
