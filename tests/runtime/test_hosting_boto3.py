@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError, WaiterError
@@ -13,8 +17,10 @@ from hosting_support import (
     model_tarball,
     running_runtime,
 )
+from runtime_support import client_environment
 
 pytestmark = pytest.mark.e2e
+AWS_CLI = Path(sys.executable).with_name("aws")
 ACCOUNT = "123456789012"
 
 
@@ -29,7 +35,10 @@ def clients(tmp_path_factory):
         s3.put_object(
             Bucket="artifacts", Key="bad/model.tar.gz", Body=model_tarball(fail_to_load="no way")
         )
-        yield {name: runtime.client(name) for name in ("sagemaker", "sagemaker-runtime", "logs")}
+        clients = {
+            name: runtime.client(name) for name in ("sagemaker", "sagemaker-runtime", "logs")
+        }
+        yield {**clients, "url": runtime.url}
 
 
 def create_model_and_config(sagemaker, name: str, artifact: str) -> None:
@@ -147,18 +156,23 @@ def test_failed_endpoint_reports_model_fn_error(clients):
 
 def test_update_then_delete(clients, endpoint):
     sagemaker = clients["sagemaker"]
+    # Its own endpoint (from the shared v1 config): this test deletes what it updates.
+    sagemaker.create_endpoint(EndpointName="updatable", EndpointConfigName="classifier-v1")
+    waiter = sagemaker.get_waiter("endpoint_in_service")
+    waiter.wait(EndpointName="updatable", WaiterConfig=FAST_WAITER)
     create_model_and_config(sagemaker, "classifier-v2", "v2/model.tar.gz")
-    sagemaker.update_endpoint(EndpointName=endpoint, EndpointConfigName="classifier-v2")
-    sagemaker.get_waiter("endpoint_in_service").wait(
-        EndpointName=endpoint, WaiterConfig=FAST_WAITER
+    sagemaker.update_endpoint(EndpointName="updatable", EndpointConfigName="classifier-v2")
+    waiter.wait(EndpointName="updatable", WaiterConfig=FAST_WAITER)
+    answer = invoke(clients, "updatable", [1.0, 0.0])["Body"].read()
+    assert json.loads(answer)[0]["version"] == "v2"
+    listed = sagemaker.list_endpoints(StatusEquals="InService", SortBy="Name")["Endpoints"]
+    assert [e["EndpointName"] for e in listed] == ["updatable", endpoint]  # Descending
+    sagemaker.delete_endpoint(EndpointName="updatable")
+    sagemaker.get_waiter("endpoint_deleted").wait(
+        EndpointName="updatable", WaiterConfig=FAST_WAITER
     )
-    assert json.loads(invoke(clients, endpoint, [1.0, 0.0])["Body"].read())[0]["version"] == "v2"
-    listed = sagemaker.list_endpoints(StatusEquals="InService")["Endpoints"]
-    assert [e["EndpointName"] for e in listed] == [endpoint]
-    sagemaker.delete_endpoint(EndpointName=endpoint)
-    sagemaker.get_waiter("endpoint_deleted").wait(EndpointName=endpoint, WaiterConfig=FAST_WAITER)
     with pytest.raises(ClientError, match="Could not find endpoint"):
-        sagemaker.delete_endpoint(EndpointName=endpoint)
+        sagemaker.delete_endpoint(EndpointName="updatable")
 
 
 def test_describe_and_delete_model(clients):
@@ -173,3 +187,34 @@ def test_describe_and_delete_model(clients):
     with pytest.raises(ClientError) as raised:
         sagemaker.describe_model(ModelName="short-lived")
     assert raised.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_aws_cli_describes_and_invokes(clients, endpoint, tmp_path):
+    """The AWS CLI, a second strict client, parses the same responses."""
+    environment = {**os.environ, **client_environment(clients["url"])}
+
+    def aws(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(AWS_CLI), *args], env=environment, capture_output=True, text=True, timeout=60
+        )
+
+    described = aws("sagemaker", "describe-endpoint", "--endpoint-name", endpoint)
+    assert described.returncode == 0, described.stderr
+    assert json.loads(described.stdout)["EndpointStatus"] == "InService"
+    body_file = tmp_path / "body.json"
+    body_file.write_text(json.dumps([0.0, 5.0]))
+    answer_file = tmp_path / "answer.json"
+    invoked = aws(
+        "sagemaker-runtime",
+        "invoke-endpoint",
+        "--endpoint-name",
+        endpoint,
+        "--content-type",
+        "application/json",
+        "--body",
+        f"fileb://{body_file}",
+        str(answer_file),
+    )
+    assert invoked.returncode == 0, invoked.stderr
+    assert json.loads(invoked.stdout)["InvokedProductionVariant"] == "AllTraffic"
+    assert json.loads(answer_file.read_text())[0]["label"] == expected_label([0.0, 5.0])
