@@ -24,22 +24,26 @@ DRAIN_TIMEOUT_S = 60.0
 
 @dataclass
 class VariantSpec:
-    """What to launch for one production variant (model dir already extracted)."""
+    """What to launch for one production variant (model dir already extracted): one model
+    server per instance id, all loading the same model dir."""
 
     name: str
     weight: float
     python: str
     model_dir: Path
     environment: dict[str, str]
-    instance_id: str
+    instance_ids: list[str]
 
 
 @dataclass
 class RunningVariant:
     name: str
     weight: float
-    instance_id: str
-    server: ModelServerProcess
+    servers: list[ModelServerProcess]
+
+    def pick_server(self) -> ModelServerProcess:
+        """One of the variant's instances, drawn at random (spreads load across instances)."""
+        return random.choice(self.servers)
 
 
 class UnknownVariantError(LookupError):
@@ -87,7 +91,8 @@ class Deployment:
         with self._idle:
             self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout_s)
         for variant in self.variants:
-            variant.server.stop()
+            for server in variant.servers:
+                server.stop()
         if self.work_dir is not None:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
@@ -100,7 +105,7 @@ def launch_deployment(
     work_dir: Path | None = None,
     on_spawned: Callable[[list[dict]], None] = lambda identities: None,
 ) -> Deployment:
-    """Start every variant's server in parallel and wait until all answer /ping.
+    """Start every instance's server in parallel and wait until all answer /ping.
 
     ``log_line(variant_name, instance_id, line)`` receives each output line; ``on_spawned``
     receives the servers' process identities as soon as they exist (before they are healthy),
@@ -108,41 +113,41 @@ def launch_deployment(
     stopped and ModelServerStartError names the variant and its output. ``work_dir`` (the
     variants' model dirs) is removed when the deployment is stopped.
     """
-    servers: list[ModelServerProcess] = []
+    launched: list[tuple[VariantSpec, ModelServerProcess]] = []
     for spec in specs:
-        try:
-            servers.append(
-                ModelServerProcess(
+        for instance_id in spec.instance_ids:
+            try:
+                server = ModelServerProcess(
                     spec.python,
                     spec.model_dir,
                     spec.environment,
-                    lambda line, spec=spec: log_line(spec.name, spec.instance_id, line),
+                    lambda line, spec=spec, iid=instance_id: log_line(spec.name, iid, line),
                 )
-            )
-        except OSError as error:  # e.g. the image's Python does not exist
-            for server in servers:
-                server.stop()
-            raise ModelServerStartError(
-                f"variant {spec.name}: could not start {spec.python}: {error}"
-            ) from error
-    on_spawned([server.identity for server in servers])
+            except OSError as error:  # e.g. the image's Python does not exist
+                for _, started in launched:
+                    started.stop()
+                raise ModelServerStartError(
+                    f"variant {spec.name}: could not start {spec.python}: {error}"
+                ) from error
+            launched.append((spec, server))
+    on_spawned([server.identity for _, server in launched])
 
-    def wait(server: ModelServerProcess, spec: VariantSpec) -> str | None:
+    def wait(spec: VariantSpec, server: ModelServerProcess) -> str | None:
         try:
             server.wait_until_healthy(startup_timeout_s)
         except ModelServerStartError as error:
             return f"variant {spec.name}: {error}"
         return None
 
-    with ThreadPoolExecutor(max_workers=len(specs)) as pool:
-        failures = [f for f in pool.map(wait, servers, specs) if f]
+    with ThreadPoolExecutor(max_workers=len(launched)) as pool:
+        failures = [f for f in pool.map(lambda pair: wait(*pair), launched) if f]
     if failures:
-        for server in servers:
+        for _, server in launched:
             server.stop()
         raise ModelServerStartError("; ".join(failures))
     variants = [
-        RunningVariant(spec.name, spec.weight, spec.instance_id, server)
-        for spec, server in zip(specs, servers, strict=True)
+        RunningVariant(spec.name, spec.weight, [s for owner, s in launched if owner is spec])
+        for spec in specs
     ]
     return Deployment(deployment_id, variants, work_dir)
 

@@ -107,7 +107,7 @@ def answer_invocation(
             )
         forwarded = {k: v for k, v in request_headers.items() if k in FORWARDED_HEADERS}
         try:
-            status, container_headers, payload = variant.server.request(
+            status, container_headers, payload = variant.pick_server().request(
                 "POST", "/invocations", body, forwarded
             )
         except TimeoutError:

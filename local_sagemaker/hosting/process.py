@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import os
 import queue
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -44,7 +45,8 @@ class ModelServerProcess:
         invocation_timeout_s: float = 60.0,
     ) -> None:
         self.invocation_timeout_s = invocation_timeout_s
-        self._port_file = model_dir.parent / f"{model_dir.name}.port"
+        # Several servers (instances) may load the same model dir: each has its own port file.
+        self._port_file = model_dir.parent / f"{model_dir.name}.{secrets.token_hex(4)}.port"
         self._port_file.unlink(missing_ok=True)
         self._connections: queue.SimpleQueue[http.client.HTTPConnection] = queue.SimpleQueue()
         self.port: int | None = None

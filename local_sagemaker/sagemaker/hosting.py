@@ -13,8 +13,9 @@ stop; if the new ones fail, the endpoint stays ``InService`` on the old config w
 FailureReason. After a runtime restart, endpoints that were serving are launched again
 (``Creating`` -> ``InService``), because the record says they should be serving.
 
-Local limits: each variant runs one model server whatever InitialInstanceCount says
-(CurrentInstanceCount reports 1); multi-container (inference pipeline) models are refused.
+Each variant runs InitialInstanceCount model servers (instances, each with its log stream
+``<variant>/<instance id>``); requests pick an instance at random. Serverless variants run one.
+Multi-container (inference pipeline) models are refused.
 """
 
 from __future__ import annotations
@@ -371,7 +372,9 @@ class HostingMixin:
                     python=self.config.python_for_image(image),
                     model_dir=model_dir,
                     environment=environment,
-                    instance_id=new_instance_id(),
+                    instance_ids=[
+                        new_instance_id() for _ in range(variant.get("InitialInstanceCount", 1))
+                    ],
                 )
             )
         group = endpoint_log_group(name)
@@ -405,7 +408,7 @@ class HostingMixin:
                     ],
                     "CurrentWeight": weight,
                     "DesiredWeight": weight,
-                    "CurrentInstanceCount": 1,
+                    "CurrentInstanceCount": variant.get("InitialInstanceCount", 1),
                     "DesiredInstanceCount": variant.get("InitialInstanceCount", 1),
                 }
             )

@@ -31,7 +31,7 @@ def backend(tmp_path):
     shutdown_backend(backend)
 
 
-def deploy(backend, name: str, artifact: str) -> dict:
+def deploy(backend, name: str, artifact: str, instances: int = 1) -> dict:
     backend.create_model(
         {
             "ModelName": name,
@@ -43,7 +43,7 @@ def deploy(backend, name: str, artifact: str) -> dict:
         {
             "EndpointConfigName": name,
             "ProductionVariants": [
-                {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1}
+                {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": instances}
             ],
         }
     )
@@ -190,7 +190,7 @@ def test_failed_update_keeps_old_config_serving(backend):
 
 def test_delete_stops_the_model_server(backend):
     deploy(backend, "gone", "v1/model.tar.gz")
-    server = backend.endpoint_fleet.current("gone").variants[0].server
+    server = backend.endpoint_fleet.current("gone").variants[0].servers[0]
     backend.delete_endpoint({"EndpointName": "gone"})
     with pytest.raises(ValidationException):
         backend.describe_endpoint({"EndpointName": "gone"})
@@ -208,7 +208,7 @@ def test_restart_kills_leftover_servers_and_relaunches_endpoints(tmp_path):
     create_bucket(first.s3, BUCKET)
     first.s3.write(BUCKET, "v1/model.tar.gz", model_tarball())
     deploy(first, "durable", "v1/model.tar.gz")
-    old_server = first.endpoint_fleet.current("durable").variants[0].server
+    old_server = first.endpoint_fleet.current("durable").variants[0].servers[0]
     # No shutdown: the first runtime "dies" with its model server still running.
     second = start_backend(tmp_path / "state")
     try:
@@ -243,7 +243,23 @@ def test_shutdown_during_a_deployment_leaves_no_model_server(tmp_path):
 
 def test_dead_model_server_answers_internal_failure(backend):
     deploy(backend, "crashy", "v1/model.tar.gz")
-    backend.endpoint_fleet.current("crashy").variants[0].server.stop()
+    backend.endpoint_fleet.current("crashy").variants[0].servers[0].stop()
     status, headers, body = invoke(backend, "crashy", [1.0, 0.0])
     assert (status, headers["x-amzn-ErrorType"]) == (500, "InternalFailure")
     assert "/aws/sagemaker/Endpoints/crashy" in json.loads(body)["message"]
+
+
+def test_each_instance_is_a_model_server_with_its_own_log_stream(backend):
+    endpoint = deploy(backend, "pair", "v1/model.tar.gz", instances=2)
+    assert endpoint["ProductionVariants"][0]["CurrentInstanceCount"] == 2
+    servers = backend.endpoint_fleet.current("pair").variants[0].servers
+    assert len({server.port for server in servers}) == 2
+    for _ in range(10):
+        assert invoke(backend, "pair", [0.5, 0.5])[0] == 200
+    group = {"logGroupName": "/aws/sagemaker/Endpoints/pair"}
+    deadline = time.monotonic() + 10
+    while len(backend.logs.describe_log_streams(group)["logStreams"]) < 2:
+        assert time.monotonic() < deadline, "expected one log stream per instance"
+        time.sleep(0.05)
+    streams = backend.logs.describe_log_streams(group)["logStreams"]
+    assert all(s["logStreamName"].startswith("AllTraffic/i-0") for s in streams)
