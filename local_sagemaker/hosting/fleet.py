@@ -60,6 +60,7 @@ class Deployment:
         self.variants = variants
         self.work_dir = work_dir
         self._in_flight = 0
+        self._retired = False
         self._idle = threading.Condition()
 
     def choose(self, target_variant: str | None) -> RunningVariant:
@@ -74,21 +75,24 @@ class Deployment:
             weights = [1.0] * len(self.variants)
         return random.choices(self.variants, weights=weights)[0]
 
-    @contextmanager
-    def serving(self) -> Iterator[Deployment]:
-        """Count a request as in flight so ``drain_and_stop`` waits for it."""
+    def enter_request(self) -> bool:
+        """Count a request as in flight (``drain_and_stop`` waits for it); False once retired."""
         with self._idle:
+            if self._retired:
+                return False
             self._in_flight += 1
-        try:
-            yield self
-        finally:
-            with self._idle:
-                self._in_flight -= 1
-                self._idle.notify_all()
+            return True
+
+    def leave_request(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
 
     def drain_and_stop(self, timeout_s: float = DRAIN_TIMEOUT_S) -> None:
-        """Wait (bounded) for in-flight requests, stop every variant's server, remove work_dir."""
+        """Refuse new requests, wait (bounded) for in-flight ones, stop every variant's server,
+        remove work_dir."""
         with self._idle:
+            self._retired = True
             self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout_s)
         for variant in self.variants:
             for server in variant.servers:
@@ -169,6 +173,23 @@ class EndpointFleet:
             previous = self._deployments.get(endpoint_name)
             self._deployments[endpoint_name] = deployment
             return previous
+
+    @contextmanager
+    def serving(self, endpoint_name: str) -> Iterator[Deployment | None]:
+        """The endpoint's live deployment, counted in flight for the ``with`` block (None when
+        the endpoint has none). A deployment retired between the lookup and the count (an
+        UpdateEndpoint swap) is passed over for its successor, so no request is dropped."""
+        while True:
+            deployment = self.current(endpoint_name)
+            if deployment is None:
+                yield None
+                return
+            if deployment.enter_request():
+                break
+        try:
+            yield deployment
+        finally:
+            deployment.leave_request()
 
     def remove(self, endpoint_name: str) -> Deployment | None:
         with self._lock:

@@ -95,10 +95,9 @@ def answer_invocation(
     request that started on a deployment is answered by it even if UpdateEndpoint swaps it out.
     """
     request_headers = {name.lower(): value for name, value in headers.items()}
-    deployment = fleet.current(endpoint_name)
-    if deployment is None:
-        return validation_error(f"Endpoint {endpoint_name} of account {account} not found.")
-    with deployment.serving():
+    with fleet.serving(endpoint_name) as deployment:
+        if deployment is None:
+            return validation_error(f"Endpoint {endpoint_name} of account {account} not found.")
         try:
             variant = deployment.choose(request_headers.get("x-amzn-sagemaker-target-variant"))
         except UnknownVariantError as error:
