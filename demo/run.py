@@ -2,7 +2,8 @@
 
 1. generate a small dataset in `.demo/dataset` (once),
 2. start the local SageMaker runtime (or use the one `make up` started),
-3. run the `dog_breed_classifier` DAG with `airflow dags test` and a small tuning budget,
+3. run the `dog_breed_classifier` DAG with `airflow dags test` and the local profile
+   (`include/local.yaml`: a tiny CNN, four trials, one-second polling),
 4. ask the runtime, as any AWS client would, what the run produced, and print it: the best
    hyperparameters, the rule outcomes, an endpoint prediction on a real validation image, the
    evaluation numbers, and where the artifacts are.
@@ -21,60 +22,22 @@ from pathlib import Path
 
 import boto3
 
-from demo.dataset import make_dataset
-from devtools.stack import LOCAL_REGION, REPO_ROOT, VENV_BIN, Stack
+from devtools.stack import DEMO_DIR, LOCAL_REGION, REPO_ROOT, VENV_BIN, Stack
 
 DAG_ID = "dog_breed_classifier"
-DEMO_DIR = REPO_ROOT / ".demo"
-DATASET_DIR = DEMO_DIR / "dataset"
 LOG_PATH = DEMO_DIR / "dags-test.log"
 # `airflow dags test` output: a task's state change, then the end of that task.
 TASK_STATE = re.compile(r"Task instance state updated .* new_state=(\w+)")
 TASK_END = re.compile(r"\[DAG TEST\] end task task_id=([\w.]+)")
 
 
-def demo_conf(dataset: Path) -> dict:
-    """A run that takes a few minutes on two CPU cores: a tiny CNN, 4 trials, 1-second polling."""
-    return {
-        "dataset_source": str(dataset),
-        "max_tuning_jobs": 4,
-        "max_parallel_jobs": 2,
-        "poll_interval_seconds": 1,
-        "overrides": {
-            "hyperparameters": {"backbone": "simplecnn", "epochs": 4, "image-size": 64,
-                                "freeze": "full"},
-            "tuning": {"categorical": {"batch-size": [8, 16]},
-                       "continuous": {"lr": {"min": 0.0005, "max": 0.01,
-                                             "scaling": "Logarithmic"}}},
-            "rules": {
-                # Tiny runs have far fewer than the default 500 steps between saves.
-                "collection_overrides": {"save_interval": "2"},
-                # AWS's defaults suit long runs on large data. On 96 training images the
-                # validation loss sits well above the training loss even when the model
-                # generalises, and losses of 8-image batches jump by more than 5 % step to step.
-                "debugger": {
-                    "Overfit": {"ratio_threshold": "1.0", "patience": "3"},
-                    "LossNotDecreasing": {"num_steps": "20", "increase_threshold_percent": "50"},
-                },
-            },
-            "dataset": {"cache_dir": str(DEMO_DIR / "cache")},
-        },
-    }  # fmt: skip
-
-
-def ensure_dataset() -> Path:
-    if not (DATASET_DIR / "test").is_dir():
-        make_dataset(DATASET_DIR, num_classes=4, image_size=64)
-        print(f"generated the demo dataset in {DATASET_DIR}")
-    return DATASET_DIR
-
-
-def run_dag(stack: Stack, conf: dict) -> bool:
+def run_dag(stack: Stack) -> bool:
     """`airflow dags test` with the output in LOG_PATH; True when the run succeeded."""
     env = stack.airflow_environment()
     subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip
-    command = [str(VENV_BIN / "airflow"), "dags", "test", DAG_ID, "-c", json.dumps(conf)]
+    # No conf: the run takes the local profile's defaults, as a run triggered in `make up`'s UI.
+    command = [str(VENV_BIN / "airflow"), "dags", "test", DAG_ID]
     print(f"running {DAG_ID} (full log: {LOG_PATH.relative_to(REPO_ROOT)}) ...")
     started, state = time.monotonic(), "?"
     with (
@@ -102,7 +65,7 @@ def latest(items: list[dict], key: str = "CreationTime") -> dict:
     return max(items, key=lambda item: item[key])
 
 
-def summarize(stack: Stack) -> None:
+def summarize(stack: Stack, dataset: Path) -> None:
     """What the run produced, read back through the AWS APIs of the local runtime."""
     session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
                             region_name=LOCAL_REGION)  # fmt: skip
@@ -133,14 +96,14 @@ def summarize(stack: Stack) -> None:
     endpoints = sagemaker.list_endpoints()["Endpoints"]
     if endpoints:
         endpoint = latest(endpoints)["EndpointName"]
-        image = next(path for path in sorted((DATASET_DIR / "valid").rglob("*.jpg")))
+        image = min((dataset / "valid").rglob("*.jpg"))
         answer = runtime.invoke_endpoint(
             EndpointName=endpoint,
             ContentType="image/jpeg",
             Accept="application/json",
             Body=image.read_bytes(),
         )
-        print(f"\nEndpoint {endpoint} on {image.relative_to(DATASET_DIR)}:")
+        print(f"\nEndpoint {endpoint} on {image.relative_to(dataset)}:")
         print(f"  {answer['Body'].read().decode()[:300]}")
 
     transforms = sagemaker.list_transform_jobs()["TransformJobSummaries"]
@@ -163,14 +126,14 @@ def print_evaluation(session: boto3.Session, stack: Stack, transform_name: str) 
 
 def main() -> int:
     DEMO_DIR.mkdir(exist_ok=True)
-    dataset = ensure_dataset()
     stack = Stack()
+    dataset = stack.write_local_settings()
     runtime = stack.runtime()
     started_here = runtime.running_process() is None
     runtime.start(stack.airflow_environment())
     try:
-        succeeded = run_dag(stack, demo_conf(dataset))
-        summarize(stack)
+        succeeded = run_dag(stack)
+        summarize(stack, dataset)
     finally:
         if started_here:
             runtime.stop()
