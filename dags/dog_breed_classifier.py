@@ -94,9 +94,7 @@ def dog_breed_classifier():
         **WAITS,
     )
     rule_jobs = RuleProcessingJobsOperator(
-        task_id="start_rule_jobs",
-        config=plan_rule_jobs(settings, dataset, training.output),
-        **WAITS,
+        task_id="start_rule_jobs", config=plan_rule_jobs(settings, dataset, training.output)
     )
     gate = RuleGateSensor(
         task_id="gate_on_rules",

@@ -151,7 +151,6 @@ class RuleProcessingJobsOperator(SageMakerProcessingOperator):
     """
 
     aws_hook_class = SageMakerLifecycleHook
-    template_fields = _template_fields(SageMakerProcessingOperator.template_fields)
 
     def preprocess_config(self) -> None:
         """Each request is already complete (built by request_builders.rule_processing_requests)."""
