@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from sagemaker_lifecycle import evaluation, request_builders, rule_jobs, staging
 from sagemaker_lifecycle.hooks import SageMakerLifecycleHook
+from sagemaker_lifecycle.images import resolve_image_uris
 from sagemaker_lifecycle.naming import RunNames, run_names
 from sagemaker_lifecycle.settings import load_settings
 
@@ -75,9 +76,13 @@ def _s3_client():
 
 @task
 def resolve_settings(params: dict | None = None) -> dict[str, Any]:
-    """The run's settings (XCom), so every later task sees the same values."""
+    """The run's settings (XCom), so every later task sees the same values.
+
+    Image URIs left null are derived here (sagemaker-core), once per run.
+    """
     variables = {name: Variable.get(name, default=None) for name in VARIABLE_SETTINGS}
     settings = settings_from_params(params or {}, variables)
+    settings["images"].update(resolve_image_uris(settings))
     print(f"Pipeline settings:\n{json.dumps(settings, indent=2)}")
     return settings
 

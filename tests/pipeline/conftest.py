@@ -37,9 +37,29 @@ DUMMY_AWS = {
 }
 
 
+@pytest.fixture(scope="session")
+def image_uris() -> dict:
+    """The image URIs derived from the defaults (sagemaker-core is slow to import: once)."""
+    from sagemaker_lifecycle.images import resolve_image_uris
+
+    return resolve_image_uris(load_settings())
+
+
 @pytest.fixture
-def settings() -> dict:
-    return load_settings()
+def settings_with(image_uris):
+    """Builds settings from overrides with the image URIs resolved, as resolve_settings does."""
+
+    def build(*overrides) -> dict:
+        settings = load_settings(*overrides)
+        settings["images"].update(image_uris)
+        return settings
+
+    return build
+
+
+@pytest.fixture
+def settings(settings_with) -> dict:
+    return settings_with()
 
 
 @pytest.fixture

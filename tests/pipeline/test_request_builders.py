@@ -12,7 +12,6 @@ from botocore.validate import validate_parameters
 from sagemaker_lifecycle import request_builders as rb
 from sagemaker_lifecycle.naming import NAME_PATTERN
 from sagemaker_lifecycle.rule_jobs import rule_processing_requests
-from sagemaker_lifecycle.settings import load_settings
 
 SERVICE = botocore.session.get_session().get_service_model("sagemaker")
 TUNED = {"lr": "0.0031", "batch-size": '"16"'}
@@ -42,8 +41,8 @@ def test_tuning_request_is_valid_and_encodes_hyperparameters_as_the_sdk(
     assert channels == ["train", "valid", "test"]
 
 
-def test_hyperband_forces_early_stopping_off(names, staged_dataset):
-    settings = load_settings({"tuning": {"strategy": "Hyperband", "early_stopping": "Auto"}})
+def test_hyperband_forces_early_stopping_off(names, staged_dataset, settings_with):
+    settings = settings_with({"tuning": {"strategy": "Hyperband", "early_stopping": "Auto"}})
     config = rb.tuning_job_request(settings, names, staged_dataset)["HyperParameterTuningJobConfig"]
     assert config["TrainingJobEarlyStoppingType"] == "Off"
 
@@ -71,8 +70,10 @@ def test_training_request_carries_best_values_debugger_hook_and_all_rules(
     }
 
 
-def test_collection_overrides_and_rule_parameters_become_strings(names, staged_dataset):
-    settings = load_settings({
+def test_collection_overrides_and_rule_parameters_become_strings(
+    names, staged_dataset, settings_with
+):
+    settings = settings_with({
         "rules": {"collection_overrides": {"save_interval": 2},
                   "debugger": {"Overfit": {"patience": 3}}},
     })  # fmt: skip
@@ -86,8 +87,10 @@ def test_collection_overrides_and_rule_parameters_become_strings(names, staged_d
     assert overfit["RuleParameters"] == {"rule_to_invoke": "Overfit", "patience": "3"}
 
 
-def test_processing_engine_keeps_the_hook_but_moves_rules_to_processing_jobs(names, staged_dataset):
-    settings = load_settings({"rules": {"engine": "processing"}})
+def test_processing_engine_keeps_the_hook_but_moves_rules_to_processing_jobs(
+    names, staged_dataset, settings_with
+):
+    settings = settings_with({"rules": {"engine": "processing"}})
     request = rb.training_job_request(settings, names, staged_dataset, TUNED)
     assert "DebugRuleConfigurations" not in request and "DebugHookConfig" in request
     rule_requests = rule_processing_requests(
@@ -118,8 +121,8 @@ def test_deployment_requests_are_valid(settings, names, staged_dataset):
 
 
 @pytest.mark.parametrize("strategy", ["Bayesian", "Random", "Grid"])
-def test_every_strategy_builds_a_valid_request(strategy, names, staged_dataset):
+def test_every_strategy_builds_a_valid_request(strategy, names, staged_dataset, settings_with):
     # Grid takes categorical ranges only: the None drops the continuous lr range.
-    settings = load_settings({"tuning": {"strategy": strategy, "continuous": {"lr": None}}})
+    settings = settings_with({"tuning": {"strategy": strategy, "continuous": {"lr": None}}})
     request = rb.tuning_job_request(settings, names, staged_dataset)
     assert_valid("CreateHyperParameterTuningJob", request, "HyperParameterTuningJobName", 32)
