@@ -34,6 +34,7 @@ FAMILIES = (
     ("transform", "TransformMixin"),
     ("tuning", "TuningMixin"),
     ("rules", "RulesMixin"),
+    ("processing", "ProcessingMixin"),
 )
 
 
