@@ -12,6 +12,7 @@ rule processing jobs when `rules.engine` is `processing`; both decide the same w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -21,6 +22,10 @@ ERROR_STATUSES = frozenset({"Error", "Stopped"})
 ISSUES_FOUND = "IssuesFound"
 NO_ISSUES_FOUND = "NoIssuesFound"
 NOT_REPORTED = "NotReported"
+DEBUGGER, PROFILER = "debugger", "profiler"
+# SageMaker's StatusDetails say where a rule fired: "... Evaluation of the rule X at step 7 ..."
+STEP_IN_DETAILS = re.compile(r"\bat step (\d+)")
+TABLE_HEADER = ("rule", "kind", "status", "step", "blocks deploy", "finding")
 
 
 class Decision(StrEnum):
@@ -31,12 +36,19 @@ class Decision(StrEnum):
 
 @dataclass(frozen=True)
 class RuleOutcome:
-    """One rule's evaluation as SageMaker reports it."""
+    """One rule's evaluation as SageMaker reports it; `kind` is debugger or profiler."""
 
     rule: str
     status: str
     details: str = ""
     blocking: bool = False
+    kind: str = DEBUGGER
+
+    @property
+    def step(self) -> int | None:
+        """The step at which the rule fired, when its StatusDetails name one."""
+        found = STEP_IN_DETAILS.search(self.details)
+        return int(found.group(1)) if found else None
 
 
 @dataclass
@@ -63,48 +75,62 @@ class Verdict:
         )
 
     def table(self) -> str:
-        """The outcomes as an aligned text table, for task logs."""
-        rows = [("rule", "status", "blocks deploy", "details")] + [
-            (o.rule, o.status, "yes" if o.blocking else "no", o.details.strip().replace("\n", " "))
+        """The outcomes as an aligned text table (TABLE_HEADER's columns), for task logs."""
+        rows = [TABLE_HEADER] + [
+            (o.rule, o.kind, o.status, "" if o.step is None else str(o.step),
+             "yes" if o.blocking else "no", o.details.strip().replace("\n", " "))
             for o in self.outcomes
-        ]
-        widths = [max(len(row[column]) for row in rows) for column in range(3)]
+        ]  # fmt: skip
+        aligned = len(TABLE_HEADER) - 1  # the finding, last, runs on unpadded
+        widths = [max(len(row[column]) for row in rows) for column in range(aligned)]
         return "\n".join(
-            "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True))
-            + f"  {row[3]}"
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+            + f"  {row[aligned]}"
             for row in rows
         ).rstrip()
 
 
+def expected_rule_kinds(rules: Mapping) -> dict[str, str]:
+    """Rule -> kind for every rule in the settings' `rules` section."""
+    return {
+        **dict.fromkeys(rules["debugger"], DEBUGGER),
+        **dict.fromkeys(rules["profiler"], PROFILER),
+    }
+
+
 def outcomes_from_training_job(
-    description: Mapping, blocking: Iterable[str], expected_rules: Iterable[str] = ()
+    description: Mapping, blocking: Iterable[str], expected_rules: Mapping[str, str] | None = None
 ) -> list[RuleOutcome]:
     """The rule outcomes in a DescribeTrainingJob response (debugger rules first).
 
-    SageMaker lists every configured rule from the job's start, so an `expected_rules` entry
-    still missing once the job has ended will never come: it is reported as an Error.
+    `expected_rules` maps rule -> kind (debugger or profiler). SageMaker lists every configured
+    rule from the job's start, so an expected rule still missing once the job has ended will
+    never come: it is reported as an Error.
     """
-    blocking = set(blocking)
+    blocking, expected_rules = set(blocking), expected_rules or {}
     statuses = [
-        *description.get("DebugRuleEvaluationStatuses", []),
-        *description.get("ProfilerRuleEvaluationStatuses", []),
-    ]
+        (kind, status)
+        for kind, member in ((DEBUGGER, "DebugRuleEvaluationStatuses"),
+                             (PROFILER, "ProfilerRuleEvaluationStatuses"))
+        for status in description.get(member, [])
+    ]  # fmt: skip
     outcomes = [
         RuleOutcome(
             rule=status["RuleConfigurationName"],
             status=status["RuleEvaluationStatus"],
             details=status.get("StatusDetails", ""),
             blocking=status["RuleConfigurationName"] in blocking,
+            kind=kind,
         )
-        for status in statuses
+        for kind, status in statuses
     ]
     job_status = description.get("TrainingJobStatus", "InProgress")
     if job_status not in PENDING_STATUSES:
         reported = {outcome.rule for outcome in outcomes}
         outcomes += [
             RuleOutcome(rule, "Error", f"not evaluated: the training job is {job_status} and "
-                        "reports no status for this rule", rule in blocking)
-            for rule in expected_rules
+                        "reports no status for this rule", rule in blocking, kind)
+            for rule, kind in expected_rules.items()
             if rule not in reported
         ]  # fmt: skip
     return outcomes
@@ -112,16 +138,17 @@ def outcomes_from_training_job(
 
 def decide(
     outcomes: list[RuleOutcome],
-    expected_rules: Iterable[str],
+    expected_rules: Mapping[str, str],
     blocking: Iterable[str],
     on_rule_error: str,
 ) -> Verdict:
-    """The gate's verdict over `outcomes`; rules in `expected_rules` yet unreported mean WAIT."""
+    """The gate's verdict over `outcomes`; rules of `expected_rules` (rule -> kind) not yet
+    reported mean WAIT."""
     reported = {outcome.rule for outcome in outcomes}
     blocking = set(blocking)
     outcomes = outcomes + [
-        RuleOutcome(rule=rule, status=NOT_REPORTED, blocking=rule in blocking)
-        for rule in expected_rules
+        RuleOutcome(rule=rule, status=NOT_REPORTED, blocking=rule in blocking, kind=kind)
+        for rule, kind in expected_rules.items()
         if rule not in reported
     ]
     waiting = [o.rule for o in outcomes if o.status in PENDING_STATUSES or o.status == NOT_REPORTED]

@@ -9,10 +9,12 @@ What this adds to `SageMakerHook` (platform-notes "Amazon provider SageMaker ope
 - `ensure_model` and `ensure_endpoint_config` reuse an identical resource and replace a different
   one instead of failing with "Cannot create already existing ...".
 - `deploy_endpoint` creates or updates the endpoint and waits for InService.
+- `profiler_report_uri` finds the HTML report of a training job's ProfilerReport rule.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,6 +30,9 @@ COMPLETED = "Completed"
 # Error codes SageMaker answers Describe* with for a name it does not know.
 NOT_FOUND_CODES = frozenset({"ValidationException", "ResourceNotFound"})
 ENDPOINT_PENDING = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
+# Where SageMaker (and the rule processing jobs) put the ProfilerReport rule's HTML report, under
+# <ProfilerConfig.S3OutputPath>/<job>/rule-output/; the rule's configured name may carry a suffix.
+PROFILER_REPORT_KEY = re.compile(r"ProfilerReport[^/]*/profiler-output/profiler-report\.html$")
 
 
 class SageMakerJobError(RuntimeError):
@@ -295,6 +300,18 @@ class SageMakerLifecycleHook(SageMakerHook):
             if time.monotonic() > deadline:
                 raise SageMakerJobError(f"endpoint {name} still {status} after {timeout:.0f} s")
             time.sleep(interval)
+
+    def profiler_report_uri(self, training_job_name: str) -> str | None:
+        """The s3:// URI of the job's profiler-report.html, or None while there is none."""
+        description = self.describe_job("training", training_job_name) or {}
+        output_path = description.get("ProfilerConfig", {}).get("S3OutputPath")
+        if not output_path:
+            return None
+        bucket, _, prefix = output_path.removeprefix("s3://").partition("/")
+        rule_output = f"{prefix.strip('/')}/{training_job_name}/rule-output/".lstrip("/")
+        keys = self.s3_hook.list_keys(bucket_name=bucket, prefix=rule_output) or []
+        reports = sorted(key for key in keys if PROFILER_REPORT_KEY.search(key))
+        return f"s3://{bucket}/{reports[0]}" if reports else None
 
     def delete_endpoint_and_config(self, endpoint_name: str) -> None:
         """Delete the endpoint and the config it serves (absent ones are skipped)."""

@@ -120,18 +120,18 @@ def result_uri(description: Mapping) -> str:
 
 
 def outcome_from_processing_job(
-    rule: str, description: Mapping, blocking: bool, result: Mapping | None
+    rule: str, description: Mapping, blocking: bool, result: Mapping | None, kind: str
 ) -> RuleOutcome:
-    """The rule outcome one rule job stands for.
+    """The rule outcome one rule job stands for (`kind`: debugger or profiler).
 
     `result` is the job's parsed result.json (read once the job Completed; None before). A Failed
     job, or a Completed one without a result, is a rule Error.
     """
     status = description["ProcessingJobStatus"]
     if status in STATUS_BY_JOB_STATUS:
-        return RuleOutcome(rule, STATUS_BY_JOB_STATUS[status], "", blocking)
+        return RuleOutcome(rule, STATUS_BY_JOB_STATUS[status], "", blocking, kind)
     if status == "Completed" and result is not None:
         details = result.get("status_details") or result.get("details", "")
-        return RuleOutcome(rule, result["status"], details, blocking)
+        return RuleOutcome(rule, result["status"], details, blocking, kind)
     reason = description.get("FailureReason") or f"no {RESULT_FILE} in the rule output"
-    return RuleOutcome(rule, "Error", reason, blocking)
+    return RuleOutcome(rule, "Error", reason, blocking, kind)

@@ -9,16 +9,19 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from sagemaker_lifecycle.gate import Decision, Verdict
+from sagemaker_lifecycle.gate import Decision, Verdict, expected_rule_kinds
+from sagemaker_lifecycle.hooks import SageMakerLifecycleHook
 from sagemaker_lifecycle.triggers import RuleOutcomeTrigger
 
 
 class RuleGateSensor(BaseSensorOperator):
     """Waits (deferred) for every rule of a training job, then lets deployment through or not.
 
-    Succeeds when the verdict is DEPLOY and returns the verdict dict (XCom); fails without retry
-    (AirflowFailException: a retry cannot change a rule's outcome) when it is BLOCK, naming each
-    rule that blocked. The rule table goes to the task log either way.
+    Succeeds when the verdict is DEPLOY and returns the verdict dict (XCom) with the profiler
+    report's location added (`profiler_report`: an s3:// URI, or None when the job has none);
+    fails without retry (AirflowFailException: a retry cannot change a rule's outcome) when it is
+    BLOCK, naming each rule that blocked. The rule table (rule, kind, status, step, blocks deploy,
+    finding) and the profiler report's location go to the task log either way.
 
     :param training_job_name: the job whose rules are gated (templated).
     :param rule_jobs: rule name -> processing job name when rules run as processing jobs
@@ -57,7 +60,7 @@ class RuleGateSensor(BaseSensorOperator):
             trigger=RuleOutcomeTrigger(
                 training_job_name=self.training_job_name,
                 rule_jobs=self.rule_jobs,
-                expected_rules=[*rules["debugger"], *rules["profiler"]],
+                expected_rules=expected_rule_kinds(rules),
                 blocking=rules["blocking"],
                 on_rule_error=rules["on_rule_error"],
                 poll_interval=float(self.poll_interval),
@@ -71,6 +74,9 @@ class RuleGateSensor(BaseSensorOperator):
     def execute_complete(self, context, event: Mapping[str, Any]) -> dict[str, Any]:
         verdict = Verdict.from_dict(event)
         self.log.info("Rule outcomes of %s:\n%s", self.training_job_name, verdict.table())
+        hook = SageMakerLifecycleHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        profiler_report = hook.profiler_report_uri(self.training_job_name)
+        self.log.info("Profiler report: %s", profiler_report or "none written")
         for reason in verdict.reasons:
             self.log.warning("%s", reason)
         if verdict.decision == Decision.BLOCK:
@@ -78,4 +84,4 @@ class RuleGateSensor(BaseSensorOperator):
                 f"Deployment blocked by the rules of {self.training_job_name}: "
                 + "; ".join(verdict.reasons)
             )
-        return verdict.as_dict()
+        return {**verdict.as_dict(), "profiler_report": profiler_report}

@@ -28,7 +28,7 @@ class RuleOutcomeTrigger(BaseTrigger):
     :param training_job_name: the job whose rules are gated.
     :param rule_jobs: rule name -> processing job name (engine `processing`); empty when
         SageMaker Debugger evaluates the rules.
-    :param expected_rules: every rule the verdict must include.
+    :param expected_rules: every rule the verdict must include -> its kind (debugger, profiler).
     :param blocking: the rules whose IssuesFound blocks deployment.
     :param on_rule_error: `block` or `warn`, for rules that end in Error or Stopped.
     """
@@ -38,7 +38,7 @@ class RuleOutcomeTrigger(BaseTrigger):
         *,
         training_job_name: str,
         rule_jobs: Mapping[str, str],
-        expected_rules: list[str],
+        expected_rules: Mapping[str, str],
         blocking: list[str],
         on_rule_error: str,
         poll_interval: float,
@@ -48,7 +48,7 @@ class RuleOutcomeTrigger(BaseTrigger):
         super().__init__()
         self.training_job_name = training_job_name
         self.rule_jobs = dict(rule_jobs)
-        self.expected_rules = list(expected_rules)
+        self.expected_rules = dict(expected_rules)
         self.blocking = list(blocking)
         self.on_rule_error = on_rule_error
         self.poll_interval = poll_interval
@@ -81,9 +81,9 @@ class RuleOutcomeTrigger(BaseTrigger):
             result = None
             if description["ProcessingJobStatus"] == "Completed":
                 result = await _read_json(s3, result_uri(description))
-            outcomes.append(
-                outcome_from_processing_job(rule, description, rule in self.blocking, result)
-            )
+            outcomes.append(outcome_from_processing_job(
+                rule, description, rule in self.blocking, result, self.expected_rules[rule]
+            ))  # fmt: skip
         return outcomes
 
     async def run(self) -> AsyncIterator[TriggerEvent]:

@@ -60,7 +60,10 @@ def test_full_run_tunes_trains_gates_deploys_and_evaluates(airflow, first_run):
     states = airflow.task_states(run_id)
     assert set(states.values()) == {"success"}, (states, output[-5000:])
     assert "Best training job dogbreed-tune-" in output
-    assert re.search(r"VanishingGradient\s+NoIssuesFound\s+yes", output)
+    assert re.search(r"VanishingGradient\s+debugger\s+NoIssuesFound\s+yes", output)
+    assert re.search(r"ProfilerReport\s+profiler\s+\w+", output)
+    assert re.search(r"Profiler report: s3://\S+/rule-output/ProfilerReport\S*/profiler-output/"
+                     r"profiler-report\.html", output)  # fmt: skip
     assert '{"predictions": [{"label": "00' in output
     assert re.search(r"Evaluation: images: 8, accuracy: [0-9.]+", output)
 
@@ -78,7 +81,7 @@ def test_a_blocking_rule_stops_the_run_before_deployment(airflow, blocked_run, l
     assert states["gate_on_rules"] == "failed", (states, output[-5000:])
     assert all(states[task] != "success" for task in ("create_model", "deploy_endpoint",
                                                        "batch_transform", "evaluate"))  # fmt: skip
-    assert re.search(r"VanishingGradient\s+IssuesFound\s+yes", output)
+    assert re.search(r"VanishingGradient\s+debugger\s+IssuesFound\s+\d+\s+yes", output)
     assert "Deployment blocked by the rules of" in output
     stamp = re.search(r"Rule outcomes of dogbreed-train-(\S+):", output).group(1)
     models = sagemaker(local_runtime).list_models()["Models"]

@@ -12,12 +12,14 @@ from sagemaker_lifecycle.gate import (
     decide,
     outcomes_from_training_job,
 )
+from sagemaker_lifecycle.hooks import SageMakerLifecycleHook
 from sagemaker_lifecycle.rule_jobs import outcome_from_processing_job
 from sagemaker_lifecycle.sensors import RuleGateSensor
 from sagemaker_lifecycle.triggers import RuleOutcomeTrigger
 
 STATUSES = ["InProgress", "Stopping", "NoIssuesFound", "IssuesFound", "Error", "Stopped", None]
 BLOCKING, REPORTED_ONLY = "Overfit", "LowGPUUtilization"
+EXPECTED = {BLOCKING: "debugger", REPORTED_ONLY: "profiler"}
 
 
 def expected_decision(blocking_status, other_status, on_rule_error):
@@ -41,7 +43,7 @@ def test_gate_decides_every_status_combination(blocking_status, other_status, on
         for rule, status in ((BLOCKING, blocking_status), (REPORTED_ONLY, other_status))
         if status is not None  # None: the rule has no status yet
     ]
-    verdict = decide(outcomes, [BLOCKING, REPORTED_ONLY], [BLOCKING], on_rule_error)
+    verdict = decide(outcomes, EXPECTED, [BLOCKING], on_rule_error)
     assert verdict.decision == expected_decision(blocking_status, other_status, on_rule_error)
     assert {o.rule for o in verdict.outcomes} == {BLOCKING, REPORTED_ONLY}
     if verdict.decision == Decision.BLOCK:
@@ -51,13 +53,15 @@ def test_gate_decides_every_status_combination(blocking_status, other_status, on
 def test_non_blocking_issue_deploys_with_a_warning():
     outcomes = [RuleOutcome(BLOCKING, "NoIssuesFound", "", True),
                 RuleOutcome(REPORTED_ONLY, "IssuesFound", "GPU idle", False)]  # fmt: skip
-    verdict = decide(outcomes, [BLOCKING, REPORTED_ONLY], [BLOCKING], "block")
+    verdict = decide(outcomes, EXPECTED, [BLOCKING], "block")
     assert verdict.decision == Decision.DEPLOY
     assert verdict.reasons == ["LowGPUUtilization found issues: GPU idle"]
 
 
 def test_unknown_status_blocks():
-    verdict = decide([RuleOutcome(BLOCKING, "Exploded", "", True)], [BLOCKING], [BLOCKING], "warn")
+    verdict = decide(
+        [RuleOutcome(BLOCKING, "Exploded", "", True)], {BLOCKING: "debugger"}, [BLOCKING], "warn"
+    )
     assert verdict.decision == Decision.BLOCK
     assert "unknown status 'Exploded'" in verdict.reasons[0]
 
@@ -78,28 +82,37 @@ DESCRIPTION = {
 
 def test_outcomes_are_read_from_describe_training_job_and_tabled():
     outcomes = outcomes_from_training_job(DESCRIPTION, ["Overfit", "LossNotDecreasing"])
-    assert [(o.rule, o.status, o.blocking) for o in outcomes] == [
-        ("Overfit", "IssuesFound", True),
-        ("LossNotDecreasing", "NoIssuesFound", True),
-        ("ProfilerReport", "NoIssuesFound", False),
+    assert [(o.rule, o.kind, o.status, o.step, o.blocking) for o in outcomes] == [
+        ("Overfit", "debugger", "IssuesFound", 7, True),
+        ("LossNotDecreasing", "debugger", "NoIssuesFound", None, True),
+        ("ProfilerReport", "profiler", "NoIssuesFound", None, False),
     ]
-    verdict = decide(
-        outcomes, ["Overfit", "LossNotDecreasing", "ProfilerReport"], ["Overfit"], "block"
-    )
+    expected = {"Overfit": "debugger", "LossNotDecreasing": "debugger",
+                "ProfilerReport": "profiler"}  # fmt: skip
+    verdict = decide(outcomes, expected, ["Overfit"], "block")
     assert Verdict.from_dict(verdict.as_dict()) == verdict
-    table = verdict.table().splitlines()
-    assert table[0].split() == ["rule", "status", "blocks", "deploy", "details"]
-    assert table[1].startswith("Overfit") and "at step 7" in table[1]
+    header, overfit, loss, profiler = verdict.table().splitlines()
+    assert header.split() == ["rule", "kind", "status", "step", "blocks", "deploy", "finding"]
+    assert overfit.split()[:5] == ["Overfit", "debugger", "IssuesFound", "7", "yes"]
+    assert "RuleEvaluationConditionMet" in overfit and "\n" not in overfit
+    assert loss.split() == ["LossNotDecreasing", "debugger", "NoIssuesFound", "yes"]
+    assert profiler.split() == ["ProfilerReport", "profiler", "NoIssuesFound", "no"]
+    # Columns line up: every row's status starts where the header's does.
+    assert {row.index(status) for row, status in ((header, "status"), (overfit, "IssuesFound"),
+                                                   (profiler, "NoIssuesFound"))} == {
+        header.index("status")
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(("job_status", "expected"), [("InProgress", "NotReported"),
                                                       ("Completed", "Error")])  # fmt: skip
 def test_a_rule_missing_from_the_statuses_waits_until_training_ends(job_status, expected):
     description = {**DESCRIPTION, "TrainingJobStatus": job_status}
-    outcomes = outcomes_from_training_job(description, ["Overtraining"], ["Overtraining"])
-    verdict = decide(outcomes, ["Overtraining"], ["Overtraining"], "block")
+    expected_rules = {"Overtraining": "debugger"}
+    outcomes = outcomes_from_training_job(description, ["Overtraining"], expected_rules)
+    verdict = decide(outcomes, expected_rules, ["Overtraining"], "block")
     missing = next(o for o in verdict.outcomes if o.rule == "Overtraining")
-    assert missing.status == expected
+    assert (missing.status, missing.kind) == (expected, "debugger")
     assert verdict.decision == (Decision.WAIT if job_status == "InProgress" else Decision.BLOCK)
 
 
@@ -116,8 +129,8 @@ def test_a_rule_missing_from_the_statuses_waits_until_training_ends(job_status, 
 )
 def test_rule_processing_jobs_map_to_debugger_statuses(job_status, result, expected):
     description = {"ProcessingJobStatus": job_status, "FailureReason": "boom"}
-    outcome = outcome_from_processing_job("Overfit", description, True, result)
-    assert outcome.status == expected
+    outcome = outcome_from_processing_job("Overfit", description, True, result, "debugger")
+    assert (outcome.status, outcome.kind) == (expected, "debugger")
 
 
 class FakeSageMaker:
@@ -132,7 +145,8 @@ class FakeSageMaker:
 
 def make_trigger(**overrides):
     arguments = dict(
-        training_job_name="job", rule_jobs={}, expected_rules=["Overfit", "LossNotDecreasing"],
+        training_job_name="job", rule_jobs={},
+        expected_rules={"Overfit": "debugger", "LossNotDecreasing": "debugger"},
         blocking=["Overfit"], on_rule_error="block", poll_interval=0.01, aws_conn_id=None,
     )  # fmt: skip
     return RuleOutcomeTrigger(**{**arguments, **overrides})
@@ -170,11 +184,14 @@ def test_trigger_serializes_to_its_own_arguments():
     assert RuleOutcomeTrigger(**kwargs).serialize() == (classpath, kwargs)
 
 
-def test_sensor_fails_without_retry_on_block_and_returns_the_verdict_on_deploy():
+def test_sensor_fails_without_retry_on_block_and_returns_the_verdict_on_deploy(monkeypatch):
+    report = "s3://b/jobs/job/rule-output/ProfilerReport/profiler-output/profiler-report.html"
+    monkeypatch.setattr(SageMakerLifecycleHook, "profiler_report_uri", lambda self, job: report)
     sensor = RuleGateSensor(task_id="gate", training_job_name="job", rules={})
     blocked = decide(outcomes_from_training_job(DESCRIPTION, ["Overfit"]),
-                     [], ["Overfit"], "block")  # fmt: skip
+                     {}, ["Overfit"], "block")  # fmt: skip
     with pytest.raises(AirflowFailException, match="Overfit found issues"):
         sensor.execute_complete({}, blocked.as_dict())
-    deploy = decide(outcomes_from_training_job(DESCRIPTION, []), [], [], "block")
-    assert sensor.execute_complete({}, deploy.as_dict())["decision"] == "deploy"
+    deploy = decide(outcomes_from_training_job(DESCRIPTION, []), {}, [], "block")
+    passed = sensor.execute_complete({}, deploy.as_dict())
+    assert (passed["decision"], passed["profiler_report"]) == ("deploy", report)

@@ -128,3 +128,22 @@ def test_a_failed_smoke_test_rolls_the_endpoint_back_to_its_previous_config(
     assert ("rolled back to dogbreed-epc-old" in str(raised.value)) == rolled_back
     expected = [{"EndpointName": "dogbreed-endpoint", "EndpointConfigName": previous}]
     assert deployed == (expected if rolled_back else [])
+
+
+def test_the_profiler_report_is_found_under_the_jobs_rule_output(
+    hook, s3, settings, names, staged_dataset, monkeypatch
+):
+    request = rb.training_job_request(settings, names, staged_dataset, {"lr": "0.01"})
+    # moto's DescribeTrainingJob drops ProfilerConfig: answer with the request's own.
+    monkeypatch.setattr(hook, "describe_job", lambda kind, name: request)
+    bucket = settings["aws"]["bucket"]
+    s3.create_bucket(Bucket=bucket)
+    assert hook.profiler_report_uri(names.training_job) is None
+    rule_output = f"jobs/{names.training_job}/rule-output"
+    for key in ("LowGPUUtilization/result.json",
+                "ProfilerReport-1700000000/profiler-output/profiler-reports/BatchSize.json",
+                "ProfilerReport-1700000000/profiler-output/profiler-report.html"):  # fmt: skip
+        s3.put_object(Bucket=bucket, Key=f"{rule_output}/{key}", Body=b"x")
+    assert hook.profiler_report_uri(names.training_job) == (
+        f"s3://{bucket}/{rule_output}/ProfilerReport-1700000000/profiler-output/profiler-report.html"
+    )
