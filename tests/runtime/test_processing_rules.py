@@ -7,16 +7,25 @@ import sys
 
 import pytest
 from processing_support import processing_log_messages, wait_for_processing
-from runtime_support import BUCKET, PYTORCH_IMAGE, REPO_ROOT, ROLE_ARN, training_request
-from runtime_support import upload_script, wait_for_status
+from runtime_support import (
+    BUCKET,
+    PYTORCH_IMAGE,
+    REPO_ROOT,
+    ROLE_ARN,
+    training_request,
+    upload_script,
+    wait_for_status,
+)
 from test_rules_runtime import TINY_INIT_SCRIPT
 
-sys.path.insert(0, str(REPO_ROOT / "plugins"))
-from sagemaker_lifecycle.rule_jobs import (  # noqa: E402 (needs plugins/ on sys.path)
+# Airflow puts plugins/ on sys.path; the pipeline's package is imported the same way here.
+if str(REPO_ROOT / "plugins") not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT / "plugins"))
+from sagemaker_lifecycle.rule_jobs import (
     result_uri,
     rule_processing_request,
 )
-from sagemaker_lifecycle.staging import upload_code  # noqa: E402
+from sagemaker_lifecycle.staging import upload_code
 
 pytestmark = pytest.mark.e2e
 
