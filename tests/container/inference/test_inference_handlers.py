@@ -69,7 +69,13 @@ def test_a_json_batch_answers_a_list_in_request_order_with_top_k(model: object) 
     ]
 
     assert [len(d["predictions"]) for d in documents] == [1, 1, 1]
-    assert [d["predictions"][0] for d in documents] == [s["predictions"][0] for s in single]
+    batched = [d["predictions"][0] for d in documents]
+    alone = [s["predictions"][0] for s in single]
+    assert [p["label"] for p in batched] == [p["label"] for p in alone]
+    # A batch may round differently from single pictures in the last digit (other kernels).
+    assert [p["probability"] for p in batched] == pytest.approx(
+        [p["probability"] for p in alone], abs=1e-5
+    )
 
 
 def test_csv_has_one_line_per_picture_with_label_probability_pairs(model: object) -> None:
