@@ -191,23 +191,23 @@ class ProcessingMixin:
         self._processing_lock = threading.RLock()
         self._running_processing: dict[str, _RunningProcessingJob] = {}
         for record in self.store.list(PROCESSING_JOBS):
-            if record["description"]["ProcessingJobStatus"] in ACTIVE_STATUSES:
-                self._fail_interrupted_processing_job(record, RESTART_FAILURE)
+            if record["description"]["ProcessingJobStatus"] not in ACTIVE_STATUSES:
+                continue
+            for identity in record.get("processes", []):
+                if kill_leftover_group(identity):
+                    log.info("killed the leftover process group %s", identity["pid"])
+            name = record["description"]["ProcessingJobName"]
+            self._finish_processing_job(name, "Failed", FailureReason=RESTART_FAILURE)
+            log.warning("processing job %s failed: runtime restarted", name)
 
     def shutdown(self) -> None:
         """Fail running jobs (the runtime is going away) and kill their process groups."""
-        for name in list(self._running_processing):
-            record = self.store.get(PROCESSING_JOBS, name)
-            if record is not None:
-                self._fail_interrupted_processing_job(record, SHUTDOWN_FAILURE)
-
-    def _fail_interrupted_processing_job(self, record: dict, reason: str) -> None:
-        for identity in record.get("processes", []):
-            if kill_leftover_group(identity):
-                log.info("killed the process group %s of a processing job", identity["pid"])
-        name = record["description"]["ProcessingJobName"]
-        self._finish_processing_job(name, "Failed", FailureReason=reason)
-        log.warning("processing job %s failed: %s", name, reason)
+        for name, running in list(self._running_processing.items()):
+            # Recorded before the kill, so the job's thread cannot report the kill as its outcome.
+            self._finish_processing_job(name, "Failed", FailureReason=SHUTDOWN_FAILURE)
+            running.stop_requested.set()
+            if running.process is not None:
+                running.process.stop(grace_seconds=0)
 
     # -- records -------------------------------------------------------------------------------
 

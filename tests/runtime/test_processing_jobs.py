@@ -6,7 +6,6 @@ import re
 
 import pytest
 from processing_support import (
-    LOG_GROUP,
     processing_log_messages,
     processing_request,
     upload_processing_script,
@@ -265,33 +264,42 @@ def test_list_filters_sorts_and_pages(runtime, sagemaker, s3):
     assert names[0] not in [s["ProcessingJobName"] for s in failed]
 
 
-def test_a_job_cut_off_by_a_crash_comes_back_failed_and_its_process_dies(tmp_path):
-    runtime = RuntimeProcess(tmp_path / "state").start()
+def test_jobs_cut_off_by_a_crash_or_a_shutdown_fail_and_their_processes_die(tmp_path):
+    """Also: an image without a local Python fails its job with a ClientError naming it."""
+    missing_python = json.dumps({"*/no-python:*": str(tmp_path / "no" / "python")})
+    runtime = RuntimeProcess(tmp_path / "state")
+    runtime.start({"LOCAL_SAGEMAKER_IMAGE_PYTHONS": missing_python})
     try:
-        s3, logs = runtime.client("s3"), runtime.client("logs")
+        s3 = runtime.client("s3")
         s3.create_bucket(Bucket=BUCKET)
-        upload_processing_script(s3, BUCKET, "proc-crashed", SLEEPING_SCRIPT)
-        runtime.client("sagemaker").create_processing_job(
-            **processing_request("proc-crashed", BUCKET)
-        )
-        pid = started_pid(logs, "proc-crashed")
-
-        runtime.kill_hard()
-        runtime.start()
-
-        described = runtime.client("sagemaker").describe_processing_job(
-            ProcessingJobName="proc-crashed"
-        )
-        assert described["ProcessingJobStatus"] == "Failed"
+        for name in ("proc-crashed", "proc-shut-down", "proc-no-python"):
+            upload_processing_script(s3, BUCKET, name, SLEEPING_SCRIPT)
+        no_python = processing_request("proc-no-python", BUCKET)
+        no_python["AppSpecification"]["ImageUri"] = "123456789012.dkr.ecr.aws/no-python:1"
+        runtime.client("sagemaker").create_processing_job(**no_python)
+        described = wait_for_processing(runtime.client("sagemaker"), "proc-no-python")
         assert described["FailureReason"] == (
-            "InternalServerError: the local SageMaker runtime restarted while the job was running"
+            "ClientError: no Python for image '123456789012.dkr.ecr.aws/no-python:1': "
+            f"{tmp_path}/no/python does not exist (set LOCAL_SAGEMAKER_CONTAINER_PYTHON or "
+            "LOCAL_SAGEMAKER_IMAGE_PYTHONS)"
         )
-        assert not process_alive(pid)
-        # The log written before the crash is still there.
-        stream = processing_log_messages(runtime.client("logs"), "proc-crashed")[0]
-        events = runtime.client("logs").get_log_events(
-            logGroupName=LOG_GROUP, logStreamName=stream
-        )["events"]
-        assert json.dumps(events).count("sleeping pid=") == 1
+
+        for name, end_runtime, reason in (
+            ("proc-crashed", runtime.kill_hard, "restarted"),
+            ("proc-shut-down", runtime.stop, "was shut down"),
+        ):
+            runtime.client("sagemaker").create_processing_job(**processing_request(name, BUCKET))
+            pid = started_pid(runtime.client("logs"), name)
+            end_runtime()
+            runtime.start()
+            described = runtime.client("sagemaker").describe_processing_job(ProcessingJobName=name)
+            assert described["ProcessingJobStatus"] == "Failed"
+            assert described["FailureReason"] == (
+                f"InternalServerError: the local SageMaker runtime {reason} while the job was "
+                "running"
+            )
+            assert not process_alive(pid)
+            # What the job logged before is still there.
+            assert "sleeping pid=" in processing_log_messages(runtime.client("logs"), name)[1][0]
     finally:
         runtime.stop()
