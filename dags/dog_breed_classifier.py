@@ -4,16 +4,20 @@
              >> model >> endpoint >> smoke test (rolls back) >> batch transform >> evaluate
              >> clean up
 
-Defaults live in include/pipeline.yaml; a run overrides them with the params below (`overrides`
-takes any nested setting). The same DAG runs against AWS or, with the `aws_default` connection's
-endpoint_url pointing at it, against the local runtime (`python -m local_sagemaker serve`).
+Runs weekly (Monday 00:00 UTC) and whenever the dataset asset `dog_breed_dataset` is updated (by
+whoever refreshes the data); announces each NEW dataset snapshot on the asset alias
+`dog_breed_dataset_snapshot_published`. Defaults live in include/pipeline.yaml; a run overrides
+them with the params below (`overrides` takes any nested setting). The same DAG runs against AWS
+or, with the `aws_default` connection's endpoint_url pointing at it, against the local runtime
+(`python -m local_sagemaker serve`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, dag
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag
+from sagemaker_lifecycle.assets import DATASET_REFRESHED
 from sagemaker_lifecycle.operators import (
     EndpointOperator,
     ModelOperator,
@@ -48,7 +52,9 @@ WAITS = {"check_interval": POLL_INTERVAL, "max_ingestion_time": WAIT_LIMIT}
 
 @dag(
     dag_id="dog_breed_classifier",
-    schedule="@weekly",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 0 * * 1", timezone="UTC"), assets=[DATASET_REFRESHED]
+    ),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,  # runs share one endpoint

@@ -17,6 +17,7 @@ from airflow.sdk import Variable, get_current_context, task
 from botocore.exceptions import ClientError
 
 from sagemaker_lifecycle import evaluation, request_builders, rule_jobs, staging
+from sagemaker_lifecycle.assets import SNAPSHOT_PUBLISHED, announce_new_snapshot
 from sagemaker_lifecycle.hooks import SageMakerLifecycleHook
 from sagemaker_lifecycle.images import resolve_image_uris
 from sagemaker_lifecycle.naming import RunNames, run_names
@@ -87,16 +88,19 @@ def resolve_settings(params: dict | None = None) -> dict[str, Any]:
     return settings
 
 
-@task
-def stage_dataset(settings: dict) -> dict[str, Any]:
-    """Fetch, verify, snapshot and upload the dataset and the training code."""
-    staged = staging.stage(settings, _s3_client())
+@task(outlets=[SNAPSHOT_PUBLISHED])
+def stage_dataset(settings: dict, outlet_events=None) -> dict[str, Any]:
+    """Fetch, verify, snapshot and upload the dataset and the training code; announce a new
+    snapshot through the SNAPSHOT_PUBLISHED asset alias (a reused one is not announced)."""
+    staged = staging.stage(settings, _s3_client()).as_dict()
     print(
-        f"Dataset snapshot {staged.snapshot_id} "
-        f"({'unchanged, reused' if staged.reused_snapshot else 'uploaded'}): "
-        f"{len(staged.classes)} classes, images {staged.image_counts}"
+        f"Dataset snapshot {staged['snapshot_id']} "
+        f"({'unchanged, reused' if staged['reused_snapshot'] else 'uploaded'}): "
+        f"{len(staged['classes'])} classes, images {staged['image_counts']}"
     )
-    return staged.as_dict()
+    if announce_new_snapshot(outlet_events, settings, staged):
+        print(f"Asset event: new snapshot {staged['snapshot_id']} via {SNAPSHOT_PUBLISHED.name}")
+    return staged
 
 
 @task

@@ -53,3 +53,22 @@ def test_params_default_to_the_pipeline_yaml(dag):
     assert params["max_tuning_jobs"] == defaults["tuning"]["max_jobs"]
     assert params["rules_engine"] == defaults["rules"]["engine"]
     assert params["overrides"] == {}
+
+
+def test_runs_weekly_or_when_the_dataset_asset_is_updated(dag):
+    from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable
+
+    timetable = dag.timetable
+    assert isinstance(timetable, AssetOrTimeSchedule)
+    assert isinstance(timetable.timetable, CronTriggerTimetable)
+    assert timetable.timetable.expression == "0 0 * * 1"
+    assert timetable.asset_condition.objects == (Asset(name="dog_breed_dataset"),)
+
+
+def test_stage_dataset_announces_snapshots_through_an_alias_the_dag_does_not_run_on(dag):
+    from sagemaker_lifecycle.assets import DATASET_REFRESHED, SNAPSHOT_PUBLISHED
+
+    assert dag.get_task("stage_dataset").outlets == [SNAPSHOT_PUBLISHED]
+    # Scheduled on what it announces, every new snapshot would start one more run.
+    assert SNAPSHOT_PUBLISHED.name != DATASET_REFRESHED.name
+    assert all(not task.outlets for task in dag.tasks if task.task_id != "stage_dataset")
