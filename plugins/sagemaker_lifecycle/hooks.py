@@ -9,6 +9,7 @@ What this adds to `SageMakerHook` (platform-notes "Amazon provider SageMaker ope
 - `ensure_model` and `ensure_endpoint_config` reuse an identical resource and replace a different
   one instead of failing with "Cannot create already existing ...".
 - `deploy_endpoint` creates or updates the endpoint and waits for InService.
+- `latest_completed_tuning_job` finds the tuning job a new one can warm-start from.
 - `profiler_report_uri` finds the HTML report of a training job's ProfilerReport rule.
 """
 
@@ -300,6 +301,21 @@ class SageMakerLifecycleHook(SageMakerHook):
             if time.monotonic() > deadline:
                 raise SageMakerJobError(f"endpoint {name} still {status} after {timeout:.0f} s")
             time.sleep(interval)
+
+    def latest_completed_tuning_job(self, name_prefix: str, exclude: str) -> dict | None:
+        """DescribeHyperParameterTuningJob of the newest Completed tuning job named
+        `name_prefix`..., leaving out `exclude` and its `-a<N>` retries; None when there is none.
+        """
+        pages = self.conn.get_paginator("list_hyper_parameter_tuning_jobs").paginate(
+            NameContains=name_prefix, StatusEquals=COMPLETED,
+            SortBy="CreationTime", SortOrder="Descending",
+        )  # fmt: skip
+        for page in pages:
+            for summary in page["HyperParameterTuningJobSummaries"]:
+                name = summary["HyperParameterTuningJobName"]
+                if name.startswith(name_prefix) and not name.startswith(exclude):
+                    return self.describe_job("tuning", name)
+        return None
 
     def profiler_report_uri(self, training_job_name: str) -> str | None:
         """The s3:// URI of the job's profiler-report.html, or None while there is none."""

@@ -2,9 +2,10 @@
 
 Each function returns the exact parameter dict of one API call (CreateHyperParameterTuningJob,
 CreateTrainingJob, CreateModel, CreateEndpointConfig, CreateEndpoint, CreateTransformJob,
-CreateProcessingJob), built from the pipeline settings (`settings.load_settings`), the run's names
-(`naming.RunNames`) and the staged dataset (`staging.StagedDataset.as_dict()`). The tests check
-every request against botocore's service model.
+CreateProcessingJob, and a tuning job's WarmStartConfig), built from the pipeline settings
+(`settings.load_settings`), the run's names (`naming.RunNames`) and the staged dataset
+(`staging.StagedDataset.as_dict()`). The tests check every request against botocore's service
+model.
 
 Hyperparameters are JSON-encoded as the SageMaker Python SDK's framework estimators send them
 (`"lr": "0.001"`, `"backbone": "\"resnet50\""`); the training toolkit json-decodes them again.
@@ -153,6 +154,42 @@ def tuning_job_request(settings: Mapping, names: RunNames, dataset: Mapping) -> 
             ),
             **_training_job_shape(settings, dataset),
         },
+    }
+
+
+def _tuned_signature(request: Mapping) -> dict[str, list[str]]:
+    """Range type -> sorted names of the hyperparameters a tuning request tunes."""
+    ranges = request["HyperParameterTuningJobConfig"]["ParameterRanges"]
+    return {kind: sorted(r["Name"] for r in entries) for kind, entries in ranges.items()}
+
+
+def _data_and_image(request: Mapping) -> tuple:
+    definition = request["TrainingJobDefinition"]
+    return definition["InputDataConfig"], definition["AlgorithmSpecification"]["TrainingImage"]
+
+
+def warm_start_config(parent: Mapping, request: Mapping) -> dict[str, Any] | None:
+    """The WarmStartConfig with which tuning `request` builds on the tuning job `parent`
+    (its DescribeHyperParameterTuningJob response), or None when it cannot.
+
+    SageMaker accepts a parent that optimised the same objective metric over the same tuned
+    hyperparameters (ranges may change). Over the same data and training image the parent's
+    trials count as this job's own (IdenticalDataAndAlgorithm); over a new dataset snapshot or
+    image they only seed the search (TransferLearning).
+    """
+    config = request["HyperParameterTuningJobConfig"]
+    parent_config = parent["HyperParameterTuningJobConfig"]
+    objective, parent_objective = (
+        c["HyperParameterTuningJobObjective"]["MetricName"] for c in (config, parent_config)
+    )
+    if objective != parent_objective or _tuned_signature(request) != _tuned_signature(parent):
+        return None
+    identical = _data_and_image(parent) == _data_and_image(request)
+    return {
+        "ParentHyperParameterTuningJobs": [
+            {"HyperParameterTuningJobName": parent["HyperParameterTuningJobName"]}
+        ],
+        "WarmStartType": "IdenticalDataAndAlgorithm" if identical else "TransferLearning",
     }
 
 

@@ -105,8 +105,24 @@ def stage_dataset(settings: dict, outlet_events=None) -> dict[str, Any]:
 
 @task
 def plan_tuning(settings: dict, dataset: dict) -> dict[str, Any]:
-    """The CreateHyperParameterTuningJob request."""
-    return request_builders.tuning_job_request(settings, current_run_names(settings), dataset)
+    """The CreateHyperParameterTuningJob request; with tuning.warm_start, warm-started from the
+    project's newest completed tuning job (see request_builders.warm_start_config)."""
+    names = current_run_names(settings)
+    request = request_builders.tuning_job_request(settings, names, dataset)
+    if not settings["tuning"]["warm_start"]:
+        return request
+    parent = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID).latest_completed_tuning_job(
+        f"{names.project}-tune-", exclude=names.tuning_job
+    )
+    warm_start = parent and request_builders.warm_start_config(parent, request)
+    if warm_start:
+        request["WarmStartConfig"] = warm_start
+        parent_name = parent["HyperParameterTuningJobName"]
+        print(f"Warm start ({warm_start['WarmStartType']}) from tuning job {parent_name}")
+    elif parent:
+        print(f"Cold start: {parent['HyperParameterTuningJobName']} tuned another objective or "
+              "other hyperparameters")  # fmt: skip
+    return request
 
 
 @task

@@ -147,3 +147,23 @@ def test_the_profiler_report_is_found_under_the_jobs_rule_output(
     assert hook.profiler_report_uri(names.training_job) == (
         f"s3://{bucket}/{rule_output}/ProfilerReport-1700000000/profiler-output/profiler-report.html"
     )
+
+
+def test_the_warm_start_parent_is_a_completed_tuning_job_of_another_run(
+    hook, settings, staged_dataset
+):
+    from datetime import datetime
+
+    from sagemaker_lifecycle.naming import run_names
+
+    def tuning_job(project, run_id):
+        names = run_names(project, run_id, datetime(2026, 11, 1))
+        hook.start_job("tuning", rb.tuning_job_request(settings, names, staged_dataset))
+        return names.tuning_job
+
+    earlier = tuning_job("dogbreed", "scheduled__1")
+    tuning_job("otherproj", "scheduled__2")  # another project's job is never a parent
+    current = tuning_job("dogbreed", "scheduled__3")
+    parent = hook.latest_completed_tuning_job("dogbreed-tune-", exclude=current)
+    assert parent["HyperParameterTuningJobName"] == earlier
+    assert hook.latest_completed_tuning_job("dogbreed-tune-", exclude="dogbreed-tune-") is None

@@ -126,3 +126,37 @@ def test_every_strategy_builds_a_valid_request(strategy, names, staged_dataset, 
     settings = settings_with({"tuning": {"strategy": strategy, "continuous": {"lr": None}}})
     request = rb.tuning_job_request(settings, names, staged_dataset)
     assert_valid("CreateHyperParameterTuningJob", request, "HyperParameterTuningJobName", 32)
+
+
+def test_warm_start_over_the_same_snapshot_reuses_the_parents_trials(
+    settings, names, staged_dataset
+):
+    parent = {**rb.tuning_job_request(settings, names, staged_dataset),
+              "HyperParameterTuningJobName": "dogbreed-tune-261101-aaaaaaaa"}  # fmt: skip
+    request = rb.tuning_job_request(settings, names, staged_dataset)
+    request["WarmStartConfig"] = rb.warm_start_config(parent, request)
+    assert request["WarmStartConfig"] == {
+        "ParentHyperParameterTuningJobs": [
+            {"HyperParameterTuningJobName": "dogbreed-tune-261101-aaaaaaaa"}
+        ],
+        "WarmStartType": "IdenticalDataAndAlgorithm",
+    }
+    assert_valid("CreateHyperParameterTuningJob", request, "HyperParameterTuningJobName", 32)
+
+
+def test_warm_start_over_a_new_snapshot_transfers_and_a_new_objective_starts_cold(
+    settings_with, names, staged_dataset
+):
+    parent = rb.tuning_job_request(settings_with(), names, staged_dataset)
+    refreshed = {**staged_dataset, "channels": {
+        split: uri.replace("0123456789abcdef", "fedcba9876543210")
+        for split, uri in staged_dataset["channels"].items()}}  # fmt: skip
+    request = rb.tuning_job_request(settings_with(), names, refreshed)
+    assert rb.warm_start_config(parent, request)["WarmStartType"] == "TransferLearning"
+    minimizing = settings_with({"tuning": {"objective_metric": "valid_loss",
+                                           "objective_type": "Minimize"}})  # fmt: skip
+    assert rb.warm_start_config(parent, rb.tuning_job_request(minimizing, names, refreshed)) is None
+    more_ranges = settings_with({"tuning": {"integer": {"epochs": {"min": 1, "max": 3}}}})
+    assert (
+        rb.warm_start_config(parent, rb.tuning_job_request(more_ranges, names, refreshed)) is None
+    )

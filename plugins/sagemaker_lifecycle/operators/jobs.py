@@ -61,14 +61,18 @@ def _template_fields(base: Sequence[str]) -> tuple[str, ...]:
 
 
 class TuningJobOperator(_LifecycleJobMixin, SageMakerTuningOperator):
-    """Runs a hyperparameter tuning job; XCom: the best training job and its tuned values."""
+    """Runs a hyperparameter tuning job; XCom: the best training job and its tuned values.
+
+    A job warm-started over identical data and algorithm competes with its parents' trials: the
+    best of all of them (OverallBestTrainingJob) is the one to train.
+    """
 
     job_kind = "tuning"
     template_fields = _template_fields(SageMakerTuningOperator.template_fields)
 
     def execute(self, context) -> dict[str, Any]:
         description = self.run_job(on_poll=self._log_progress)
-        best = description.get("BestTrainingJob")
+        best = description.get("OverallBestTrainingJob") or description.get("BestTrainingJob")
         if not best:
             raise RuntimeError(
                 f"tuning job {self.job_name} completed without a best training job: "
