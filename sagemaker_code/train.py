@@ -7,7 +7,8 @@ Runs as SageMaker's training toolkit runs a script-mode entry point, from the co
 or with no arguments when ``SM_HPS`` / ``hyperparameters.json`` hold the hyperparameters
 (``classifier/hyperparameters.py`` lists them). Channels: ``train`` and ``valid`` (or one
 ``train`` channel holding ``train/ valid/ test/``), optional ``test``, and optional
-``pretrained`` with one state-dict file for the backbone.
+``pretrained`` with one state-dict file for the backbone (without it, a resnet starts from
+torchvision's ImageNet weights, or from scratch with ``--pretrained-weights none``).
 
 Outputs: one ``#metrics`` line per epoch (and ``#metrics test_loss=... test_acc=...`` with a
 test split) on stdout; the best epoch's model in ``SM_MODEL_DIR`` (``classifier/artifact.py``);
@@ -33,6 +34,7 @@ from classifier.models import (
     build_model,
     find_weights_file,
     load_backbone_weights,
+    load_imagenet_weights,
     set_trainable,
     trainable_for_epoch,
     use_out_of_place_relu,
@@ -123,14 +125,16 @@ def load_data(env: TrainingEnvironment, hp: Hyperparameters) -> tuple[list[str],
 
 
 def build_network(env: TrainingEnvironment, hp: Hyperparameters, num_classes: int) -> nn.Module:
-    """The backbone with a fresh head, and the ``pretrained`` channel's weights if given."""
+    """The backbone with a fresh head, starting from the weights the job asked for."""
     network = build_model(hp.backbone, num_classes)
     if "pretrained" in env.channels:
         load_backbone_weights(network, find_weights_file(env.channels["pretrained"]))
+    elif hp.pretrained_weights == "imagenet" and hp.backbone != "simplecnn":
+        load_imagenet_weights(network, hp.backbone)
     elif hp.freeze != "full":
         print(
             f"warning: freeze={hp.freeze} keeps a randomly initialised {hp.backbone} backbone "
-            "(at first); give a 'pretrained' channel with its weights or use freeze=full",
+            "(at first); give it pretrained weights or use freeze=full",
             file=sys.stderr,
         )
     return network

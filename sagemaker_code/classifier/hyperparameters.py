@@ -19,6 +19,7 @@ from classifier.errors import TrainingError
 from classifier.models import BACKBONES, FREEZE_POLICIES
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+PRETRAINED_WEIGHTS = ("imagenet", "none")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class Hyperparameters:
     image_size: side of the square pictures the network sees (cached once at that size).
     label_smoothing: of the cross-entropy loss, in [0, 1). seed: weights, order, augmentation.
     num_workers: threads decoding pictures into the cache (None: one per CPU).
+    pretrained_weights: a resnet's starting weights when there is no ``pretrained`` channel:
+    ``imagenet`` (torchvision's) or ``none`` (from scratch). simplecnn always starts fresh.
     """
 
     lr: float
@@ -44,6 +47,7 @@ class Hyperparameters:
     optimizer: str
     seed: int
     num_workers: int | None
+    pretrained_weights: str
 
 
 def _decoded(kind: Callable[[Any], Any]) -> Callable[[str], Any]:
@@ -69,6 +73,7 @@ _SPEC: tuple[tuple[str, Callable[[Any], Any], Any], ...] = (
     ("optimizer", str, "adam"),
     ("seed", int, 0),
     ("num-workers", int, None),
+    ("pretrained-weights", str, "imagenet"),
 )
 
 
@@ -117,6 +122,12 @@ def _check_ranges(hp: Hyperparameters) -> None:
             ("backbone", hp.backbone, hp.backbone in BACKBONES, f"one of {BACKBONES}"),
             ("freeze", hp.freeze, hp.freeze in FREEZE_POLICIES, f"one of {FREEZE_POLICIES}"),
             ("optimizer", hp.optimizer, hp.optimizer in OPTIMIZERS, f"one of {OPTIMIZERS}"),
+            (
+                "pretrained-weights",
+                hp.pretrained_weights,
+                hp.pretrained_weights in PRETRAINED_WEIGHTS,
+                f"one of {PRETRAINED_WEIGHTS}",
+            ),
         )
         if not ok
     ]

@@ -1,10 +1,11 @@
 """The backbones and what is trained of them.
 
-Backbones: ``resnet18``, ``resnet34``, ``resnet50`` (torchvision, built with ``weights=None``:
-nothing is downloaded; ImageNet-style weights come from the ``pretrained`` channel as a
-state-dict file, see ``load_backbone_weights``) and ``simplecnn``, three conv blocks that
-train in seconds on a CPU for tests, demos and tuning trials. Every backbone's classifier
-layer is called ``fc``.
+Backbones: ``resnet18``, ``resnet34``, ``resnet50`` (torchvision) and ``simplecnn``, three conv
+blocks that train in seconds on a CPU for tests, demos and tuning trials. Every backbone's
+classifier layer is called ``fc``. A resnet's starting weights come, in this order, from a
+state-dict file in the ``pretrained`` channel (network-isolated jobs; ``load_backbone_weights``),
+from torchvision's ImageNet weights (downloaded, or found in torch hub's cache;
+``load_imagenet_weights``), or nowhere (``pretrained-weights none``: trained from scratch).
 
 Freeze policies: ``head`` trains ``fc`` only, ``full`` trains everything, ``staged`` trains
 ``fc`` for the first epoch and everything afterwards (``trainable_for_epoch``).
@@ -81,7 +82,7 @@ def find_weights_file(folder: Path) -> Path:
 
 
 def load_backbone_weights(model: nn.Module, weights_file: Path) -> None:
-    """Load a state dict into everything but the ``fc`` head (its class count differs).
+    """Load a state-dict file into everything but the ``fc`` head (its class count differs).
 
     Accepts a plain state dict or ``{"state_dict": ...}``. Raises ``TrainingError`` when a
     backbone tensor is missing, extra or of another shape: the file is for another
@@ -91,6 +92,28 @@ def load_backbone_weights(model: nn.Module, weights_file: Path) -> None:
     state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else None
     if not isinstance(state, dict):
         raise TrainingError(f"{weights_file} holds no state dict")
+    _load_backbone_state(model, state, str(weights_file))
+
+
+def load_imagenet_weights(model: nn.Module, backbone: str) -> None:
+    """Load torchvision's ImageNet weights of ``backbone`` into everything but the head.
+
+    torch hub takes them from its cache (``$TORCH_HOME/hub/checkpoints``) or downloads them;
+    without internet access that fails, and the ``TrainingError`` says what to do instead.
+    """
+    weights = torchvision.models.get_model_weights(backbone).DEFAULT
+    try:
+        state = weights.get_state_dict(progress=False)
+    except OSError as error:  # URLError and friends: no route to download.pytorch.org
+        raise TrainingError(
+            f"could not get the ImageNet weights of {backbone} from {weights.url} ({error}); "
+            "a job without internet access needs a 'pretrained' channel holding them, or "
+            "pretrained-weights=none to train from scratch"
+        ) from error
+    _load_backbone_state(model, state, weights.url)
+
+
+def _load_backbone_state(model: nn.Module, state: dict, source: str) -> None:
     expected = {k: v for k, v in model.state_dict().items() if not k.startswith(HEAD_PREFIX)}
     wrong = [
         name
@@ -100,7 +123,7 @@ def load_backbone_weights(model: nn.Module, weights_file: Path) -> None:
     wrong += [n for n in state if n not in expected and not n.startswith(HEAD_PREFIX)]
     if wrong:
         raise TrainingError(
-            f"{weights_file} does not fit the {type(model).__name__} backbone: "
+            f"{source} does not fit the {type(model).__name__} backbone: "
             f"{len(wrong)} tensors missing, extra or of another shape, e.g. {wrong[:3]}"
         )
     model.load_state_dict({name: state[name] for name in expected}, strict=False)
