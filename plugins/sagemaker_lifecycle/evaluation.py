@@ -7,12 +7,20 @@ matched to its input by relative path (with or without the input's sub-folders, 
 exact output key rule is not documented); every input must have exactly one output.
 
 The report (accuracy, top-k accuracy, per-class precision/recall/F1, macro F1, the confusion
-matrix) is written as `report.json`, `report.md` and `confusion_matrix.png` under a prefix the
-caller chooses (the pipeline uses `s3://<bucket>/evaluation/<transform job>/`).
+matrix) is written as `report.json`, `report.md`, `report.html` (headline numbers, per-class
+table, the confusion matrix inlined) and `confusion_matrix.png` under a prefix the caller chooses
+(the pipeline uses `s3://<bucket>/evaluation/<transform job>/`).
+
+Top-k accuracy is the share of images whose true class is among the k most probable predicted
+classes, with k = min(top_k, number of classes) and top_k = evaluation.top_k (5 by default, the
+figure ImageNet-style benchmarks quote). It is reported under the key `top_<k>_accuracy`:
+`top_5_accuracy` for the 133 dog breeds, `top_2_accuracy` for a two-class dataset.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import io
 import json
 from collections.abc import Mapping
@@ -26,6 +34,7 @@ OUTPUT_SUFFIX = ".out"
 MAX_CELL_PIXELS = 40
 MATRIX_PIXELS = 800  # the confusion matrix picture is at most about this wide
 MAX_LABELLED_CLASSES = 40
+TOP_K = 5
 
 
 class EvaluationError(ValueError):
@@ -100,15 +109,26 @@ def ranked_labels(output: bytes, key: str) -> list[str]:
         ) from error
 
 
-def score(pairs: list[tuple[str, list[str]]], classes: list[str]) -> dict[str, Any]:
-    """Metrics over (true label, ranked predicted labels) pairs; `classes` fixes the order."""
+def score(
+    pairs: list[tuple[str, list[str]]], classes: list[str], top_k: int = TOP_K
+) -> dict[str, Any]:
+    """Metrics over (true label, ranked predicted labels) pairs; `classes` fixes the order.
+
+    Top-k accuracy uses k = min(`top_k`, number of classes); EvaluationError when a ranking holds
+    fewer labels than that (the endpoint's CLASSIFIER_TOP_K is too small).
+    """
     index = {name: i for i, name in enumerate(classes)}
     matrix = [[0] * len(classes) for _ in classes]
+    top_k = min(top_k, len(classes))
     for truth, ranking in pairs:
         if truth not in index or not ranking or ranking[0] not in index:
             raise EvaluationError(f"label {truth!r} or prediction {ranking[:1]} is not a class")
+        if len(ranking) < top_k:
+            raise EvaluationError(
+                f"{len(ranking)} predicted classes for a {truth} image; top-{top_k} accuracy "
+                f"needs {top_k} (raise CLASSIFIER_TOP_K, evaluation.top_k)"
+            )
         matrix[index[truth]][index[ranking[0]]] += 1
-    top_k = min((len(ranking) for _, ranking in pairs), default=0)
     per_class = {}
     for i, name in enumerate(classes):
         true_positive = matrix[i][i]
@@ -155,11 +175,46 @@ def render_confusion_matrix(matrix: list[list[int]], classes: list[str]) -> byte
     return buffer.getvalue()
 
 
+def top_k_accuracy(report: Mapping[str, Any]) -> tuple[str, float]:
+    """(`top_<k>_accuracy`, its value) of a `score` report."""
+    return next((key, value) for key, value in report.items()
+                if key.startswith("top_") and key.endswith("_accuracy"))  # fmt: skip
+
+
+def render_html_report(report: Mapping[str, Any], confusion_matrix_png: bytes) -> str:
+    """A self-contained HTML page: headline numbers, per-class table, the confusion matrix."""
+    top_key, top_value = top_k_accuracy(report)
+    k = top_key.removeprefix("top_").removesuffix("_accuracy")
+    headline = [("images", str(report["count"])), ("accuracy", f"{report['accuracy']:.4f}"),
+                (f"top-{k} accuracy", f"{top_value:.4f}"),
+                ("macro F1", f"{report['macro_f1']:.4f}")]  # fmt: skip
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{c['precision']:.3f}</td><td>{c['recall']:.3f}</td>"
+        f"<td>{c['f1']:.3f}</td><td>{c['support']}</td></tr>"
+        for name, c in report["per_class"].items()
+    )
+    picture = base64.b64encode(confusion_matrix_png).decode()
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Evaluation report</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}</style></head><body>"
+        "<h1>Evaluation report</h1><table>"
+        + "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in headline)
+        + "</table><h2>Per class</h2><table><tr><th>class</th><th>precision</th><th>recall</th>"
+        f"<th>F1</th><th>support</th></tr>{rows}</table>"
+        "<h2>Confusion matrix</h2><p>Rows: true class; columns: predicted class (numbered in the"
+        " row order); shade: share of the row.</p>"
+        f"<img alt='confusion matrix' src='data:image/png;base64,{picture}'></body></html>"
+    )
+
+
 def evaluate_transform(
-    s3, input_uri: str, output_uri: str, classes: list[str], report_uri: str
+    s3, input_uri: str, output_uri: str, classes: list[str], report_uri: str, top_k: int = TOP_K
 ) -> dict[str, Any]:
-    """Score the transform of `input_uri` written to `output_uri`; the report, also uploaded
-    under the s3:// prefix `report_uri`."""
+    """Score the transform of `input_uri` written to `output_uri` (top-k with k = min(`top_k`,
+    classes)); the report, also uploaded under the s3:// prefix `report_uri`. The returned
+    report names the uploads: report_uri (JSON), html_report_uri, confusion_matrix_uri."""
     _, input_prefix = split_s3_uri(input_uri)
     bucket, output_prefix = split_s3_uri(output_uri.rstrip("/") + "/")
     matched = match_outputs(
@@ -169,14 +224,16 @@ def evaluate_transform(
     for input_key, output_key in sorted(matched.items()):
         body = s3.get_object(Bucket=bucket, Key=output_key)["Body"].read()
         pairs.append((label_of(input_key), ranked_labels(body, output_key)))
-    report = score(pairs, classes)
+    report = score(pairs, classes, top_k)
     report_bucket, report_prefix = split_s3_uri(report_uri.rstrip("/") + "/")
     report["report_uri"] = f"s3://{report_bucket}/{report_prefix}report.json"
+    report["html_report_uri"] = f"s3://{report_bucket}/{report_prefix}report.html"
     report["confusion_matrix_uri"] = f"s3://{report_bucket}/{report_prefix}confusion_matrix.png"
+    picture = render_confusion_matrix(report["confusion_matrix"], classes)
     uploads = {
-        "confusion_matrix.png": (render_confusion_matrix(report["confusion_matrix"], classes),
-                                 "image/png"),
+        "confusion_matrix.png": (picture, "image/png"),
         "report.md": (format_report(report).encode(), "text/markdown"),
+        "report.html": (render_html_report(report, picture).encode(), "text/html"),
         "report.json": (json.dumps(report, indent=2).encode(), "application/json"),
     }  # fmt: skip
     for name, (body, content_type) in uploads.items():
@@ -188,10 +245,9 @@ def evaluate_transform(
 
 def format_report(report: Mapping[str, Any]) -> str:
     """The headline numbers and the per-class table, for task logs."""
-    headline = [f"images: {report['count']}", f"accuracy: {report['accuracy']:.4f}"]
-    headline += [f"{key}: {value:.4f}" for key, value in report.items()
-                 if key.startswith("top_") and key.endswith("_accuracy")]  # fmt: skip
-    headline.append(f"macro F1: {report['macro_f1']:.4f}")
+    top_key, top_value = top_k_accuracy(report)
+    headline = [f"images: {report['count']}", f"accuracy: {report['accuracy']:.4f}",
+                f"{top_key}: {top_value:.4f}", f"macro F1: {report['macro_f1']:.4f}"]  # fmt: skip
     width = max(len(name) for name in report["classes"]) if report["classes"] else 5
     rows = [f"{'class'.ljust(width)}  precision  recall  f1      support"] + [
         f"{name.ljust(width)}  {c['precision']:9.3f}  {c['recall']:6.3f}  {c['f1']:.3f}  "
@@ -200,5 +256,6 @@ def format_report(report: Mapping[str, Any]) -> str:
     ]
     return (
         "Evaluation: " + ", ".join(headline) + "\n" + "\n".join(rows)
-        + f"\nreport: {report['report_uri']}\nconfusion matrix: {report['confusion_matrix_uri']}"
+        + f"\nreport: {report['report_uri']} (HTML: {report['html_report_uri']})"
+        + f"\nconfusion matrix: {report['confusion_matrix_uri']}"
     )  # fmt: skip

@@ -206,6 +206,7 @@ def evaluate(settings: dict, dataset: dict, transform: dict) -> dict[str, Any]:
         transform["OutputPath"],
         dataset["classes"],
         report_uri=f"s3://{settings['aws']['bucket']}/evaluation/{transform['TransformJobName']}/",
+        top_k=settings["evaluation"]["top_k"],
     )
     print(evaluation.format_report(report))
     minimum = settings["evaluation"]["min_accuracy"]
@@ -214,7 +215,9 @@ def evaluate(settings: dict, dataset: dict, transform: dict) -> dict[str, Any]:
             f"accuracy {report['accuracy']:.4f} on {settings['transform']['split']} is below "
             f"evaluation.min_accuracy {minimum}"
         )
-    return {key: report[key] for key in ("accuracy", "macro_f1", "count", "report_uri")}
+    top_key, _ = evaluation.top_k_accuracy(report)
+    kept = ("accuracy", top_key, "macro_f1", "count", "report_uri", "html_report_uri")
+    return {key: report[key] for key in kept}
 
 
 @task

@@ -1,5 +1,6 @@
 """Evaluation of a batch transform from synthetic transform outputs in S3."""
 
+import base64
 import io
 import json
 
@@ -105,3 +106,30 @@ def test_confusion_matrix_picture_scales_to_many_classes():
     matrix = [[int(i == j) for j in range(133)] for i in range(133)]
     picture = Image.open(io.BytesIO(evaluation.render_confusion_matrix(matrix, classes)))
     assert picture.width <= evaluation.MATRIX_PIXELS + 40
+
+
+def test_html_report_holds_the_headline_the_classes_and_the_inlined_matrix(transform_in_s3):
+    report = evaluation.evaluate_transform(transform_in_s3, INPUT, OUTPUT, CLASSES, REPORT)
+    assert report["html_report_uri"] == f"{REPORT}report.html"
+    stored = transform_in_s3.get_object(Bucket=BUCKET, Key="evaluation/job/report.html")
+    assert stored["ContentType"] == "text/html"
+    page = stored["Body"].read().decode()
+    assert "<th>accuracy</th><td>0.6667</td>" in page
+    assert "<th>top-3 accuracy</th><td>1.0000</td>" in page
+    assert all(f"<td>{name}</td>" in page for name in CLASSES)
+    inlined = page.split("data:image/png;base64,")[1].split("'")[0]
+    picture = transform_in_s3.get_object(Bucket=BUCKET, Key="evaluation/job/confusion_matrix.png")
+    assert base64.b64decode(inlined) == picture["Body"].read()
+
+
+def test_top_k_is_capped_by_the_classes_and_named_after_k():
+    pairs = [(truth, ranking) for truth, _, ranking in CASES]
+    assert "top_3_accuracy" in evaluation.score(pairs, CLASSES, top_k=5)
+    top_two = evaluation.score(pairs, CLASSES, top_k=2)
+    assert top_two["top_2_accuracy"] == pytest.approx(5 / 6)  # c1.jpg ranks its class third
+    assert "top_3_accuracy" not in top_two
+
+
+def test_too_few_predictions_for_top_k_are_named():
+    with pytest.raises(evaluation.EvaluationError, match="top-3 accuracy needs 3"):
+        evaluation.score([(CLASSES[0], CLASSES[:2])], CLASSES, top_k=5)
