@@ -22,6 +22,7 @@ from test_rules_runtime import TINY_INIT_SCRIPT
 if str(REPO_ROOT / "plugins") not in sys.path:
     sys.path.insert(0, str(REPO_ROOT / "plugins"))
 from sagemaker_lifecycle.rule_jobs import (
+    outcome_from_processing_job,
     result_uri,
     rule_processing_request,
 )
@@ -79,9 +80,13 @@ def test_rule_jobs_built_by_the_pipeline_evaluate_a_real_training_output(runtime
     training_job = "proc-rules-trained"
     train_with_debugger(runtime, training_job)
     dataset = {"code_uri": upload_code(s3, BUCKET, "code")[1]}
+    rules = {  # rule -> (kind, RuleParameters)
+        "VanishingGradient": ("debugger", {}),
+        "LowGPUUtilization": ("profiler", {"window": 5}),
+    }
     requests = {
         rule: rule_processing_request(SETTINGS, dataset, training_job, rule, parameters)
-        for rule, parameters in (("VanishingGradient", {}), ("LowGPUUtilization", {"window": 5}))
+        for rule, (_, parameters) in rules.items()
     }
     for request in requests.values():
         request["AppSpecification"]["ContainerArguments"] += EXPLICIT_PATHS
@@ -93,6 +98,11 @@ def test_rule_jobs_built_by_the_pipeline_evaluate_a_real_training_output(runtime
         assert description["ProcessingJobStatus"] == "Completed", description.get("FailureReason")
         # Where the pipeline's gate reads the finding (rule_jobs.result_uri).
         results[rule] = read_result(s3, description)
+        # The gate decides on the same outcome as with SageMaker Debugger.
+        outcome = outcome_from_processing_job(
+            rule, description, True, results[rule], kind=rules[rule][0]
+        )
+        assert outcome.status == results[rule]["status"]
         messages = processing_log_messages(runtime.client("logs"), request["ProcessingJobName"])[1]
         assert any(message.startswith("#rule-result ") for message in messages)
 
