@@ -2,7 +2,7 @@
 
     settings >> stage >> tune >> train (Debugger hooks + rules) >> gate on the rules
              >> model >> endpoint >> smoke test (rolls back) >> batch transform >> evaluate
-             >> clean up
+             >> clean up;  any failure >> stop the run's jobs, delete its unused model and config
 
 Runs weekly (Monday 00:00 UTC) and whenever the dataset asset `dog_breed_dataset` is updated (by
 whoever refreshes the data); announces each NEW dataset snapshot on the asset alias
@@ -31,6 +31,7 @@ from sagemaker_lifecycle.settings import load_defaults
 from sagemaker_lifecycle.tasks import (
     AWS_CONN_ID,
     clean_up_endpoint,
+    clean_up_failed_run,
     evaluate,
     plan_deployment,
     plan_rule_jobs,
@@ -125,6 +126,10 @@ def dog_breed_classifier():
     model >> endpoint
     smoke_test >> transform
     report >> clean_up_endpoint(settings, endpoint.output)
+    # Any of these failing (or upstream_failed) triggers it; a successful run skips it.
+    [tuning, training, rule_jobs, gate, model, endpoint, smoke_test, transform, report] >> (
+        clean_up_failed_run(settings)
+    )
 
 
 dog_breed_classifier()

@@ -10,6 +10,7 @@ What this adds to `SageMakerHook` (platform-notes "Amazon provider SageMaker ope
   one instead of failing with "Cannot create already existing ...".
 - `deploy_endpoint` creates or updates the endpoint and waits for InService.
 - `latest_completed_tuning_job` finds the tuning job a new one can warm-start from.
+- `stop_running_jobs` and `delete_unused_deployment` clean up after a failed run.
 - `profiler_report_uri` finds the HTML report of a training job's ProfilerReport rule.
 """
 
@@ -191,6 +192,19 @@ class SageMakerLifecycleHook(SageMakerHook):
         except ClientError as error:
             self.log.info("%s %s was not stopped: %s", kind.noun, name, error)
 
+    def stop_running_jobs(self, kind_name: str, name_contains: str) -> list[str]:
+        """Stop every InProgress job of `kind_name` whose name contains `name_contains`; returns
+        their names."""
+        kind = JOB_KINDS[kind_name]
+        summaries = kind.name_key.replace("Name", "Summaries")  # TrainingJobSummaries, ...
+        pages = self.conn.get_paginator(f"list_{kind.api_suffix}s").paginate(
+            NameContains=name_contains, StatusEquals="InProgress"
+        )
+        running = [summary[kind.name_key] for page in pages for summary in page[summaries]]
+        for name in running:
+            self.stop_job(kind_name, name)
+        return running
+
     def wait_for_job(
         self,
         kind_name: str,
@@ -328,6 +342,38 @@ class SageMakerLifecycleHook(SageMakerHook):
         keys = self.s3_hook.list_keys(bucket_name=bucket, prefix=rule_output) or []
         reports = sorted(key for key in keys if PROFILER_REPORT_KEY.search(key))
         return f"s3://{bucket}/{reports[0]}" if reports else None
+
+    def _configs_serving(self, endpoint_name: str) -> set[str]:
+        """The configs the endpoint serves or is being updated to (empty without an endpoint)."""
+        endpoint = self._describe_or_none("describe_endpoint", EndpointName=endpoint_name) or {}
+        pending = endpoint.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
+        return {name for name in (endpoint.get("EndpointConfigName"), pending) if name}
+
+    def delete_unused_deployment(
+        self, endpoint_name: str, config_name: str, model_name: str
+    ) -> list[str]:
+        """Delete the endpoint config `config_name` and the model `model_name` unless the
+        endpoint `endpoint_name` serves (or is moving to) them; returns what was deleted."""
+        serving = self._configs_serving(endpoint_name)
+        models_in_use = {
+            variant["ModelName"]
+            for config in serving
+            for variant in self.conn.describe_endpoint_config(EndpointConfigName=config)[
+                "ProductionVariants"
+            ]
+        }
+        deleted = []
+        for resource, name, in_use in ((ENDPOINT_CONFIG, config_name, serving),
+                                       (MODEL, model_name, models_in_use)):  # fmt: skip
+            key = {resource.name_key: name}
+            if name in in_use or not self._describe_or_none(
+                f"describe_{resource.api_suffix}", **key
+            ):
+                continue
+            getattr(self.conn, f"delete_{resource.api_suffix}")(**key)
+            self.log.info("Deleted %s %s", resource.noun, name)
+            deleted.append(f"{resource.noun} {name}")
+        return deleted
 
     def delete_endpoint_and_config(self, endpoint_name: str) -> None:
         """Delete the endpoint and the config it serves (absent ones are skipped)."""

@@ -25,10 +25,15 @@ RULE_JOB_MAX_RUNTIME_SECONDS = 3600
 STATUS_BY_JOB_STATUS = {"InProgress": "InProgress", "Stopping": "Stopping", "Stopped": "Stopped"}
 
 
+def rule_job_prefix(training_job: str) -> str:
+    """What the names of `training_job`'s rule jobs (and its `-a<N>` retries') start with."""
+    return f"{training_job[:26].rstrip('-')}-"
+
+
 def rule_job_name(training_job: str, rule: str) -> str:
     """`<job[:26]>-<rule[:26]>-<8 hex>`, the form SageMaker gives Debugger's rule jobs."""
     digest = hashlib.blake2b(f"{training_job}/{rule}".encode(), digest_size=4).hexdigest()
-    return check_name(f"{training_job[:26].rstrip('-')}-{rule[:26]}-{digest}")
+    return check_name(f"{rule_job_prefix(training_job)}{rule[:26]}-{digest}")
 
 
 def _s3_input(name: str, uri: str, local_path: str) -> dict[str, Any]:

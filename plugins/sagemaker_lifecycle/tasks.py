@@ -2,7 +2,8 @@
 
 Each task does one step that is not a SageMaker job: resolve the run's settings, stage the data,
 turn the previous step's result into the next API request, smoke-test the endpoint, evaluate the
-batch transform and clean up. Requests come from `request_builders`, names from `naming`.
+batch transform, clean up the endpoint and, when the run failed, what the run left behind.
+Requests come from `request_builders`, names from `naming`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from airflow.sdk import Variable, get_current_context, task
+from airflow.sdk import TriggerRule, Variable, get_current_context, task
 from botocore.exceptions import ClientError
 
 from sagemaker_lifecycle import evaluation, request_builders, rule_jobs, staging
@@ -228,3 +229,31 @@ def clean_up_endpoint(settings: dict, endpoint: dict) -> str:
         return f"kept endpoint {name}"
     SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID).delete_endpoint_and_config(name)
     return f"deleted endpoint {name}"
+
+
+def run_job_filters(names: RunNames) -> dict[str, str]:
+    """Job kind -> what the names of that kind's jobs of the run contain (retries included)."""
+    return {
+        "tuning": names.tuning_job,
+        "training": names.run_stamp,  # the best-model job and the tuning job's trials
+        "transform": names.transform_job,
+        "processing": rule_jobs.rule_job_prefix(names.training_job),
+    }
+
+
+@task(trigger_rule=TriggerRule.ONE_FAILED)
+def clean_up_failed_run(settings: dict) -> dict[str, list[str]]:
+    """After a failed task: stop the run's jobs still running (a retried or killed task's job
+    would otherwise run, and bill, on), then delete the run's model and endpoint config unless
+    the endpoint serves them. Skipped when nothing failed."""
+    names = current_run_names(settings)
+    hook = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID)
+    stopped = [
+        name
+        for kind, name_contains in run_job_filters(names).items()
+        for name in hook.stop_running_jobs(kind, name_contains)
+    ]
+    deleted = hook.delete_unused_deployment(names.endpoint, names.endpoint_config, names.model)
+    print(f"Clean-up of failed run {names.run_stamp}: stopped {stopped or 'no job'}; "
+          f"deleted {deleted or 'nothing'}")  # fmt: skip
+    return {"stopped": stopped, "deleted": deleted}

@@ -72,3 +72,12 @@ def test_stage_dataset_announces_snapshots_through_an_alias_the_dag_does_not_run
     # Scheduled on what it announces, every new snapshot would start one more run.
     assert SNAPSHOT_PUBLISHED.name != DATASET_REFRESHED.name
     assert all(not task.outlets for task in dag.tasks if task.task_id != "stage_dataset")
+
+
+def test_a_failure_anywhere_after_staging_triggers_the_clean_up(dag):
+    clean_up = dag.get_task("clean_up_failed_run")
+    assert clean_up.trigger_rule == "one_failed"
+    for task_id in ("tune_hyperparameters", "train_best_model", "start_rule_jobs",
+                    "gate_on_rules", "create_model", "deploy_endpoint", "smoke_test_endpoint",
+                    "batch_transform", "evaluate"):  # fmt: skip
+        assert task_id in clean_up.upstream_task_ids

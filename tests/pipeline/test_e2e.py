@@ -1,13 +1,17 @@
 """The whole DAG against the local SageMaker runtime, through `airflow dags test`.
 
-Two runs on two logical dates over one unchanged dataset (a backfill of two dates): the first
-deploys and evaluates; the second forces a rule to fire and must stop before deployment, reusing
-the first run's snapshot. A task of the first run is then run again, as a cleared task would be.
+Two runs on two logical dates over one unchanged dataset (a backfill of two dates, driven by
+`airflow dags test` since `airflow backfill create` needs a running scheduler): the first deploys
+and evaluates and announces its new snapshot; the second reuses that snapshot without uploading
+or announcing it, warm-starts its tuning from the first, forces a rule to fire, stops before
+deployment and cleans up. A task of the first run is then run again, as a cleared task would be.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import sqlite3
 
 import boto3
 import pytest
@@ -58,6 +62,7 @@ def test_full_run_tunes_trains_gates_deploys_and_evaluates(airflow, first_run):
     result, run_id = first_run
     output = result.stdout + result.stderr
     states = airflow.task_states(run_id)
+    assert states.pop("clean_up_failed_run") == "skipped", output[-5000:]
     assert set(states.values()) == {"success"}, (states, output[-5000:])
     assert "Best training job dogbreed-tune-" in output
     assert re.search(r"VanishingGradient\s+debugger\s+NoIssuesFound\s+yes", output)
@@ -65,7 +70,8 @@ def test_full_run_tunes_trains_gates_deploys_and_evaluates(airflow, first_run):
     assert re.search(r"Profiler report: s3://\S+/rule-output/ProfilerReport\S*/profiler-output/"
                      r"profiler-report\.html", output)  # fmt: skip
     assert '{"predictions": [{"label": "00' in output
-    assert re.search(r"Evaluation: images: 8, accuracy: [0-9.]+", output)
+    assert re.search(r"Evaluation: images: 8, accuracy: [0-9.]+, top_2_accuracy: 1.0000", output)
+    assert re.search(r"\(HTML: s3://dog-breed-classifier/evaluation/\S+/report\.html\)", output)
 
 
 def test_first_run_leaves_an_in_service_endpoint(first_run, local_runtime):
@@ -86,12 +92,37 @@ def test_a_blocking_rule_stops_the_run_before_deployment(airflow, blocked_run, l
     stamp = re.search(r"Rule outcomes of dogbreed-train-(\S+):", output).group(1)
     models = sagemaker(local_runtime).list_models()["Models"]
     assert f"dogbreed-model-{stamp}" not in [model["ModelName"] for model in models]
+    assert states["clean_up_failed_run"] == "success"
+    assert f"Clean-up of failed run {stamp}: stopped no job; deleted nothing" in output
 
 
-def test_second_date_reuses_the_unchanged_snapshot(first_run, blocked_run):
+def test_second_date_reuses_the_unchanged_snapshot_and_announces_no_asset_event(
+    airflow, first_run, blocked_run
+):
     first, second = (run[0].stdout + run[0].stderr for run in (first_run, blocked_run))
     snapshot = re.search(r"Dataset snapshot (\w+) \(uploaded\)", first).group(1)
     assert f"Dataset snapshot {snapshot} (unchanged, reused)" in second
+    assert f"Asset event: new snapshot {snapshot}" in first
+    assert "Asset event" not in second
+    with sqlite3.connect(airflow.home / "airflow.db") as db:
+        events = db.execute(
+            "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.uri = ?",
+            ("s3://dog-breed-classifier/datasets",),
+        ).fetchall()
+    assert [json.loads(extra)["snapshot_id"] for (extra,) in events] == [snapshot]
+
+
+def test_second_date_warm_starts_from_the_first_dates_tuning_job(blocked_run, local_runtime):
+    output = blocked_run[0].stdout + blocked_run[0].stderr
+    warm = re.search(r"Warm start \(IdenticalDataAndAlgorithm\) from tuning job (\S+)", output)
+    assert warm, output[-5000:]
+    tuning_job = re.search(r"Creating hyperparameter tuning job (\S+)", output).group(1)
+    described = sagemaker(local_runtime).describe_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=tuning_job
+    )
+    assert described["WarmStartConfig"]["ParentHyperParameterTuningJobs"] == [
+        {"HyperParameterTuningJobName": warm.group(1)}
+    ]
 
 
 def test_a_rerun_training_task_adopts_its_completed_job(airflow, first_run, local_runtime):

@@ -167,3 +167,77 @@ def test_the_warm_start_parent_is_a_completed_tuning_job_of_another_run(
     parent = hook.latest_completed_tuning_job("dogbreed-tune-", exclude=current)
     assert parent["HyperParameterTuningJobName"] == earlier
     assert hook.latest_completed_tuning_job("dogbreed-tune-", exclude="dogbreed-tune-") is None
+
+
+def test_a_failed_runs_model_and_config_are_deleted_unless_the_endpoint_serves_them(hook, settings):
+    from datetime import datetime
+
+    from sagemaker_lifecycle.naming import run_names
+
+    serving, failed = (run_names("dogbreed", run_id, datetime(2026, 11, 1))
+                       for run_id in ("scheduled__1", "scheduled__2"))  # fmt: skip
+    for names in (serving, failed):
+        hook.ensure_model(rb.model_request(settings, names, f"s3://b/{names.run_stamp}/m.tar.gz"))
+        hook.ensure_endpoint_config(rb.endpoint_config_request(settings, names))
+    hook.conn.create_endpoint(**rb.endpoint_request(serving))
+    endpoint = serving.endpoint
+    assert hook.delete_unused_deployment(endpoint, serving.endpoint_config, serving.model) == []
+    assert hook.delete_unused_deployment(endpoint, failed.endpoint_config, failed.model) == [
+        f"endpoint config {failed.endpoint_config}",
+        f"model {failed.model}",
+    ]
+    assert hook.delete_unused_deployment(endpoint, failed.endpoint_config, failed.model) == []
+    assert [m["ModelName"] for m in hook.conn.list_models()["Models"]] == [serving.model]
+
+
+class ListingSageMaker:
+    """Lists scripted job summaries (one page per call) and records stop calls."""
+
+    def __init__(self, jobs):
+        self.jobs, self.stopped = jobs, []
+
+    def get_paginator(self, operation):
+        summaries = {"list_training_jobs": ("TrainingJobSummaries", "TrainingJobName",
+                                            "TrainingJobStatus")}[operation]  # fmt: skip
+        jobs = self.jobs
+
+        class Paginator:
+            def paginate(self, NameContains, StatusEquals):
+                key, name_key, status_key = summaries
+                return [{key: [{name_key: name, status_key: status}
+                               for name, status in jobs.items()
+                               if NameContains in name and status == StatusEquals]}]  # fmt: skip
+
+        return Paginator()
+
+    def stop_training_job(self, TrainingJobName):
+        self.stopped.append(TrainingJobName)
+
+
+def test_only_the_runs_running_jobs_are_stopped(monkeypatch):
+    client = ListingSageMaker({"dogbreed-train-261101-aaaa1111": "InProgress",
+                               "dogbreed-tune-261101-aaaa1111-001-0f0f0f0f": "InProgress",
+                               "dogbreed-tune-261101-aaaa1111-002-1e1e1e1e": "Completed",
+                               "dogbreed-train-261108-bbbb2222": "InProgress"})  # fmt: skip
+    monkeypatch.setattr(SageMakerLifecycleHook, "conn", client)
+    hook = SageMakerLifecycleHook(aws_conn_id=None, region_name="us-east-1")
+    stopped = hook.stop_running_jobs("training", "261101-aaaa1111")
+    assert (
+        stopped
+        == client.stopped
+        == ["dogbreed-train-261101-aaaa1111", "dogbreed-tune-261101-aaaa1111-001-0f0f0f0f"]
+    )
+
+
+def test_the_clean_up_filters_match_every_job_name_the_run_gives(names):
+    from sagemaker_lifecycle.naming import retry_name
+    from sagemaker_lifecycle.rule_jobs import rule_job_name
+    from sagemaker_lifecycle.tasks import run_job_filters
+
+    filters = run_job_filters(names)
+    retried_training = retry_name(names.training_job, 2)
+    assert filters["tuning"] in retry_name(names.tuning_job, 2, 32)
+    assert filters["training"] in names.training_job and filters["training"] in retried_training
+    assert filters["transform"] in names.transform_job
+    for training_job in (names.training_job, retried_training):
+        assert rule_job_name(training_job, "VanishingGradient").startswith(filters["processing"])
