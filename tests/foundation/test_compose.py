@@ -61,6 +61,18 @@ def test_project_folders_are_mounted_into_every_airflow_service(folder):
         assert f"./{folder}" in sources, f"{name} does not mount ./{folder}"
 
 
+def test_plugins_find_include_and_sagemaker_code_beside_them():
+    """plugins/sagemaker_lifecycle locates include/ and sagemaker_code/ as siblings of plugins/."""
+    for name in AIRFLOW_SERVICES:
+        targets = {
+            volume.split(":")[0]: volume.split(":")[1]
+            for volume in COMPOSE["services"][name]["volumes"]
+        }
+        plugins_parent = Path(targets["./plugins"]).parent
+        for folder in ("include", "sagemaker_code"):
+            assert Path(targets[f"./{folder}"]) == plugins_parent / folder
+
+
 def test_default_connection_points_at_the_runtime_service():
     env = COMPOSE["services"]["airflow-scheduler"]["environment"]
     match = re.fullmatch(r"\$\{AIRFLOW_CONN_AWS_DEFAULT:-(.+)\}", env["AIRFLOW_CONN_AWS_DEFAULT"])
