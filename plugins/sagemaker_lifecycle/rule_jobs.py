@@ -19,6 +19,9 @@ from sagemaker_lifecycle.naming import check_name
 from sagemaker_lifecycle.request_builders import RULE_ENTRY_POINT, training_output_path
 
 CODE_DIR = "/opt/ml/processing/input/code"
+DEBUG_OUTPUT_DIR = "/opt/ml/processing/input/debug-output"
+PROFILER_OUTPUT_DIR = "/opt/ml/processing/input/profiler-output"
+RULE_OUTPUT_DIR = "/opt/ml/processing/output/rule"
 RESULT_FILE = "result.json"
 RULE_JOB_MAX_RUNTIME_SECONDS = 3600
 # ProcessingJobStatus -> RuleEvaluationStatus while no result can exist yet, or never will.
@@ -53,10 +56,15 @@ def rule_processing_request(
 ) -> dict[str, Any]:
     """The CreateProcessingJob request evaluating `rule` over `training_job`'s output."""
     job_output = f"{training_output_path(settings)}/{training_job}"
+    # The paths equal evaluate_rules.py's defaults; they are passed anyway because a runtime that
+    # relocates /opt/ml (the local one) can rewrite arguments but not a script's defaults.
     arguments = {
         "--rule": rule,
         "--rule-parameters": json.dumps({k: str(v) for k, v in parameters.items()}),
         "--training-job-name": training_job,
+        "--debug-output": DEBUG_OUTPUT_DIR,
+        "--profiler-output": PROFILER_OUTPUT_DIR,
+        "--output-dir": RULE_OUTPUT_DIR,
     }
     return {
         "ProcessingJobName": rule_job_name(training_job, rule),
@@ -71,16 +79,8 @@ def rule_processing_request(
         },
         "ProcessingInputs": [
             _s3_input("code", dataset["code_uri"], CODE_DIR),
-            _s3_input(
-                "debug-output",
-                f"{job_output}/debug-output",
-                "/opt/ml/processing/input/debug-output",
-            ),
-            _s3_input(
-                "profiler-output",
-                f"{job_output}/profiler-output",
-                "/opt/ml/processing/input/profiler-output",
-            ),
+            _s3_input("debug-output", f"{job_output}/debug-output", DEBUG_OUTPUT_DIR),
+            _s3_input("profiler-output", f"{job_output}/profiler-output", PROFILER_OUTPUT_DIR),
         ],
         "ProcessingOutputConfig": {
             "Outputs": [
@@ -88,7 +88,7 @@ def rule_processing_request(
                     "OutputName": "rule-output",
                     "S3Output": {
                         "S3Uri": f"{job_output}/rule-output/{rule}",
-                        "LocalPath": "/opt/ml/processing/output/rule",
+                        "LocalPath": RULE_OUTPUT_DIR,
                         "S3UploadMode": "EndOfJob",
                     },
                 }

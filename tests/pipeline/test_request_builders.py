@@ -102,6 +102,15 @@ def test_processing_engine_keeps_the_hook_but_moves_rules_to_processing_jobs(
         arguments = rule_request["AppSpecification"]["ContainerArguments"]
         assert arguments[arguments.index("--rule") + 1] == rule_request["Environment"]["RULE_NAME"]
         inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in rule_request["ProcessingInputs"]}
+        # Container paths go in as arguments too: a runtime can rewrite those, not the defaults.
+        paths = {
+            i["InputName"]: i["S3Input"]["LocalPath"] for i in rule_request["ProcessingInputs"]
+        }
+        paths["output-dir"] = rule_request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"][
+            "LocalPath"
+        ]
+        for name in ("debug-output", "profiler-output", "output-dir"):
+            assert arguments[arguments.index(f"--{name}") + 1] == paths[name]
         assert inputs["code"] == staged_dataset["code_uri"]
         assert inputs["debug-output"].endswith(f"/jobs/{request['TrainingJobName']}/debug-output")
 
