@@ -3,8 +3,9 @@
 Two runs on two logical dates over one unchanged dataset (a backfill of two dates, driven by
 `airflow dags test` since `airflow backfill create` needs a running scheduler): the first deploys
 and evaluates and announces its new snapshot; the second reuses that snapshot without uploading
-or announcing it, warm-starts its tuning from the first, forces a rule to fire, stops before
-deployment and cleans up. A task of the first run is then run again, as a cleared task would be.
+or announcing it, warm-starts its tuning from the first, evaluates its rules as processing jobs
+(rules.engine: processing), forces a rule to fire, stops before deployment and cleans up. A task
+of the first run is then run again, as a cleared task would be.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -20,6 +22,7 @@ pytestmark = pytest.mark.e2e
 
 FIRST_DATE, SECOND_DATE = "2026-11-01T00:00:00+00:00", "2026-11-08T00:00:00+00:00"
 RUN_ID = re.compile(r"run_id=(\S+?),")
+BLOCKED_RUN_STARTED: list[datetime] = []  # when the second date's run began (set once)
 
 
 def run_id_of(output: str) -> str:
@@ -49,13 +52,21 @@ def blocked_run(airflow, e2e_dataset, e2e_conf, first_run):
         "debugger": {"VanishingGradient": {"threshold": "1000"}},
     })  # fmt: skip
     conf["max_tuning_jobs"] = 1
+    # Processing jobs evaluate this run's rules (accounts without Debugger); the gate must block
+    # on their outcome exactly as on Debugger's.
+    conf["rules_engine"] = "processing"
+    BLOCKED_RUN_STARTED.append(datetime.now(UTC))
     result = airflow.dags_test(conf, SECOND_DATE)
     return result, run_id_of(result.stdout + result.stderr)
 
 
-def sagemaker(runtime_url):
-    return boto3.client("sagemaker", endpoint_url=runtime_url, region_name="us-east-1",
+def client(service, runtime_url):
+    return boto3.client(service, endpoint_url=runtime_url, region_name="us-east-1",
                         aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+
+
+def sagemaker(runtime_url):
+    return client("sagemaker", runtime_url)
 
 
 def test_full_run_tunes_trains_gates_deploys_and_evaluates(airflow, first_run):
@@ -88,6 +99,9 @@ def test_a_blocking_rule_stops_the_run_before_deployment(airflow, blocked_run, l
     assert all(states[task] != "success" for task in ("create_model", "deploy_endpoint",
                                                        "batch_transform", "evaluate"))  # fmt: skip
     assert re.search(r"VanishingGradient\s+debugger\s+IssuesFound\s+\d+\s+yes", output)
+    assert re.search(r"Profiler report: s3://\S+/rule-output/ProfilerReport/profiler-output/"
+                     r"profiler-report\.html", output)  # fmt: skip
+    assert states["start_rule_jobs"] == "success"
     assert "Deployment blocked by the rules of" in output
     stamp = re.search(r"Rule outcomes of dogbreed-train-(\S+):", output).group(1)
     models = sagemaker(local_runtime).list_models()["Models"]
@@ -110,6 +124,29 @@ def test_second_date_reuses_the_unchanged_snapshot_and_announces_no_asset_event(
             ("s3://dog-breed-classifier/datasets",),
         ).fetchall()
     assert [json.loads(extra)["snapshot_id"] for (extra,) in events] == [snapshot]
+
+
+def test_a_backfill_of_two_dates_trains_once_per_date_without_uploading_again(
+    airflow, first_run, blocked_run, local_runtime
+):
+    listed = airflow.run("dags", "list-runs", "dog_breed_classifier", "-o", "json")
+    runs = {run["run_id"]: run for run in json.loads(listed.stdout)}
+    run_ids = [first_run[1], blocked_run[1]]
+    assert [runs[run_id]["logical_date"][:10] for run_id in run_ids] == ["2026-11-01", "2026-11-08"]
+    assert [airflow.task_states(run_id)["train_best_model"] for run_id in run_ids] == [
+        "success",
+        "success",
+    ]
+    first_output = first_run[0].stdout + first_run[0].stderr
+    snapshot = re.search(r"Dataset snapshot (\w+) \(uploaded\)", first_output).group(1)
+    pages = (
+        client("s3", local_runtime)
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket="dog-breed-classifier", Prefix=f"datasets/{snapshot}/")
+    )
+    written = [item["LastModified"] for page in pages for item in page["Contents"]]
+    assert len(written) == 1 + 2 * (12 + 4 + 4)  # manifest + every image of two classes
+    assert max(written) < BLOCKED_RUN_STARTED[0]
 
 
 def test_second_date_warm_starts_from_the_first_dates_tuning_job(blocked_run, local_runtime):
