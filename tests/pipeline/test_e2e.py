@@ -130,7 +130,9 @@ def test_a_backfill_of_two_dates_trains_once_per_date_without_uploading_again(
     airflow, first_run, blocked_run, local_runtime
 ):
     listed = airflow.run("dags", "list-runs", "dog_breed_classifier", "-o", "json")
-    runs = {run["run_id"]: run for run in json.loads(listed.stdout)}
+    # Log lines may precede the JSON document on stdout.
+    document = next(line for line in listed.stdout.splitlines() if line.startswith("["))
+    runs = {run["run_id"]: run for run in json.loads(document)}
     run_ids = [first_run[1], blocked_run[1]]
     assert [runs[run_id]["logical_date"][:10] for run_id in run_ids] == ["2026-11-01", "2026-11-08"]
     assert [airflow.task_states(run_id)["train_best_model"] for run_id in run_ids] == [
