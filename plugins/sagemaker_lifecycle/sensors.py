@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException
+from botocore.exceptions import ClientError
 
 from sagemaker_lifecycle.gate import Decision, Verdict, expected_rule_kinds
 from sagemaker_lifecycle.hooks import SageMakerLifecycleHook
@@ -74,8 +75,7 @@ class RuleGateSensor(BaseSensorOperator):
     def execute_complete(self, context, event: Mapping[str, Any]) -> dict[str, Any]:
         verdict = Verdict.from_dict(event)
         self.log.info("Rule outcomes of %s:\n%s", self.training_job_name, verdict.table())
-        hook = SageMakerLifecycleHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
-        profiler_report = hook.profiler_report_uri(self.training_job_name)
+        profiler_report = self._profiler_report()
         self.log.info("Profiler report: %s", profiler_report or "none written")
         for reason in verdict.reasons:
             self.log.warning("%s", reason)
@@ -85,3 +85,13 @@ class RuleGateSensor(BaseSensorOperator):
                 + "; ".join(verdict.reasons)
             )
         return {**verdict.as_dict(), "profiler_report": profiler_report}
+
+    def _profiler_report(self) -> str | None:
+        """The report's s3:// URI; None (with a warning) when it cannot be looked up, since the
+        lookup must not hide the verdict."""
+        hook = SageMakerLifecycleHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        try:
+            return hook.profiler_report_uri(self.training_job_name)
+        except ClientError as error:
+            self.log.warning("Could not look up the profiler report: %s", error)
+            return None

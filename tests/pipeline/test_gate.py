@@ -195,3 +195,18 @@ def test_sensor_fails_without_retry_on_block_and_returns_the_verdict_on_deploy(m
     deploy = decide(outcomes_from_training_job(DESCRIPTION, []), {}, [], "block")
     passed = sensor.execute_complete({}, deploy.as_dict())
     assert (passed["decision"], passed["profiler_report"]) == ("deploy", report)
+
+
+def test_a_failed_profiler_report_lookup_does_not_hide_the_verdict(monkeypatch):
+    from botocore.exceptions import ClientError
+
+    def denied(self, job):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "ListObjectsV2")
+
+    monkeypatch.setattr(SageMakerLifecycleHook, "profiler_report_uri", denied)
+    sensor = RuleGateSensor(task_id="gate", training_job_name="job", rules={})
+    blocked = decide(outcomes_from_training_job(DESCRIPTION, ["Overfit"]), {}, ["Overfit"], "block")
+    with pytest.raises(AirflowFailException, match="Overfit found issues"):
+        sensor.execute_complete({}, blocked.as_dict())
+    deploy = decide(outcomes_from_training_job(DESCRIPTION, []), {}, [], "block")
+    assert sensor.execute_complete({}, deploy.as_dict())["profiler_report"] is None
