@@ -12,8 +12,14 @@ from processing_support import (
     wait_for_processing,
     wait_for_processing_line,
 )
-from runtime_support import BUCKET, RuntimeProcess, process_alive
-from test_protocol import SAGEMAKER, raw_call, shape_violations  # the core's shape checker
+from runtime_support import (
+    BUCKET,
+    SAGEMAKER,
+    RuntimeProcess,
+    process_alive,
+    raw_call,
+    shape_violations,
+)
 
 # Reads every file of its input folder, writes their total size to the output folder, and leaves
 # an exit message: each path reaches it as a container path, in an argument or the environment.

@@ -35,16 +35,6 @@ SETTINGS = {
     "images": {"training": PYTORCH_IMAGE},
     "instances": {"rules": "ml.m5.xlarge", "volume_size_gb": 30},
 }
-# evaluate_rules.py's defaults are these container paths; the local runtime rewrites container
-# paths it is given, not a script's defaults, so they are passed explicitly (same values).
-EXPLICIT_PATHS = [
-    "--debug-output",
-    "/opt/ml/processing/input/debug-output",
-    "--profiler-output",
-    "/opt/ml/processing/input/profiler-output",
-    "--output-dir",
-    "/opt/ml/processing/output/rule",
-]
 
 
 def train_with_debugger(runtime, name: str) -> None:
@@ -89,7 +79,6 @@ def test_rule_jobs_built_by_the_pipeline_evaluate_a_real_training_output(runtime
         for rule, (_, parameters) in rules.items()
     }
     for request in requests.values():
-        request["AppSpecification"]["ContainerArguments"] += EXPLICIT_PATHS
         sagemaker.create_processing_job(**request)
 
     results = {}

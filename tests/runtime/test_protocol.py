@@ -13,62 +13,18 @@ import pytest
 from botocore.exceptions import ClientError
 from runtime_support import (
     BUCKET,
+    SAGEMAKER,
     client_environment,
+    raw_call,
+    shape_violations,
     training_request,
     upload_script,
     wait_for_status,
 )
 
 pytestmark = pytest.mark.e2e
-SAGEMAKER = botocore.session.get_session().get_service_model("sagemaker")
 LOGS = botocore.session.get_session().get_service_model("logs")
 AWS_CLI = Path(__file__).resolve().parents[2] / ".venvs" / "airflow" / "bin" / "aws"
-JSON_TYPES = {
-    "structure": dict, "map": dict, "list": list, "string": str, "boolean": bool,
-    "integer": int, "long": int, "double": (int, float), "float": (int, float),
-    "timestamp": (int, float),
-}  # fmt: skip
-
-
-def shape_violations(shape, value, path="$") -> list[str]:
-    """Where ``value`` (raw wire JSON) breaks ``shape``: unknown members, wrong JSON types
-    (timestamps must be epoch numbers), missing required members, values outside an enum."""
-    expected = JSON_TYPES.get(shape.type_name, object)
-    if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
-        return [f"{path}: {type(value).__name__} is not {shape.type_name}"]
-    problems = []
-    if shape.type_name == "structure":
-        problems += [
-            f"{path}.{m}: required, missing" for m in shape.required_members if m not in value
-        ]
-        for key, item in value.items():
-            if key not in shape.members:
-                problems.append(f"{path}.{key}: not a member of {shape.name}")
-            else:
-                problems += shape_violations(shape.members[key], item, f"{path}.{key}")
-    elif shape.type_name == "list":
-        for index, item in enumerate(value):
-            problems += shape_violations(shape.member, item, f"{path}[{index}]")
-    elif shape.type_name == "map":
-        for key, item in value.items():
-            problems += shape_violations(shape.value, item, f"{path}.{key}")
-    elif getattr(shape, "enum", None) and value not in shape.enum:
-        problems.append(f"{path}: {value!r} not in enum")
-    return problems
-
-
-def raw_call(runtime, target: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        runtime.url,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"},
-    )
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 @pytest.fixture(scope="module")

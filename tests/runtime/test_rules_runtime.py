@@ -8,14 +8,16 @@ import time
 import pytest
 from runtime_support import (
     BUCKET,
+    SAGEMAKER,
     RuntimeProcess,
     process_alive,
+    raw_call,
+    shape_violations,
     training_request,
     upload_script,
     wait_for_log_line,
     wait_for_status,
 )
-from test_protocol import SAGEMAKER, raw_call, shape_violations  # the core's shape checker
 
 pytestmark = pytest.mark.e2e
 

@@ -7,8 +7,7 @@ import re
 
 import pytest
 from botocore.exceptions import ClientError
-from runtime_support import BUCKET, RuntimeProcess
-from test_protocol import SAGEMAKER, raw_call, shape_violations
+from runtime_support import BUCKET, SAGEMAKER, RuntimeProcess, raw_call, shape_violations
 from tuning_support import (
     PARAMETER_RANGES,
     all_trials,
