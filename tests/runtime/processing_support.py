@@ -2,7 +2,7 @@
 
 import time
 
-from runtime_support import PYTORCH_IMAGE, ROLE_ARN, TERMINAL_STATUSES
+from runtime_support import PYTORCH_IMAGE, ROLE_ARN, TERMINAL_STATUSES, poll_until
 
 CODE_PATH = "/opt/ml/processing/input/code"
 LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
@@ -50,14 +50,10 @@ def upload_processing_script(s3, bucket: str, name: str, script: str) -> None:
 
 def wait_for_processing(sagemaker, name: str, statuses=TERMINAL_STATUSES, timeout=90) -> dict:
     """Poll DescribeProcessingJob until its status is one of ``statuses``; returns it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        described = sagemaker.describe_processing_job(ProcessingJobName=name)
-        if described["ProcessingJobStatus"] in statuses:
-            return described
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{name} still {described['ProcessingJobStatus']} after {timeout} s")
-        time.sleep(0.2)
+    return poll_until(
+        name, lambda: sagemaker.describe_processing_job(ProcessingJobName=name),
+        "ProcessingJobStatus", statuses, timeout,
+    )  # fmt: skip
 
 
 def processing_log_messages(logs, name: str) -> tuple[str, list[str]]:

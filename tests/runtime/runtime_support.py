@@ -176,16 +176,28 @@ def start_script_job(runtime, bucket: str, name: str, script: str, **overrides) 
     return request
 
 
-def wait_for_status(sagemaker, name: str, statuses=TERMINAL_STATUSES, timeout=90) -> dict:
-    """Poll DescribeTrainingJob until its status is one of ``statuses``; returns the response."""
+def poll_until(
+    name: str, describe, status_key: str, statuses, timeout: float, interval: float = 0.2
+) -> dict:
+    """Call ``describe()`` until ``response[status_key]`` is one of ``statuses``; returns it.
+
+    ``name`` (the job's) only labels the TimeoutError."""
     deadline = time.monotonic() + timeout
     while True:
-        described = sagemaker.describe_training_job(TrainingJobName=name)
-        if described["TrainingJobStatus"] in statuses:
+        described = describe()
+        if described[status_key] in statuses:
             return described
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{name} still {described['TrainingJobStatus']} after {timeout} s")
-        time.sleep(0.2)
+            raise TimeoutError(f"{name} still {described[status_key]} after {timeout} s")
+        time.sleep(interval)
+
+
+def wait_for_status(sagemaker, name: str, statuses=TERMINAL_STATUSES, timeout=90) -> dict:
+    """Poll DescribeTrainingJob until its status is one of ``statuses``; returns the response."""
+    return poll_until(
+        name, lambda: sagemaker.describe_training_job(TrainingJobName=name),
+        "TrainingJobStatus", statuses, timeout,
+    )  # fmt: skip
 
 
 def wait_for_log_line(logs, job_name: str, text: str, timeout=30) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from runtime_support import PYTORCH_IMAGE, ROLE_ARN, sourcedir_archive
+from runtime_support import PYTORCH_IMAGE, ROLE_ARN, poll_until, sourcedir_archive
 
 TRIAL_SCRIPT = Path(__file__).resolve().parent / "tuning_trial" / "train.py"
 TUNING_TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
@@ -98,17 +98,11 @@ def wait_for_tuning_job(
     sagemaker, name: str, statuses=TUNING_TERMINAL_STATUSES, timeout: float = 120
 ) -> dict:
     """Poll DescribeHyperParameterTuningJob until its status is one of ``statuses``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        described = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
-        if described["HyperParameterTuningJobStatus"] in statuses:
-            return described
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"tuning job {name} still {described['HyperParameterTuningJobStatus']} "
-                f"after {timeout} s"
-            )
-        time.sleep(0.25)
+    return poll_until(
+        f"tuning job {name}",
+        lambda: sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name),
+        "HyperParameterTuningJobStatus", statuses, timeout, interval=0.25,
+    )  # fmt: skip
 
 
 def wait_until(condition, what: str, timeout: float = 60) -> None:
