@@ -6,6 +6,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENVS := .venvs
 AIRFLOW_PY := $(VENVS)/airflow/bin/python
 CONTAINER_PY := $(VENVS)/container/bin/python
+# The container environment of the default AWS image (Python 3.10, torch 2.0.1): see pyproject.toml.
+PYTHON310 ?= $(shell for py in python3.10 $$HOME/.pyenv/versions/3.10.13/bin/python3.10; do \
+	$$py -c 'import sys; print(sys.executable)' 2>/dev/null && break; done)
+IMAGE_PY := $(VENVS)/container-image/bin/python
 PYTEST_ARGS ?=
 # pytest exits 5 when a suite collects no test; that is not a failure of the suite.
 PYTEST_OK = rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc
@@ -15,7 +19,7 @@ PYTEST_OK = rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-envs: $(VENVS)/airflow/.installed $(VENVS)/container/.installed  ## Create both Python environments
+envs: $(VENVS)/airflow/.installed $(VENVS)/container/.installed $(VENVS)/container-image/.installed  ## Create the Python environments
 
 # A stamp per environment: pip runs again only when pyproject.toml changes.
 $(VENVS)/airflow/.installed: pyproject.toml devtools/requirements.py
@@ -26,8 +30,15 @@ $(VENVS)/airflow/.installed: pyproject.toml devtools/requirements.py
 
 $(VENVS)/container/.installed: pyproject.toml devtools/requirements.py
 	@test -x $(CONTAINER_PY) || $(PYTHON) -m venv $(VENVS)/container
-	$(PYTHON) devtools/requirements.py container test > $(VENVS)/container-requirements.txt
+	$(PYTHON) devtools/requirements.py container container-libraries test > $(VENVS)/container-requirements.txt
 	$(CONTAINER_PY) -m pip install --quiet --disable-pip-version-check -r $(VENVS)/container-requirements.txt
+	@touch $@
+
+$(VENVS)/container-image/.installed: pyproject.toml devtools/requirements.py
+	@test -x $(PYTHON310) || { echo "Python 3.10 is needed for $(VENVS)/container-image (set PYTHON310)"; exit 1; }
+	@test -x $(IMAGE_PY) || $(PYTHON310) -m venv $(VENVS)/container-image
+	$(PYTHON) devtools/requirements.py container-image container-libraries test > $(VENVS)/container-image-requirements.txt
+	$(IMAGE_PY) -m pip install --quiet --disable-pip-version-check -r $(VENVS)/container-image-requirements.txt
 	@touch $@
 
 browser:  ## Install Debian's chromium for the browser test (needs root and apt)
@@ -36,12 +47,14 @@ browser:  ## Install Debian's chromium for the browser test (needs root and apt)
 demo: envs  ## Run the whole pipeline locally on a generated dataset and print what happened
 	$(AIRFLOW_PY) -m demo.run
 
-test: envs browser lint  ## The full test suite (unit and end-to-end), both environments
+test: envs browser lint  ## The full test suite (unit and end-to-end), every environment
 	$(CONTAINER_PY) -m pytest tests/container $(PYTEST_ARGS); $(PYTEST_OK)
+	$(IMAGE_PY) -m pytest tests/container $(PYTEST_ARGS); $(PYTEST_OK)
 	$(AIRFLOW_PY) -m pytest tests --ignore=tests/container $(PYTEST_ARGS); $(PYTEST_OK)
 
 test-fast: envs  ## Only the fast unit tests
 	$(CONTAINER_PY) -m pytest tests/container -m "not e2e" $(PYTEST_ARGS); $(PYTEST_OK)
+	$(IMAGE_PY) -m pytest tests/container -m "not e2e" $(PYTEST_ARGS); $(PYTEST_OK)
 	$(AIRFLOW_PY) -m pytest tests --ignore=tests/container -m "not e2e" $(PYTEST_ARGS); $(PYTEST_OK)
 
 lint: $(VENVS)/airflow/.installed  ## ruff check and format check

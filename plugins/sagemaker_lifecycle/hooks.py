@@ -52,6 +52,10 @@ class JobKind:
     log_group: str | None = None
     max_name_length: int = MAX_NAME_LENGTH
 
+    def operation(self, verb: str) -> str:
+        """The client method that does `verb` (create, describe, stop, list) to this kind."""
+        return f"list_{self.api_suffix}s" if verb == "list" else f"{verb}_{self.api_suffix}"
+
 
 JOB_KINDS = {
     "training": JobKind(
@@ -100,6 +104,10 @@ class ImmutableResource:
     api_suffix: str  # create_<suffix>, describe_<suffix>, delete_<suffix>
     name_key: str
     same: Callable[[Mapping, Mapping], bool]  # (Describe* response, Create* request)
+
+    def operation(self, verb: str) -> str:
+        """The client method that does `verb` (create, describe, delete) to this resource."""
+        return f"{verb}_{self.api_suffix}"
 
 
 MODEL = ImmutableResource("model", "model", "ModelName", _same_container)
@@ -151,13 +159,19 @@ class LogTail:
 class SageMakerLifecycleHook(SageMakerHook):
     """SageMakerHook with idempotent starts, strict waits, job stops and resource reuse."""
 
-    def _call(self, kind: JobKind, verb: str, **kwargs) -> dict:
-        return getattr(self.conn, f"{verb}_{kind.api_suffix}")(**kwargs)
+    # The only two places that name a SageMaker operation at run time: every job kind gets every
+    # verb passed to `_job_call`, every resource every verb passed to `_resource_call`
+    # (tests/pipeline/test_iam_policy.py reads the verbs from here to check the IAM policy).
+    def _job_call(self, kind: JobKind, verb: str) -> Callable[..., dict]:
+        return getattr(self.conn, kind.operation(verb))
+
+    def _resource_call(self, resource: ImmutableResource, verb: str) -> Callable[..., dict]:
+        return getattr(self.conn, resource.operation(verb))
 
     def describe_job(self, kind_name: str, name: str) -> dict | None:
         """The Describe* response of job `name`, or None when SageMaker does not know it."""
         kind = JOB_KINDS[kind_name]
-        return self._describe_or_none(f"describe_{kind.api_suffix}", **{kind.name_key: name})
+        return self._describe_or_none(self._job_call(kind, "describe"), **{kind.name_key: name})
 
     def start_job(self, kind_name: str, request: Mapping[str, Any]) -> str:
         """Start the job `request` describes, or adopt the one already under its name.
@@ -172,7 +186,7 @@ class SageMakerLifecycleHook(SageMakerHook):
             existing = self.describe_job(kind_name, name)
             if existing is None:
                 self.log.info("Creating %s %s", kind.noun, name)
-                self._call(kind, "create", **{**request, kind.name_key: name})
+                self._job_call(kind, "create")(**{**request, kind.name_key: name})
                 return name
             status = existing[kind.status_key]
             if status in RUNNING_STATUSES or status == COMPLETED:
@@ -187,7 +201,7 @@ class SageMakerLifecycleHook(SageMakerHook):
         """Ask SageMaker to stop job `name`; a job already ended is left as it is."""
         kind = JOB_KINDS[kind_name]
         try:
-            self._call(kind, "stop", **{kind.name_key: name})
+            self._job_call(kind, "stop")(**{kind.name_key: name})
             self.log.info("Asked SageMaker to stop %s %s", kind.noun, name)
         except ClientError as error:
             self.log.info("%s %s was not stopped: %s", kind.noun, name, error)
@@ -197,7 +211,7 @@ class SageMakerLifecycleHook(SageMakerHook):
         their names."""
         kind = JOB_KINDS[kind_name]
         summaries = kind.name_key.replace("Name", "Summaries")  # TrainingJobSummaries, ...
-        pages = self.conn.get_paginator(f"list_{kind.api_suffix}s").paginate(
+        pages = self.conn.get_paginator(kind.operation("list")).paginate(
             NameContains=name_contains, StatusEquals="InProgress"
         )
         running = [summary[kind.name_key] for page in pages for summary in page[summaries]]
@@ -246,14 +260,18 @@ class SageMakerLifecycleHook(SageMakerHook):
         """Follows the job's CloudWatch log, for kinds that write one."""
         return LogTail(self.logs_hook.get_conn(), kind.log_group, name) if kind.log_group else None
 
-    def _describe_or_none(self, operation: str, **name) -> dict | None:
-        """`operation`'s response (a Describe* call), or None when SageMaker does not know it."""
+    def _describe_or_none(self, describe: Callable[..., dict], **name) -> dict | None:
+        """`describe`'s response (a Describe* call), or None when SageMaker does not know it."""
         try:
-            return getattr(self.conn, operation)(**name)
+            return describe(**name)
         except ClientError as error:
             if is_not_found(error):
                 return None
             raise
+
+    def _endpoint_or_none(self, name: str) -> dict | None:
+        """DescribeEndpoint of `name`, or None when there is no such endpoint."""
+        return self._describe_or_none(self.conn.describe_endpoint, EndpointName=name)
 
     def _ensure(self, resource: ImmutableResource, request: Mapping[str, Any]) -> dict:
         """Describe* of `request`'s resource: created now, reused when identical, else replaced.
@@ -262,7 +280,7 @@ class SageMakerLifecycleHook(SageMakerHook):
         differs (say, a model of a retrained job's artifact) is deleted and created again.
         """
         name = {resource.name_key: request[resource.name_key]}
-        existing = self._describe_or_none(f"describe_{resource.api_suffix}", **name)
+        existing = self._describe_or_none(self._resource_call(resource, "describe"), **name)
         if existing is not None:
             if resource.same(existing, request):
                 self.log.info("Reusing %s %s", resource.noun, *name.values())
@@ -270,9 +288,9 @@ class SageMakerLifecycleHook(SageMakerHook):
             self.log.info(
                 "%s %s differs from the request; replacing it", resource.noun, *name.values()
             )
-            getattr(self.conn, f"delete_{resource.api_suffix}")(**name)
-        getattr(self.conn, f"create_{resource.api_suffix}")(**request)
-        return getattr(self.conn, f"describe_{resource.api_suffix}")(**name)
+            self._resource_call(resource, "delete")(**name)
+        self._resource_call(resource, "create")(**request)
+        return self._resource_call(resource, "describe")(**name)
 
     def ensure_model(self, request: Mapping[str, Any]) -> dict:
         """DescribeModel of the CreateModel `request`'s model (see `_ensure`)."""
@@ -284,13 +302,13 @@ class SageMakerLifecycleHook(SageMakerHook):
 
     def endpoint_config_of(self, endpoint_name: str) -> str | None:
         """The config the endpoint serves now, or None when there is no such endpoint."""
-        endpoint = self._describe_or_none("describe_endpoint", EndpointName=endpoint_name)
+        endpoint = self._endpoint_or_none(endpoint_name)
         return endpoint["EndpointConfigName"] if endpoint else None
 
     def deploy_endpoint(self, request: Mapping[str, Any], interval: float, timeout: float) -> dict:
         """DescribeEndpoint once the endpoint serves `request`'s config (created or updated)."""
         name, config = request["EndpointName"], request["EndpointConfigName"]
-        current = self._describe_or_none("describe_endpoint", EndpointName=name)
+        current = self._endpoint_or_none(name)
         if current is None:
             self.log.info("Creating endpoint %s with config %s", name, config)
             self.conn.create_endpoint(**request)
@@ -345,7 +363,7 @@ class SageMakerLifecycleHook(SageMakerHook):
 
     def _configs_serving(self, endpoint_name: str) -> set[str]:
         """The configs the endpoint serves or is being updated to (empty without an endpoint)."""
-        endpoint = self._describe_or_none("describe_endpoint", EndpointName=endpoint_name) or {}
+        endpoint = self._endpoint_or_none(endpoint_name) or {}
         pending = endpoint.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
         return {name for name in (endpoint.get("EndpointConfigName"), pending) if name}
 
@@ -367,17 +385,17 @@ class SageMakerLifecycleHook(SageMakerHook):
                                        (MODEL, model_name, models_in_use)):  # fmt: skip
             key = {resource.name_key: name}
             if name in in_use or not self._describe_or_none(
-                f"describe_{resource.api_suffix}", **key
+                self._resource_call(resource, "describe"), **key
             ):
                 continue
-            getattr(self.conn, f"delete_{resource.api_suffix}")(**key)
+            self._resource_call(resource, "delete")(**key)
             self.log.info("Deleted %s %s", resource.noun, name)
             deleted.append(f"{resource.noun} {name}")
         return deleted
 
     def delete_endpoint_and_config(self, endpoint_name: str) -> None:
         """Delete the endpoint and the config it serves (absent ones are skipped)."""
-        endpoint = self._describe_or_none("describe_endpoint", EndpointName=endpoint_name)
+        endpoint = self._endpoint_or_none(endpoint_name)
         if endpoint is None:
             return
         self.conn.delete_endpoint(EndpointName=endpoint_name)

@@ -60,6 +60,17 @@ def make_optimizer(
     )
 
 
+def grad_scaler(device_type: str, enabled: bool):
+    """The loss scaler of float16 training, on the torch of either supported image.
+
+    ``torch.amp.GradScaler`` exists from torch 2.3; the default image (torch 2.0.1) has only
+    ``torch.cuda.amp.GradScaler``, which newer torch deprecates.
+    """
+    if hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler(device_type, enabled=enabled)
+    return torch.cuda.amp.GradScaler(enabled=enabled)
+
+
 class Trainer:
     """Runs training and evaluation passes of one network on one worker.
 
@@ -83,11 +94,10 @@ class Trainer:
         self.cluster = cluster
         device = cluster.device
         self.on_gpu = device.type == "cuda"
-        half = torch.bfloat16 if self.on_gpu and torch.cuda.is_bf16_supported() else torch.float16
-        self.autocast_dtype = half
-        self.scaler = torch.amp.GradScaler(
-            device.type, enabled=self.on_gpu and half == torch.float16
-        )
+        # float16 only on GPUs without bfloat16; on a CPU autocast is off (and takes only bfloat16).
+        loss_scaling = self.on_gpu and not torch.cuda.is_bf16_supported()
+        self.autocast_dtype = torch.float16 if loss_scaling else torch.bfloat16
+        self.scaler = grad_scaler(device.type, enabled=loss_scaling)
         self.augmentation_rng = torch.Generator().manual_seed(seed * 1009 + cluster.rank)
         if self.on_gpu:
             self.network.to(memory_format=torch.channels_last)

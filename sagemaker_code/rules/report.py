@@ -7,7 +7,7 @@ with every rule's finding (including the rules that could not be evaluated, and 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from html import escape
 
 from rules.profiler_rules import RuleReport
@@ -44,7 +44,7 @@ def render_report(
 
 
 def _timestamp(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _summary(metrics: SystemMetrics) -> str:
