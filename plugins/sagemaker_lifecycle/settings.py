@@ -80,6 +80,28 @@ def load_settings(*overrides: Mapping | None, path: Path | None = None) -> dict[
     return settings
 
 
+def in_region(settings: Mapping[str, Any], connection_region: str | None) -> dict[str, Any]:
+    """`settings` with aws.region set to `connection_region`, where the connection runs the jobs.
+
+    Raises SettingsError when the connection names no region, or when aws.region names another
+    one: image URIs are derived for aws.region, and SageMaker refuses to pull images from
+    another region's registry.
+    """
+    configured = settings["aws"]["region"]
+    if not connection_region:
+        raise SettingsError(
+            "the AWS connection names no region: set region_name in its extra "
+            "(or AWS_DEFAULT_REGION where Airflow runs)"
+        )
+    if configured and configured != connection_region:
+        raise SettingsError(
+            f"aws.region is {configured!r}, but the AWS connection runs the jobs in "
+            f"{connection_region!r}, and SageMaker pulls images only from its own region: set "
+            f"aws.region (or the Variable sagemaker_region) to {connection_region!r}, or unset it"
+        )
+    return deep_merge(settings, {"aws": {"region": connection_region}})
+
+
 def find_problems(settings: Mapping[str, Any]) -> list[str]:
     """Every inconsistency in `settings`, as readable sentences (empty when valid)."""
     problems = []

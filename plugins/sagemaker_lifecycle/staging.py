@@ -202,8 +202,13 @@ def ensure_bucket(s3, bucket: str, create: bool) -> None:
             raise ValueError(
                 f"S3 bucket {bucket!r} does not exist; create it or set aws.create_bucket: true"
             ) from error
-        log.info("Creating S3 bucket %s", bucket)
-        s3.create_bucket(Bucket=bucket)
+        region = s3.meta.region_name
+        log.info("Creating S3 bucket %s in %s", bucket, region)
+        # us-east-1 is S3's default location; every other region must be named.
+        location = {} if region == "us-east-1" else {
+            "CreateBucketConfiguration": {"LocationConstraint": region}
+        }  # fmt: skip
+        s3.create_bucket(Bucket=bucket, **location)
 
 
 def upload_snapshot(

@@ -22,7 +22,7 @@ from sagemaker_lifecycle.assets import SNAPSHOT_PUBLISHED, announce_new_snapshot
 from sagemaker_lifecycle.hooks import SageMakerLifecycleHook
 from sagemaker_lifecycle.images import resolve_image_uris
 from sagemaker_lifecycle.naming import RunNames, run_names
-from sagemaker_lifecycle.settings import load_settings
+from sagemaker_lifecycle.settings import in_region, load_settings
 
 AWS_CONN_ID = "aws_default"
 # DAG params that are shortcuts for nested settings (param name -> dotted setting).
@@ -80,10 +80,12 @@ def _s3_client():
 def resolve_settings(params: dict | None = None) -> dict[str, Any]:
     """The run's settings (XCom), so every later task sees the same values.
 
-    Image URIs left null are derived here (sagemaker-core), once per run.
+    The region is the connection's (a different aws.region is refused). Image URIs left null
+    are derived here for it (sagemaker-core), once per run.
     """
     variables = {name: Variable.get(name, default=None) for name in VARIABLE_SETTINGS}
-    settings = settings_from_params(params or {}, variables)
+    connection_region = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="s3").conn_region_name
+    settings = in_region(settings_from_params(params or {}, variables), connection_region)
     settings["images"].update(resolve_image_uris(settings))
     print(f"Pipeline settings:\n{json.dumps(settings, indent=2)}")
     return settings

@@ -24,12 +24,14 @@ os.environ.setdefault("AIRFLOW_HOME", str(REPO_ROOT / ".airflow" / "pipeline-tes
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 from sagemaker_lifecycle.naming import run_names  # noqa: E402
-from sagemaker_lifecycle.settings import load_settings  # noqa: E402
+from sagemaker_lifecycle.settings import in_region, load_settings  # noqa: E402
 
 from demo.dataset import make_dataset  # noqa: E402
 
 AIRFLOW_BIN = Path(sys.executable).parent / "airflow"
 DAG_ID = "dog_breed_classifier"
+# The region of the tests' AWS connection (moto and the local runtime).
+CONNECTION_REGION = "us-east-1"
 DUMMY_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -42,15 +44,16 @@ def image_uris() -> dict:
     """The image URIs derived from the defaults (sagemaker-core is slow to import: once)."""
     from sagemaker_lifecycle.images import resolve_image_uris
 
-    return resolve_image_uris(load_settings())
+    return resolve_image_uris(in_region(load_settings(), CONNECTION_REGION))
 
 
 @pytest.fixture
 def settings_with(image_uris):
-    """Builds settings from overrides with the image URIs resolved, as resolve_settings does."""
+    """Builds settings from overrides in the connection's region with the image URIs resolved,
+    as resolve_settings does."""
 
     def build(*overrides) -> dict:
-        settings = load_settings(*overrides)
+        settings = in_region(load_settings(*overrides), CONNECTION_REGION)
         settings["images"].update(image_uris)
         return settings
 

@@ -9,6 +9,7 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import boto3
 import pytest
 from sagemaker_lifecycle import staging
 from sagemaker_lifecycle.dataset_source import (
@@ -230,3 +231,11 @@ def test_s3_source_is_copied_and_staged(tiny_dataset, tmp_path, s3):
 def test_missing_source_is_named(tmp_path):
     with pytest.raises(DatasetSourceError, match="neither a folder, a file nor a URL"):
         fetch_dataset(str(tmp_path / "nowhere"), tmp_path / "cache")
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])
+def test_a_missing_bucket_is_created_in_the_clients_region(s3, region):
+    regional = boto3.client("s3", region_name=region)
+    staging.ensure_bucket(regional, "fresh-bucket", create=True)
+    location = regional.get_bucket_location(Bucket="fresh-bucket")["LocationConstraint"]
+    assert (location or "us-east-1") == region
