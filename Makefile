@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 # pytest exits 5 when a suite collects no test; that is not a failure of the suite.
 PYTEST_OK = rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc
 
-.PHONY: help envs demo test test-fast lint format up down status clean browser
+.PHONY: help envs demo test test-fast lint format up down status clean browser compose-env
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ down:  ## Stop exactly what `make up` started
 
 status:  ## Show what `make up` started and whether it still runs
 	$(AIRFLOW_PY) -m devtools.stack status
+
+compose-env:  ## Generate the secrets docker compose needs into .env (kept when already there)
+	$(PYTHON) devtools/compose_env.py .env
 
 clean: down  ## Remove local state (runtime data, Airflow home, demo output); keeps the environments
 	rm -rf .local_sagemaker .airflow .demo .run

@@ -17,6 +17,7 @@ import yaml
 
 # include/ sits next to plugins/ in the Astronomer layout; PIPELINE_SETTINGS_FILE points elsewhere.
 DEFAULT_SETTINGS_FILE = Path(__file__).resolve().parents[2] / "include" / "pipeline.yaml"
+PROFILE_VARIABLE = "PIPELINE_PROFILE"
 
 RULE_ENGINES = ("sagemaker", "processing")
 ON_RULE_ERROR = ("block", "warn")
@@ -33,14 +34,21 @@ def settings_file() -> Path:
     return Path(os.environ.get("PIPELINE_SETTINGS_FILE", DEFAULT_SETTINGS_FILE))
 
 
-def load_defaults(path: Path | None = None) -> dict[str, Any]:
-    """The defaults as a nested dict."""
-    path = path or settings_file()
+def _read_mapping(path: Path) -> dict[str, Any]:
     with open(path, encoding="utf-8") as handle:
         loaded = yaml.safe_load(handle)
     if not isinstance(loaded, dict):
         raise SettingsError(f"{path}: expected a mapping at the top level")
     return loaded
+
+
+def load_defaults(path: Path | None = None) -> dict[str, Any]:
+    """The defaults as a nested dict: `path` (default: `settings_file()`), with the profile that
+    the environment variable PIPELINE_PROFILE names (include/local.yaml in docker compose)
+    merged over them."""
+    defaults = _read_mapping(path or settings_file())
+    profile = os.environ.get(PROFILE_VARIABLE)
+    return deep_merge(defaults, _read_mapping(Path(profile))) if profile else defaults
 
 
 def deep_merge(base: Mapping, overrides: Mapping, path: str = "") -> dict[str, Any]:

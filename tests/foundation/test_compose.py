@@ -12,6 +12,9 @@ from urllib.parse import parse_qs, urlparse
 import jsonschema
 import pytest
 import yaml
+from cryptography.fernet import Fernet
+
+from devtools import compose_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yaml").read_text())
@@ -73,15 +76,99 @@ def test_plugins_find_include_and_sagemaker_code_beside_them():
             assert Path(targets[f"./{folder}"]) == plugins_parent / folder
 
 
-def test_default_connection_points_at_the_runtime_service():
-    env = COMPOSE["services"]["airflow-scheduler"]["environment"]
-    match = re.fullmatch(r"\$\{AIRFLOW_CONN_AWS_DEFAULT:-(.+)\}", env["AIRFLOW_CONN_AWS_DEFAULT"])
-    assert match, "the connection must be overridable from .env for real AWS"
-    extras = parse_qs(urlparse(match.group(1)).query)
-    runtime = urlparse(extras["endpoint_url"][0])
-    assert runtime.hostname == "local-sagemaker"
+def _required(value: str) -> str:
+    """The variable a `${NAME:?message}` entry requires (compose refuses to start without it)."""
+    match = re.fullmatch(r"\$\{(\w+):\?[^}]+\}", value)
+    assert match, f"{value!r} must be required from .env, with no default"
+    return match.group(1)
+
+
+@pytest.fixture
+def env_file(tmp_path) -> dict[str, str]:
+    """What `make compose-env` writes into a fresh .env."""
+    target = tmp_path / ".env"
+    compose_env.complete(target)
+    return compose_env.present_values(target.read_text())
+
+
+def test_compose_refuses_default_secrets_and_the_make_target_generates_them(env_file):
+    env = COMPOSE["x-airflow-common"]["environment"]
+    secrets = [_required(env[name]) for name in
+               ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY")]  # fmt: skip
+    assert set(secrets) <= set(env_file)
+    Fernet(env_file["AIRFLOW_FERNET_KEY"].encode())  # a valid Fernet key
+    assert len(env_file["AIRFLOW_JWT_SECRET"]) >= 32
+    assert ".env" in (REPO_ROOT / ".gitignore").read_text().splitlines()
+    assert "compose-env:" in (REPO_ROOT / "Makefile").read_text()
+
+
+def test_generated_secrets_differ_per_installation_and_a_second_run_keeps_them(tmp_path):
+    first, second = tmp_path / "a.env", tmp_path / "b.env"
+    first.write_text("AIRFLOW_VAR_SAGEMAKER_BUCKET=mine\n")
+    compose_env.complete(first)
+    compose_env.complete(second)
+    kept = first.read_text()
+    assert compose_env.complete(first) == [] and first.read_text() == kept
+    assert "AIRFLOW_VAR_SAGEMAKER_BUCKET=mine" in kept
+    a, b = (compose_env.present_values(f.read_text()) for f in (first, second))
+    assert all(a[name] != b[name] for name in compose_env.GENERATED)
+
+
+def test_the_runtime_and_the_connection_share_the_generated_key_pair(env_file):
+    runtime = COMPOSE["services"]["local-sagemaker"]["environment"]
+    key_id = _required(runtime["LOCAL_SAGEMAKER_ACCESS_KEY_ID"])
+    secret = _required(runtime["LOCAL_SAGEMAKER_SECRET_ACCESS_KEY"])
+    assert runtime["LOCAL_SAGEMAKER_ALLOWED_HOSTS"] == "local-sagemaker"
+    env = COMPOSE["x-airflow-common"]["environment"]
+    connection = urlparse(env_file[_required(env["AIRFLOW_CONN_AWS_DEFAULT"])])
+    assert (connection.username, connection.password) == (env_file[key_id], env_file[secret])
+    runtime_url = urlparse(parse_qs(connection.query)["endpoint_url"][0])
+    assert runtime_url.hostname == "local-sagemaker"
     published = COMPOSE["services"]["local-sagemaker"]["ports"]
-    assert published == [f"127.0.0.1:{runtime.port}:{runtime.port}"], "publish on loopback only"
+    assert published == [f"127.0.0.1:{runtime_url.port}:{runtime_url.port}"], "loopback only"
+
+
+def test_the_aws_path_passes_variables_and_credentials_from_env_to_every_airflow_service():
+    """.env fills `${}` only; AIRFLOW_VAR_* and AWS_* reach the containers through env_file."""
+    for name in (*AIRFLOW_SERVICES, "airflow-init"):
+        assert COMPOSE["services"][name]["env_file"] == ".env", name
+    header = (REPO_ROOT / "docker-compose.yaml").read_text().split("x-airflow-common")[0]
+    documented = (
+        "AIRFLOW_VAR_SAGEMAKER_ROLE_ARN",
+        "AIRFLOW_VAR_SAGEMAKER_BUCKET",
+        "AWS_ACCESS_KEY_ID",
+        "PIPELINE_PROFILE=",
+        "--scale local-sagemaker=0",
+    )
+    for line in documented:
+        assert line in header
+
+
+def test_offline_compose_runs_the_local_profile_on_the_mounted_demo_dataset():
+    env = COMPOSE["x-airflow-common"]["environment"]
+    match = re.fullmatch(r"\$\{PIPELINE_PROFILE-(.+)\}", env["PIPELINE_PROFILE"])
+    assert match, "AWS users must be able to empty PIPELINE_PROFILE from .env"
+    profile = Path(match.group(1)).relative_to("/opt/airflow")
+    assert (REPO_ROOT / profile).is_file()
+    local = yaml.safe_load((REPO_ROOT / profile).read_text())
+    assert local["hyperparameters"]["backbone"] == "simplecnn"  # no ImageNet download
+    mounts = dict(v.split(":")[:2] for v in COMPOSE["x-airflow-common"]["volumes"])
+    assert mounts["./.demo"] == f"/opt/airflow/{Path(local['dataset']['source']).parts[0]}"
+
+
+def test_the_comment_says_how_the_generated_admin_password_is_found():
+    text = (REPO_ROOT / "docker-compose.yaml").read_text()
+    assert "admin / admin" not in text
+    assert "simple_auth_manager_passwords.json.generated" in text
+    env = COMPOSE["x-airflow-common"]["environment"]
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin"  # user:role
+
+
+def test_the_runtime_container_runs_as_a_non_root_user():
+    dockerfile = (REPO_ROOT / "docker" / "local-sagemaker.Dockerfile").read_text()
+    users = re.findall(r"^USER (\S+)", dockerfile, re.MULTILINE)
+    assert users and users[-1] not in ("root", "0"), "the runtime must not run jobs as root"
+    assert "user" not in COMPOSE["services"]["local-sagemaker"], "compose must not override it"
 
 
 def test_ports_are_published_on_loopback_only():
@@ -103,5 +190,5 @@ def test_built_images_copy_files_that_exist(service):
 def test_runtime_image_runs_jobs_in_the_container_environment():
     dockerfile = (REPO_ROOT / "docker" / "local-sagemaker.Dockerfile").read_text()
     assert "requirements.py runtime" in dockerfile
-    assert "requirements.py container" in dockerfile
+    assert "requirements.py container container-libraries" in dockerfile
     assert "LOCAL_SAGEMAKER_CONTAINER_PYTHON=/opt/venvs/container/bin/python" in dockerfile

@@ -1,6 +1,7 @@
 """Pipeline settings (defaults + overrides) and SageMaker resource names."""
 
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from sagemaker_lifecycle.naming import (
@@ -13,6 +14,8 @@ from sagemaker_lifecycle.naming import (
 from sagemaker_lifecycle.rule_jobs import rule_job_name
 from sagemaker_lifecycle.settings import SettingsError, load_settings
 from sagemaker_lifecycle.tasks import settings_from_params
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_bundled_defaults_are_valid(settings):
@@ -91,3 +94,13 @@ def test_retry_and_rule_job_names_stay_within_limits():
     name = rule_job_name("dogbreed-train-261121-0123abcd", "PoorWeightInitialization")
     assert name.startswith("dogbreed-train-261121-0123-PoorWeightInitialization-")
     assert NAME_PATTERN.match(name) and len(name) <= 63
+
+
+def test_the_profile_named_by_pipeline_profile_is_merged_over_the_defaults(monkeypatch):
+    from sagemaker_lifecycle.settings import load_defaults
+
+    assert load_defaults()["hyperparameters"]["backbone"] == "resnet50"
+    monkeypatch.setenv("PIPELINE_PROFILE", str(REPO_ROOT / "include" / "local.yaml"))
+    profiled = load_defaults()
+    assert profiled["hyperparameters"]["backbone"] == "simplecnn"
+    assert profiled["tuning"]["strategy"] == "Bayesian"  # untouched keys stay
