@@ -10,7 +10,10 @@ What this adds to `SageMakerHook` (platform-notes "Amazon provider SageMaker ope
   one instead of failing with "Cannot create already existing ...".
 - `deploy_endpoint` creates or updates the endpoint and waits for InService.
 - `latest_completed_tuning_job` finds the tuning job a new one can warm-start from.
-- `stop_running_jobs` and `delete_unused_deployment` clean up after a failed run.
+- `stop_running_jobs`, `delete_endpoint_created_since` and `delete_unused_deployment` clean up
+  after a failed run.
+- a job that failed on its script or input (AlgorithmError, ClientError) fails the task without
+  a retry (`DeterministicJobError`).
 - `profiler_report_uri` finds the HTML report of a training job's ProfilerReport rule.
 """
 
@@ -20,9 +23,11 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+from airflow.sdk.exceptions import AirflowFailException
 from botocore.exceptions import ClientError
 
 from sagemaker_lifecycle.naming import MAX_NAME_LENGTH, MAX_TUNING_JOB_NAME_LENGTH, retry_name
@@ -32,6 +37,9 @@ COMPLETED = "Completed"
 # Error codes SageMaker answers Describe* with for a name it does not know.
 NOT_FOUND_CODES = frozenset({"ValidationException", "ResourceNotFound"})
 ENDPOINT_PENDING = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
+# FailureReason prefixes of a job that failed on its own input or code: running it again gives
+# the same failure (and the same bill). Infrastructure failures carry other reasons.
+DETERMINISTIC_FAILURES = ("AlgorithmError", "ClientError")
 # Where SageMaker (and the rule processing jobs) put the ProfilerReport rule's HTML report, under
 # <ProfilerConfig.S3OutputPath>/<job>/rule-output/; the rule's configured name may carry a suffix.
 PROFILER_REPORT_KEY = re.compile(r"ProfilerReport[^/]*/profiler-output/profiler-report\.html$")
@@ -39,6 +47,23 @@ PROFILER_REPORT_KEY = re.compile(r"ProfilerReport[^/]*/profiler-output/profiler-
 
 class SageMakerJobError(RuntimeError):
     """A SageMaker job or resource ended badly; the message carries SageMaker's reason."""
+
+
+class DeterministicJobError(SageMakerJobError, AirflowFailException):
+    """A job failed on its script or input (AlgorithmError, ClientError): the task fails without
+    a retry, which would only run, and bill, the same failure again."""
+
+
+def failed_deterministically(description: Mapping) -> bool:
+    """Whether a Failed job's Describe* response says a rerun would fail the same way.
+
+    Training, processing and transform jobs say it in FailureReason; a tuning job when its
+    trials failed only with non-retryable errors (TrainingJobStatusCounters).
+    """
+    if str(description.get("FailureReason", "")).startswith(DETERMINISTIC_FAILURES):
+        return True
+    counters = description.get("TrainingJobStatusCounters", {})
+    return counters.get("NonRetryableError", 0) > 0 and not counters.get("RetryableError", 0)
 
 
 @dataclass(frozen=True)
@@ -248,7 +273,10 @@ class SageMakerLifecycleHook(SageMakerHook):
                 return description
             if status not in RUNNING_STATUSES:
                 reason = description.get("FailureReason", "no reason given")
-                raise SageMakerJobError(f"{kind.noun} {name} ended {status}: {reason}")
+                message = f"{kind.noun} {name} ended {status}: {reason}"
+                if status == "Failed" and failed_deterministically(description):
+                    raise DeterministicJobError(f"{message} (not retried: it would fail again)")
+                raise SageMakerJobError(message)
             if time.monotonic() > deadline:
                 self.stop_job(kind_name, name)
                 raise SageMakerJobError(
@@ -361,9 +389,23 @@ class SageMakerLifecycleHook(SageMakerHook):
         reports = sorted(key for key in keys if PROFILER_REPORT_KEY.search(key))
         return f"s3://{bucket}/{reports[0]}" if reports else None
 
+    def delete_endpoint_created_since(self, endpoint_name: str, since: datetime) -> bool:
+        """Delete the endpoint when it was created at or after `since` (by the failed run that
+        started then); one that served before is kept. Returns whether it was deleted."""
+        endpoint = self._endpoint_or_none(endpoint_name)
+        if endpoint is None or endpoint["CreationTime"] < since:
+            return False
+        self.conn.delete_endpoint(EndpointName=endpoint_name)
+        self.log.info("Deleted endpoint %s, created by this run at %s", endpoint_name,
+                      endpoint["CreationTime"])  # fmt: skip
+        return True
+
     def _configs_serving(self, endpoint_name: str) -> set[str]:
-        """The configs the endpoint serves or is being updated to (empty without an endpoint)."""
+        """The configs the endpoint serves or is being updated to (empty without an endpoint,
+        or while it is being deleted)."""
         endpoint = self._endpoint_or_none(endpoint_name) or {}
+        if endpoint.get("EndpointStatus") == "Deleting":
+            return set()
         pending = endpoint.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
         return {name for name in (endpoint.get("EndpointConfigName"), pending) if name}
 

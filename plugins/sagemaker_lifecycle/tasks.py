@@ -246,8 +246,9 @@ def run_job_filters(names: RunNames) -> dict[str, str]:
 @task(trigger_rule=TriggerRule.ONE_FAILED)
 def clean_up_failed_run(settings: dict) -> dict[str, list[str]]:
     """After a failed task: stop the run's jobs still running (a retried or killed task's job
-    would otherwise run, and bill, on), then delete the run's model and endpoint config unless
-    the endpoint serves them. Skipped when nothing failed."""
+    would otherwise run, and bill, on), delete the endpoint when this run created it (one that
+    served before the run is kept), then delete the run's model and endpoint config unless the
+    endpoint serves them. Skipped when nothing failed."""
     names = current_run_names(settings)
     hook = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID)
     stopped = [
@@ -255,7 +256,11 @@ def clean_up_failed_run(settings: dict) -> dict[str, list[str]]:
         for kind, name_contains in run_job_filters(names).items()
         for name in hook.stop_running_jobs(kind, name_contains)
     ]
-    deleted = hook.delete_unused_deployment(names.endpoint, names.endpoint_config, names.model)
+    run_started = get_current_context()["dag_run"].start_date
+    deleted = [f"endpoint {names.endpoint}"] if hook.delete_endpoint_created_since(
+        names.endpoint, run_started
+    ) else []  # fmt: skip
+    deleted += hook.delete_unused_deployment(names.endpoint, names.endpoint_config, names.model)
     print(f"Clean-up of failed run {names.run_stamp}: stopped {stopped or 'no job'}; "
           f"deleted {deleted or 'nothing'}")  # fmt: skip
     return {"stopped": stopped, "deleted": deleted}

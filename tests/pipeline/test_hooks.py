@@ -5,9 +5,15 @@ produce (a job that fails, stops or overruns) come from a scripted client.
 """
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 from botocore.exceptions import ClientError
 from sagemaker_lifecycle import request_builders as rb
-from sagemaker_lifecycle.hooks import SageMakerJobError, SageMakerLifecycleHook
+from sagemaker_lifecycle.hooks import (
+    DeterministicJobError,
+    SageMakerJobError,
+    SageMakerLifecycleHook,
+    failed_deterministically,
+)
 
 
 @pytest.fixture
@@ -46,8 +52,9 @@ def test_model_and_endpoint_config_are_reused_when_identical_and_replaced_when_n
 class ScriptedSageMaker:
     """describe_training_job answers from a script of statuses; create/stop calls are recorded."""
 
-    def __init__(self, statuses_by_name):
+    def __init__(self, statuses_by_name, failure_reason="AlgorithmError: boom"):
         self.statuses = {name: list(statuses) for name, statuses in statuses_by_name.items()}
+        self.failure_reason = failure_reason
         self.created, self.stopped = [], []
 
     def describe_training_job(self, TrainingJobName):
@@ -58,7 +65,7 @@ class ScriptedSageMaker:
                               "DescribeTrainingJob")  # fmt: skip
         status = script.pop(0) if len(script) > 1 else script[0]
         return {"TrainingJobName": TrainingJobName, "TrainingJobStatus": status,
-                "FailureReason": "AlgorithmError: boom"}  # fmt: skip
+                "FailureReason": self.failure_reason}  # fmt: skip
 
     def create_training_job(self, **request):
         self.created.append(request["TrainingJobName"])
@@ -70,8 +77,8 @@ class ScriptedSageMaker:
 
 @pytest.fixture
 def scripted_hook(monkeypatch):
-    def make(statuses_by_name):
-        client = ScriptedSageMaker(statuses_by_name)
+    def make(statuses_by_name, failure_reason="AlgorithmError: boom"):
+        client = ScriptedSageMaker(statuses_by_name, failure_reason)
         hook = SageMakerLifecycleHook(aws_conn_id=None, region_name="us-east-1")
         monkeypatch.setattr(SageMakerLifecycleHook, "conn", client)
         monkeypatch.setattr(SageMakerLifecycleHook, "_log_tail", lambda self, kind, name: None)
@@ -93,6 +100,31 @@ def test_failed_and_stopped_jobs_fail_the_wait_with_the_reason(scripted_hook, fi
         SageMakerJobError, match=f"training job job ended {final}: AlgorithmError: boom"
     ):
         hook.wait_for_job("training", "job", interval=0, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("reason", "retried"),
+    [("AlgorithmError: ZeroDivisionError in train.py", False),
+     ("ClientError: channel train has no class folders", False),
+     ("InternalServerError: We encountered an internal error. Please try again.", True),
+     ("CapacityError: Unable to provision requested ML compute capacity.", True)],
+)  # fmt: skip
+def test_a_job_that_failed_on_its_script_or_input_is_not_retried(scripted_hook, reason, retried):
+    hook, _ = scripted_hook({"job": ["Failed"]}, failure_reason=reason)
+    with pytest.raises(SageMakerJobError, match=reason.split(":")[0]) as failure:
+        hook.wait_for_job("training", "job", interval=0, timeout=60)
+    # Airflow fails a task that raises AirflowFailException at once, without its retries.
+    assert isinstance(failure.value, AirflowFailException) is not retried
+    assert isinstance(failure.value, DeterministicJobError) is not retried
+
+
+def test_a_tuning_job_whose_trials_failed_only_on_their_own_errors_is_not_retried():
+    counters = {"Completed": 0, "NonRetryableError": 4, "RetryableError": 0}
+    assert failed_deterministically({"TrainingJobStatusCounters": counters})
+    assert not failed_deterministically(
+        {"TrainingJobStatusCounters": {**counters, "RetryableError": 1}}
+    )
+    assert not failed_deterministically({"FailureReason": "InternalServerError"})
 
 
 def test_a_job_past_its_time_limit_is_stopped(scripted_hook):
@@ -188,6 +220,29 @@ def test_a_failed_runs_model_and_config_are_deleted_unless_the_endpoint_serves_t
     ]
     assert hook.delete_unused_deployment(endpoint, failed.endpoint_config, failed.model) == []
     assert [m["ModelName"] for m in hook.conn.list_models()["Models"]] == [serving.model]
+
+
+def test_a_failed_run_deletes_the_endpoint_it_created_and_keeps_one_that_served_before(
+    hook, settings
+):
+    from datetime import datetime, timedelta
+
+    from sagemaker_lifecycle.naming import run_names
+
+    names = run_names("dogbreed", "scheduled__1", datetime(2026, 11, 1))
+    hook.ensure_model(rb.model_request(settings, names, "s3://b/m.tar.gz"))
+    hook.ensure_endpoint_config(rb.endpoint_config_request(settings, names))
+    hook.conn.create_endpoint(**rb.endpoint_request(names))
+    created = hook.conn.describe_endpoint(EndpointName=names.endpoint)["CreationTime"]
+    # A run that started after the endpoint was created keeps it (it served before that run).
+    assert not hook.delete_endpoint_created_since(names.endpoint, created + timedelta(seconds=1))
+    assert hook.endpoint_config_of(names.endpoint) == names.endpoint_config
+    # The run that created it deletes it, and then its config and model, which nothing serves.
+    assert hook.delete_endpoint_created_since(names.endpoint, created - timedelta(seconds=1))
+    assert hook.endpoint_config_of(names.endpoint) is None
+    deleted = hook.delete_unused_deployment(names.endpoint, names.endpoint_config, names.model)
+    assert deleted == [f"endpoint config {names.endpoint_config}", f"model {names.model}"]
+    assert not hook.delete_endpoint_created_since(names.endpoint, created)  # nothing left
 
 
 class ListingSageMaker:
