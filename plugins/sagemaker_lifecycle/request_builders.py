@@ -24,6 +24,8 @@ INFERENCE_ENTRY_POINT = "inference.py"
 RULE_ENTRY_POINT = "evaluate_rules.py"
 # Channels train.py reads (SM_CHANNEL_TRAIN, SM_CHANNEL_VALID, SM_CHANNEL_TEST): the splits.
 CHANNELS = ("train", "valid", "test")
+# The channel train.py takes a resnet's starting weights from (one state-dict file).
+PRETRAINED_CHANNEL = "pretrained"
 LOG_LEVEL_INFO = 20
 
 
@@ -72,22 +74,29 @@ def _algorithm_specification(settings: Mapping) -> dict[str, Any]:
     }
 
 
-def _input_data_config(dataset: Mapping) -> list[dict[str, Any]]:
-    return [
-        {
-            "ChannelName": channel,
-            "DataSource": {
-                "S3DataSource": {
-                    "S3DataType": "S3Prefix",
-                    "S3Uri": dataset["channels"][channel],
-                    "S3DataDistributionType": "FullyReplicated",
-                }
-            },
-            "InputMode": "File",
-        }
-        for channel in CHANNELS
-        if channel in dataset["channels"]
+def _channel(name: str, s3_uri: str) -> dict[str, Any]:
+    return {
+        "ChannelName": name,
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": s3_uri,
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
+        "InputMode": "File",
+    }
+
+
+def _input_data_config(settings: Mapping, dataset: Mapping) -> list[dict[str, Any]]:
+    """The splits' channels, and `pretrained` when settings name a weights file for it."""
+    channels = [
+        _channel(split, dataset["channels"][split])
+        for split in CHANNELS
+        if split in dataset["channels"]
     ]
+    weights = settings.get("pretrained_weights_uri")
+    return [*channels, _channel(PRETRAINED_CHANNEL, weights)] if weights else channels
 
 
 def _training_job_shape(settings: Mapping, dataset: Mapping) -> dict[str, Any]:
@@ -96,7 +105,7 @@ def _training_job_shape(settings: Mapping, dataset: Mapping) -> dict[str, Any]:
     return {
         "AlgorithmSpecification": _algorithm_specification(settings),
         "RoleArn": settings["aws"]["role_arn"],
-        "InputDataConfig": _input_data_config(dataset),
+        "InputDataConfig": _input_data_config(settings, dataset),
         "OutputDataConfig": {"S3OutputPath": training_output_path(settings)},
         "ResourceConfig": {
             "InstanceType": instances["training"],
@@ -217,10 +226,10 @@ def _rule_configurations(settings: Mapping, kind: str) -> list[dict[str, Any]]:
     """DebugRuleConfigurations (`kind` debugger) or ProfilerRuleConfigurations (profiler)."""
     return [
         {
+            # No InstanceType or VolumeSizeInGB: the SDK sends neither for built-in rules, and
+            # AWS documents them for custom rules only.
             "RuleConfigurationName": rule_name,
             "RuleEvaluatorImage": settings["images"]["rules"],
-            "InstanceType": settings["instances"]["rules"],
-            "VolumeSizeInGB": 0,
             "RuleParameters": {
                 "rule_to_invoke": rule_name,
                 **{key: str(value) for key, value in parameters.items()},

@@ -150,6 +150,9 @@ def find_problems(settings: Mapping[str, Any]) -> list[str]:
         problems.append(
             "tuning has no ranges: give at least one continuous, integer or categorical"
         )
+    weights = settings.get("pretrained_weights_uri")
+    if weights is not None and not str(weights).startswith("s3://"):
+        problems.append(f"pretrained_weights_uri must be an s3:// URI, got {weights!r}")
     if not settings["aws"]["role_arn"].startswith("arn:"):
         problems.append(
             f"aws.role_arn must be an IAM role ARN, got {settings['aws']['role_arn']!r}"

@@ -59,6 +59,9 @@ def test_training_request_carries_best_values_debugger_hook_and_all_rules(
                           "PoorWeightInitialization", "LossNotDecreasing"}  # fmt: skip
     assert all(r["RuleParameters"]["rule_to_invoke"] == name for name, r in rules.items())
     assert all(r["RuleEvaluatorImage"] == settings["images"]["rules"] for r in rules.values())
+    # Built-in rules: what the SDK sends; InstanceType and VolumeSizeInGB are for custom rules.
+    built_in = [*rules.values(), *request["ProfilerRuleConfigurations"]]
+    assert not any({"InstanceType", "VolumeSizeInGB"} & set(rule) for rule in built_in)
     profiler = [r["RuleConfigurationName"] for r in request["ProfilerRuleConfigurations"]]
     assert profiler == ["LowGPUUtilization", "ProfilerReport"]
     collections = {c["CollectionName"]: c["CollectionParameters"]
@@ -169,3 +172,38 @@ def test_warm_start_over_a_new_snapshot_transfers_and_a_new_objective_starts_col
     assert (
         rb.warm_start_config(parent, rb.tuning_job_request(more_ranges, names, refreshed)) is None
     )
+
+
+def test_offline_jobs_get_a_pretrained_channel_or_train_from_scratch(
+    names, staged_dataset, settings_with
+):
+    weights = "s3://dog-breed-classifier/weights/resnet50.pth"
+    settings = settings_with({"pretrained_weights_uri": weights})
+    for request, operation, name_key, max_length in (
+        (rb.training_job_request(settings, names, staged_dataset, TUNED),
+         "CreateTrainingJob", "TrainingJobName", 63),
+        (rb.tuning_job_request(settings, names, staged_dataset),
+         "CreateHyperParameterTuningJob", "HyperParameterTuningJobName", 32),
+    ):  # fmt: skip
+        assert_valid(operation, request, name_key, max_length)
+        shape = request.get("TrainingJobDefinition", request)
+        channels = {c["ChannelName"]: c for c in shape["InputDataConfig"]}
+        assert channels["pretrained"]["DataSource"]["S3DataSource"]["S3Uri"] == weights
+    assert "pretrained" not in {
+        c["ChannelName"]
+        for c in rb.training_job_request(settings_with(), names, staged_dataset, TUNED)[
+            "InputDataConfig"
+        ]
+    }
+    scratch = settings_with({"hyperparameters": {"pretrained-weights": "none", "freeze": "full"}})
+    hyperparameters = rb.training_job_request(scratch, names, staged_dataset, TUNED)[
+        "HyperParameters"
+    ]
+    assert hyperparameters["pretrained-weights"] == '"none"'
+
+
+def test_a_pretrained_weights_uri_must_be_in_s3(settings_with):
+    from sagemaker_lifecycle.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="pretrained_weights_uri must be an s3:// URI"):
+        settings_with({"pretrained_weights_uri": "/home/me/resnet50.pth"})
