@@ -25,8 +25,42 @@ TUNING_STRATEGIES = ("Bayesian", "Random", "Hyperband", "Grid")
 OBJECTIVE_TYPES = ("Maximize", "Minimize")
 
 
+# Settings a DAG run's `overrides` may not set: what points at this machine's files, and the
+# container images (which the local runtime maps to local interpreters). Only whoever deploys
+# the pipeline sets them, in the settings file.
+DEPLOYMENT_ONLY = ("dataset.cache_dir", "images")
+
+
 class SettingsError(ValueError):
     """The pipeline settings are invalid; the message lists every problem found."""
+
+
+def _dotted_keys(mapping: Mapping, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in mapping.items():
+        keys.append(f"{prefix}{key}")
+        if isinstance(value, Mapping):
+            keys += _dotted_keys(value, f"{prefix}{key}.")
+    return keys
+
+
+def check_run_overrides(overrides: Mapping | None) -> Mapping:
+    """`overrides` (a DAG run's param) itself; SettingsError naming every key it may not set."""
+    if overrides is None:
+        return {}
+    if not isinstance(overrides, Mapping):
+        raise SettingsError(f"overrides must be a mapping of settings, got {overrides!r}")
+    refused = [
+        key
+        for key in _dotted_keys(overrides)
+        if any(key == name or key.startswith(f"{name}.") for name in DEPLOYMENT_ONLY)
+    ]
+    if refused:
+        raise SettingsError(
+            f"overrides may not set {', '.join(refused)}: file paths and images are set by "
+            "whoever deploys the pipeline, in include/pipeline.yaml (PIPELINE_SETTINGS_FILE)"
+        )
+    return overrides
 
 
 def settings_file() -> Path:

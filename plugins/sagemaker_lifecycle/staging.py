@@ -36,13 +36,20 @@ SOURCE_DIR = Path(__file__).resolve().parents[2] / "sagemaker_code"
 MANIFEST_NAME = "manifest.json"
 UPLOAD_THREADS = 8
 MAX_PROBLEMS_SHOWN = 40
+# The side to which JPEGs are decoded when checking that they decode (a draft, for speed).
+DECODE_CHECK_SIDE = 256
 
 
 class DatasetError(ValueError):
-    """The dataset is not usable; `problems` lists every reason, one sentence each."""
+    """The dataset is not usable; `problems` lists every reason, one sentence each.
+
+    The message shows the first MAX_PROBLEMS_SHOWN; the task log gets all of them.
+    """
 
     def __init__(self, root: Path, problems: list[str]):
         self.problems = problems
+        log.error("Dataset at %s has %d problem(s):\n- %s", root, len(problems),
+                  "\n- ".join(problems))  # fmt: skip
         shown = problems[:MAX_PROBLEMS_SHOWN]
         more = len(problems) - len(shown)
         text = "\n- ".join(shown) + (f"\n- ... and {more} more" if more else "")
@@ -83,17 +90,28 @@ def find_dataset_root(folder: Path) -> Path:
     raise DatasetError(folder, [f"no train/ folder in {folder} or in exactly one sub-folder"])
 
 
-def _image_problem(path: Path) -> str | None:
+def _image_problem(path: Path, max_pixels: int) -> str | None:
+    """Why `path` is no usable image, or None: it must open, be at most `max_pixels` large, and
+    decode (JPEGs at reduced scale, which still reads all of their compressed data)."""
     try:
         with Image.open(path) as image:
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+            width, height = image.size
+            if width * height > max_pixels:
+                return (
+                    f"{path}: {width}x{height} pixels, more than dataset.max_image_pixels "
+                    f"({max_pixels}); a decompression bomb, or far larger than training needs"
+                )
+            image.draft("RGB", (DECODE_CHECK_SIDE, DECODE_CHECK_SIDE))
+            image.load()
+    except Image.DecompressionBombError as error:  # past Pillow's own limit, before our check
+        return f"{path}: a decompression bomb ({error})"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         return f"{path}: not a readable image ({error})"
     return None
 
 
 def _split_problems(
-    root: Path, split: str, extensions: set[str], min_images: int
+    root: Path, split: str, extensions: set[str], min_images: int, max_pixels: int
 ) -> tuple[list[str], dict[str, list[Path]]]:
     """Problems found in one split, and its images by class folder."""
     split_dir = root / split
@@ -113,7 +131,7 @@ def _split_problems(
             for f in files
             if f not in images
         ]
-        problems += [problem for f in images if (problem := _image_problem(f))]
+        problems += [problem for f in images if (problem := _image_problem(f, max_pixels))]
         if len(images) < min_images:
             problems.append(
                 f"{split}/{entry.name}: {len(images)} image(s), fewer than {min_images} required"
@@ -124,16 +142,19 @@ def _split_problems(
     return problems, images_by_class
 
 
-def verify_dataset(root: Path, extensions: list[str], min_images: int) -> dict[str, dict]:
+def verify_dataset(
+    root: Path, extensions: list[str], min_images: int, max_pixels: int
+) -> dict[str, dict]:
     """Images by split and class; DatasetError listing every problem when the layout is wrong.
 
     Checks: all three splits exist, hold only `NNN.Class_name` folders, the same classes in each,
-    at least `min_images` images per class, only files with `extensions`, each a readable image.
+    at least `min_images` images per class, only files with `extensions`, each an image of at
+    most `max_pixels` pixels that decodes.
     """
     wanted = {extension.lower() for extension in extensions}
     problems, layout = [], {}
     for split in SPLITS:
-        split_problems, layout[split] = _split_problems(root, split, wanted, min_images)
+        split_problems, layout[split] = _split_problems(root, split, wanted, min_images, max_pixels)
         problems += split_problems
     reference = set(layout["train"])
     for split in SPLITS[1:]:
@@ -286,8 +307,16 @@ def upload_code(s3, bucket: str, prefix: str, source_dir: Path = SOURCE_DIR) -> 
 def stage(settings: Mapping, s3) -> StagedDataset:
     """Fetch, verify, snapshot and upload the configured dataset, and upload the code."""
     dataset, aws = settings["dataset"], settings["aws"]
-    root = find_dataset_root(fetch_dataset(dataset["source"], Path(dataset["cache_dir"]), s3))
-    layout = verify_dataset(root, dataset["image_extensions"], dataset["min_images_per_class"])
+    fetched = fetch_dataset(
+        dataset["source"], Path(dataset["cache_dir"]), s3, dataset["max_download_bytes"]
+    )
+    root = find_dataset_root(fetched)
+    layout = verify_dataset(
+        root,
+        dataset["image_extensions"],
+        dataset["min_images_per_class"],
+        dataset["max_image_pixels"],
+    )
     entries = build_manifest(root, layout)
     ensure_bucket(s3, aws["bucket"], aws["create_bucket"])
     base_uri, reused = upload_snapshot(s3, aws["bucket"], dataset["s3_prefix"], root, entries)

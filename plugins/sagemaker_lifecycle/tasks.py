@@ -22,7 +22,7 @@ from sagemaker_lifecycle.assets import SNAPSHOT_PUBLISHED, announce_new_snapshot
 from sagemaker_lifecycle.hooks import SageMakerLifecycleHook
 from sagemaker_lifecycle.images import resolve_image_uris
 from sagemaker_lifecycle.naming import RunNames, run_names
-from sagemaker_lifecycle.settings import in_region, load_settings
+from sagemaker_lifecycle.settings import check_run_overrides, in_region, load_settings
 
 AWS_CONN_ID = "aws_default"
 # DAG params that are shortcuts for nested settings (param name -> dotted setting).
@@ -57,11 +57,12 @@ def settings_from_params(
     params: Mapping[str, Any], variables: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """Merged and checked, later winning: include/pipeline.yaml, the Airflow `variables`
-    (VARIABLE_SETTINGS), the shortcut params (PARAM_SETTINGS), the `overrides` param."""
+    (VARIABLE_SETTINGS), the shortcut params (PARAM_SETTINGS), the `overrides` param (which
+    may not set settings.DEPLOYMENT_ONLY)."""
     return load_settings(
         *_shortcuts(variables or {}, VARIABLE_SETTINGS),
         *_shortcuts(params, PARAM_SETTINGS),
-        params.get("overrides"),
+        check_run_overrides(params.get("overrides")),
     )
 
 

@@ -152,6 +152,9 @@ class AirflowRunner:
 
     def __init__(self, home: Path, runtime_url: str):
         self.home = home
+        # The deployment's own settings (a run's overrides may not name local paths).
+        profile = home / "deployment-profile.yaml"
+        profile.write_text(json.dumps({"dataset": {"cache_dir": str(home / "dataset-cache")}}))
         self.env = {
             **os.environ,
             **DUMMY_AWS,
@@ -169,6 +172,7 @@ class AirflowRunner:
                 }
             ),
             "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(PLUGINS)]),
+            "PIPELINE_PROFILE": str(profile),
         }
         self.env.pop("AWS_ENDPOINT_URL", None)
 
@@ -215,7 +219,6 @@ def fast_run_conf(dataset: Path, **overrides) -> dict:
                                 "freeze": "full"},
             "tuning": {"categorical": {"batch-size": [8, 16]}},
             "rules": {"collection_overrides": {"save_interval": "2"}},
-            "dataset": {"cache_dir": str(dataset.parent / "cache")},
         },
     }  # fmt: skip
     conf["overrides"].update(overrides)

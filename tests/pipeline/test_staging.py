@@ -1,5 +1,6 @@
 """Staging: dataset checks, content-addressed snapshots in S3, code bundles, zips and URLs."""
 
+import hashlib
 import io
 import shutil
 import tarfile
@@ -21,16 +22,22 @@ from sagemaker_lifecycle.dataset_source import (
 from sagemaker_lifecycle.settings import load_settings
 
 EXTENSIONS = [".jpg", ".jpeg", ".png"]
+MAX_PIXELS = 40_000_000
+MAX_BYTES = 1 << 30
 
 
-def problems_of(root: Path, min_images: int = 1) -> list[str]:
+def verify(root: Path, min_images: int = 1, max_pixels: int = MAX_PIXELS) -> dict:
+    return staging.verify_dataset(root, EXTENSIONS, min_images, max_pixels)
+
+
+def problems_of(root: Path, min_images: int = 1, max_pixels: int = MAX_PIXELS) -> list[str]:
     with pytest.raises(staging.DatasetError) as raised:
-        staging.verify_dataset(root, EXTENSIONS, min_images)
+        verify(root, min_images, max_pixels)
     return raised.value.problems
 
 
 def test_valid_dataset_lists_its_images_by_split_and_class(tiny_dataset):
-    layout = staging.verify_dataset(tiny_dataset, EXTENSIONS, 2)
+    layout = verify(tiny_dataset, 2)
     assert sorted(layout["train"]) == ["001.Affenpinscher", "002.Afghan_hound"]
     assert [len(images) for images in layout["valid"].values()] == [2, 2]
 
@@ -56,26 +63,45 @@ def test_every_problem_of_a_broken_dataset_is_listed(tiny_dataset):
     )
 
 
+def test_an_image_that_opens_but_does_not_decode_is_a_problem(tiny_dataset):
+    """Image.verify() would pass this file: its header is intact, its pixel data cut short."""
+    from PIL import Image
+
+    picture = tiny_dataset / "train" / "001.Affenpinscher" / "cut.jpg"
+    buffer = io.BytesIO()
+    Image.effect_noise((256, 256), 64).convert("RGB").save(buffer, "JPEG", quality=95)
+    picture.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with Image.open(picture) as image:
+        image.verify()  # the header check alone finds nothing wrong
+    assert any("cut.jpg: not a readable image" in p for p in problems_of(tiny_dataset))
+
+
+def test_the_task_log_lists_every_problem_beyond_the_messages_forty(tiny_dataset, caplog):
+    train_class = tiny_dataset / "train" / "001.Affenpinscher"
+    for index in range(45):
+        (train_class / f"note{index:02}.txt").write_text("not an image")
+    with caplog.at_level("ERROR", logger="sagemaker_lifecycle.staging"):
+        problems = problems_of(tiny_dataset)
+    assert len(problems) == 45
+    logged = caplog.text
+    assert all(f"note{index:02}.txt" in logged for index in range(45))
+
+
 def test_too_few_images_per_class_is_a_problem(tiny_dataset):
     problems = problems_of(tiny_dataset, min_images=3)
     assert "valid/001.Affenpinscher: 2 image(s), fewer than 3 required" in problems
 
 
 def test_snapshot_id_depends_on_content_only(tiny_dataset, tmp_path):
-    layout = staging.verify_dataset(tiny_dataset, EXTENSIONS, 1)
+    layout = verify(tiny_dataset, 1)
     first = staging.snapshot_id(staging.build_manifest(tiny_dataset, layout))
     copy = shutil.copytree(tiny_dataset, tmp_path / "copy")
-    assert (
-        staging.snapshot_id(
-            staging.build_manifest(copy, staging.verify_dataset(copy, EXTENSIONS, 1))
-        )
-        == first
-    )
+    assert staging.snapshot_id(staging.build_manifest(copy, verify(copy, 1))) == first
     image = next((copy / "train" / "001.Affenpinscher").iterdir())
     image.write_bytes(
         (tiny_dataset / "valid" / "001.Affenpinscher").glob("*").__next__().read_bytes()
     )
-    changed = staging.build_manifest(copy, staging.verify_dataset(copy, EXTENSIONS, 1))
+    changed = staging.build_manifest(copy, verify(copy, 1))
     assert staging.snapshot_id(changed) != first
 
 
@@ -119,9 +145,11 @@ def zip_of(root: Path, target: Path, wrapper: str = "dogImages") -> Path:
 
 def test_zip_source_is_extracted_and_its_wrapper_folder_found(tiny_dataset, tmp_path):
     archive = zip_of(tiny_dataset, tmp_path / "data.zip")
-    root = staging.find_dataset_root(fetch_dataset(str(archive), tmp_path / "cache"))
+    root = staging.find_dataset_root(
+        fetch_dataset(str(archive), tmp_path / "cache", max_download_bytes=MAX_BYTES)
+    )
     assert root.name == "dogImages"
-    assert staging.verify_dataset(root, EXTENSIONS, 1)
+    assert verify(root, 1)
 
 
 @pytest.mark.parametrize("member", ["../escape.txt", "/abs/escape.txt", "a/../../escape.txt"])
@@ -145,15 +173,28 @@ def test_zip_with_a_symlink_is_refused(tmp_path):
 
 
 class FlakyRangeHandler(SimpleHTTPRequestHandler):
-    """Serves files with Range support; the first full GET breaks off after half the bytes."""
+    """Serves files with Range support and an ETag of their content; the first full GET breaks
+    off after half the bytes."""
 
     broken_once = False
     ranges_seen: list[str] = []
+    gets = 0
 
     def log_message(self, *args):
         pass
 
+    def _etag(self, data: bytes) -> str:
+        return f'"{hashlib.sha256(data).hexdigest()[:16]}"'
+
+    def do_HEAD(self):
+        data = Path(self.translate_path(self.path)).read_bytes()
+        self.send_response(200)
+        self.send_header("ETag", self._etag(data))
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+
     def do_GET(self):
+        type(self).gets += 1
         data = Path(self.translate_path(self.path)).read_bytes()
         range_header = self.headers.get("Range")
         if range_header:
@@ -166,6 +207,7 @@ class FlakyRangeHandler(SimpleHTTPRequestHandler):
             self.send_response(200)
             body = data
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("ETag", self._etag(data))
         self.end_headers()
         if not range_header and not type(self).broken_once:
             type(self).broken_once = True
@@ -181,6 +223,7 @@ def http_server(tmp_path):
     served = tmp_path / "served"
     served.mkdir()
     FlakyRangeHandler.broken_once, FlakyRangeHandler.ranges_seen = False, []
+    FlakyRangeHandler.gets = 0
     server = ThreadingHTTPServer(
         ("127.0.0.1", 0), partial(FlakyRangeHandler, directory=str(served))
     )
@@ -195,13 +238,41 @@ def test_url_download_resumes_a_broken_transfer_with_a_range_request(
 ):
     served, url = http_server
     archive = zip_of(tiny_dataset, served / "dogImages.zip")
-    downloaded = download(f"{url}/dogImages.zip", tmp_path / "downloads")
+    downloaded = download(f"{url}/dogImages.zip", tmp_path / "downloads", MAX_BYTES)
     assert downloaded.read_bytes() == archive.read_bytes()
     half = archive.stat().st_size // 2
     assert FlakyRangeHandler.ranges_seen == [f"bytes={half}-"]
-    # A second fetch uses the cache: no new request.
-    assert download(f"{url}/dogImages.zip", tmp_path / "downloads") == downloaded
-    assert FlakyRangeHandler.ranges_seen == [f"bytes={half}-"]
+    # A second fetch uses the cache: a HEAD finds the same ETag, nothing is downloaded.
+    assert download(f"{url}/dogImages.zip", tmp_path / "downloads", MAX_BYTES) == downloaded
+    assert FlakyRangeHandler.ranges_seen == [f"bytes={half}-"] and FlakyRangeHandler.gets == 2
+
+
+def test_a_zip_changed_at_its_url_is_downloaded_again(tiny_dataset, tmp_path, http_server):
+    served, url = http_server
+    FlakyRangeHandler.broken_once = True  # no broken transfer here
+    zip_of(tiny_dataset, served / "dogImages.zip")
+    first = download(f"{url}/dogImages.zip", tmp_path / "downloads", MAX_BYTES).read_bytes()
+    (tiny_dataset / "train" / "001.Affenpinscher" / "extra.txt").write_text("new file")
+    changed = zip_of(tiny_dataset, served / "dogImages.zip").read_bytes()
+    assert changed != first
+    again = download(f"{url}/dogImages.zip", tmp_path / "downloads", MAX_BYTES)
+    assert again.read_bytes() == changed and FlakyRangeHandler.gets == 2
+
+
+def test_a_download_larger_than_the_cap_is_refused(tiny_dataset, tmp_path, http_server):
+    served, url = http_server
+    size = zip_of(tiny_dataset, served / "dogImages.zip").stat().st_size
+    with pytest.raises(DatasetSourceError, match=f"{size} bytes, more than dataset.max_download"):
+        download(f"{url}/dogImages.zip", tmp_path / "downloads", size - 1)
+    assert not list((tmp_path / "downloads").glob("*.zip"))
+
+
+@pytest.mark.parametrize(
+    "source", ["file:///etc/passwd", "ftp://example.com/dogs.zip", "gopher://x/1"]
+)
+def test_url_sources_of_other_schemes_are_refused(tmp_path, source):
+    with pytest.raises(DatasetSourceError, match=r"scheme '\w+' is not allowed; use http://"):
+        fetch_dataset(source, tmp_path / "cache", max_download_bytes=MAX_BYTES)
 
 
 def test_url_source_is_staged_like_a_folder(tiny_dataset, tmp_path, http_server, s3):
@@ -230,7 +301,7 @@ def test_s3_source_is_copied_and_staged(tiny_dataset, tmp_path, s3):
 
 def test_missing_source_is_named(tmp_path):
     with pytest.raises(DatasetSourceError, match="neither a folder, a file nor a URL"):
-        fetch_dataset(str(tmp_path / "nowhere"), tmp_path / "cache")
+        fetch_dataset(str(tmp_path / "nowhere"), tmp_path / "cache", max_download_bytes=MAX_BYTES)
 
 
 @pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])
