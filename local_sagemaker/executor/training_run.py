@@ -15,16 +15,13 @@ from pathlib import Path
 from local_sagemaker.executor import toolkit
 from local_sagemaker.executor.archives import UnsafeArchiveError, pack_directory, safe_extract_tar
 from local_sagemaker.executor.processes import ManagedProcess
+from local_sagemaker.executor.requirements_check import RequirementsError, check_source_dir
 from local_sagemaker.executor.workspace import HostTree, TrainingWorkspace
 from local_sagemaker.s3 import S3Error, parse_s3_uri
 
 log = logging.getLogger(__name__)
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 SMDEBUG_END_MARKER = "training_job_end.ts"
-REQUIREMENTS_NOT_INSTALLED = (
-    "local SageMaker runtime: requirements.txt is not pip-installed; the image's Python must "
-    "already provide those packages"
-)
 
 
 class TrainingSetupError(Exception):
@@ -66,6 +63,10 @@ class TrainingRun:
     @property
     def paths(self):
         return self.workspace.paths
+
+    @property
+    def image(self) -> str:
+        return self.job["AlgorithmSpecification"].get("TrainingImage", "")
 
     # -- preparation ---------------------------------------------------------------------------
 
@@ -234,9 +235,10 @@ class TrainingRun:
                 self.job, tree, hosts, region, master_port, self._config_env(tree)
             )
             stream = f"{self.job['TrainingJobName']}/{tree.host}-{started}"
-            if (tree.code_dir / "requirements.txt").exists():
-                # The toolkit would pip-install it; the image Python here is shared and offline.
-                self.executor.logs.append(TRAINING_LOG_GROUP, stream, REQUIREMENTS_NOT_INSTALLED)
+            try:  # the toolkit would pip-install it; the image Python here is shared, offline
+                check_source_dir(self.config.python_for_image(self.image), tree.code_dir)
+            except RequirementsError as error:
+                raise TrainingSetupError(str(error)) from error
             self.processes[tree.host] = self.executor.start_process(
                 argv,
                 env,

@@ -176,15 +176,27 @@ def test_missing_program_fails_with_a_client_error(runtime, sagemaker):
     )
 
 
-def test_requirements_txt_is_announced_not_installed(runtime, sagemaker, logs):
-    upload = {"train.py": "print('ran')\n", "requirements.txt": "left-pad==1.0\n"}
+@pytest.mark.parametrize(
+    ("requirements", "status"),
+    [("smdebug==1.0.34\nnumpy<2  # as the image has it\n", "Completed"),
+     ("left-pad==1.0\nnumpy>=99\n", "Failed")],
+)  # fmt: skip
+def test_requirements_txt_must_be_satisfied_by_the_container_environment(
+    runtime, sagemaker, requirements, status
+):
+    name = f"requirements-{status.lower()}"
+    upload = {"train.py": "print('ran')\n", "requirements.txt": requirements}
     runtime.client("s3").put_object(
-        Bucket=BUCKET, Key="code/requirements/sourcedir.tar.gz", Body=sourcedir_archive(upload)
+        Bucket=BUCKET, Key=f"code/{name}/sourcedir.tar.gz", Body=sourcedir_archive(upload)
     )
-    sagemaker.create_training_job(**training_request("requirements", BUCKET, ""))
-    assert wait_for_status(sagemaker, "requirements")["TrainingJobStatus"] == "Completed"
-    messages = wait_for_log_line(logs, "requirements", "ran")
-    assert messages[0].startswith("local SageMaker runtime: requirements.txt is not pip-installed")
+    sagemaker.create_training_job(**training_request(name, BUCKET, ""))
+    described = wait_for_status(sagemaker, name)
+    assert described["TrainingJobStatus"] == status
+    if status == "Failed":
+        reason = described["FailureReason"]
+        assert reason.startswith("ClientError: requirements.txt of the source dir is not satisfied")
+        assert "left-pad==1.0 (not installed)" in reason
+        assert "numpy>=99 (numpy 1." in reason and "is installed)" in reason
 
 
 def test_container_entrypoint_runs_in_the_image_python(runtime, sagemaker, logs):
