@@ -14,12 +14,14 @@ PYTEST_ARGS ?=
 # pytest exits 5 when a suite collects no test; that is not a failure of the suite.
 PYTEST_OK = rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc
 
-.PHONY: help envs demo test test-fast lint format up down status clean browser compose-env
+.PHONY: help envs image-env demo test test-fast lint format up down status clean browser compose-env
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-envs: $(VENVS)/airflow/.installed $(VENVS)/container/.installed $(VENVS)/container-image/.installed  ## Create the Python environments
+envs: $(VENVS)/airflow/.installed $(VENVS)/container/.installed  ## Create the two Python environments the pipeline runs in
+
+image-env: $(VENVS)/container-image/.installed  ## Create the default AWS image's container environment (Python 3.10, torch 2.0.1) the tests also use
 
 # A stamp per environment: pip runs again only when pyproject.toml changes.
 $(VENVS)/airflow/.installed: pyproject.toml devtools/requirements.py
@@ -47,12 +49,12 @@ browser:  ## Install Debian's chromium for the browser test (needs root and apt)
 demo: envs  ## Run the whole pipeline locally on a generated dataset and print what happened
 	$(AIRFLOW_PY) -m demo.run
 
-test: envs browser lint  ## The full test suite (unit and end-to-end), every environment
+test: envs image-env browser lint  ## The full test suite (unit and end-to-end), every environment
 	$(CONTAINER_PY) -m pytest tests/container $(PYTEST_ARGS); $(PYTEST_OK)
 	$(IMAGE_PY) -m pytest tests/container $(PYTEST_ARGS); $(PYTEST_OK)
 	$(AIRFLOW_PY) -m pytest tests --ignore=tests/container $(PYTEST_ARGS); $(PYTEST_OK)
 
-test-fast: envs  ## Only the fast unit tests
+test-fast: envs image-env  ## Only the fast unit tests
 	$(CONTAINER_PY) -m pytest tests/container -m "not e2e" $(PYTEST_ARGS); $(PYTEST_OK)
 	$(IMAGE_PY) -m pytest tests/container -m "not e2e" $(PYTEST_ARGS); $(PYTEST_OK)
 	$(AIRFLOW_PY) -m pytest tests --ignore=tests/container -m "not e2e" $(PYTEST_ARGS); $(PYTEST_OK)
