@@ -10,7 +10,7 @@ What this adds to `SageMakerHook` (platform-notes "Amazon provider SageMaker ope
   one instead of failing with "Cannot create already existing ...".
 - `deploy_endpoint` creates or updates the endpoint and waits for InService.
 - `latest_completed_tuning_job` finds the tuning job a new one can warm-start from.
-- `stop_running_jobs`, `delete_endpoint_created_since` and `delete_unused_deployment` clean up
+- `stop_running_jobs`, `delete_endpoint_created_by_run` and `delete_unused_deployment` clean up
   after a failed run.
 - a job that failed on its script or input (AlgorithmError, ClientError) fails the task without
   a retry (`DeterministicJobError`).
@@ -23,7 +23,6 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
@@ -389,15 +388,23 @@ class SageMakerLifecycleHook(SageMakerHook):
         reports = sorted(key for key in keys if PROFILER_REPORT_KEY.search(key))
         return f"s3://{bucket}/{reports[0]}" if reports else None
 
-    def delete_endpoint_created_since(self, endpoint_name: str, since: datetime) -> bool:
-        """Delete the endpoint when it was created at or after `since` (by the failed run that
-        started then); one that served before is kept. Returns whether it was deleted."""
+    def delete_endpoint_created_by_run(self, endpoint_name: str, config_name: str) -> bool:
+        """Delete the endpoint when the run whose endpoint config is `config_name` created it;
+        one that served before the run is kept. Returns whether it was deleted.
+
+        The run creates its config before it creates or updates the endpoint, so the endpoint
+        is the run's own exactly when SageMaker created it after that config (both times are
+        SageMaker's: no clock of ours is compared).
+        """
         endpoint = self._endpoint_or_none(endpoint_name)
-        if endpoint is None or endpoint["CreationTime"] < since:
+        config = self._describe_or_none(
+            self._resource_call(ENDPOINT_CONFIG, "describe"), EndpointConfigName=config_name
+        )
+        if endpoint is None or config is None or endpoint["CreationTime"] < config["CreationTime"]:
             return False
         self.conn.delete_endpoint(EndpointName=endpoint_name)
-        self.log.info("Deleted endpoint %s, created by this run at %s", endpoint_name,
-                      endpoint["CreationTime"])  # fmt: skip
+        self.log.info("Deleted endpoint %s, created by this run (after %s)", endpoint_name,
+                      config_name)  # fmt: skip
         return True
 
     def _configs_serving(self, endpoint_name: str) -> set[str]:

@@ -257,9 +257,8 @@ def clean_up_failed_run(settings: dict) -> dict[str, list[str]]:
         for kind, name_contains in run_job_filters(names).items()
         for name in hook.stop_running_jobs(kind, name_contains)
     ]
-    run_started = get_current_context()["dag_run"].start_date
-    deleted = [f"endpoint {names.endpoint}"] if hook.delete_endpoint_created_since(
-        names.endpoint, run_started
+    deleted = [f"endpoint {names.endpoint}"] if hook.delete_endpoint_created_by_run(
+        names.endpoint, names.endpoint_config
     ) else []  # fmt: skip
     deleted += hook.delete_unused_deployment(names.endpoint, names.endpoint_config, names.model)
     print(f"Clean-up of failed run {names.run_stamp}: stopped {stopped or 'no job'}; "

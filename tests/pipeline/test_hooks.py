@@ -225,24 +225,28 @@ def test_a_failed_runs_model_and_config_are_deleted_unless_the_endpoint_serves_t
 def test_a_failed_run_deletes_the_endpoint_it_created_and_keeps_one_that_served_before(
     hook, settings
 ):
-    from datetime import datetime, timedelta
+    from datetime import datetime
 
     from sagemaker_lifecycle.naming import run_names
 
-    names = run_names("dogbreed", "scheduled__1", datetime(2026, 11, 1))
-    hook.ensure_model(rb.model_request(settings, names, "s3://b/m.tar.gz"))
-    hook.ensure_endpoint_config(rb.endpoint_config_request(settings, names))
-    hook.conn.create_endpoint(**rb.endpoint_request(names))
-    created = hook.conn.describe_endpoint(EndpointName=names.endpoint)["CreationTime"]
-    # A run that started after the endpoint was created keeps it (it served before that run).
-    assert not hook.delete_endpoint_created_since(names.endpoint, created + timedelta(seconds=1))
-    assert hook.endpoint_config_of(names.endpoint) == names.endpoint_config
-    # The run that created it deletes it, and then its config and model, which nothing serves.
-    assert hook.delete_endpoint_created_since(names.endpoint, created - timedelta(seconds=1))
-    assert hook.endpoint_config_of(names.endpoint) is None
-    deleted = hook.delete_unused_deployment(names.endpoint, names.endpoint_config, names.model)
-    assert deleted == [f"endpoint config {names.endpoint_config}", f"model {names.model}"]
-    assert not hook.delete_endpoint_created_since(names.endpoint, created)  # nothing left
+    earlier, failed = (run_names("dogbreed", run_id, datetime(2026, 11, 1))
+                       for run_id in ("scheduled__1", "scheduled__2"))  # fmt: skip
+    hook.ensure_model(rb.model_request(settings, earlier, "s3://b/1/m.tar.gz"))
+    hook.ensure_endpoint_config(rb.endpoint_config_request(settings, earlier))
+    hook.conn.create_endpoint(**rb.endpoint_request(earlier))  # served before the failed run
+    hook.ensure_model(rb.model_request(settings, failed, "s3://b/2/m.tar.gz"))
+    hook.ensure_endpoint_config(rb.endpoint_config_request(settings, failed))
+    assert not hook.delete_endpoint_created_by_run(earlier.endpoint, failed.endpoint_config)
+    assert hook.endpoint_config_of(earlier.endpoint) == earlier.endpoint_config
+    # The endpoint the first run created is that run's own: its clean-up deletes it, and then
+    # its config and model, which nothing serves any more.
+    assert hook.delete_endpoint_created_by_run(earlier.endpoint, earlier.endpoint_config)
+    assert hook.endpoint_config_of(earlier.endpoint) is None
+    deleted = hook.delete_unused_deployment(
+        earlier.endpoint, earlier.endpoint_config, earlier.model
+    )
+    assert deleted == [f"endpoint config {earlier.endpoint_config}", f"model {earlier.model}"]
+    assert not hook.delete_endpoint_created_by_run(earlier.endpoint, failed.endpoint_config)
 
 
 class ListingSageMaker:
