@@ -32,6 +32,7 @@ import psutil
 import yaml
 
 from demo.dataset import make_dataset
+from local_sagemaker.credentials import KeyPair, resolve_key_pair
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -40,12 +41,12 @@ LOCAL_PROFILE = REPO_ROOT / "include" / "local.yaml"
 DEMO_DIR = REPO_ROOT / ".demo"
 
 
-def local_connection_uri(endpoint_url: str) -> str:
-    """`aws_default` for the local runtime: dummy credentials, one endpoint for every service."""
+def local_connection_uri(endpoint_url: str, key_pair: KeyPair) -> str:
+    """`aws_default` for the local runtime: its key pair, one endpoint for every service."""
     return json.dumps({
         "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
+        "login": key_pair.access_key_id,
+        "password": key_pair.secret_access_key,
         "extra": {"region_name": LOCAL_REGION, "endpoint_url": endpoint_url},
     })  # fmt: skip
 
@@ -156,6 +157,10 @@ class Stack:
     def airflow_url(self) -> str:
         return f"http://127.0.0.1:{self.airflow_port}"
 
+    def key_pair(self) -> KeyPair:
+        """The key pair `serve` uses: a fixed one from the environment, else the data dir's."""
+        return resolve_key_pair(self.runtime_data_dir)
+
     def airflow_environment(self) -> dict[str, str]:
         """Environment for any `airflow` command of this project against the local runtime."""
         env = dict(os.environ)
@@ -164,9 +169,10 @@ class Stack:
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.airflow_port),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
-            "AIRFLOW_CONN_AWS_DEFAULT": local_connection_uri(self.runtime_url),
+            "AIRFLOW_CONN_AWS_DEFAULT": local_connection_uri(self.runtime_url, self.key_pair()),
             "PIPELINE_SETTINGS_FILE": str(self.settings_file),
             # include/ and sagemaker_code/ are read by the DAG; the repo root makes them importable.
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
@@ -230,6 +236,15 @@ class Stack:
         self.runtime().stop()
 
 
+def print_credentials(stack: Stack) -> None:
+    """The runtime's keys, as a user pastes them into a shell or an AWS CLI profile."""
+    key_pair = stack.key_pair()
+    print(f"  AWS_ACCESS_KEY_ID={key_pair.access_key_id}")
+    print(f"  AWS_SECRET_ACCESS_KEY={key_pair.secret_access_key}")
+    print(f"  or an AWS CLI profile: credential_process = {VENV_BIN / 'python'} -m local_sagemaker "
+          f"credentials --data-dir {stack.runtime_data_dir}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Start or stop the local stack.")
     parser.add_argument("action", choices=["up", "down", "status"])
@@ -239,6 +254,7 @@ def main() -> None:
         stack.up()
         print(f"\nAirflow UI: {stack.airflow_url}  user: admin  password: {stack.admin_password()}")
         print(f"Local SageMaker runtime: {stack.runtime_url}  (logs in {stack.run_dir})")
+        print_credentials(stack)
         print("Stop both with: make down")
     elif action == "down":
         stack.down()
@@ -247,6 +263,7 @@ def main() -> None:
             process = service.running_process()
             state = f"running (pid {process.pid})" if process else "not running"
             print(f"{service.name}: {state}; log: {service.log_path}")
+        print_credentials(stack)
 
 
 if __name__ == "__main__":

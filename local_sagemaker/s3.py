@@ -24,7 +24,7 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qs
 
-from moto.moto_server.werkzeug_app import create_backend_app
+from moto.moto_server import werkzeug_app
 from moto.s3.models import s3_backends
 from werkzeug.wrappers import Request
 
@@ -101,7 +101,10 @@ class S3Service:
         self.region = region
         self.backend = s3_backends[account]["aws"]
         self.backend.reset()
-        self._moto_app = create_backend_app("s3")
+        # moto's server answers every origin's CORS preflight unless told not to; the runtime
+        # serves no browser (gate.py). moto reads this flag when it builds the app.
+        werkzeug_app.DISABLE_GLOBAL_CORS = True
+        self._moto_app = werkzeug_app.create_backend_app("s3")
         self._lock = threading.RLock()
         # (bucket, key) -> journal body file holding the object's current bytes (for compaction).
         self._body_files: dict[tuple[str, str], Path] = {}
