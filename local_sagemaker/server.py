@@ -92,7 +92,7 @@ class Runtime:
             log.info(
                 "%s %s %s -> %s (%.0f ms)",
                 method,
-                path,
+                path.encode("latin-1").decode("utf-8", errors="replace"),
                 operation,
                 statuses[0] if statuses else "?",
                 elapsed_ms,
