@@ -1,11 +1,14 @@
 """The local stack behind `make up`, `make down` and `make demo`.
 
 Two services, each started in its own process group so that stopping a group stops every child
-it spawned (`airflow standalone` starts a scheduler, api-server, dag-processor and triggerer that
-outlive a plain SIGTERM to their parent):
+it spawned:
 
 - the local SageMaker runtime (`python -m local_sagemaker serve`), and
-- Airflow standalone, pointed at the runtime through the `aws_default` connection.
+- Airflow (what `airflow standalone` runs: scheduler, dag-processor, triggerer, api-server),
+  pointed at the runtime through the `aws_default` connection. The components are started
+  directly so that nothing listens beyond loopback: the api-server binds 127.0.0.1, and the
+  scheduler's and triggerer's log servers (which `standalone` binds to every interface, and
+  which a one-machine stack does not need) are not started.
 
 What was started is recorded in `<run dir>/<service>.json` (pid, process-group id and start time),
 so `down` stops exactly that and never a process that later reused the pid.
@@ -39,6 +42,12 @@ VENV_BIN = Path(sys.executable).parent
 LOCAL_REGION = "us-east-1"
 LOCAL_PROFILE = REPO_ROOT / "include" / "local.yaml"
 DEMO_DIR = REPO_ROOT / ".demo"
+# `airflow standalone`'s components, in one process group, every listener on 127.0.0.1.
+AIRFLOW_COMPONENTS = (
+    "airflow db migrate >/dev/null && { "
+    "airflow scheduler --skip-serve-logs & airflow triggerer --skip-serve-logs & "
+    "airflow dag-processor & exec airflow api-server; }"
+)
 
 
 def local_connection_uri(endpoint_url: str, key_pair: KeyPair) -> str:
@@ -176,7 +185,7 @@ class Stack:
             "PIPELINE_SETTINGS_FILE": str(self.settings_file),
             # include/ and sagemaker_code/ are read by the DAG; the repo root makes them importable.
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
-            # standalone calls `airflow` from PATH: make it this environment's.
+            # Airflow's components call `airflow` from PATH: make it this environment's.
             "PATH": os.pathsep.join([str(VENV_BIN), env.get("PATH", "")]),
             "AWS_DEFAULT_REGION": LOCAL_REGION,
         })  # fmt: skip
@@ -195,7 +204,7 @@ class Stack:
     def airflow(self) -> Service:
         return Service(
             name="airflow",
-            command=[str(VENV_BIN / "airflow"), "standalone"],
+            command=["bash", "-c", AIRFLOW_COMPONENTS],
             health_url=f"{self.airflow_url}/api/v2/monitor/health",
             start_timeout=240,
             run_dir=self.run_dir,
