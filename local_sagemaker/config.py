@@ -64,7 +64,11 @@ class RuntimeConfig:
     key_pair: KeyPair | None = None
     # Host header names served besides loopback ones (a compose service name, say).
     allowed_hosts: tuple[str, ...] = ()
-    limits: RequestLimits = field(default_factory=RequestLimits)
+    limits: RequestLimits = field(
+        default_factory=lambda: RequestLimits(
+            socket_timeout_seconds=_positive_int_env("LOCAL_SAGEMAKER_REQUEST_TIMEOUT_SECONDS", 30)
+        )
+    )
     # Caps on what one machine is asked to run: hosts per job, and jobs running user code at once.
     max_instance_count: int = field(
         default_factory=lambda: _positive_int_env("LOCAL_SAGEMAKER_MAX_INSTANCE_COUNT", 4)
