@@ -16,11 +16,16 @@ class HostileLedger:
     """What the hostile inputs got: one status per input, and the damage counted."""
 
     statuses: list[tuple[str, int]] = field(default_factory=list)
+    # Inputs the API accepts, as AWS does, whose job or endpoint then fails with a clear reason.
+    failed_jobs: list[str] = field(default_factory=list)
     damage: Counter = field(default_factory=Counter)
 
     def answered(self, name: str, status: int) -> int:
         self.statuses.append((name, status))
         return status
+
+    def failed_cleanly(self, name: str) -> None:
+        self.failed_jobs.append(name)
 
     def found(self, kind: str, count: int) -> int:
         self.damage[kind] += count
@@ -31,8 +36,9 @@ class HostileLedger:
         errors = [name for name, status in self.statuses if status >= 500]
         other = [f"{name} ({status})" for name, status in self.statuses if status < 400]
         lines = [
-            f"hostile inputs tried: {len(self.statuses)}",
+            f"hostile inputs tried: {len(self.statuses) + len(self.failed_jobs)}",
             f"  clean 4xx: {clean}",
+            f"  accepted, then the job or endpoint failed cleanly: {len(self.failed_jobs)}",
             f"  5xx: {len(errors)} {errors if errors else ''}".rstrip(),
             f"  not refused (2xx/3xx): {len(other)} {other if other else ''}".rstrip(),
         ]
