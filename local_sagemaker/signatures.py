@@ -146,17 +146,6 @@ def _check_clock(timestamp: datetime.datetime, now: datetime.datetime) -> None:
         )
 
 
-def is_signed(request: ArrivedRequest) -> bool:
-    """Whether the request carries any AWS signature at all (header, query or form)."""
-    query = dict(parse_qsl(request.raw_query, keep_blank_values=True))
-    return (
-        "authorization" in request.headers
-        or "X-Amz-Signature" in query
-        or "Signature" in query
-        or "AWSAccessKeyId" in query
-    )
-
-
 def verify_request(
     request: ArrivedRequest, key_pair: KeyPair, now: datetime.datetime | None = None
 ) -> str:

@@ -22,7 +22,12 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from local_sagemaker.cli import wait_until_ready
-from local_sagemaker.credentials import KeyPair, data_dir_key_pair
+from local_sagemaker.credentials import (
+    ACCESS_KEY_ENV,
+    SECRET_KEY_ENV,
+    KeyPair,
+    resolve_key_pair,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"
@@ -121,8 +126,11 @@ class RuntimeProcess:
             )
         if not wait_until_ready(self.url, timeout=30):
             raise RuntimeError(f"runtime did not start; its log:\n{self.log_path.read_text()}")
-        # The runtime generated the data dir's pair before it served; read it as a user would.
-        _KEY_PAIRS[self.url] = data_dir_key_pair(self.data_dir)
+        # The pair the runtime serves with: a fixed one from its environment, else the one it
+        # generated in its data dir before it served (read as a user would).
+        _KEY_PAIRS[self.url] = resolve_key_pair(
+            self.data_dir, env.get(ACCESS_KEY_ENV), env.get(SECRET_KEY_ENV)
+        )
         return self
 
     def kill_hard(self) -> None:
