@@ -30,17 +30,20 @@ STDERR_TAIL_LINES = 20
 TREE_TOKEN_ENV = "LOCAL_SAGEMAKER_TREE"
 # How long output readers may take to drain once the tree is dead.
 READER_DRAIN_SECONDS = 5.0
+# CloudWatch Logs takes events of up to 256 KiB; a longer line (or none at all) is split there.
+MAX_LINE_BYTES = 256 * 1024
 
 
 class ManagedProcess:
     """A started child process.
 
     ``on_line(text, stream_name)`` is called from reader threads for each line (without its
-    newline) of stdout (``"stdout"``) and stderr (``"stderr"``). ``identity`` (pid + start time)
-    is what to persist to find the process group again after a runtime restart.
+    newline) of stdout (``"stdout"``) and stderr (``"stderr"``); a line longer than
+    ``MAX_LINE_BYTES`` arrives in pieces. ``identity`` (pid, start time, tree token, pipes) is
+    what :func:`kill_tree` needs, and what to persist to find the tree after a runtime restart.
     """
 
-    def __init__(self, argv, env, cwd, on_line: Callable[[str, str], None], user=None):
+    def __init__(self, argv, env, cwd, on_line: Callable[[str, str], None]):
         self.argv = list(argv)
         self.tree_token = secrets.token_hex(12)
         self._process = subprocess.Popen(
@@ -51,7 +54,6 @@ class ManagedProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            **(user.popen_arguments() if user else {}),
         )
         self.pid = self._process.pid
         self.pipe_inodes = [
@@ -75,7 +77,7 @@ class ManagedProcess:
             reader.start()
 
     def _pump(self, pipe, name: str, on_line) -> None:
-        for raw in iter(pipe.readline, b""):
+        for raw in iter(lambda: pipe.readline(MAX_LINE_BYTES), b""):
             text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             if name == "stderr":
                 self.stderr_tail.append(text)

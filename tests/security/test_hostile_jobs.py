@@ -119,3 +119,12 @@ def test_a_backtracking_metric_regex_does_not_freeze_the_runtime(jobs_runtime, l
     assert slowest < 1.0
     described = wait_for_status(sagemaker, "backtracks")
     assert described["TrainingJobStatus"] == "Completed"
+
+
+def test_an_endless_line_is_logged_in_pieces(jobs_runtime, ledger):
+    script = "import sys\nsys.stdout.write('x' * (20 * 1024 * 1024))\nsys.stdout.flush()\n"
+    start_script_job(jobs_runtime, BUCKET, "endless-line", script)
+    described = wait_for_status(jobs_runtime.client("sagemaker"), "endless-line", timeout=60)
+    assert described["TrainingJobStatus"] == "Completed"
+    messages = wait_for_log_line(jobs_runtime.client("logs"), "endless-line", "xxxx")
+    assert max(len(m) for m in messages) <= 256 * 1024
