@@ -46,18 +46,15 @@ def parse_request_body(body: bytes) -> dict:
         text = (body or b"{}").decode("utf-8")
     except UnicodeDecodeError as error:
         raise ValidationException(f"The request body is not valid UTF-8: {error}") from None
+    too_deep = f"The request body nests JSON deeper than {MAX_JSON_DEPTH} levels"
     try:
         request = json.loads(text)
-    except RecursionError:
-        raise ValidationException(
-            f"The request body nests JSON deeper than {MAX_JSON_DEPTH} levels"
-        ) from None
+    except RecursionError:  # thousands of levels: the parser itself gives up
+        raise ValidationException(too_deep) from None
     if not isinstance(request, dict):
         raise SerializationException("The request body must be a JSON object")
     if _depth(request) > MAX_JSON_DEPTH:
-        raise ValidationException(
-            f"The request body nests JSON deeper than {MAX_JSON_DEPTH} levels"
-        )
+        raise ValidationException(too_deep)
     return request
 
 
