@@ -128,3 +128,21 @@ def test_an_endless_line_is_logged_in_pieces(jobs_runtime, ledger):
     assert described["TrainingJobStatus"] == "Completed"
     messages = wait_for_log_line(jobs_runtime.client("logs"), "endless-line", "xxxx")
     assert max(len(m) for m in messages) <= 256 * 1024
+
+
+@pytest.mark.parametrize("how", ["shutdown", "kill -9 and restart"])
+def test_the_runtime_going_away_takes_escaped_grandchildren_with_it(tmp_path, ledger, how):
+    runtime = RuntimeProcess(tmp_path / "state").start()
+    try:
+        runtime.client("s3").create_bucket(Bucket=BUCKET)
+        runtime.client("s3").put_object(Bucket=BUCKET, Key="data/train/x", Body=b"x")
+        start_script_job(runtime, BUCKET, "left-behind", ESCAPING_GRANDCHILD + "time.sleep(600)\n")
+        pid = escaped_pid(runtime, "left-behind")
+        if how == "shutdown":
+            runtime.stop()
+        else:
+            runtime.kill_hard()
+            runtime.start()  # finds the tree by its token and kills it
+        assert_ended(pid, ledger)
+    finally:
+        runtime.stop()
