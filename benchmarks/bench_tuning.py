@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests" / "runtime")]
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests"), str(REPO_ROOT / "tests" / "runtime")]
 
 from runtime_support import BUCKET, RuntimeProcess  # noqa: E402
 from tuning_support import (  # noqa: E402

@@ -67,7 +67,9 @@ def latest(items: list[dict], key: str = "CreationTime") -> dict:
 
 def summarize(stack: Stack, dataset: Path) -> None:
     """What the run produced, read back through the AWS APIs of the local runtime."""
-    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+    key_pair = stack.key_pair()
+    session = boto3.Session(aws_access_key_id=key_pair.access_key_id,
+                            aws_secret_access_key=key_pair.secret_access_key,
                             region_name=LOCAL_REGION)  # fmt: skip
     sagemaker = session.client("sagemaker", endpoint_url=stack.runtime_url)
     runtime = session.client("sagemaker-runtime", endpoint_url=stack.runtime_url)

@@ -1,11 +1,14 @@
 """The local stack behind `make up`, `make down` and `make demo`.
 
 Two services, each started in its own process group so that stopping a group stops every child
-it spawned (`airflow standalone` starts a scheduler, api-server, dag-processor and triggerer that
-outlive a plain SIGTERM to their parent):
+it spawned:
 
 - the local SageMaker runtime (`python -m local_sagemaker serve`), and
-- Airflow standalone, pointed at the runtime through the `aws_default` connection.
+- Airflow (what `airflow standalone` runs: scheduler, dag-processor, triggerer, api-server),
+  pointed at the runtime through the `aws_default` connection. The components are started
+  directly so that nothing listens beyond loopback: the api-server binds 127.0.0.1, and the
+  scheduler's and triggerer's log servers (which `standalone` binds to every interface, and
+  which a one-machine stack does not need) are not started.
 
 What was started is recorded in `<run dir>/<service>.json` (pid, process-group id and start time),
 so `down` stops exactly that and never a process that later reused the pid.
@@ -32,20 +35,27 @@ import psutil
 import yaml
 
 from demo.dataset import make_dataset
+from local_sagemaker.credentials import KeyPair, resolve_key_pair
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 LOCAL_REGION = "us-east-1"
 LOCAL_PROFILE = REPO_ROOT / "include" / "local.yaml"
 DEMO_DIR = REPO_ROOT / ".demo"
+# `airflow standalone`'s components, in one process group, every listener on 127.0.0.1.
+AIRFLOW_COMPONENTS = (
+    "airflow db migrate >/dev/null && { "
+    "airflow scheduler --skip-serve-logs & airflow triggerer --skip-serve-logs & "
+    "airflow dag-processor & exec airflow api-server; }"
+)
 
 
-def local_connection_uri(endpoint_url: str) -> str:
-    """`aws_default` for the local runtime: dummy credentials, one endpoint for every service."""
+def local_connection_uri(endpoint_url: str, key_pair: KeyPair) -> str:
+    """`aws_default` for the local runtime: its key pair, one endpoint for every service."""
     return json.dumps({
         "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
+        "login": key_pair.access_key_id,
+        "password": key_pair.secret_access_key,
         "extra": {"region_name": LOCAL_REGION, "endpoint_url": endpoint_url},
     })  # fmt: skip
 
@@ -156,6 +166,10 @@ class Stack:
     def airflow_url(self) -> str:
         return f"http://127.0.0.1:{self.airflow_port}"
 
+    def key_pair(self) -> KeyPair:
+        """The key pair `serve` uses: a fixed one from the environment, else the data dir's."""
+        return resolve_key_pair(self.runtime_data_dir)
+
     def airflow_environment(self) -> dict[str, str]:
         """Environment for any `airflow` command of this project against the local runtime."""
         env = dict(os.environ)
@@ -164,13 +178,14 @@ class Stack:
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.airflow_port),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
-            "AIRFLOW_CONN_AWS_DEFAULT": local_connection_uri(self.runtime_url),
+            "AIRFLOW_CONN_AWS_DEFAULT": local_connection_uri(self.runtime_url, self.key_pair()),
             "PIPELINE_SETTINGS_FILE": str(self.settings_file),
             # include/ and sagemaker_code/ are read by the DAG; the repo root makes them importable.
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
-            # standalone calls `airflow` from PATH: make it this environment's.
+            # Airflow's components call `airflow` from PATH: make it this environment's.
             "PATH": os.pathsep.join([str(VENV_BIN), env.get("PATH", "")]),
             "AWS_DEFAULT_REGION": LOCAL_REGION,
         })  # fmt: skip
@@ -189,7 +204,7 @@ class Stack:
     def airflow(self) -> Service:
         return Service(
             name="airflow",
-            command=[str(VENV_BIN / "airflow"), "standalone"],
+            command=["bash", "-c", AIRFLOW_COMPONENTS],
             health_url=f"{self.airflow_url}/api/v2/monitor/health",
             start_timeout=240,
             run_dir=self.run_dir,
@@ -230,6 +245,15 @@ class Stack:
         self.runtime().stop()
 
 
+def print_credentials(stack: Stack) -> None:
+    """The runtime's keys, as a user pastes them into a shell or an AWS CLI profile."""
+    key_pair = stack.key_pair()
+    print(f"  AWS_ACCESS_KEY_ID={key_pair.access_key_id}")
+    print(f"  AWS_SECRET_ACCESS_KEY={key_pair.secret_access_key}")
+    print(f"  or an AWS CLI profile: credential_process = {VENV_BIN / 'python'} -m local_sagemaker "
+          f"credentials --data-dir {stack.runtime_data_dir}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Start or stop the local stack.")
     parser.add_argument("action", choices=["up", "down", "status"])
@@ -239,6 +263,7 @@ def main() -> None:
         stack.up()
         print(f"\nAirflow UI: {stack.airflow_url}  user: admin  password: {stack.admin_password()}")
         print(f"Local SageMaker runtime: {stack.runtime_url}  (logs in {stack.run_dir})")
+        print_credentials(stack)
         print("Stop both with: make down")
     elif action == "down":
         stack.down()
@@ -247,6 +272,7 @@ def main() -> None:
             process = service.running_process()
             state = f"running (pid {process.pid})" if process else "not running"
             print(f"{service.name}: {state}; log: {service.log_path}")
+        print_credentials(stack)
 
 
 if __name__ == "__main__":

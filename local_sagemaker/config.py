@@ -10,6 +10,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from local_sagemaker.credentials import KeyPair
+from local_sagemaker.gate import RequestLimits
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORT = 4570
 DEFAULT_CONTAINER_PYTHON = REPO_ROOT / ".venvs" / "container" / "bin" / "python"
@@ -32,6 +35,15 @@ def _default_image_pythons() -> dict[str, str]:
     return {str(k): str(v) for k, v in mapping.items()}
 
 
+def _positive_int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name} must be a positive whole number, not {raw!r}")
+    return int(raw)
+
+
 @dataclass
 class RuntimeConfig:
     """Settings shared by every part of the runtime (available to backends as ``self.config``)."""
@@ -48,9 +60,32 @@ class RuntimeConfig:
     stop_grace_seconds: float = 10.0
     # How often running jobs' checkpoint folders are compared and synced to S3.
     checkpoint_sync_seconds: float = 2.0
+    # The one key pair requests must be signed with; None: the data dir's own (credentials.py).
+    key_pair: KeyPair | None = None
+    # Host header names served besides loopback ones (a compose service name, say).
+    allowed_hosts: tuple[str, ...] = ()
+    limits: RequestLimits = field(
+        default_factory=lambda: RequestLimits(
+            socket_timeout_seconds=_positive_int_env("LOCAL_SAGEMAKER_REQUEST_TIMEOUT_SECONDS", 30)
+        )
+    )
+    # Caps on what one machine is asked to run: hosts per job, and jobs running user code at once.
+    max_instance_count: int = field(
+        default_factory=lambda: _positive_int_env("LOCAL_SAGEMAKER_MAX_INSTANCE_COUNT", 4)
+    )
+    max_concurrent_jobs: int = field(
+        default_factory=lambda: _positive_int_env("LOCAL_SAGEMAKER_MAX_CONCURRENT_JOBS", 8)
+    )
 
     def __post_init__(self):
         self.data_dir = Path(self.data_dir).resolve()
+
+    def allowed_host_names(self) -> frozenset[str]:
+        """Host names the gate lets in besides loopback: the given ones and a bound address."""
+        names = {name.strip().lower() for name in self.allowed_hosts if name.strip()}
+        if self.host not in ("0.0.0.0", "::", ""):
+            names.add(self.host.lower())
+        return frozenset(names)
 
     @property
     def endpoint_url(self) -> str:

@@ -37,6 +37,13 @@ class ResourceInUse(AwsError):
     status = 400
 
 
+class ResourceLimitExceeded(AwsError):
+    """A quota is reached (here: the runtime's caps on instances and concurrent jobs)."""
+
+    code = "ResourceLimitExceeded"
+    status = 400
+
+
 class UnknownOperationException(AwsError):
     code = "UnknownOperationException"
     status = 400

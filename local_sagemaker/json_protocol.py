@@ -18,11 +18,44 @@ from local_sagemaker.errors import (
     InternalFailure,
     SerializationException,
     UnknownOperationException,
+    ValidationException,
 )
 from local_sagemaker.validation import validate_request
 
 log = logging.getLogger(__name__)
 CONTENT_TYPE = "application/x-amz-json-1.1"
+# No SageMaker or CloudWatch Logs input shape nests anywhere near this deep.
+MAX_JSON_DEPTH = 32
+
+
+def _depth(value) -> int:
+    """How deeply ``value`` (parsed JSON) nests containers, walked without recursion."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            pending.extend((child, depth + 1) for child in (
+                item.values() if isinstance(item, dict) else item))  # fmt: skip
+    return deepest
+
+
+def parse_request_body(body: bytes) -> dict:
+    """The JSON object of a request body; ValidationException naming what is wrong otherwise."""
+    try:
+        text = (body or b"{}").decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValidationException(f"The request body is not valid UTF-8: {error}") from None
+    too_deep = f"The request body nests JSON deeper than {MAX_JSON_DEPTH} levels"
+    try:
+        request = json.loads(text)
+    except RecursionError:  # thousands of levels: the parser itself gives up
+        raise ValidationException(too_deep) from None
+    if not isinstance(request, dict):
+        raise SerializationException("The request body must be a JSON object")
+    if _depth(request) > MAX_JSON_DEPTH:
+        raise ValidationException(too_deep)
+    return request
 
 
 def _wire_default(value):
@@ -67,7 +100,7 @@ class JsonProtocolApi:
         operation = target.split(".", 1)[1]
         try:
             method = self._method_for(operation)
-            request = json.loads(body or b"{}")
+            request = parse_request_body(body)
             input_shape = self.service_model.operation_model(operation).input_shape
             validate_request(input_shape, request)
             response = method(request)

@@ -76,6 +76,13 @@ def _complete_lines(path: Path) -> list[str]:
     return complete.decode().splitlines()
 
 
+def group_directory_name(group_name: str) -> str:
+    """The folder name of a log group: its name percent-encoded, so no name (not ``.`` or ``..``,
+    which CloudWatch accepts) can name a folder outside the logs folder."""
+    encoded = quote(group_name, safe="")
+    return "%2E" * len(encoded) if set(encoded) == {"."} else encoded
+
+
 def _parse_token(token: str | None, direction: str) -> int | None:
     if token is None:
         return None
@@ -184,7 +191,7 @@ class LogService:
         with self._lock:
             if name in self._groups:
                 raise ResourceAlreadyExistsException("The specified log group already exists")
-            directory = self.root / quote(name, safe="")
+            directory = self.root / group_directory_name(name)
             directory.mkdir(parents=True, exist_ok=True)
             created = now_ms()
             write_file_atomically(

@@ -24,8 +24,9 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qs
 
-from moto.moto_server.werkzeug_app import create_backend_app
+from moto.moto_server import werkzeug_app
 from moto.s3.models import s3_backends
+from werkzeug.formparser import parse_form_data
 from werkzeug.wrappers import Request
 
 from local_sagemaker.store import fsync_directory, write_file_atomically
@@ -101,7 +102,10 @@ class S3Service:
         self.region = region
         self.backend = s3_backends[account]["aws"]
         self.backend.reset()
-        self._moto_app = create_backend_app("s3")
+        # moto's server answers every origin's CORS preflight unless told not to; the runtime
+        # serves no browser (gate.py). moto reads this flag when it builds the app.
+        werkzeug_app.DISABLE_GLOBAL_CORS = True
+        self._moto_app = werkzeug_app.create_backend_app("s3")
         self._lock = threading.RLock()
         # (bucket, key) -> journal body file holding the object's current bytes (for compaction).
         self._body_files: dict[tuple[str, str], Path] = {}
@@ -203,8 +207,11 @@ class S3Service:
         else:
             self.journal.append({"op": "delete_bucket", "bucket": bucket})
 
-    def _record_request(self, method: str, path: str, query: dict, body: bytes) -> None:
+    def _record_request(self, environ, query: dict, body: bytes) -> None:
         """Journal the state a successful path-style request changed (see module docstring)."""
+        method = environ["REQUEST_METHOD"]
+        # WSGI hands the path over as latin-1; S3 keys are UTF-8.
+        path = environ["PATH_INFO"].encode("latin-1").decode("utf-8", errors="surrogateescape")
         bucket, _, key = path.lstrip("/").partition("/")
         if not bucket:
             return
@@ -212,6 +219,8 @@ class S3Service:
             if "delete" in query and method == "POST":
                 for deleted_key in _keys_in_delete_request(body):
                     self._record_object(bucket, deleted_key)
+            elif method == "POST" and environ.get("CONTENT_TYPE", "").startswith("multipart/"):
+                self._record_object(bucket, _form_post_key(environ, body))
             elif not query:
                 self._record_bucket(bucket)
             return
@@ -241,7 +250,7 @@ class S3Service:
             response_body = b"".join(self._moto_app(environ, capture))
             if captured["status"].startswith("2"):
                 query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-                self._record_request(environ["REQUEST_METHOD"], environ["PATH_INFO"], query, body)
+                self._record_request(environ, query, body)
         start_response(captured["status"], captured["headers"], captured["exc_info"])
         return [response_body]
 
@@ -321,6 +330,13 @@ class S3Service:
             target.write_bytes(self.read(bucket, key))
             written.append(target)
         return written
+
+
+def _form_post_key(environ, body: bytes) -> str:
+    """The key a browser form POST wrote: its ``key`` field, ``${filename}`` filled in."""
+    _, form, files = parse_form_data({**environ, "wsgi.input": io.BytesIO(body)})
+    upload = files.get("file")
+    return form["key"].replace("${filename}", upload.filename if upload else "")
 
 
 def _keys_in_delete_request(body: bytes) -> list[str]:

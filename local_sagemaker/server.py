@@ -1,10 +1,12 @@
 """The runtime's one WSGI app and its services.
 
-Routes, in order:
+Every request first passes the gate (:mod:`local_sagemaker.gate`: Host, origin, body size and
+SigV4 signature). Routes, in order:
 
 - ``GET /_local/health``: ``{"status": "ok", "families": [...]}`` once the runtime serves.
 - ``X-Amz-Target: SageMaker.<Op>``: the SageMaker API (:mod:`local_sagemaker.sagemaker`).
 - ``X-Amz-Target: Logs_20140328.<Op>``: CloudWatch Logs (:mod:`local_sagemaker.logs`).
+- any other ``X-Amz-Target``: ``UnknownOperationException``.
 - ``POST /endpoints/<name>/invocations``: SageMaker Runtime, delegated to the hosting family's
   ``invoke_endpoint(name, request)``.
 - anything else: S3 (moto, journaled: :mod:`local_sagemaker.s3`).
@@ -21,8 +23,10 @@ from dataclasses import dataclass
 from werkzeug.wrappers import Request, Response
 
 from local_sagemaker.config import RuntimeConfig
-from local_sagemaker.errors import AwsError, ValidationException
+from local_sagemaker.credentials import data_dir_key_pair
+from local_sagemaker.errors import AwsError, UnknownOperationException, ValidationException
 from local_sagemaker.executor import Executor
+from local_sagemaker.gate import Gate
 from local_sagemaker.json_protocol import JsonProtocolApi, error_response
 from local_sagemaker.logs import LogService
 from local_sagemaker.s3 import S3Service
@@ -41,11 +45,13 @@ class RuntimeValidationError(ValidationException):
     code = "ValidationError"
 
 
-def _route_label(path: str) -> str:
-    """What a request without X-Amz-Target is, for the request log line."""
-    if path == HEALTH_PATH:
+def _route_label(method: str, path: str, target: str) -> str:
+    """Which route serves a request: ``health``, ``api``, ``invocation`` or ``s3``."""
+    if path == HEALTH_PATH and method == "GET":
         return "health"
-    return "InvokeEndpoint" if INVOCATIONS_PATH.match(path) else "S3"
+    if target:
+        return "api"
+    return "invocation" if INVOCATIONS_PATH.match(path) and method == "POST" else "s3"
 
 
 @dataclass
@@ -58,6 +64,7 @@ class Runtime:
     logs: LogService
     executor: Executor
     backend: object
+    gate: Gate
 
     def __post_init__(self):
         self.sagemaker = sagemaker_api(self.backend)
@@ -73,15 +80,19 @@ class Runtime:
             statuses.append(status.split(" ", 1)[0])
             return start_response(status, headers, exc_info)
 
+        route = _route_label(method, path, target)
         try:
+            refusal = self.gate.admit(environ, "s3" if route == "s3" else "json", route)
+            if refusal is not None:
+                return refusal(environ, recording_start_response)
             return self._route(environ, recording_start_response, method, path, target)
         finally:
             elapsed_ms = (time.monotonic() - started) * 1000
-            operation = target or _route_label(path)
+            operation = target or {"invocation": "InvokeEndpoint"}.get(route, route)
             log.info(
                 "%s %s %s -> %s (%.0f ms)",
                 method,
-                path,
+                path.encode("latin-1").decode("utf-8", errors="replace"),
                 operation,
                 statuses[0] if statuses else "?",
                 elapsed_ms,
@@ -97,6 +108,11 @@ class Runtime:
             if api.handles(target):
                 status, headers, body = api.handle(target, Request(environ).get_data())
                 return Response(body, status=status, headers=headers)(environ, start_response)
+        if target:
+            status, headers, body = error_response(
+                UnknownOperationException(f"{target} is not an operation this runtime serves")
+            )
+            return Response(body, status=status, headers=headers)(environ, start_response)
         invocation = INVOCATIONS_PATH.match(path)
         if invocation and method == "POST":
             return self._invoke_endpoint(invocation["name"], Request(environ))(
@@ -131,4 +147,9 @@ def build_runtime(config: RuntimeConfig, families=None) -> Runtime:
     logs = LogService(config.data_dir, config.region, config.account)
     executor = Executor(config, s3, logs)
     backend = build_backend(config, store, s3, logs, executor, families)
-    return Runtime(config, store, s3, logs, executor, backend)
+    gate = Gate(
+        key_pair=config.key_pair or data_dir_key_pair(config.data_dir),
+        allowed_hosts=config.allowed_host_names(),
+        limits=config.limits,
+    )
+    return Runtime(config, store, s3, logs, executor, backend, gate)

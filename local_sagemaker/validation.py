@@ -29,7 +29,8 @@ PYTHON_TYPES = {
     "structure": (dict,),
     "map": (dict,),
     "list": (list,),
-    "timestamp": (int, float, str),
+    # JSON 1.1 sends timestamps as epoch seconds; botocore never sends an ISO string.
+    "timestamp": (int, float),
     "blob": (str, bytes),
 }
 
@@ -137,3 +138,15 @@ def validate_request(input_shape: Shape | None, request: dict) -> None:
         count = len(errors)
         noun = "error" if count == 1 else "errors"
         raise ValidationException(f"{count} validation {noun} detected: {'; '.join(errors)}")
+
+
+def pagination_offset(token: str | None) -> int:
+    """The list offset a NextToken of this runtime stands for (0 without one).
+
+    Tokens are the decimal offsets the List* operations issue; anything else (garbage, a
+    negative number) is refused as AWS refuses a token it did not issue."""
+    if token is None or token == "":
+        return 0
+    if not token.isdigit() or not token.isascii():
+        raise ValidationException(f"Invalid pagination token {token!r}.")
+    return int(token)

@@ -8,11 +8,37 @@ metric scraping). Available to backends as ``self.executor``; it never speaks th
 - :func:`~.archives.safe_extract_tar` / :func:`~.archives.pack_directory` handle tar.gz safely.
 """
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from local_sagemaker.errors import ResourceLimitExceeded
 from local_sagemaker.executor.processes import ManagedProcess
 from local_sagemaker.executor.training_run import TrainingRun
+
+
+class JobSlots:
+    """The cap on jobs that run user code at once (training and processing jobs)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._holders: set[str] = set()
+
+    def claim(self, job_name: str) -> None:
+        """Take a slot for ``job_name``; raises ResourceLimitExceeded when none is free."""
+        with self._lock:
+            if len(self._holders) >= self.limit:
+                raise ResourceLimitExceeded(
+                    f"The local runtime runs at most {self.limit} training and processing jobs "
+                    f"at once and {len(self._holders)} are running; retry when one ends "
+                    "(the cap is LOCAL_SAGEMAKER_MAX_CONCURRENT_JOBS)."
+                )
+            self._holders.add(job_name)
+
+    def release(self, job_name: str) -> None:
+        with self._lock:
+            self._holders.discard(job_name)
 
 
 class Executor:
@@ -23,6 +49,7 @@ class Executor:
         self.s3 = s3
         self.logs = logs
         self.jobs_dir = Path(config.data_dir) / "jobs"
+        self.job_slots = JobSlots(config.max_concurrent_jobs)
 
     def python_for_image(self, image: str) -> str:
         """The interpreter standing in for a container image (RuntimeConfig.python_for_image)."""

@@ -1,43 +1,71 @@
-"""Child processes for jobs and endpoints: each in its own process group (so a stop reaches every
-process the script started), stdout and stderr pumped line by line to a callback as they come."""
+"""Child processes for jobs and endpoints, stdout and stderr pumped line by line to a callback.
+
+A job's process tree ends with the job, whatever its processes did to leave it. A tree is:
+
+- the child's process group (``start_new_session``), which holds what it started plainly;
+- every process whose environment carries the child's tree token (``LOCAL_SAGEMAKER_TREE``),
+  which holds grandchildren that called ``setsid`` or double-forked out of the group;
+- every process holding the child's stdout or stderr pipe open.
+
+When the child exits (or is stopped) the whole tree is killed, so the pipes reach EOF and their
+readers end; the readers are joined with a time limit all the same.
+"""
 
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 
 import psutil
 
 log = logging.getLogger(__name__)
 STDERR_TAIL_LINES = 20
+TREE_TOKEN_ENV = "LOCAL_SAGEMAKER_TREE"
+# How long output readers may take to drain once the tree is dead.
+READER_DRAIN_SECONDS = 5.0
+# CloudWatch Logs takes events of up to 256 KiB; a longer line (or none at all) is split there.
+MAX_LINE_BYTES = 256 * 1024
 
 
 class ManagedProcess:
     """A started child process.
 
     ``on_line(text, stream_name)`` is called from reader threads for each line (without its
-    newline) of stdout (``"stdout"``) and stderr (``"stderr"``). ``identity`` (pid + start time)
-    is what to persist to find the process group again after a runtime restart.
+    newline) of stdout (``"stdout"``) and stderr (``"stderr"``); a line longer than
+    ``MAX_LINE_BYTES`` arrives in pieces. ``identity`` (pid, start time, tree token, pipes) is
+    what :func:`kill_tree` needs, and what to persist to find the tree after a runtime restart.
     """
 
     def __init__(self, argv, env, cwd, on_line: Callable[[str, str], None]):
         self.argv = list(argv)
+        self.tree_token = secrets.token_hex(12)
         self._process = subprocess.Popen(
             self.argv,
             cwd=cwd,
-            env=env,
+            env={**env, TREE_TOKEN_ENV: self.tree_token},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
         self.pid = self._process.pid
-        self.identity = {"pid": self.pid, "create_time": psutil.Process(self.pid).create_time()}
+        self.pipe_inodes = [
+            os.fstat(pipe.fileno()).st_ino for pipe in (self._process.stdout, self._process.stderr)
+        ]
+        self.identity = {
+            "pid": self.pid,
+            "pgid": self.pid,
+            "create_time": psutil.Process(self.pid).create_time(),
+            "tree_token": self.tree_token,
+            "pipe_inodes": self.pipe_inodes,
+        }
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self._readers = [
             threading.Thread(
@@ -49,7 +77,7 @@ class ManagedProcess:
             reader.start()
 
     def _pump(self, pipe, name: str, on_line) -> None:
-        for raw in iter(pipe.readline, b""):
+        for raw in iter(lambda: pipe.readline(MAX_LINE_BYTES), b""):
             text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             if name == "stderr":
                 self.stderr_tail.append(text)
@@ -66,57 +94,105 @@ class ManagedProcess:
             code = self._process.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
-        # As when a container's main process exits: what it left running in its group ends too
-        # (and can no longer hold the output pipes open).
-        signal_group(self.pid, signal.SIGKILL)
+        # As when a container's main process exits: what it left running ends too (and can no
+        # longer hold the output pipes open).
+        kill_tree(self.identity)
         for reader in self._readers:
-            reader.join()
+            reader.join(READER_DRAIN_SECONDS)
+            if reader.is_alive():
+                log.warning("output of %s still open after its tree was killed", self.argv[:2])
         return code
 
     def stop(self, grace_seconds: float) -> int:
-        """SIGTERM the process group, SIGKILL it after ``grace_seconds``; returns the exit code."""
-        signal_group(self.pid, signal.SIGTERM)
+        """SIGTERM the whole tree, SIGKILL it after ``grace_seconds``; returns the exit code."""
+        signal_tree(self.identity, signal.SIGTERM)
         code = self.wait(grace_seconds)
         if code is None:
-            signal_group(self.pid, signal.SIGKILL)
+            kill_tree(self.identity)
             code = self.wait()
         return code
 
 
-def signal_group(pgid: int, signum: int) -> None:
-    """Send ``signum`` to a process group that may already be gone."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
+def tree_members(identity: dict) -> list[psutil.Process]:
+    """The live processes of a child's tree (see the module docstring), leader included.
+
+    ``identity`` may leave out ``pgid`` or ``pipe_inodes`` (see :func:`kill_leftover_group`).
+    """
+    pgid = identity.get("pgid")
+    token = identity.get("tree_token")
+    pipes = {f"pipe:[{inode}]" for inode in identity.get("pipe_inodes", [])}
+    own_pid = os.getpid()
+    members = []
+    for process in psutil.process_iter(["status"]):
+        if process.pid == own_pid or process.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        in_group = pgid is not None and _pgid_of(process) == pgid
+        if in_group or _carries_token(process.pid, token) or _holds_pipe(process.pid, pipes):
+            members.append(process)
+    return members
+
+
+def signal_tree(identity: dict, signum: int) -> list[psutil.Process]:
+    """Send ``signum`` to every member of the tree; returns the members signalled."""
+    members = tree_members(identity)
+    for member in members:
+        with contextlib.suppress(psutil.Error):
+            member.send_signal(signum)
+    return members
+
+
+def kill_tree(identity: dict, timeout: float = 5.0) -> bool:
+    """SIGKILL the tree until no member is left (or ``timeout``); True when any was killed."""
+    killed = False
+    deadline = time.monotonic() + timeout
+    while members := signal_tree(identity, signal.SIGKILL):
+        killed = True
+        psutil.wait_procs(members, timeout=0.5)
+        if time.monotonic() > deadline:
+            log.warning("processes %s of a stopped tree outlived SIGKILL", [m.pid for m in members])
+            break
+    return killed
 
 
 def kill_leftover_group(identity: dict) -> bool:
-    """SIGKILL the process group of a child recorded by an earlier runtime, if it still runs.
+    """SIGKILL the tree of a child recorded by an earlier runtime, if any of it still runs.
 
-    The recorded start time tells the original leader from a process that reuses its pid; a pid
-    is never reused while its process group lives, so members found under a dead leader's pgid
-    are ours. Returns True when something was killed.
-    """
-    pgid = identity["pid"]
+    Its pipes died with that runtime (their inode numbers may be reused), so the tree is found by
+    its token, and by its process group unless the leader's pid now names a newer process: a pid
+    is never reused while its group lives. Returns True when something was killed."""
+    leftover = {"pid": identity["pid"], "tree_token": identity.get("tree_token")}
     try:
-        leader = psutil.Process(pgid)
-        if abs(leader.create_time() - identity["create_time"]) >= 0.01:
-            return False  # pid reused: the old group ended before the pid could be reused
+        leader = psutil.Process(identity["pid"])
+        if abs(leader.create_time() - identity["create_time"]) < 0.01:
+            leftover["pgid"] = identity["pid"]
     except psutil.NoSuchProcess:
-        if not _group_members(pgid):
-            return False
-    signal_group(pgid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and _group_members(pgid):
-        time.sleep(0.05)
-    return True
+        leftover["pgid"] = identity["pid"]  # a group outliving its leader is still ours
+    return kill_tree(leftover)
 
 
-def _group_members(pgid: int) -> list[psutil.Process]:
-    return [
-        p
-        for p in psutil.process_iter(["status"])
-        if _pgid_of(p) == pgid and p.info["status"] != psutil.STATUS_ZOMBIE
-    ]
+def _carries_token(pid: int, token: str | None) -> bool:
+    if not token:
+        return False
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return f"{TREE_TOKEN_ENV}={token}".encode() in environ.split(b"\0")
+
+
+def _holds_pipe(pid: int, pipes: set[str]) -> bool:
+    if not pipes:
+        return False
+    try:
+        descriptors = os.scandir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    with descriptors:
+        for descriptor in descriptors:
+            with contextlib.suppress(OSError):
+                if os.readlink(descriptor.path) in pipes:
+                    return True
+    return False
 
 
 def _pgid_of(process: psutil.Process) -> int | None:

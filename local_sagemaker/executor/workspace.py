@@ -77,6 +77,8 @@ class HostTree:
         relative = Path(path).relative_to("/opt/ml") if path.startswith("/opt/ml") else None
         if relative is None:
             raise ValueError(f"{path!r} is outside /opt/ml: the local runtime cannot map it")
+        if ".." in relative.parts:
+            raise ValueError(f"{path!r} contains '..': it would leave /opt/ml")
         return self.root / relative
 
     def create(self) -> None:

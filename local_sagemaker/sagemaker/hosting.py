@@ -41,6 +41,7 @@ from local_sagemaker.hosting.fleet import (
 from local_sagemaker.hosting.invoke import answer_invocation, endpoint_log_group
 from local_sagemaker.hosting.process import STARTUP_TIMEOUT_S, ModelServerStartError
 from local_sagemaker.s3 import S3Error, parse_s3_uri
+from local_sagemaker.validation import pagination_offset
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +111,7 @@ def list_response(
     selected.sort(
         key=lambda r: r[sort_key], reverse=request.get("SortOrder", "Descending") == "Descending"
     )
-    token = request.get("NextToken")
-    if token is not None and not token.isdigit():
-        raise ValidationException(f"Invalid pagination token {token!r}.")
-    start = int(token or 0)
+    start = pagination_offset(request.get("NextToken"))
     end = start + request.get("MaxResults", DEFAULT_MAX_RESULTS)
     response = {list_key: [_summary(r, summary_keys) for r in selected[start:end]]}
     if end < len(selected):

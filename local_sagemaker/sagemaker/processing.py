@@ -272,6 +272,7 @@ class ProcessingMixin:
                     "Job name must be unique within an AWS account and region, and a job with "
                     f"this name already exists ({arn})"
                 )
+            self.executor.job_slots.claim(name)
             self.store.put(PROCESSING_JOBS, name, {"description": description, "processes": []})
             running = self._running_processing[name] = _RunningProcessingJob()
         threading.Thread(
@@ -331,6 +332,7 @@ class ProcessingMixin:
             status, members = "Failed", {"FailureReason": reason}
         finally:
             self._running_processing.pop(name, None)
+            self.executor.job_slots.release(name)
         exit_message = read_exit_message(root)
         if exit_message is not None:
             members["ExitMessage"] = exit_message

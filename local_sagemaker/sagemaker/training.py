@@ -19,13 +19,20 @@ For other families (the contract):
 import logging
 import threading
 import time
+from pathlib import PurePosixPath
 
 import botocore.session
 
-from local_sagemaker.errors import ResourceInUse, ValidationException, training_job_not_found
+from local_sagemaker.errors import (
+    ResourceInUse,
+    ResourceLimitExceeded,
+    ValidationException,
+    training_job_not_found,
+)
 from local_sagemaker.executor.metrics import MetricScraper, compile_metric_definitions
 from local_sagemaker.executor.processes import kill_leftover_group
 from local_sagemaker.executor.training_run import TrainingSetupError
+from local_sagemaker.validation import pagination_offset
 
 log = logging.getLogger(__name__)
 
@@ -173,11 +180,8 @@ class TrainingMixin:
         """Record the job and start its thread; returns ``{"TrainingJobArn": ...}`` at once."""
         name = request["TrainingJobName"]
         arn = self.config.arn("training-job", name)
+        self._check_runnable(request)
         algorithm = request["AlgorithmSpecification"]
-        try:
-            compile_metric_definitions(algorithm.get("MetricDefinitions", []))
-        except Exception as error:
-            raise ValidationException(f"MetricDefinitions: invalid Regex: {error}") from error
         now = time.time()
         description = {k: v for k, v in request.items() if k in DESCRIBE_MEMBERS}
         description.update(
@@ -214,6 +218,7 @@ class TrainingMixin:
                     "Training job names must be unique within an AWS account and region, and a "
                     f"training job with this name already exists ({arn})"
                 )
+            self.executor.job_slots.claim(name)
             record = {
                 "description": description,
                 "tuning_job_name": tuning_job_name,
@@ -228,6 +233,45 @@ class TrainingMixin:
         ).start()
         log.info("training job %s created", name)
         return {"TrainingJobArn": arn}
+
+    def _check_runnable(self, request: dict) -> None:
+        """Refuse (ValidationException) what no job could run: members the model leaves optional
+        but a training job needs, an instance count outside 1..the runtime's cap, bad regexes."""
+        missing = [m for m in ("AlgorithmSpecification", "ResourceConfig") if m not in request]
+        if missing:
+            errors = [
+                f"Value null at '{m[0].lower() + m[1:]}' failed to satisfy constraint: Member "
+                "must not be null"
+                for m in missing
+            ]
+            noun = "error" if len(errors) == 1 else "errors"
+            raise ValidationException(
+                f"{len(errors)} validation {noun} detected: {'; '.join(errors)}"
+            )
+        count = request["ResourceConfig"].get("InstanceCount", 1)
+        if count < 1:
+            raise ValidationException(
+                f"1 validation error detected: Value '{count}' at 'resourceConfig.instanceCount' "
+                "failed to satisfy constraint: Member must have value greater than or equal to 1"
+            )
+        if count > self.config.max_instance_count:
+            raise ResourceLimitExceeded(
+                f"ResourceConfig.InstanceCount {count} exceeds the local runtime's cap of "
+                f"{self.config.max_instance_count} hosts per job "
+                "(LOCAL_SAGEMAKER_MAX_INSTANCE_COUNT)."
+            )
+        local_path = request.get("CheckpointConfig", {}).get("LocalPath", "/opt/ml/checkpoints")
+        if ".." in PurePosixPath(local_path).parts or not local_path.startswith("/opt/ml/"):
+            raise ValidationException(
+                f"CheckpointConfig.LocalPath {local_path!r} must be a folder under /opt/ml/ "
+                "without '..'"
+            )
+        try:
+            compile_metric_definitions(
+                request["AlgorithmSpecification"].get("MetricDefinitions", [])
+            )
+        except ValueError as error:
+            raise ValidationException(f"MetricDefinitions: invalid Regex: {error}") from error
 
     def describe_training_job(self, request: dict) -> dict:
         record = self._training_record(request["TrainingJobName"])
@@ -252,7 +296,7 @@ class TrainingMixin:
             request.get("SortBy", "CreationTime"), "CreationTime"
         )
         summaries.sort(key=lambda s: s[sort_key], reverse=request.get("SortOrder") != "Ascending")
-        start = int(request.get("NextToken") or 0)
+        start = pagination_offset(request.get("NextToken"))
         end = start + request.get("MaxResults", 10)
         response = {"TrainingJobSummaries": summaries[start:end]}
         if end < len(summaries):
@@ -344,6 +388,7 @@ class TrainingMixin:
             self._finish(name, "Failed", "Failed", "Training job failed", FailureReason=reason)
         finally:
             self._running_training.pop(name, None)
+            self.executor.job_slots.release(name)
             self._notify("training_finished", name, run.paths)
 
     def _train(self, name: str, running: _RunningJob) -> None:

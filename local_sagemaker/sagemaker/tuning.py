@@ -32,6 +32,7 @@ from local_sagemaker.sagemaker.training import TrainingObserver
 from local_sagemaker.tuning.plan import TuningPlan, training_job_definition
 from local_sagemaker.tuning.runner import TUNING_JOBS, TuningRun
 from local_sagemaker.tuning.search_space import InvalidTuningConfig
+from local_sagemaker.validation import pagination_offset
 
 log = logging.getLogger(__name__)
 
@@ -245,10 +246,7 @@ class TuningMixin:
         summaries.sort(
             key=_TRIAL_SORT_KEYS[sort_by], reverse=request.get("SortOrder") == "Descending"
         )
-        token = request.get("NextToken") or "0"
-        if not token.isdigit():
-            raise ValidationException(f"Invalid pagination token {token!r}.")
-        start = int(token)
+        start = pagination_offset(request.get("NextToken"))
         end = start + request.get("MaxResults", DEFAULT_TRIALS_PAGE)
         response = {"TrainingJobSummaries": summaries[start:end]}
         if end < len(summaries):

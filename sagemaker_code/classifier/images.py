@@ -16,6 +16,14 @@ from PIL import Image, ImageOps
 # ImageNet statistics: what torchvision's ResNet weights expect; harmless for simplecnn.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Pictures are shrunk to a few hundred pixels a side, so nothing needs more than a large phone
+# photo (48 Mpx). Checked from the header, before a pixel is decoded: a 13000x13000 PNG would
+# otherwise cost seconds and most of a gigabyte to throw away.
+MAX_PICTURE_PIXELS = 50_000_000
+
+
+class PictureTooLarge(OSError):
+    """The picture has more pixels than MAX_PICTURE_PIXELS."""
 
 
 def load_image(source: Path | bytes, size: int) -> torch.Tensor:
@@ -23,9 +31,16 @@ def load_image(source: Path | bytes, size: int) -> torch.Tensor:
 
     The shorter side is scaled to ``size`` and the centre is cropped square. Any mode
     Pillow reads (grayscale, palette, RGBA, CMYK) becomes RGB. Raises ``OSError`` (Pillow's
-    ``UnidentifiedImageError`` included) when the data is not a readable picture.
+    ``UnidentifiedImageError`` included) when the data is not a readable picture, and
+    ``PictureTooLarge`` (an ``OSError``) above ``MAX_PICTURE_PIXELS``.
     """
     with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+        width, height = image.size
+        if width * height > MAX_PICTURE_PIXELS:
+            raise PictureTooLarge(
+                f"{width}x{height} pixels is more than the {MAX_PICTURE_PIXELS:,} pixels "
+                "a picture may have"
+            )
         # JPEG draft mode decodes at a reduced scale directly: far cheaper for big photos.
         image.draft("RGB", (size, size))
         rgb = image.convert("RGB")

@@ -37,7 +37,7 @@ import torch
 
 from classifier.artifact import Classifier
 from classifier.errors import ClientError
-from classifier.images import load_image, normalize
+from classifier.images import PictureTooLarge, load_image, normalize
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -139,10 +139,12 @@ def predict(request: PictureRequest, classifier: Classifier) -> Prediction:
 
 
 def _decode(data: bytes, size: int, index: int, request: PictureRequest) -> torch.Tensor:
+    where = f"instances[{index}]" if request.is_batch else "the request body"
     try:
         return load_image(data, size)
+    except PictureTooLarge as error:
+        raise ClientError(f"{where} is too large: {error}", status_code=413) from error
     except OSError as error:
-        where = f"instances[{index}]" if request.is_batch else "the request body"
         raise ClientError(f"{where} is not a readable picture: {error}") from error
 
 

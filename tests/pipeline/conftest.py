@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ if str(PLUGINS) not in sys.path:
 os.environ.setdefault("AIRFLOW_HOME", str(REPO_ROOT / ".airflow" / "pipeline-tests"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
+from runtime_access import RuntimeProcess, aws_connection, client_environment  # noqa: E402
 from sagemaker_lifecycle.naming import run_names  # noqa: E402
 from sagemaker_lifecycle.settings import in_region, load_settings  # noqa: E402
 
@@ -32,6 +32,7 @@ AIRFLOW_BIN = Path(sys.executable).parent / "airflow"
 DAG_ID = "dog_breed_classifier"
 # The region of the tests' AWS connection (moto and the local runtime).
 CONNECTION_REGION = "us-east-1"
+# For moto's in-process S3 only; the local runtime has its own keys (tests/runtime_access.py).
 DUMMY_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -109,42 +110,18 @@ def s3(monkeypatch) -> Iterator:
         yield boto3.client("s3", region_name="us-east-1")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # ---- end to end: the local runtime and Airflow ------------------------------------------------
 
 
 @pytest.fixture(scope="session")
 def local_runtime(tmp_path_factory) -> Iterator[str]:
-    """`python -m local_sagemaker serve` on a free port; yields its URL."""
-    port = free_port()
-    data_dir = tmp_path_factory.mktemp("local_sagemaker")
-    log = open(data_dir / "runtime.log", "wb")  # noqa: SIM115 (kept open while it runs)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local_sagemaker", "serve", "--port", str(port),
-         "--data-dir", str(data_dir)],
-        cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **DUMMY_AWS},
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    """`python -m local_sagemaker serve` on a free port; yields its URL (its keys:
+    `runtime_access.client_environment(url)` and `aws_connection(url)`)."""
+    runtime = RuntimeProcess(tmp_path_factory.mktemp("local_sagemaker") / "state")
     try:
-        waited = subprocess.run(
-            [sys.executable, "-m", "local_sagemaker", "wait", "--url", url, "--timeout", "60"],
-            cwd=REPO_ROOT, check=False,
-        )  # fmt: skip
-        if waited.returncode != 0:
-            pytest.fail(f"local runtime did not start: {(data_dir / 'runtime.log').read_text()}")
-        yield url
+        yield runtime.start().url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        runtime.stop()
 
 
 class AirflowRunner:
@@ -157,20 +134,13 @@ class AirflowRunner:
         profile.write_text(json.dumps({"dataset": {"cache_dir": str(home / "dataset-cache")}}))
         self.env = {
             **os.environ,
-            **DUMMY_AWS,
+            **client_environment(runtime_url),
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
-                {
-                    "conn_type": "aws",
-                    "login": "testing",
-                    "password": "testing",
-                    "extra": {"region_name": "us-east-1", "endpoint_url": runtime_url},
-                }
-            ),
+            "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws_connection(runtime_url)),
             "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(PLUGINS)]),
             "PIPELINE_PROFILE": str(profile),
         }

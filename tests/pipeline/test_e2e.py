@@ -15,8 +15,8 @@ import re
 import sqlite3
 from datetime import UTC, datetime
 
-import boto3
 import pytest
+import runtime_access
 
 pytestmark = pytest.mark.e2e
 
@@ -61,8 +61,7 @@ def blocked_run(airflow, e2e_dataset, e2e_conf, first_run):
 
 
 def client(service, runtime_url):
-    return boto3.client(service, endpoint_url=runtime_url, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    return runtime_access.client(runtime_url, service)
 
 
 def sagemaker(runtime_url):

@@ -7,23 +7,22 @@ import io
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import boto3
 import botocore.session
-from botocore.config import Config
-
-from local_sagemaker.cli import wait_until_ready
+from runtime_access import (  # noqa: F401 (the runtime tests' helpers, re-exported)
+    RuntimeProcess,
+    aws_connection,
+    client_environment,
+    free_port,
+    signed_request,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "runtime-tests"
@@ -32,84 +31,6 @@ PYTORCH_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2
 TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
 AIRFLOW = REPO_ROOT / ".venvs" / "airflow" / "bin" / "airflow"
 AIRFLOW_DAGS = Path(__file__).resolve().parent / "airflow_dags"
-CLIENT_CONFIG = Config(retries={"max_attempts": 1}, read_timeout=30, connect_timeout=5)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def client_environment(url: str) -> dict[str, str]:
-    """Environment that points AWS SDKs and the AWS CLI at the runtime."""
-    return {
-        "AWS_ENDPOINT_URL": url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-
-
-@dataclass
-class RuntimeProcess:
-    """``python -m local_sagemaker serve`` as a child process on a free loopback port."""
-
-    data_dir: Path
-    port: int = field(default_factory=free_port)
-    log_path: Path | None = None
-    process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, extra_env: dict[str, str] | None = None) -> "RuntimeProcess":
-        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-runtime.log"
-        env = {**os.environ, **(extra_env or {})}
-        with open(self.log_path, "a") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "local_sagemaker",
-                    "serve",
-                    "--port",
-                    str(self.port),
-                    "--data-dir",
-                    str(self.data_dir),
-                ],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        if not wait_until_ready(self.url, timeout=30):
-            raise RuntimeError(f"runtime did not start; its log:\n{self.log_path.read_text()}")
-        return self
-
-    def kill_hard(self) -> None:
-        """``kill -9``: no chance to clean up, as in a crash."""
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-
-    def client(self, service: str):
-        return boto3.client(
-            service,
-            endpoint_url=self.url,
-            region_name="us-east-1",
-            config=CLIENT_CONFIG,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-
-    def log_text(self) -> str:
-        return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
 
 
 def sourcedir_archive(files: dict[str, str]) -> bytes:
@@ -246,12 +167,7 @@ def airflow_dags_test(
     ``aws_default`` pointing at ``runtime``.
 
     Returns the finished process (stdout/stderr captured as text) of ``dags test``."""
-    connection = {
-        "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
-        "extra": {"endpoint_url": runtime.url, "region_name": "us-east-1"},
-    }
+    connection = aws_connection(runtime.url)
     env = {
         **os.environ,
         **client_environment(runtime.url),
@@ -323,11 +239,12 @@ def shape_violations(shape, value, path="$") -> list[str]:
 
 
 def raw_call(runtime, target: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(
+    """POST one signed JSON 1.1 request; returns (status, parsed body) without a client's
+    parsing in between."""
+    request = signed_request(
         runtime.url,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"},
+        json.dumps(body).encode(),
+        {"X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"},
     )
     try:
         with urllib.request.urlopen(request) as response:

@@ -1,12 +1,16 @@
-"""State survives ``kill -9`` of the runtime: S3 objects (through the journal), training job
-records, log events; and jobs cut off by the crash end Failed with their processes killed."""
+"""State survives ``kill -9`` of the runtime: S3 objects (through the journal, any key, form
+POSTs too), training job records, log events; and jobs cut off by the crash end Failed with
+their processes killed."""
 
 import hashlib
 import json
 import os
 import time
 
+import boto3
 import pytest
+import requests
+from botocore.config import Config
 from runtime_support import (
     RuntimeProcess,
     process_alive,
@@ -90,6 +94,34 @@ def test_s3_state_survives_kill_9(crashed_and_restarted):
     multi = s3.get_object(Bucket=BUCKET, Key="multi.bin")
     assert multi["ETag"] == multipart_etag
     assert hashlib.sha256(multi["Body"].read()).digest() == hashlib.sha256(b"".join(parts)).digest()
+
+
+def test_non_ascii_keys_and_form_posts_survive_kill_9(crashed_and_restarted):
+    runtime = crashed_and_restarted
+    s3 = runtime.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    written = {key: key.encode() * 3 for key in ("ünï/ć ø.txt", "日本語.bin", "dog-🐕.jpg", "a+b")}
+    for key, body in written.items():
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    signed = boto3.client(
+        "s3", endpoint_url=runtime.url, region_name="us-east-1",
+        aws_access_key_id=runtime.key_pair.access_key_id,
+        aws_secret_access_key=runtime.key_pair.secret_access_key,
+        config=Config(signature_version="s3v4"),
+    )  # fmt: skip
+    post = signed.generate_presigned_post(BUCKET, "posted/${filename}")
+    answer = requests.post(
+        post["url"], data=post["fields"], files={"file": ("körper.txt", b"form")}, timeout=10
+    )
+    assert answer.status_code == 204, answer.text
+    written["posted/körper.txt"] = b"form"
+
+    _restart_after_kill(runtime)
+    s3 = runtime.client("s3")
+
+    assert {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]} == set(written)
+    for key, body in written.items():
+        assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == body
 
 
 def test_journal_is_compacted_at_start_up(crashed_and_restarted):

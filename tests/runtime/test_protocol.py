@@ -17,6 +17,7 @@ from runtime_support import (
     client_environment,
     raw_call,
     shape_violations,
+    signed_request,
     training_request,
     upload_script,
     wait_for_status,
@@ -98,11 +99,8 @@ def test_unknown_operations_are_named(runtime):
 
 
 def test_body_that_is_not_json_is_a_serialization_error(runtime):
-    request = urllib.request.Request(
-        runtime.url,
-        data=b"{not json",
-        method="POST",
-        headers={"X-Amz-Target": "SageMaker.ListTrainingJobs"},
+    request = signed_request(
+        runtime.url, b"{not json", {"X-Amz-Target": "SageMaker.ListTrainingJobs"}
     )
     with pytest.raises(urllib.error.HTTPError) as raised:
         urllib.request.urlopen(request)

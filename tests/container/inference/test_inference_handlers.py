@@ -102,6 +102,14 @@ def test_top_k_defaults_to_the_environment_capped_at_the_class_count(
     assert len(json.loads(invoke(model, picture(), "image/jpeg", "")[0])["predictions"]) == 3
 
 
+def test_a_picture_over_the_pixel_cap_is_refused_before_it_is_decoded(model: object) -> None:
+    buffer = io.BytesIO()
+    Image.new("L", (8000, 7000)).save(buffer, format="PNG")  # 56 Mpx, a few hundred kB
+    with pytest.raises(ClientError, match="8000x7000 pixels is more than") as raised:
+        invoke(model, buffer.getvalue(), "image/png", "application/json")
+    assert raised.value.status_code == 413
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "accept", "status", "message"),
     [
