@@ -95,22 +95,23 @@ class RuleApprovalOperator(ApprovalOperator):
         return super().execute(context)
 
     def execute_complete(self, context, event: dict[str, Any]) -> Any:
-        result = super().execute_complete(context, event)  # on Reject, skips what follows
-        self.log.info("%s %s", OUTCOME_PREFIX, self._outcome(result, event.get("timedout", False)))
-        return result
+        # Logged first: on Reject, the parent skips what follows by raising (Airflow's SkipMixin).
+        if "error" not in event:
+            self.log.info("%s %s", OUTCOME_PREFIX, self._outcome(event))
+        return super().execute_complete(context, event)
 
-    def _outcome(self, result: Mapping[str, Any], timed_out: bool) -> str:
+    def _outcome(self, event: Mapping[str, Any]) -> str:
         verdict = Verdict.from_dict(self.verdict)
-        answer = result["chosen_options"][0]
+        answer = event["chosen_options"][0]
         findings = "; ".join(verdict.findings(Policy.APPROVE))
         deploys = "deploying" if answer == self.APPROVE else "deployment skipped"
-        if timed_out:
+        if event.get("timedout"):
             who = (
                 f"no answer within {self.approval['timeout_seconds']:g} s, so the default "
                 f"{answer} applied on the person's behalf (rules.approval.default)"
             )
         else:
-            user = result.get("responded_by_user") or {}
+            user = event.get("responded_by_user") or {}
             who = f"{answer} by {user.get('name') or user.get('id') or 'an unnamed user'}"
         return f"{who}, {deploys}. {findings}"
 
