@@ -1,6 +1,7 @@
 """dog_breed_classifier: an image classifier's whole SageMaker life cycle.
 
     settings >> stage >> tune >> train (Debugger hooks + rules) >> gate on the rules
+             >> approval (asks a person only when an `approve` rule found issues)
              >> model >> endpoint >> smoke test (rolls back) >> batch transform >> evaluate
              >> clean up;  any failure >> stop the run's jobs, delete its unused model and config
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag
+from sagemaker_lifecycle.approval import RuleApprovalOperator
 from sagemaker_lifecycle.assets import DATASET_REFRESHED
 from sagemaker_lifecycle.operators import (
     EndpointOperator,
@@ -47,6 +49,7 @@ DEFAULTS = load_defaults()
 POLL_INTERVAL = "{{ ti.xcom_pull(task_ids='resolve_settings')['polling']['interval_seconds'] }}"
 WAIT_LIMIT = "{{ ti.xcom_pull(task_ids='resolve_settings')['polling']['timeout_seconds'] }}"
 RULES = "{{ ti.xcom_pull(task_ids='resolve_settings')['rules'] }}"
+APPROVAL = "{{ ti.xcom_pull(task_ids='resolve_settings')['rules']['approval'] }}"
 TRAINING_JOB = "{{ ti.xcom_pull(task_ids='train_best_model')['TrainingJobName'] }}"
 WAITS = {"check_interval": POLL_INTERVAL, "max_ingestion_time": WAIT_LIMIT}
 
@@ -113,6 +116,15 @@ def dog_breed_classifier():
         retries=0,
     )
 
+    approval = RuleApprovalOperator(
+        task_id="approve_deployment",
+        verdict=gate.output,
+        approval=APPROVAL,
+        tuning=tuning.output,
+        training=training.output,
+        retries=0,
+    )
+
     deployment = plan_deployment(settings, dataset, training.output)
     model = ModelOperator(task_id="create_model", config=deployment["model"])
     endpoint = EndpointOperator(task_id="deploy_endpoint", config=deployment["endpoint"], **WAITS)
@@ -122,14 +134,23 @@ def dog_breed_classifier():
     )
     report = evaluate(settings, dataset, transform.output)
 
-    gate >> deployment
+    gate >> approval >> deployment
     model >> endpoint
     smoke_test >> transform
     report >> clean_up_endpoint(settings, endpoint.output)
     # Any of these failing (or upstream_failed) triggers it; a successful run skips it.
-    [tuning, training, rule_jobs, gate, model, endpoint, smoke_test, transform, report] >> (
-        clean_up_failed_run(settings)
-    )
+    [
+        tuning,
+        training,
+        rule_jobs,
+        gate,
+        approval,
+        model,
+        endpoint,
+        smoke_test,
+        transform,
+        report,
+    ] >> (clean_up_failed_run(settings))
 
 
 dog_breed_classifier()

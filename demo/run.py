@@ -3,8 +3,11 @@
 1. generate a small dataset in `.demo/dataset` (once),
 2. start the local SageMaker runtime (or use the one `make up` started),
 3. run the `dog_breed_classifier` DAG with `airflow dags test` and the local profile
-   (`include/local.yaml`: a tiny CNN, four trials, one-second polling),
-4. ask the runtime, as any AWS client would, what the run produced, and print it: the best
+   (`include/local.yaml`: a tiny CNN, four trials, one-second polling), with demo/approvals.py
+   beside it so an approval nobody answers gets the local profile's default (Approve, on the
+   person's behalf) after its short timeout,
+4. say first, in one line, what the gate decided when it blocked, asked or was answered,
+5. ask the runtime, as any AWS client would, what the run produced, and print it: the best
    hyperparameters, the rule outcomes, an endpoint prediction on a real validation image, the
    evaluation numbers, and where the artifacts are.
 
@@ -26,22 +29,34 @@ from devtools.stack import DEMO_DIR, LOCAL_REGION, REPO_ROOT, VENV_BIN, Stack
 
 DAG_ID = "dog_breed_classifier"
 LOG_PATH = DEMO_DIR / "dags-test.log"
+APPROVALS_LOG_PATH = DEMO_DIR / "approvals.log"
 # `airflow dags test` output: a task's state change, then the end of that task.
 TASK_STATE = re.compile(r"Task instance state updated .* new_state=(\w+)")
 TASK_END = re.compile(r"\[DAG TEST\] end task task_id=([\w.]+)")
+# The gate's and the approval's one-line outcome (sagemaker_lifecycle.gate.OUTCOME_PREFIX).
+GATE_OUTCOME = re.compile(r"(Gate outcome: .*?)(?: \[airflow\.task\.|$)")
 
 
-def run_dag(stack: Stack) -> bool:
-    """`airflow dags test` with the output in LOG_PATH; True when the run succeeded."""
+def run_dag(stack: Stack) -> tuple[bool, str | None]:
+    """`airflow dags test` with the output in LOG_PATH: whether the run succeeded, and the last
+    outcome line of its gate (None when the gate never decided)."""
     env = stack.airflow_environment()
     subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip
     # No conf: the run takes the local profile's defaults, as a run triggered in `make up`'s UI.
     command = [str(VENV_BIN / "airflow"), "dags", "test", DAG_ID]
     print(f"running {DAG_ID} (full log: {LOG_PATH.relative_to(REPO_ROOT)}) ...")
-    started, state = time.monotonic(), "?"
+    started, state, outcome = time.monotonic(), "?", None
     with (
         LOG_PATH.open("w") as log,
+        APPROVALS_LOG_PATH.open("w") as approvals_log,
+        subprocess.Popen(
+            [sys.executable, "-m", "demo.approvals"],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=approvals_log,
+            stderr=subprocess.STDOUT,
+        ) as approvals,
         subprocess.Popen(
             command,
             env=env,
@@ -53,12 +68,16 @@ def run_dag(stack: Stack) -> bool:
     ):
         for line in process.stdout:
             log.write(line)
+            if match := GATE_OUTCOME.search(line):
+                outcome = match.group(1).strip()
             if match := TASK_STATE.search(line):
                 state = match.group(1)
             elif match := TASK_END.search(line):
                 elapsed = time.monotonic() - started
                 print(f"  [{elapsed:5.0f} s] {match.group(1):<28} {state}", flush=True)
-    return process.returncode == 0
+        process.wait()
+        approvals.terminate()
+    return process.returncode == 0, outcome
 
 
 def latest(items: list[dict], key: str = "CreationTime") -> dict:
@@ -134,7 +153,9 @@ def main() -> int:
     started_here = runtime.running_process() is None
     runtime.start(stack.airflow_environment())
     try:
-        succeeded = run_dag(stack)
+        succeeded, outcome = run_dag(stack)
+        if outcome:
+            print(f"\n{outcome}")
         summarize(stack, dataset)
     finally:
         if started_here:

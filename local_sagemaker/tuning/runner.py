@@ -6,6 +6,13 @@ trials whose training job ended, launches new trials up to the parallel limit, a
 tuning job when nothing runs and nothing more may start. Training observers wake it as soon as a
 trial reports a metric or ends; otherwise it polls every `POLL_SECONDS`.
 
+With `RandomSeed`, the same seed and data give the same trials whatever order parallel jobs end
+in: the strategy learns each result in launch order, and trial k is suggested exactly when
+trials 1..k-P (P: the parallel limit) have been learnt and k-P+1..k-1 are still pending to it.
+A slot may stay free until the trial k-P ends. (Early-stopping decisions compare running jobs
+with each other, so they still follow the timing.) Without a seed, results are learnt as jobs
+end and every slot is filled at once.
+
 The tuning job's durable state is its record (kind `TUNING_JOBS`): the mixin writes the
 description at creation; afterwards this run is the only writer of status, times and trials.
 """
@@ -135,6 +142,11 @@ class TuningRun:
         self.started = time.monotonic()
         self.entries: list[dict] = []
         self.running: dict[str, RunningTrial] = {}
+        self.reproducible = plan.random_seed is not None
+        # Trials whose job ended but whose result the strategy has not learnt yet, by sequence
+        # number (1-based launch order); `learnt` counts the results learnt so far.
+        self.ended: dict[int, tuple[RunningTrial, float | None]] = {}
+        self.learnt = 0
         self.best: float | None = None
         self.jobs_not_improving = 0
         self._wake = threading.Event()
@@ -193,12 +205,23 @@ class TuningRun:
             self._follow(running)
         if self._stop_requested or self._failure_reason or self._runtime_exceeded():
             self._stop_running_trials()
+            self._learn_ended(launching_over=True)
         else:
-            self._launch_trials()
+            self._learn_and_launch()
         if self.running:
             return True
+        self._learn_ended(launching_over=True)
         self._finish(*self._outcome())
         return False
+
+    def _learn_and_launch(self) -> None:
+        """Learn what may be learnt, launch what may be launched, until neither changes."""
+        while True:
+            learnt, launched = self.learnt, len(self.entries)
+            self._learn_ended(launching_over=not self._more_trials_may_come())
+            self._launch_trials()
+            if (self.learnt, len(self.entries)) == (learnt, launched):
+                return
 
     def _follow(self, running: RunningTrial) -> None:
         """Feed a trial's new objective values to the strategy; close it if its job ended."""
@@ -237,13 +260,32 @@ class TuningRun:
     def _close(self, running: RunningTrial, status: str) -> None:
         succeeded = bool(running.values) and status != "Failed"
         final_value = running.values[-1] if succeeded else None
-        self.strategy.finish(running.trial, final_value, stopped_early=running.stopped_early)
         running.entry.update(
             ObjectiveStatus="Succeeded" if succeeded else "Failed",
             ObjectiveValues=running.values,
             StoppedEarly=running.stopped_early,
         )
         del self.running[running.job_name]
+        self.ended[self.entries.index(running.entry) + 1] = (running, final_value)
+        self._write()
+
+    def _learn_ended(self, *, launching_over: bool) -> None:
+        """Teach the strategy the results of ended trials (see the module doc for the order)."""
+        if not self.reproducible:
+            for sequence in sorted(self.ended):
+                self._learn(sequence)
+            return
+        while self.learnt + 1 in self.ended:
+            sequence = self.learnt + 1
+            # Trial `sequence + P - 1` must be suggested before this result is learnt.
+            if not launching_over and len(self.entries) < sequence + self.parallel_limit - 1:
+                return
+            self._learn(sequence)
+
+    def _learn(self, sequence: int) -> None:
+        running, final_value = self.ended.pop(sequence)
+        self.strategy.finish(running.trial, final_value, stopped_early=running.stopped_early)
+        self.learnt += 1
         if final_value is not None:
             self._count_improvement(final_value)
         self._write()
@@ -291,6 +333,11 @@ class TuningRun:
             self._write()
 
     def _may_launch(self) -> bool:
+        # Reproducible: trial k waits until the results of trials 1..k-P are learnt.
+        waiting = self.reproducible and self.learnt < len(self.entries) + 1 - self.parallel_limit
+        return not waiting and self._more_trials_may_come()
+
+    def _more_trials_may_come(self) -> bool:
         if len(self.entries) >= self.plan.max_training_jobs:
             return False
         if self._gave_up() or self._target_reached():

@@ -156,6 +156,7 @@ def tuning_job_request(settings: Mapping, names: RunNames, dataset: Mapping) -> 
             },
             "ParameterRanges": _parameter_ranges(tuning),
             "TrainingJobEarlyStoppingType": early_stopping,
+            **({} if tuning.get("random_seed") is None else {"RandomSeed": tuning["random_seed"]}),
         },
         "TrainingJobDefinition": {
             "StaticHyperParameters": static_hyperparameters(

@@ -125,7 +125,7 @@ def result_uri(description: Mapping) -> str:
 
 
 def outcome_from_processing_job(
-    rule: str, description: Mapping, blocking: bool, result: Mapping | None, kind: str
+    rule: str, description: Mapping, policy: str, result: Mapping | None, kind: str
 ) -> RuleOutcome:
     """The rule outcome one rule job stands for (`kind`: debugger or profiler).
 
@@ -134,9 +134,9 @@ def outcome_from_processing_job(
     """
     status = description["ProcessingJobStatus"]
     if status in STATUS_BY_JOB_STATUS:
-        return RuleOutcome(rule, STATUS_BY_JOB_STATUS[status], "", blocking, kind)
+        return RuleOutcome(rule, STATUS_BY_JOB_STATUS[status], "", policy, kind)
     if status == "Completed" and result is not None:
         details = result.get("status_details") or result.get("details", "")
-        return RuleOutcome(rule, result["status"], details, blocking, kind)
+        return RuleOutcome(rule, result["status"], details, policy, kind)
     reason = description.get("FailureReason") or f"no {RESULT_FILE} in the rule output"
-    return RuleOutcome(rule, "Error", reason, blocking, kind)
+    return RuleOutcome(rule, "Error", reason, policy, kind)

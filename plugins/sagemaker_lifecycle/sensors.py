@@ -10,7 +10,13 @@ from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException
 from botocore.exceptions import ClientError
 
-from sagemaker_lifecycle.gate import Decision, Verdict, expected_rule_kinds
+from sagemaker_lifecycle.gate import (
+    OUTCOME_PREFIX,
+    Decision,
+    Verdict,
+    expected_rule_kinds,
+    expected_rule_policies,
+)
 from sagemaker_lifecycle.hooks import SageMakerLifecycleHook
 from sagemaker_lifecycle.triggers import RuleOutcomeTrigger
 
@@ -18,11 +24,12 @@ from sagemaker_lifecycle.triggers import RuleOutcomeTrigger
 class RuleGateSensor(BaseSensorOperator):
     """Waits (deferred) for every rule of a training job, then lets deployment through or not.
 
-    Succeeds when the verdict is DEPLOY and returns the verdict dict (XCom) with the profiler
-    report's location added (`profiler_report`: an s3:// URI, or None when the job has none);
-    fails without retry (AirflowFailException: a retry cannot change a rule's outcome) when it is
-    BLOCK, naming each rule that blocked. The rule table (rule, kind, status, step, blocks deploy,
-    finding) and the profiler report's location go to the task log either way.
+    Succeeds when the verdict is DEPLOY or APPROVE (the approval task then asks a person) and
+    returns the verdict dict (XCom) with the profiler report's location added (`profiler_report`:
+    an s3:// URI, or None when the job has none); fails without retry (AirflowFailException: a
+    retry cannot change a rule's outcome) when it is BLOCK, naming each rule that blocked and its
+    finding. The rule table (rule, kind, status, step, policy, finding) and the profiler report's
+    location go to the task log either way.
 
     :param training_job_name: the job whose rules are gated (templated).
     :param rule_jobs: rule name -> processing job name when rules run as processing jobs
@@ -62,8 +69,7 @@ class RuleGateSensor(BaseSensorOperator):
                 training_job_name=self.training_job_name,
                 rule_jobs=self.rule_jobs,
                 expected_rules=expected_rule_kinds(rules),
-                blocking=rules["blocking"],
-                on_rule_error=rules["on_rule_error"],
+                policies=expected_rule_policies(rules),
                 poll_interval=float(self.poll_interval),
                 aws_conn_id=self.aws_conn_id,
                 region_name=self.region_name,
@@ -79,6 +85,7 @@ class RuleGateSensor(BaseSensorOperator):
         self.log.info("Profiler report: %s", profiler_report or "none written")
         for reason in verdict.reasons:
             self.log.warning("%s", reason)
+        self.log.info("%s %s", OUTCOME_PREFIX, _outcome(verdict))
         if verdict.decision == Decision.BLOCK:
             raise AirflowFailException(
                 f"Deployment blocked by the rules of {self.training_job_name}: "
@@ -95,3 +102,13 @@ class RuleGateSensor(BaseSensorOperator):
         except ClientError as error:
             self.log.warning("Could not look up the profiler report: %s", error)
             return None
+
+
+def _outcome(verdict: Verdict) -> str:
+    """The gate's decision in one line, most severe finding first."""
+    reasons = "; ".join(verdict.reasons)
+    if verdict.decision == Decision.BLOCK:
+        return f"deployment blocked. {reasons}"
+    if verdict.decision == Decision.APPROVE:
+        return f"deployment waits for a person's approval. {reasons}"
+    return f"deploying. {reasons or 'No rule found issues.'}"

@@ -20,7 +20,8 @@ DEFAULT_SETTINGS_FILE = Path(__file__).resolve().parents[2] / "include" / "pipel
 PROFILE_VARIABLE = "PIPELINE_PROFILE"
 
 RULE_ENGINES = ("sagemaker", "processing")
-ON_RULE_ERROR = ("block", "warn")
+RULE_POLICIES = ("block", "approve", "warn")
+APPROVAL_ANSWERS = ("Approve", "Reject")
 TUNING_STRATEGIES = ("Bayesian", "Random", "Hyperband", "Grid")
 OBJECTIVE_TYPES = ("Maximize", "Minimize")
 
@@ -155,7 +156,6 @@ def find_problems(settings: Mapping[str, Any]) -> list[str]:
             problems.append(f"{dotted} is {value!r}; expected one of {', '.join(choices)}")
 
     expect_choice("rules.engine", rules["engine"], RULE_ENGINES)
-    expect_choice("rules.on_rule_error", rules["on_rule_error"], ON_RULE_ERROR)
     expect_choice("tuning.strategy", tuning["strategy"], TUNING_STRATEGIES)
     expect_choice("tuning.objective_type", tuning["objective_type"], OBJECTIVE_TYPES)
     if tuning["objective_metric"] not in settings["metric_definitions"]:
@@ -163,12 +163,7 @@ def find_problems(settings: Mapping[str, Any]) -> list[str]:
             f"tuning.objective_metric {tuning['objective_metric']!r} has no regex in "
             "metric_definitions"
         )
-    configured_rules = set(rules["debugger"]) | set(rules["profiler"])
-    problems += [
-        f"rules.blocking names {name!r}, which is not in rules.debugger or rules.profiler"
-        for name in rules["blocking"]
-        if name not in configured_rules
-    ]
+    problems += _gate_policy_problems(rules)
     for dotted, value in (
         ("tuning.max_jobs", tuning["max_jobs"]),
         ("tuning.max_parallel_jobs", tuning["max_parallel_jobs"]),
@@ -177,6 +172,9 @@ def find_problems(settings: Mapping[str, Any]) -> list[str]:
     ):
         if not isinstance(value, int | float) or value <= 0:
             problems.append(f"{dotted} must be a positive number, got {value!r}")
+    seed = tuning.get("random_seed")  # an override of None removes it
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        problems.append(f"tuning.random_seed must be null or an integer >= 0, got {seed!r}")
     if tuning["strategy"] == "Grid" and (tuning["continuous"] or tuning["integer"]):
         problems.append("tuning.strategy Grid takes categorical ranges only")
     tuned = set(tuning["continuous"]) | set(tuning["integer"]) | set(tuning["categorical"])
@@ -190,5 +188,37 @@ def find_problems(settings: Mapping[str, Any]) -> list[str]:
     if not settings["aws"]["role_arn"].startswith("arn:"):
         problems.append(
             f"aws.role_arn must be an IAM role ARN, got {settings['aws']['role_arn']!r}"
+        )
+    return problems
+
+
+def _gate_policy_problems(rules: Mapping[str, Any]) -> list[str]:
+    """What is wrong with `rules.policy` and `rules.approval`."""
+    configured = [*rules["debugger"], *rules["profiler"]]
+    policy, approval = rules["policy"], rules["approval"]
+    problems = [
+        f"rules.policy has no entry for {rule!r}; give it one of {', '.join(RULE_POLICIES)}"
+        for rule in configured
+        if rule not in policy
+    ]
+    problems += [
+        f"rules.policy names {rule!r}, which is not in rules.debugger or rules.profiler"
+        for rule in policy
+        if rule not in configured
+    ]
+    problems += [
+        f"rules.policy.{rule} is {value!r}; expected one of {', '.join(RULE_POLICIES)}"
+        for rule, value in policy.items()
+        if value not in RULE_POLICIES
+    ]
+    if approval["default"] not in APPROVAL_ANSWERS:
+        problems.append(
+            f"rules.approval.default is {approval['default']!r}; expected one of "
+            f"{', '.join(APPROVAL_ANSWERS)}"
+        )
+    timeout = approval["timeout_seconds"]
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        problems.append(
+            f"rules.approval.timeout_seconds must be a positive number, got {timeout!r}"
         )
     return problems

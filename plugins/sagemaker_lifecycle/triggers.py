@@ -3,7 +3,7 @@
 It runs in the triggerer (or in-process under `airflow dags test`) and reads the statuses with
 aiobotocore: from DescribeTrainingJob when SageMaker Debugger evaluates the rules, or from each
 rule's DescribeProcessingJob when `rules.engine` is `processing`. It fires once, with the
-verdict of `gate.decide` (DEPLOY or BLOCK), as a dict.
+verdict of `gate.decide` (DEPLOY, APPROVE or BLOCK), as a dict.
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ class RuleOutcomeTrigger(BaseTrigger):
     :param rule_jobs: rule name -> processing job name (engine `processing`); empty when
         SageMaker Debugger evaluates the rules.
     :param expected_rules: every rule the verdict must include -> its kind (debugger, profiler).
-    :param blocking: the rules whose IssuesFound blocks deployment.
-    :param on_rule_error: `block` or `warn`, for rules that end in Error or Stopped.
+    :param policies: rule -> policy (block, approve, warn) of its findings.
     """
 
     def __init__(
@@ -39,8 +38,7 @@ class RuleOutcomeTrigger(BaseTrigger):
         training_job_name: str,
         rule_jobs: Mapping[str, str],
         expected_rules: Mapping[str, str],
-        blocking: list[str],
-        on_rule_error: str,
+        policies: Mapping[str, str],
         poll_interval: float,
         aws_conn_id: str | None,
         region_name: str | None = None,
@@ -49,8 +47,7 @@ class RuleOutcomeTrigger(BaseTrigger):
         self.training_job_name = training_job_name
         self.rule_jobs = dict(rule_jobs)
         self.expected_rules = dict(expected_rules)
-        self.blocking = list(blocking)
-        self.on_rule_error = on_rule_error
+        self.policies = dict(policies)
         self.poll_interval = poll_interval
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
@@ -62,8 +59,7 @@ class RuleOutcomeTrigger(BaseTrigger):
                 "training_job_name": self.training_job_name,
                 "rule_jobs": self.rule_jobs,
                 "expected_rules": self.expected_rules,
-                "blocking": self.blocking,
-                "on_rule_error": self.on_rule_error,
+                "policies": self.policies,
                 "poll_interval": self.poll_interval,
                 "aws_conn_id": self.aws_conn_id,
                 "region_name": self.region_name,
@@ -72,7 +68,7 @@ class RuleOutcomeTrigger(BaseTrigger):
 
     async def _training_job_outcomes(self, sagemaker) -> list[RuleOutcome]:
         description = await sagemaker.describe_training_job(TrainingJobName=self.training_job_name)
-        return outcomes_from_training_job(description, self.blocking, self.expected_rules)
+        return outcomes_from_training_job(description, self.policies, self.expected_rules)
 
     async def _rule_job_outcomes(self, sagemaker, s3) -> list[RuleOutcome]:
         outcomes = []
@@ -82,7 +78,7 @@ class RuleOutcomeTrigger(BaseTrigger):
             if description["ProcessingJobStatus"] == "Completed":
                 result = await _read_json(s3, result_uri(description))
             outcomes.append(outcome_from_processing_job(
-                rule, description, rule in self.blocking, result, self.expected_rules[rule]
+                rule, description, self.policies[rule], result, self.expected_rules[rule]
             ))  # fmt: skip
         return outcomes
 
@@ -100,7 +96,7 @@ class RuleOutcomeTrigger(BaseTrigger):
                     if self.rule_jobs
                     else await self._training_job_outcomes(sagemaker)
                 )
-                verdict = decide(outcomes, self.expected_rules, self.blocking, self.on_rule_error)
+                verdict = decide(outcomes, self.expected_rules, self.policies)
                 if verdict.decision != Decision.WAIT:
                     yield TriggerEvent(verdict.as_dict())
                     return

@@ -30,19 +30,25 @@ def upstream_closure(dag, task_id):
 
 def test_life_cycle_runs_in_order(dag):
     order = ["stage_dataset", "tune_hyperparameters", "train_best_model", "gate_on_rules",
-             "create_model", "deploy_endpoint", "smoke_test_endpoint", "batch_transform",
-             "evaluate", "clean_up_endpoint"]  # fmt: skip
+             "approve_deployment", "create_model", "deploy_endpoint", "smoke_test_endpoint",
+             "batch_transform", "evaluate", "clean_up_endpoint"]  # fmt: skip
     for earlier, later in pairwise(order):
         assert earlier in upstream_closure(dag, later), f"{earlier} must run before {later}"
 
 
-def test_nothing_deploys_unless_the_gate_passed(dag):
+def test_nothing_deploys_unless_the_gate_and_the_approval_passed(dag):
     for task_id in ("plan_deployment", "create_model", "deploy_endpoint", "batch_transform"):
-        assert "gate_on_rules" in upstream_closure(dag, task_id)
+        assert {"gate_on_rules", "approve_deployment"} <= upstream_closure(dag, task_id)
+    # A Reject skips the approval's direct downstream tasks; everything after follows from them.
+    assert dag.get_task("approve_deployment").downstream_task_ids == {
+        "plan_deployment",
+        "clean_up_failed_run",
+    }
 
 
-def test_gate_is_not_retried_and_job_tasks_are(dag):
+def test_gate_and_approval_are_not_retried_and_job_tasks_are(dag):
     assert dag.get_task("gate_on_rules").retries == 0
+    assert dag.get_task("approve_deployment").retries == 0
     assert dag.get_task("train_best_model").retries == 1
 
 
@@ -78,6 +84,6 @@ def test_a_failure_anywhere_after_staging_triggers_the_clean_up(dag):
     clean_up = dag.get_task("clean_up_failed_run")
     assert clean_up.trigger_rule == "one_failed"
     for task_id in ("tune_hyperparameters", "train_best_model", "start_rule_jobs",
-                    "gate_on_rules", "create_model", "deploy_endpoint", "smoke_test_endpoint",
-                    "batch_transform", "evaluate"):  # fmt: skip
+                    "gate_on_rules", "approve_deployment", "create_model", "deploy_endpoint",
+                    "smoke_test_endpoint", "batch_transform", "evaluate"):  # fmt: skip
         assert task_id in clean_up.upstream_task_ids

@@ -6,6 +6,11 @@ and evaluates and announces its new snapshot; the second reuses that snapshot wi
 or announcing it, warm-starts its tuning from the first, evaluates its rules as processing jobs
 (rules.engine: processing), forces a rule to fire, stops before deployment and cleans up. A task
 of the first run is then run again, as a cleared task would be.
+
+The approval step, on three paths: the first run's Overtraining is made to fire (an `approve`
+rule) and a person approves through Airflow's Core API; a third date's run is rejected; a fourth
+date's run gets no answer and its configured default (Approve) applies after a three-second
+timeout. demo/approvals.py runs beside every run to apply such timeouts, as the scheduler would.
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import runtime_access
@@ -21,6 +29,15 @@ import runtime_access
 pytestmark = pytest.mark.e2e
 
 FIRST_DATE, SECOND_DATE = "2026-11-01T00:00:00+00:00", "2026-11-08T00:00:00+00:00"
+THIRD_DATE, FOURTH_DATE = "2026-11-15T00:00:00+00:00", "2026-11-22T00:00:00+00:00"
+ANSWER_APPROVAL = Path(__file__).with_name("answer_approval.py")
+# Overtraining (policy approve) fires at once: no saved step improves the loss by 1000.
+OVERTRAINING_FIRES = {
+    "collection_overrides": {"save_interval": "2"},
+    "debugger": {"Overtraining": {"delta": "1000", "patience_train": "1"}},
+}
+DEPLOYMENT_TASKS = ("plan_deployment", "create_model", "deploy_endpoint", "batch_transform",
+                    "evaluate")  # fmt: skip
 RUN_ID = re.compile(r"run_id=(\S+?),")
 BLOCKED_RUN_STARTED: list[datetime] = []  # when the second date's run began (set once)
 
@@ -38,9 +55,52 @@ def e2e_dataset(tmp_path_factory):
                         images_per_class={"train": 12, "valid": 4, "test": 4})  # fmt: skip
 
 
+@pytest.fixture(scope="module", autouse=True)
+def approval_timeouts(airflow):
+    """demo/approvals.py beside the module's `dags test` runs (see the module doc)."""
+    process = subprocess.Popen([sys.executable, "-m", "demo.approvals"], env=airflow.env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    yield
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def approval_conf(e2e_conf, dataset, timeout_seconds: int, default: str) -> dict:
+    return e2e_conf(dataset, rules={
+        **OVERTRAINING_FIRES, "approval": {"timeout_seconds": timeout_seconds, "default": default},
+    })  # fmt: skip
+
+
+def dags_test_answered(airflow, conf: dict, logical_date: str, answer: str):
+    """`dags test` while answer_approval.py answers its approval request with `answer`."""
+    env = {**airflow.env, "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}
+    with subprocess.Popen([sys.executable, str(ANSWER_APPROVAL), "dog_breed_classifier", answer],
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as person:  # fmt: skip
+        result = airflow.dags_test(conf, logical_date)
+        said = person.communicate(timeout=60)[0]
+    assert person.returncode == 0 and f"answered {answer}" in said, said[-3000:]
+    return result, run_id_of(result.stdout + result.stderr)
+
+
 @pytest.fixture(scope="module")
 def first_run(airflow, e2e_dataset, e2e_conf):
-    result = airflow.dags_test(e2e_conf(e2e_dataset), FIRST_DATE)
+    conf = approval_conf(e2e_conf, e2e_dataset, timeout_seconds=600, default="Reject")
+    return dags_test_answered(airflow, conf, FIRST_DATE, "Approve")
+
+
+@pytest.fixture(scope="module")
+def rejected_run(airflow, e2e_dataset, e2e_conf, blocked_run):
+    conf = approval_conf(e2e_conf, e2e_dataset, timeout_seconds=600, default="Approve")
+    conf["max_tuning_jobs"] = 1
+    return dags_test_answered(airflow, conf, THIRD_DATE, "Reject")
+
+
+@pytest.fixture(scope="module")
+def unanswered_run(airflow, e2e_dataset, e2e_conf, rejected_run):
+    conf = approval_conf(e2e_conf, e2e_dataset, timeout_seconds=3, default="Approve")
+    conf["max_tuning_jobs"] = 1
+    result = airflow.dags_test(conf, FOURTH_DATE)
     return result, run_id_of(result.stdout + result.stderr)
 
 
@@ -75,7 +135,10 @@ def test_full_run_tunes_trains_gates_deploys_and_evaluates(airflow, first_run):
     assert states.pop("clean_up_failed_run") == "skipped", output[-5000:]
     assert set(states.values()) == {"success"}, (states, output[-5000:])
     assert "Best training job dogbreed-tune-" in output
-    assert re.search(r"VanishingGradient\s+debugger\s+NoIssuesFound\s+yes", output)
+    assert re.search(r"VanishingGradient\s+debugger\s+NoIssuesFound\s+block", output)
+    assert re.search(r"Overtraining\s+debugger\s+IssuesFound\s+\d+\s+approve", output)
+    assert re.search(r"Gate outcome: Approve by Anonymous, deploying\. .*Overtraining found "
+                     r"issues: RuleEvaluationConditionMet", output), output[-5000:]  # fmt: skip
     assert re.search(r"ProfilerReport\s+profiler\s+\w+", output)
     assert re.search(r"Profiler report: s3://\S+/rule-output/ProfilerReport\S*/profiler-output/"
                      r"profiler-report\.html", output)  # fmt: skip
@@ -97,7 +160,8 @@ def test_a_blocking_rule_stops_the_run_before_deployment(airflow, blocked_run, l
     assert states["gate_on_rules"] == "failed", (states, output[-5000:])
     assert all(states[task] != "success" for task in ("create_model", "deploy_endpoint",
                                                        "batch_transform", "evaluate"))  # fmt: skip
-    assert re.search(r"VanishingGradient\s+debugger\s+IssuesFound\s+\d+\s+yes", output)
+    assert re.search(r"VanishingGradient\s+debugger\s+IssuesFound\s+\d+\s+block", output)
+    assert "Gate outcome: deployment blocked. VanishingGradient found issues: " in output
     assert re.search(r"Profiler report: s3://\S+/rule-output/ProfilerReport/profiler-output/"
                      r"profiler-report\.html", output)  # fmt: skip
     assert states["start_rule_jobs"] == "success"
@@ -172,3 +236,37 @@ def test_a_rerun_training_task_adopts_its_completed_job(airflow, first_run, loca
     assert adopted, output[-5000:]
     jobs = sagemaker(local_runtime).list_training_jobs(NameContains=adopted.group(1))
     assert [job["TrainingJobName"] for job in jobs["TrainingJobSummaries"]] == [adopted.group(1)]
+
+
+def test_a_rejected_approval_skips_deployment_and_nothing_after_the_gate_runs(
+    airflow, rejected_run, local_runtime
+):
+    result, run_id = rejected_run
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    states = airflow.task_states(run_id)
+    assert (states["gate_on_rules"], states["approve_deployment"]) == ("success", "success")
+    assert {states[task] for task in DEPLOYMENT_TASKS} == {"skipped"}, states
+    assert states["clean_up_failed_run"] == "skipped"
+    assert re.search(r"Gate outcome: Reject by Anonymous, deployment skipped\. .*Overtraining "
+                     r"found issues: ", output), output[-5000:]  # fmt: skip
+    stamp = re.search(r"Rule outcomes of dogbreed-train-(\S+):", output).group(1)
+    client = sagemaker(local_runtime)
+    assert not [m for m in client.list_models()["Models"] if stamp in m["ModelName"]]
+    assert not [c for c in client.list_endpoint_configs()["EndpointConfigs"]
+                if stamp in c["EndpointConfigName"]]  # fmt: skip
+    assert not [t for t in client.list_transform_jobs()["TransformJobSummaries"]
+                if stamp in t["TransformJobName"]]  # fmt: skip
+
+
+def test_an_unanswered_approval_takes_its_default_after_the_timeout(
+    airflow, unanswered_run, local_runtime
+):
+    result, run_id = unanswered_run
+    output = result.stdout + result.stderr
+    states = airflow.task_states(run_id)
+    assert states["approve_deployment"] == "success", (states, output[-5000:])
+    assert {states[task] for task in DEPLOYMENT_TASKS} == {"success"}, states
+    assert re.search(r"Gate outcome: no answer within 3 s, so the default Approve applied on "
+                     r"the person's behalf \(rules\.approval\.default\), deploying\. "
+                     r".*Overtraining found issues: ", output), output[-5000:]  # fmt: skip

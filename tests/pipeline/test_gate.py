@@ -18,49 +18,58 @@ from sagemaker_lifecycle.sensors import RuleGateSensor
 from sagemaker_lifecycle.triggers import RuleOutcomeTrigger
 
 STATUSES = ["InProgress", "Stopping", "NoIssuesFound", "IssuesFound", "Error", "Stopped", None]
-BLOCKING, REPORTED_ONLY = "Overfit", "LowGPUUtilization"
-EXPECTED = {BLOCKING: "debugger", REPORTED_ONLY: "profiler"}
+POLICIES = ["block", "approve", "warn"]
+FIRST, SECOND = "Overfit", "LowGPUUtilization"
+EXPECTED = {FIRST: "debugger", SECOND: "profiler"}
 
 
-def expected_decision(blocking_status, other_status, on_rule_error):
-    statuses = (blocking_status, other_status)
-    if any(status in ("InProgress", "Stopping", None) for status in statuses):
+def expected_decision(statuses: dict[str, str | None], policies: dict[str, str]) -> Decision:
+    """The module doc's rules, written out independently of gate.decide."""
+    if any(status in ("InProgress", "Stopping", None) for status in statuses.values()):
         return Decision.WAIT
-    if blocking_status == "IssuesFound":
+    findings = {policies[rule] for rule, status in statuses.items()
+                if status in ("IssuesFound", "Error", "Stopped")}  # fmt: skip
+    if "block" in findings:
         return Decision.BLOCK
-    if on_rule_error == "block" and any(status in ("Error", "Stopped") for status in statuses):
-        return Decision.BLOCK
-    return Decision.DEPLOY
+    return Decision.APPROVE if "approve" in findings else Decision.DEPLOY
 
 
 @pytest.mark.parametrize(
-    ("blocking_status", "other_status", "on_rule_error"),
-    list(itertools.product(STATUSES, STATUSES, ["block", "warn"])),
+    ("first_status", "second_status", "first_policy", "second_policy"),
+    list(itertools.product(STATUSES, STATUSES, POLICIES, POLICIES)),
 )
-def test_gate_decides_every_status_combination(blocking_status, other_status, on_rule_error):
+def test_gate_decides_every_policy_and_status_combination(
+    first_status, second_status, first_policy, second_policy
+):
+    statuses = {FIRST: first_status, SECOND: second_status}
+    policies = {FIRST: first_policy, SECOND: second_policy}
     outcomes = [
-        RuleOutcome(rule, status, f"{rule} details", rule == BLOCKING)
-        for rule, status in ((BLOCKING, blocking_status), (REPORTED_ONLY, other_status))
+        RuleOutcome(rule, status, f"{rule} details", policies[rule], EXPECTED[rule])
+        for rule, status in statuses.items()
         if status is not None  # None: the rule has no status yet
     ]
-    verdict = decide(outcomes, EXPECTED, [BLOCKING], on_rule_error)
-    assert verdict.decision == expected_decision(blocking_status, other_status, on_rule_error)
-    assert {o.rule for o in verdict.outcomes} == {BLOCKING, REPORTED_ONLY}
-    if verdict.decision == Decision.BLOCK:
-        assert verdict.reasons and all("details" in r for r in verdict.reasons[:1])
+    verdict = decide(outcomes, EXPECTED, policies)
+    assert verdict.decision == expected_decision(statuses, policies)
+    assert {o.rule for o in verdict.outcomes} == {FIRST, SECOND}
+    if verdict.decision in (Decision.BLOCK, Decision.APPROVE):
+        # The first reason names the deciding rule and its finding.
+        deciding = "block" if verdict.decision == Decision.BLOCK else "approve"
+        rule = next(r for r in (FIRST, SECOND) if policies[r] == deciding
+                    and statuses[r] in ("IssuesFound", "Error", "Stopped"))  # fmt: skip
+        assert verdict.reasons[0].startswith(rule) and f"{rule} details" in verdict.reasons[0]
 
 
-def test_non_blocking_issue_deploys_with_a_warning():
-    outcomes = [RuleOutcome(BLOCKING, "NoIssuesFound", "", True),
-                RuleOutcome(REPORTED_ONLY, "IssuesFound", "GPU idle", False)]  # fmt: skip
-    verdict = decide(outcomes, EXPECTED, [BLOCKING], "block")
+def test_a_warn_finding_deploys_with_a_warning():
+    outcomes = [RuleOutcome(FIRST, "NoIssuesFound", "", "block"),
+                RuleOutcome(SECOND, "IssuesFound", "GPU idle", "warn", "profiler")]  # fmt: skip
+    verdict = decide(outcomes, EXPECTED, {FIRST: "block", SECOND: "warn"})
     assert verdict.decision == Decision.DEPLOY
     assert verdict.reasons == ["LowGPUUtilization found issues: GPU idle"]
 
 
-def test_unknown_status_blocks():
+def test_unknown_status_blocks_whatever_the_policy():
     verdict = decide(
-        [RuleOutcome(BLOCKING, "Exploded", "", True)], {BLOCKING: "debugger"}, [BLOCKING], "warn"
+        [RuleOutcome(FIRST, "Exploded", "", "warn")], {FIRST: "debugger"}, {FIRST: "warn"}
     )
     assert verdict.decision == Decision.BLOCK
     assert "unknown status 'Exploded'" in verdict.reasons[0]
@@ -78,25 +87,27 @@ DESCRIPTION = {
         {"RuleConfigurationName": "ProfilerReport", "RuleEvaluationStatus": "NoIssuesFound"},
     ],
 }  # fmt: skip
+POLICY = {"Overfit": "approve", "LossNotDecreasing": "block", "ProfilerReport": "warn"}
 
 
 def test_outcomes_are_read_from_describe_training_job_and_tabled():
-    outcomes = outcomes_from_training_job(DESCRIPTION, ["Overfit", "LossNotDecreasing"])
-    assert [(o.rule, o.kind, o.status, o.step, o.blocking) for o in outcomes] == [
-        ("Overfit", "debugger", "IssuesFound", 7, True),
-        ("LossNotDecreasing", "debugger", "NoIssuesFound", None, True),
-        ("ProfilerReport", "profiler", "NoIssuesFound", None, False),
+    outcomes = outcomes_from_training_job(DESCRIPTION, POLICY)
+    assert [(o.rule, o.kind, o.status, o.step, o.policy) for o in outcomes] == [
+        ("Overfit", "debugger", "IssuesFound", 7, "approve"),
+        ("LossNotDecreasing", "debugger", "NoIssuesFound", None, "block"),
+        ("ProfilerReport", "profiler", "NoIssuesFound", None, "warn"),
     ]
     expected = {"Overfit": "debugger", "LossNotDecreasing": "debugger",
                 "ProfilerReport": "profiler"}  # fmt: skip
-    verdict = decide(outcomes, expected, ["Overfit"], "block")
+    verdict = decide(outcomes, expected, POLICY)
+    assert verdict.decision == Decision.APPROVE
     assert Verdict.from_dict(verdict.as_dict()) == verdict
     header, overfit, loss, profiler = verdict.table().splitlines()
-    assert header.split() == ["rule", "kind", "status", "step", "blocks", "deploy", "finding"]
-    assert overfit.split()[:5] == ["Overfit", "debugger", "IssuesFound", "7", "yes"]
+    assert header.split() == ["rule", "kind", "status", "step", "policy", "finding"]
+    assert overfit.split()[:5] == ["Overfit", "debugger", "IssuesFound", "7", "approve"]
     assert "RuleEvaluationConditionMet" in overfit and "\n" not in overfit
-    assert loss.split() == ["LossNotDecreasing", "debugger", "NoIssuesFound", "yes"]
-    assert profiler.split() == ["ProfilerReport", "profiler", "NoIssuesFound", "no"]
+    assert loss.split() == ["LossNotDecreasing", "debugger", "NoIssuesFound", "block"]
+    assert profiler.split() == ["ProfilerReport", "profiler", "NoIssuesFound", "warn"]
     # Columns line up: every row's status starts where the header's does.
     assert {row.index(status) for row, status in ((header, "status"), (overfit, "IssuesFound"),
                                                    (profiler, "NoIssuesFound"))} == {
@@ -109,8 +120,9 @@ def test_outcomes_are_read_from_describe_training_job_and_tabled():
 def test_a_rule_missing_from_the_statuses_waits_until_training_ends(job_status, expected):
     description = {**DESCRIPTION, "TrainingJobStatus": job_status}
     expected_rules = {"Overtraining": "debugger"}
-    outcomes = outcomes_from_training_job(description, ["Overtraining"], expected_rules)
-    verdict = decide(outcomes, expected_rules, ["Overtraining"], "block")
+    policies = {"Overtraining": "block"}
+    outcomes = outcomes_from_training_job(description, policies, expected_rules)
+    verdict = decide(outcomes, expected_rules, policies)
     missing = next(o for o in verdict.outcomes if o.rule == "Overtraining")
     assert (missing.status, missing.kind) == (expected, "debugger")
     assert verdict.decision == (Decision.WAIT if job_status == "InProgress" else Decision.BLOCK)
@@ -129,8 +141,8 @@ def test_a_rule_missing_from_the_statuses_waits_until_training_ends(job_status, 
 )
 def test_rule_processing_jobs_map_to_debugger_statuses(job_status, result, expected):
     description = {"ProcessingJobStatus": job_status, "FailureReason": "boom"}
-    outcome = outcome_from_processing_job("Overfit", description, True, result, "debugger")
-    assert (outcome.status, outcome.kind) == (expected, "debugger")
+    outcome = outcome_from_processing_job("Overfit", description, "approve", result, "debugger")
+    assert (outcome.status, outcome.kind, outcome.policy) == (expected, "debugger", "approve")
 
 
 class FakeSageMaker:
@@ -147,7 +159,8 @@ def make_trigger(**overrides):
     arguments = dict(
         training_job_name="job", rule_jobs={},
         expected_rules={"Overfit": "debugger", "LossNotDecreasing": "debugger"},
-        blocking=["Overfit"], on_rule_error="block", poll_interval=0.01, aws_conn_id=None,
+        policies={"Overfit": "block", "LossNotDecreasing": "approve"}, poll_interval=0.01,
+        aws_conn_id=None,
     )  # fmt: skip
     return RuleOutcomeTrigger(**{**arguments, **overrides})
 
@@ -184,17 +197,28 @@ def test_trigger_serializes_to_its_own_arguments():
     assert RuleOutcomeTrigger(**kwargs).serialize() == (classpath, kwargs)
 
 
-def test_sensor_fails_without_retry_on_block_and_returns_the_verdict_on_deploy(monkeypatch):
+def verdict_with_overfit(policy: str) -> Verdict:
+    policies = {**POLICY, "Overfit": policy}
+    return decide(outcomes_from_training_job(DESCRIPTION, policies), {}, policies)
+
+
+@pytest.mark.parametrize("policy", ["approve", "warn"])
+def test_sensor_returns_the_verdict_when_deploying_or_asking(monkeypatch, capsys, policy):
     report = "s3://b/jobs/job/rule-output/ProfilerReport/profiler-output/profiler-report.html"
     monkeypatch.setattr(SageMakerLifecycleHook, "profiler_report_uri", lambda self, job: report)
     sensor = RuleGateSensor(task_id="gate", training_job_name="job", rules={})
-    blocked = decide(outcomes_from_training_job(DESCRIPTION, ["Overfit"]),
-                     {}, ["Overfit"], "block")  # fmt: skip
-    with pytest.raises(AirflowFailException, match="Overfit found issues"):
-        sensor.execute_complete({}, blocked.as_dict())
-    deploy = decide(outcomes_from_training_job(DESCRIPTION, []), {}, [], "block")
-    passed = sensor.execute_complete({}, deploy.as_dict())
-    assert (passed["decision"], passed["profiler_report"]) == ("deploy", report)
+    passed = sensor.execute_complete({}, verdict_with_overfit(policy).as_dict())
+    decision = {"approve": "approve", "warn": "deploy"}[policy]
+    assert (passed["decision"], passed["profiler_report"]) == (decision, report)
+    outcome = next(line for line in capsys.readouterr().out.splitlines() if "Gate outcome:" in line)
+    assert "Overfit found issues: RuleEvaluationConditionMet" in outcome
+
+
+def test_sensor_fails_without_retry_on_block_naming_rule_and_finding(monkeypatch):
+    monkeypatch.setattr(SageMakerLifecycleHook, "profiler_report_uri", lambda self, job: None)
+    sensor = RuleGateSensor(task_id="gate", training_job_name="job", rules={})
+    with pytest.raises(AirflowFailException, match="Overfit found issues: RuleEvaluation"):
+        sensor.execute_complete({}, verdict_with_overfit("block").as_dict())
 
 
 def test_a_failed_profiler_report_lookup_does_not_hide_the_verdict(monkeypatch):
@@ -205,8 +229,9 @@ def test_a_failed_profiler_report_lookup_does_not_hide_the_verdict(monkeypatch):
 
     monkeypatch.setattr(SageMakerLifecycleHook, "profiler_report_uri", denied)
     sensor = RuleGateSensor(task_id="gate", training_job_name="job", rules={})
-    blocked = decide(outcomes_from_training_job(DESCRIPTION, ["Overfit"]), {}, ["Overfit"], "block")
     with pytest.raises(AirflowFailException, match="Overfit found issues"):
-        sensor.execute_complete({}, blocked.as_dict())
-    deploy = decide(outcomes_from_training_job(DESCRIPTION, []), {}, [], "block")
-    assert sensor.execute_complete({}, deploy.as_dict())["profiler_report"] is None
+        sensor.execute_complete({}, verdict_with_overfit("block").as_dict())
+    assert (
+        sensor.execute_complete({}, verdict_with_overfit("warn").as_dict())["profiler_report"]
+        is None
+    )

@@ -12,6 +12,7 @@ from botocore.validate import validate_parameters
 from sagemaker_lifecycle import request_builders as rb
 from sagemaker_lifecycle.naming import NAME_PATTERN
 from sagemaker_lifecycle.rule_jobs import rule_processing_requests
+from sagemaker_lifecycle.settings import SettingsError
 
 SERVICE = botocore.session.get_session().get_service_model("sagemaker")
 TUNED = {"lr": "0.0031", "batch-size": '"16"'}
@@ -39,6 +40,21 @@ def test_tuning_request_is_valid_and_encodes_hyperparameters_as_the_sdk(
     assert ranges["ContinuousParameterRanges"][0]["ScalingType"] == "Logarithmic"
     channels = [c["ChannelName"] for c in request["TrainingJobDefinition"]["InputDataConfig"]]
     assert channels == ["train", "valid", "test"]
+
+
+@pytest.mark.parametrize(("seed", "expected"), [(None, None), (0, 0), (1234, 1234)])
+def test_tuning_request_carries_the_configured_random_seed(
+    names, staged_dataset, settings_with, seed, expected
+):
+    settings = settings_with({"tuning": {"random_seed": seed}})
+    request = rb.tuning_job_request(settings, names, staged_dataset)
+    assert_valid("CreateHyperParameterTuningJob", request, "HyperParameterTuningJobName", 32)
+    assert request["HyperParameterTuningJobConfig"].get("RandomSeed") == expected
+
+
+def test_a_random_seed_that_is_not_a_whole_number_is_refused(settings_with):
+    with pytest.raises(SettingsError, match=r"tuning\.random_seed must be null or an integer >= 0"):
+        settings_with({"tuning": {"random_seed": 1.5}})
 
 
 def test_hyperband_forces_early_stopping_off(names, staged_dataset, settings_with):

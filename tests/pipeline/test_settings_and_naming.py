@@ -39,12 +39,17 @@ def test_unknown_override_key_is_rejected_with_its_dotted_name():
 
 def test_every_invalid_value_is_listed():
     with pytest.raises(SettingsError) as raised:
-        load_settings(
-            {"rules": {"engine": "magic", "blocking": ["Nope"]}, "tuning": {"max_jobs": 0}}
-        )
+        load_settings({
+            "rules": {"engine": "magic", "policy": {"Overfit": None, "Overtraining": "maybe"},
+                      "approval": {"default": "Perhaps", "timeout_seconds": 0}},
+            "tuning": {"max_jobs": 0},
+        })  # fmt: skip
     message = str(raised.value)
     assert "rules.engine is 'magic'" in message
-    assert "rules.blocking names 'Nope'" in message
+    assert "rules.policy has no entry for 'Overfit'" in message
+    assert "rules.policy.Overtraining is 'maybe'; expected one of block, approve, warn" in message
+    assert "rules.approval.default is 'Perhaps'; expected one of Approve, Reject" in message
+    assert "rules.approval.timeout_seconds must be a positive number, got 0" in message
     assert "tuning.max_jobs must be a positive number" in message
 
 

@@ -409,3 +409,33 @@ def test_best_objective_not_improving_ends_the_search(runtime, sagemaker, source
 )
 def test_tuning_responses_fit_the_output_shape(runtime, bayesian_job, operation, body):
     assert_fits_output_shape(runtime, operation, body)
+
+
+def tuned_in_launch_order(sagemaker, name: str) -> list[dict[str, str]]:
+    def sequence(trial: dict) -> str:
+        return TRIAL_NAME.match(trial["TrainingJobName"])["sequence"]
+
+    by_sequence = sorted(all_trials(sagemaker, name), key=sequence)
+    return [trial["TunedHyperParameters"] for trial in by_sequence]
+
+
+def test_the_same_seed_gives_the_same_trials_whatever_order_they_end_in(sagemaker, source_uri):
+    """Bayesian trials depend on earlier results; with RandomSeed they must not depend on which
+    of two parallel trials ended first. In the second job the first trial is slow, so trials 2
+    and 3 end before it (without the seed's ordering, trial 4 would be suggested from trials 2
+    and 3 instead of 1 and 2); it must still suggest the same trials in the same order."""
+    runs, end_order = {}, {}
+    for name, delay in (("seeded-even", "0"), ("seeded-first-slow", "1.5")):
+        request = tuning_request(
+            name, BUCKET, source_uri, strategy="Bayesian", max_jobs=6, RandomSeed=42,
+            static={"first-trial-seconds": delay},
+        )  # fmt: skip
+        sagemaker.create_hyper_parameter_tuning_job(**request)
+        wait_for_tuning_job(sagemaker, name, timeout=240)
+        runs[name] = tuned_in_launch_order(sagemaker, name)
+        ended = sorted(all_trials(sagemaker, name), key=lambda t: t["TrainingEndTime"])
+        end_order[name] = [TRIAL_NAME.match(t["TrainingJobName"])["sequence"] for t in ended]
+    assert end_order["seeded-first-slow"][0] == "002"  # the order did change
+    assert end_order["seeded-even"] != end_order["seeded-first-slow"]
+    assert len(runs["seeded-even"]) == 6
+    assert runs["seeded-first-slow"] == runs["seeded-even"]

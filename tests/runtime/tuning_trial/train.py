@@ -6,7 +6,9 @@ the accuracy peaks at lr=0.01, batch-size=32, optimizer adam, and rises epoch by
 that ceiling. It prints the project's `#metrics` line once per epoch, like sagemaker_code/train.py.
 
 `--fail-above-lr X` makes it exit 1 (after writing /opt/ml/output/failure) when lr > X, for
-testing failed trials; `--epoch-seconds` sets how long an epoch takes.
+testing failed trials; `--epoch-seconds` sets how long an epoch takes, and `--first-trial-seconds S`
+adds S seconds per epoch to a tuning job's first trial (TRAINING_JOB_NAME ends in `-001-<hex>`),
+so the trials launched after it end before it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--optimizer", default="adam")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--epoch-seconds", type=float, default=0.1)
+    parser.add_argument("--first-trial-seconds", type=float, default=0.0)
     parser.add_argument("--fail-above-lr", type=float, default=None)
     return parser.parse_known_args(argv)[0]
 
@@ -53,8 +56,10 @@ def main(argv: list[str]) -> int:
         print(message, file=sys.stderr)
         return 1
     ceiling = final_accuracy(args.lr, args.batch_size, args.optimizer)
+    first_trial = os.environ.get("TRAINING_JOB_NAME", "").split("-")[-2:-1] == ["001"]
+    delay = args.first_trial_seconds if first_trial else 0.0
     for epoch in range(1, args.epochs + 1):
-        time.sleep(args.epoch_seconds)
+        time.sleep(args.epoch_seconds + delay)
         valid_acc = accuracy_at(epoch, ceiling)
         print(
             f"#metrics epoch={epoch} train_loss={1 - valid_acc:.4f} train_acc={valid_acc:.4f} "
