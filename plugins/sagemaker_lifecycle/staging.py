@@ -3,8 +3,10 @@
 A snapshot is identified by the SHA-256 of its manifest (every file's split/class/name, size and
 SHA-256), so the same images always map to the same S3 prefix
 `s3://<bucket>/<dataset.s3_prefix>/<snapshot id>/<split>/<class>/<file>`. The manifest is uploaded
-last and marks a complete snapshot: a run that finds it uploads nothing (a backfill over an
-unchanged dataset costs one HEAD request). The training code (`sagemaker_code/`) is packed the same
+last and marks a complete snapshot: a run that finds it uploads nothing (a run over an unchanged
+dataset costs one HEAD request). `use_recorded_snapshot` stages a snapshot the catalog
+(`snapshots.py`) names instead, for backfills and pinned runs, without reading the source. The
+training code (`sagemaker_code/`) is packed the same
 way into a content-addressed `sourcedir.tar.gz`.
 """
 
@@ -23,10 +25,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from botocore.exceptions import ClientError
 from PIL import Image, UnidentifiedImageError
 
 from sagemaker_lifecycle.dataset_source import fetch_dataset
+from sagemaker_lifecycle.snapshots import CatalogEntry, SnapshotChoiceError
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +79,7 @@ class StagedDataset:
     code_uri: str  # the same code unpacked, an s3:// prefix
     reused_snapshot: bool
     source: str = ""
+    manifest_uri: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -305,7 +310,8 @@ def upload_code(s3, bucket: str, prefix: str, source_dir: Path = SOURCE_DIR) -> 
 
 
 def stage(settings: Mapping, s3) -> StagedDataset:
-    """Fetch, verify, snapshot and upload the configured dataset, and upload the code."""
+    """Fetch, verify, snapshot and upload the configured dataset (dataset.source as it is now),
+    and upload the code."""
     dataset, aws = settings["dataset"], settings["aws"]
     fetched = fetch_dataset(
         dataset["source"], Path(dataset["cache_dir"]), s3, dataset["max_download_bytes"]
@@ -330,4 +336,28 @@ def stage(settings: Mapping, s3) -> StagedDataset:
         code_uri=code_uri,
         reused_snapshot=reused,
         source=dataset["source"],
+        manifest_uri=f"{base_uri}{MANIFEST_NAME}",
+    )
+
+
+def use_recorded_snapshot(settings: Mapping, s3, entry: CatalogEntry) -> StagedDataset:
+    """The already published snapshot `entry` names, checked complete (its manifest is there);
+    the source is not read. Uploads the code as `stage` does."""
+    base_uri = entry.snapshot_uri
+    if not _object_exists(s3, *S3Hook.parse_s3_url(entry.manifest_uri)):
+        raise SnapshotChoiceError(
+            f"snapshot {entry.snapshot_id} is in the catalog, but its manifest "
+            f"{entry.manifest_uri} is gone (a lifecycle rule, or a different aws.bucket?)"
+        )
+    sourcedir_uri, code_uri = upload_code(s3, settings["aws"]["bucket"], "code")
+    return StagedDataset(
+        snapshot_id=entry.snapshot_id,
+        classes=list(entry.classes),
+        image_counts=dict(entry.image_counts),
+        channels={split: f"{base_uri}{split}/" for split in SPLITS},
+        sourcedir_uri=sourcedir_uri,
+        code_uri=code_uri,
+        reused_snapshot=True,
+        source=entry.source,
+        manifest_uri=entry.manifest_uri,
     )
