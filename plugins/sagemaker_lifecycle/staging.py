@@ -309,10 +309,8 @@ def upload_code(s3, bucket: str, prefix: str, source_dir: Path = SOURCE_DIR) -> 
     return f"s3://{bucket}/{archive_key}", f"s3://{bucket}/{base_key}/files/"
 
 
-def stage(settings: Mapping, s3) -> StagedDataset:
-    """Fetch, verify, snapshot and upload the configured dataset (dataset.source as it is now),
-    and upload the code."""
-    dataset, aws = settings["dataset"], settings["aws"]
+def fetch_and_verify(dataset: Mapping, s3) -> tuple[Path, dict[str, dict], list[ManifestEntry]]:
+    """The dataset settings' source fetched and verified: its root, layout and manifest."""
     fetched = fetch_dataset(
         dataset["source"], Path(dataset["cache_dir"]), s3, dataset["max_download_bytes"]
     )
@@ -323,7 +321,14 @@ def stage(settings: Mapping, s3) -> StagedDataset:
         dataset["min_images_per_class"],
         dataset["max_image_pixels"],
     )
-    entries = build_manifest(root, layout)
+    return root, layout, build_manifest(root, layout)
+
+
+def stage(settings: Mapping, s3) -> StagedDataset:
+    """Fetch, verify, snapshot and upload the configured dataset (dataset.source as it is now),
+    and upload the code."""
+    dataset, aws = settings["dataset"], settings["aws"]
+    root, layout, entries = fetch_and_verify(dataset, s3)
     ensure_bucket(s3, aws["bucket"], aws["create_bucket"])
     base_uri, reused = upload_snapshot(s3, aws["bucket"], dataset["s3_prefix"], root, entries)
     sourcedir_uri, code_uri = upload_code(s3, aws["bucket"], "code")
