@@ -29,6 +29,7 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from botocore.exceptions import ClientError
 from PIL import Image, UnidentifiedImageError
 
+from sagemaker_lifecycle.checked_files import CheckedFiles
 from sagemaker_lifecycle.dataset_source import fetch_dataset
 from sagemaker_lifecycle.snapshots import CatalogEntry, SnapshotChoiceError
 
@@ -116,9 +117,15 @@ def _image_problem(path: Path, max_pixels: int) -> str | None:
 
 
 def _split_problems(
-    root: Path, split: str, extensions: set[str], min_images: int, max_pixels: int
+    root: Path,
+    split: str,
+    extensions: set[str],
+    min_images: int,
+    max_pixels: int,
+    checked: CheckedFiles | None,
 ) -> tuple[list[str], dict[str, list[Path]]]:
-    """Problems found in one split, and its images by class folder."""
+    """Problems found in one split, and its images by class folder (files `checked` knows
+    unchanged are not decoded again)."""
     split_dir = root / split
     if not split_dir.is_dir():
         return [f"{split}/ is missing"], {}
@@ -136,7 +143,11 @@ def _split_problems(
             for f in files
             if f not in images
         ]
-        problems += [problem for f in images if (problem := _image_problem(f, max_pixels))]
+        problems += [
+            problem
+            for f in images
+            if not (checked and checked.sha256(f)) and (problem := _image_problem(f, max_pixels))
+        ]
         if len(images) < min_images:
             problems.append(
                 f"{split}/{entry.name}: {len(images)} image(s), fewer than {min_images} required"
@@ -148,18 +159,24 @@ def _split_problems(
 
 
 def verify_dataset(
-    root: Path, extensions: list[str], min_images: int, max_pixels: int
+    root: Path,
+    extensions: list[str],
+    min_images: int,
+    max_pixels: int,
+    checked: CheckedFiles | None = None,
 ) -> dict[str, dict]:
     """Images by split and class; DatasetError listing every problem when the layout is wrong.
 
     Checks: all three splits exist, hold only `NNN.Class_name` folders, the same classes in each,
     at least `min_images` images per class, only files with `extensions`, each an image of at
-    most `max_pixels` pixels that decodes.
+    most `max_pixels` pixels that decodes (unless `checked` has it unchanged since it did).
     """
     wanted = {extension.lower() for extension in extensions}
     problems, layout = [], {}
     for split in SPLITS:
-        split_problems, layout[split] = _split_problems(root, split, wanted, min_images, max_pixels)
+        split_problems, layout[split] = _split_problems(
+            root, split, wanted, min_images, max_pixels, checked
+        )
         problems += split_problems
     reference = set(layout["train"])
     for split in SPLITS[1:]:
@@ -183,14 +200,23 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _manifest_entry(root: Path, path: Path, checked: CheckedFiles | None) -> ManifestEntry:
+    info = path.stat()
+    digest = (checked and checked.sha256(path)) or _sha256(path)
+    if checked:
+        checked.add(path, info.st_size, info.st_mtime_ns, digest)
+    return ManifestEntry(key=path.relative_to(root).as_posix(), size=info.st_size, sha256=digest)
+
+
 def build_manifest(
-    root: Path, layout: Mapping[str, Mapping[str, list[Path]]]
+    root: Path,
+    layout: Mapping[str, Mapping[str, list[Path]]],
+    checked: CheckedFiles | None = None,
 ) -> list[ManifestEntry]:
-    """One entry per image, sorted by key, so equal content gives an equal manifest."""
+    """One entry per image, sorted by key, so equal content gives an equal manifest. Files
+    `checked` knows unchanged are not read again; every file is recorded in it."""
     entries = [
-        ManifestEntry(
-            key=path.relative_to(root).as_posix(), size=path.stat().st_size, sha256=_sha256(path)
-        )
+        _manifest_entry(root, path, checked)
         for classes in layout.values()
         for images in classes.values()
         for path in images
@@ -310,18 +336,25 @@ def upload_code(s3, bucket: str, prefix: str, source_dir: Path = SOURCE_DIR) -> 
 
 
 def fetch_and_verify(dataset: Mapping, s3) -> tuple[Path, dict[str, dict], list[ManifestEntry]]:
-    """The dataset settings' source fetched and verified: its root, layout and manifest."""
+    """The dataset settings' source fetched and verified: its root, layout and manifest. Files
+    unchanged since an earlier check are neither decoded nor hashed again (CheckedFiles)."""
     fetched = fetch_dataset(
         dataset["source"], Path(dataset["cache_dir"]), s3, dataset["max_download_bytes"]
     )
     root = find_dataset_root(fetched)
+    checked = CheckedFiles.for_root(
+        Path(dataset["cache_dir"]).expanduser(), root, dataset["max_image_pixels"]
+    )
     layout = verify_dataset(
         root,
         dataset["image_extensions"],
         dataset["min_images_per_class"],
         dataset["max_image_pixels"],
+        checked,
     )
-    return root, layout, build_manifest(root, layout)
+    entries = build_manifest(root, layout, checked)
+    checked.save()
+    return root, layout, entries
 
 
 def stage(settings: Mapping, s3) -> StagedDataset:
