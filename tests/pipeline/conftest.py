@@ -109,6 +109,21 @@ def s3(monkeypatch) -> Iterator:
         yield boto3.client("s3", region_name="us-east-1")
 
 
+def runtime_client(service: str, runtime_url: str):
+    """A boto3 client of the local runtime at `runtime_url`, with the tests' credentials."""
+    return boto3.client(
+        service, endpoint_url=runtime_url, region_name=CONNECTION_REGION,
+        aws_access_key_id=DUMMY_AWS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=DUMMY_AWS["AWS_SECRET_ACCESS_KEY"],
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def runtime_clients():
+    """Builds boto3 clients of a local runtime: runtime_clients(service, url)."""
+    return runtime_client
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
