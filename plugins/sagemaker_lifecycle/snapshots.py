@@ -189,7 +189,6 @@ class SnapshotCatalog:
 
 def new_entry(
     staged: Mapping[str, Any],
-    manifest_uri: str,
     published_by: Mapping[str, str],
     interval_end: datetime | None,
     now: datetime | None = None,
@@ -202,7 +201,7 @@ def new_entry(
         source=staged["source"],
         classes=list(staged["classes"]),
         image_counts=dict(staged["image_counts"]),
-        manifest_uri=manifest_uri,
+        manifest_uri=staged["manifest_uri"],
         published_at=published_at.isoformat(),
         as_of=as_of.isoformat(),
         published_by=dict(published_by),

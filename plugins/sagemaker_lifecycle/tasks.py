@@ -114,7 +114,7 @@ def stage_dataset(settings: dict, outlet_events=None) -> dict[str, Any]:
     else:
         staged = staging.stage(settings, s3).as_dict()
         published_by = {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id, "run_type": run_type}
-        catalog.record(new_entry(staged, staged["manifest_uri"], published_by, interval_end))
+        catalog.record(new_entry(staged, published_by, interval_end))
     staged["snapshot_choice"] = choice.reason
     print(
         f"Dataset snapshot {staged['snapshot_id']} "

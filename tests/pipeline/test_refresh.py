@@ -83,9 +83,7 @@ def test_a_source_the_catalog_already_has_does_not_fire_at_the_first_poll(
         {"dataset": {"source": str(tiny_dataset), "cache_dir": str(tmp_path / "c")}}
     )
     staged = stage(settings, bucket).as_dict()
-    SnapshotCatalog(bucket, BUCKET, "datasets").record(
-        new_entry(staged, staged["manifest_uri"], {"run_id": "r"}, None)
-    )
+    SnapshotCatalog(bucket, BUCKET, "datasets").record(new_entry(staged, {"run_id": "r"}, None))
     check = poll(str(tiny_dataset), bucket, tmp_path / "c")
     assert not check.refreshed and check.reason.endswith("already staged")
 

@@ -66,16 +66,13 @@ def test_times_in_other_offsets_compare_as_instants():
 
 
 def test_as_of_is_the_publishing_runs_interval_end_whatever_the_workers_clock_says():
-    staged = {"snapshot_id": "a", "source": "/d", "classes": ["001.A"], "image_counts": {}}
-    fast_worker = new_entry(
-        staged, "s3://b/d/a/manifest.json", {}, NOV, now=NOV + timedelta(minutes=7)
-    )
+    staged = {"snapshot_id": "a", "source": "/d", "classes": ["001.A"], "image_counts": {},
+              "manifest_uri": "s3://b/d/a/manifest.json"}  # fmt: skip
+    fast_worker = new_entry(staged, {}, NOV, now=NOV + timedelta(minutes=7))
     assert fast_worker.as_of == NOV.isoformat()
     assert fast_worker.published_at == (NOV + timedelta(minutes=7)).isoformat()
     # A worker whose clock runs behind the scheduler's: its own time is the earlier one.
-    slow_worker = new_entry(
-        staged, "s3://b/d/a/manifest.json", {}, NOV, now=NOV - timedelta(minutes=2)
-    )
+    slow_worker = new_entry(staged, {}, NOV, now=NOV - timedelta(minutes=2))
     assert slow_worker.as_of == (NOV - timedelta(minutes=2)).isoformat()
     # A backfill of that date takes it, as the run of that date did, though published after it.
     assert chosen([entry("old", NOV - timedelta(days=7)), fast_worker], NOV) == "a"
@@ -135,7 +132,7 @@ def test_a_recorded_snapshot_is_staged_without_its_source_and_must_still_be_comp
         {"dataset": {"source": str(tiny_dataset), "cache_dir": str(tmp_path / "c")}}
     )
     staged = staging.stage(settings, s3).as_dict()
-    recorded = new_entry(staged, staged["manifest_uri"], {"run_id": "r1"}, NOV)
+    recorded = new_entry(staged, {"run_id": "r1"}, NOV)
     (tiny_dataset / "train").rename(tmp_path / "gone")  # the source has changed since
     again = staging.use_recorded_snapshot(settings, s3, recorded)
     assert again.channels == staged["channels"] and again.reused_snapshot
