@@ -32,7 +32,7 @@ from sagemaker_lifecycle.settings import load_settings  # noqa: E402
 
 UDACITY_SPLITS = {"train": 6680, "valid": 835, "test": 836}
 CLASSES = 133
-IMAGE_SIDE = 330  # noise at this size and quality 90 makes ~132 kB JPEGs, the Udacity mean
+IMAGE_SIDE = 430  # noise at this size and quality 90 makes ~132 kB JPEGs, the Udacity mean
 BASE_IMAGES = 32
 
 
