@@ -40,6 +40,7 @@ CLASS_FOLDER = re.compile(r"^\d{3}\.\w+$")
 SOURCE_DIR = Path(__file__).resolve().parents[2] / "sagemaker_code"
 MANIFEST_NAME = "manifest.json"
 UPLOAD_THREADS = 8
+CHECK_THREADS = 4
 MAX_PROBLEMS_SHOWN = 40
 # The side to which JPEGs are decoded when checking that they decode (a draft, for speed).
 DECODE_CHECK_SIDE = 256
@@ -96,6 +97,13 @@ def find_dataset_root(folder: Path) -> Path:
     raise DatasetError(folder, [f"no train/ folder in {folder} or in exactly one sub-folder"])
 
 
+def _in_parallel(function, items: list) -> list:
+    """`function` of each item, in order, on CHECK_THREADS threads (Pillow's decoders and
+    hashlib release the GIL, so both cores work)."""
+    with ThreadPoolExecutor(CHECK_THREADS) as pool:
+        return list(pool.map(function, items))
+
+
 def _image_problem(path: Path, max_pixels: int) -> str | None:
     """Why `path` is no usable image, or None: it must open, be at most `max_pixels` large, and
     decode (JPEGs at reduced scale, which still reads all of their compressed data)."""
@@ -143,10 +151,11 @@ def _split_problems(
             for f in files
             if f not in images
         ]
+        unchecked = [f for f in images if not (checked and checked.sha256(f))]
         problems += [
             problem
-            for f in images
-            if not (checked and checked.sha256(f)) and (problem := _image_problem(f, max_pixels))
+            for problem in _in_parallel(lambda f: _image_problem(f, max_pixels), unchecked)
+            if problem
         ]
         if len(images) < min_images:
             problems.append(
@@ -215,12 +224,8 @@ def build_manifest(
 ) -> list[ManifestEntry]:
     """One entry per image, sorted by key, so equal content gives an equal manifest. Files
     `checked` knows unchanged are not read again; every file is recorded in it."""
-    entries = [
-        _manifest_entry(root, path, checked)
-        for classes in layout.values()
-        for images in classes.values()
-        for path in images
-    ]
+    paths = [path for classes in layout.values() for images in classes.values() for path in images]
+    entries = _in_parallel(lambda path: _manifest_entry(root, path, checked), paths)
     return sorted(entries, key=lambda entry: entry.key)
 
 
