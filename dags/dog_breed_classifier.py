@@ -71,6 +71,13 @@ WAITS = {"check_interval": POLL_INTERVAL, "max_ingestion_time": WAIT_LIMIT}
             type="string",
             description="URL of a zip, local folder or zip: train/ valid/ test/ <NNN.Class>/",
         ),
+        "dataset_snapshot": Param(
+            DEFAULTS["dataset"]["snapshot"],
+            type=["null", "string"],
+            pattern="^[0-9a-f]{16}$",
+            description="Train on this snapshot id of the catalog (datasets/catalog/) instead of "
+            "staging the source; backfills pick the one of their date by themselves",
+        ),
         "bucket": Param(
             None,
             type=["null", "string"],

@@ -3,8 +3,10 @@
 A snapshot is identified by the SHA-256 of its manifest (every file's split/class/name, size and
 SHA-256), so the same images always map to the same S3 prefix
 `s3://<bucket>/<dataset.s3_prefix>/<snapshot id>/<split>/<class>/<file>`. The manifest is uploaded
-last and marks a complete snapshot: a run that finds it uploads nothing (a backfill over an
-unchanged dataset costs one HEAD request). The training code (`sagemaker_code/`) is packed the same
+last and marks a complete snapshot: a run that finds it uploads nothing (a run over an unchanged
+dataset costs one HEAD request). `use_recorded_snapshot` stages a snapshot the catalog
+(`snapshots.py`) names instead, for backfills and pinned runs, without reading the source. The
+training code (`sagemaker_code/`) is packed the same
 way into a content-addressed `sourcedir.tar.gz`.
 """
 
@@ -23,10 +25,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from botocore.exceptions import ClientError
 from PIL import Image, UnidentifiedImageError
 
+from sagemaker_lifecycle.checked_files import CheckedFiles
 from sagemaker_lifecycle.dataset_source import fetch_dataset
+from sagemaker_lifecycle.snapshots import CatalogEntry, SnapshotChoiceError
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,7 @@ CLASS_FOLDER = re.compile(r"^\d{3}\.\w+$")
 SOURCE_DIR = Path(__file__).resolve().parents[2] / "sagemaker_code"
 MANIFEST_NAME = "manifest.json"
 UPLOAD_THREADS = 8
+CHECK_THREADS = 4
 MAX_PROBLEMS_SHOWN = 40
 # The side to which JPEGs are decoded when checking that they decode (a draft, for speed).
 DECODE_CHECK_SIDE = 256
@@ -75,6 +81,7 @@ class StagedDataset:
     code_uri: str  # the same code unpacked, an s3:// prefix
     reused_snapshot: bool
     source: str = ""
+    manifest_uri: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,6 +95,13 @@ def find_dataset_root(folder: Path) -> Path:
     if len(candidates) == 1:
         return candidates[0]
     raise DatasetError(folder, [f"no train/ folder in {folder} or in exactly one sub-folder"])
+
+
+def _in_parallel(function, items: list) -> list:
+    """`function` of each item, in order, on CHECK_THREADS threads (Pillow's decoders and
+    hashlib release the GIL, so both cores work)."""
+    with ThreadPoolExecutor(CHECK_THREADS) as pool:
+        return list(pool.map(function, items))
 
 
 def _image_problem(path: Path, max_pixels: int) -> str | None:
@@ -111,9 +125,15 @@ def _image_problem(path: Path, max_pixels: int) -> str | None:
 
 
 def _split_problems(
-    root: Path, split: str, extensions: set[str], min_images: int, max_pixels: int
+    root: Path,
+    split: str,
+    extensions: set[str],
+    min_images: int,
+    max_pixels: int,
+    checked: CheckedFiles | None,
 ) -> tuple[list[str], dict[str, list[Path]]]:
-    """Problems found in one split, and its images by class folder."""
+    """Problems found in one split, and its images by class folder (files `checked` knows
+    unchanged are not decoded again)."""
     split_dir = root / split
     if not split_dir.is_dir():
         return [f"{split}/ is missing"], {}
@@ -131,7 +151,12 @@ def _split_problems(
             for f in files
             if f not in images
         ]
-        problems += [problem for f in images if (problem := _image_problem(f, max_pixels))]
+        unchecked = [f for f in images if not (checked and checked.sha256(f))]
+        problems += [
+            problem
+            for problem in _in_parallel(lambda f: _image_problem(f, max_pixels), unchecked)
+            if problem
+        ]
         if len(images) < min_images:
             problems.append(
                 f"{split}/{entry.name}: {len(images)} image(s), fewer than {min_images} required"
@@ -143,18 +168,24 @@ def _split_problems(
 
 
 def verify_dataset(
-    root: Path, extensions: list[str], min_images: int, max_pixels: int
+    root: Path,
+    extensions: list[str],
+    min_images: int,
+    max_pixels: int,
+    checked: CheckedFiles | None = None,
 ) -> dict[str, dict]:
     """Images by split and class; DatasetError listing every problem when the layout is wrong.
 
     Checks: all three splits exist, hold only `NNN.Class_name` folders, the same classes in each,
     at least `min_images` images per class, only files with `extensions`, each an image of at
-    most `max_pixels` pixels that decodes.
+    most `max_pixels` pixels that decodes (unless `checked` has it unchanged since it did).
     """
     wanted = {extension.lower() for extension in extensions}
     problems, layout = [], {}
     for split in SPLITS:
-        split_problems, layout[split] = _split_problems(root, split, wanted, min_images, max_pixels)
+        split_problems, layout[split] = _split_problems(
+            root, split, wanted, min_images, max_pixels, checked
+        )
         problems += split_problems
     reference = set(layout["train"])
     for split in SPLITS[1:]:
@@ -178,18 +209,23 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _manifest_entry(root: Path, path: Path, checked: CheckedFiles | None) -> ManifestEntry:
+    info = path.stat()
+    digest = (checked and checked.sha256(path)) or _sha256(path)
+    if checked:
+        checked.add(path, info.st_size, info.st_mtime_ns, digest)
+    return ManifestEntry(key=path.relative_to(root).as_posix(), size=info.st_size, sha256=digest)
+
+
 def build_manifest(
-    root: Path, layout: Mapping[str, Mapping[str, list[Path]]]
+    root: Path,
+    layout: Mapping[str, Mapping[str, list[Path]]],
+    checked: CheckedFiles | None = None,
 ) -> list[ManifestEntry]:
-    """One entry per image, sorted by key, so equal content gives an equal manifest."""
-    entries = [
-        ManifestEntry(
-            key=path.relative_to(root).as_posix(), size=path.stat().st_size, sha256=_sha256(path)
-        )
-        for classes in layout.values()
-        for images in classes.values()
-        for path in images
-    ]
+    """One entry per image, sorted by key, so equal content gives an equal manifest. Files
+    `checked` knows unchanged are not read again; every file is recorded in it."""
+    paths = [path for classes in layout.values() for images in classes.values() for path in images]
+    entries = _in_parallel(lambda path: _manifest_entry(root, path, checked), paths)
     return sorted(entries, key=lambda entry: entry.key)
 
 
@@ -304,20 +340,33 @@ def upload_code(s3, bucket: str, prefix: str, source_dir: Path = SOURCE_DIR) -> 
     return f"s3://{bucket}/{archive_key}", f"s3://{bucket}/{base_key}/files/"
 
 
-def stage(settings: Mapping, s3) -> StagedDataset:
-    """Fetch, verify, snapshot and upload the configured dataset, and upload the code."""
-    dataset, aws = settings["dataset"], settings["aws"]
+def fetch_and_verify(dataset: Mapping, s3) -> tuple[Path, dict[str, dict], list[ManifestEntry]]:
+    """The dataset settings' source fetched and verified: its root, layout and manifest. Files
+    unchanged since an earlier check are neither decoded nor hashed again (CheckedFiles)."""
     fetched = fetch_dataset(
         dataset["source"], Path(dataset["cache_dir"]), s3, dataset["max_download_bytes"]
     )
     root = find_dataset_root(fetched)
+    checked = CheckedFiles.for_root(
+        Path(dataset["cache_dir"]).expanduser(), root, dataset["max_image_pixels"]
+    )
     layout = verify_dataset(
         root,
         dataset["image_extensions"],
         dataset["min_images_per_class"],
         dataset["max_image_pixels"],
+        checked,
     )
-    entries = build_manifest(root, layout)
+    entries = build_manifest(root, layout, checked)
+    checked.save()
+    return root, layout, entries
+
+
+def stage(settings: Mapping, s3) -> StagedDataset:
+    """Fetch, verify, snapshot and upload the configured dataset (dataset.source as it is now),
+    and upload the code."""
+    dataset, aws = settings["dataset"], settings["aws"]
+    root, layout, entries = fetch_and_verify(dataset, s3)
     ensure_bucket(s3, aws["bucket"], aws["create_bucket"])
     base_uri, reused = upload_snapshot(s3, aws["bucket"], dataset["s3_prefix"], root, entries)
     sourcedir_uri, code_uri = upload_code(s3, aws["bucket"], "code")
@@ -330,4 +379,28 @@ def stage(settings: Mapping, s3) -> StagedDataset:
         code_uri=code_uri,
         reused_snapshot=reused,
         source=dataset["source"],
+        manifest_uri=f"{base_uri}{MANIFEST_NAME}",
+    )
+
+
+def use_recorded_snapshot(settings: Mapping, s3, entry: CatalogEntry) -> StagedDataset:
+    """The already published snapshot `entry` names, checked complete (its manifest is there);
+    the source is not read. Uploads the code as `stage` does."""
+    base_uri = entry.snapshot_uri
+    if not _object_exists(s3, *S3Hook.parse_s3_url(entry.manifest_uri)):
+        raise SnapshotChoiceError(
+            f"snapshot {entry.snapshot_id} is in the catalog, but its manifest "
+            f"{entry.manifest_uri} is gone (a lifecycle rule, or a different aws.bucket?)"
+        )
+    sourcedir_uri, code_uri = upload_code(s3, settings["aws"]["bucket"], "code")
+    return StagedDataset(
+        snapshot_id=entry.snapshot_id,
+        classes=list(entry.classes),
+        image_counts=dict(entry.image_counts),
+        channels={split: f"{base_uri}{split}/" for split in SPLITS},
+        sourcedir_uri=sourcedir_uri,
+        code_uri=code_uri,
+        reused_snapshot=True,
+        source=entry.source,
+        manifest_uri=entry.manifest_uri,
     )

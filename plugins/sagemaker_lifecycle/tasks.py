@@ -23,11 +23,13 @@ from sagemaker_lifecycle.hooks import SageMakerLifecycleHook
 from sagemaker_lifecycle.images import resolve_image_uris
 from sagemaker_lifecycle.naming import RunNames, run_names
 from sagemaker_lifecycle.settings import check_run_overrides, in_region, load_settings
+from sagemaker_lifecycle.snapshots import SnapshotCatalog, choose_snapshot, new_entry
 
 AWS_CONN_ID = "aws_default"
 # DAG params that are shortcuts for nested settings (param name -> dotted setting).
 PARAM_SETTINGS = {
     "dataset_source": "dataset.source",
+    "dataset_snapshot": "dataset.snapshot",
     "bucket": "aws.bucket",
     "max_tuning_jobs": "tuning.max_jobs",
     "max_parallel_jobs": "tuning.max_parallel_jobs",
@@ -94,15 +96,32 @@ def resolve_settings(params: dict | None = None) -> dict[str, Any]:
 
 @task(outlets=[SNAPSHOT_PUBLISHED])
 def stage_dataset(settings: dict, outlet_events=None) -> dict[str, Any]:
-    """Fetch, verify, snapshot and upload the dataset and the training code; announce a new
-    snapshot through the SNAPSHOT_PUBLISHED asset alias (a reused one is not announced)."""
-    staged = staging.stage(settings, _s3_client()).as_dict()
+    """Choose the run's snapshot (snapshots.choose_snapshot): a pinned or backfill run takes one
+    from the catalog; any other run fetches, verifies, snapshots, uploads and records the source
+    as it is now, and announces a new snapshot through the SNAPSHOT_PUBLISHED asset alias. The
+    XCom says which snapshot and why (`snapshot_choice`)."""
+    context = get_current_context()
+    dag_run = context["dag_run"]
+    s3 = _s3_client()
+    catalog = SnapshotCatalog(s3, settings["aws"]["bucket"], settings["dataset"]["s3_prefix"])
+    interval_end = context.get("data_interval_end")
+    # The Task SDK's DagRunType is a str enum without __str__: its value is "backfill", ...
+    run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
+    choice = choose_snapshot(run_type, interval_end, settings["dataset"]["snapshot"], catalog)
+    print(f"Snapshot choice: {choice.reason}")
+    if choice.entry:
+        staged = staging.use_recorded_snapshot(settings, s3, choice.entry).as_dict()
+    else:
+        staged = staging.stage(settings, s3).as_dict()
+        published_by = {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id, "run_type": run_type}
+        catalog.record(new_entry(staged, published_by, interval_end))
+    staged["snapshot_choice"] = choice.reason
     print(
         f"Dataset snapshot {staged['snapshot_id']} "
         f"({'unchanged, reused' if staged['reused_snapshot'] else 'uploaded'}): "
         f"{len(staged['classes'])} classes, images {staged['image_counts']}"
     )
-    if announce_new_snapshot(outlet_events, settings, staged):
+    if not choice.entry and announce_new_snapshot(outlet_events, settings, staged):
         print(f"Asset event: new snapshot {staged['snapshot_id']} via {SNAPSHOT_PUBLISHED.name}")
     return staged
 

@@ -172,6 +172,13 @@ def airflow(tmp_path_factory, local_runtime) -> AirflowRunner:
 
 
 @pytest.fixture(scope="session")
+def new_airflow_home(tmp_path_factory, local_runtime):
+    """Builds another Airflow home (not yet migrated) wired to the local runtime, for tests that
+    need deployment settings of their own."""
+    return lambda name: AirflowRunner(tmp_path_factory.mktemp(name), local_runtime)
+
+
+@pytest.fixture(scope="session")
 def e2e_conf():
     """Builds DAG-run confs for fast local runs (see fast_run_conf)."""
     return fast_run_conf

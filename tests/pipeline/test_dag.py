@@ -87,3 +87,12 @@ def test_a_failure_anywhere_after_staging_triggers_the_clean_up(dag):
                     "gate_on_rules", "approve_deployment", "create_model", "deploy_endpoint",
                     "smoke_test_endpoint", "batch_transform", "evaluate"):  # fmt: skip
         assert task_id in clean_up.upstream_task_ids
+
+
+def test_a_run_can_pin_a_snapshot_by_id(dag):
+    from sagemaker_lifecycle.tasks import PARAM_SETTINGS
+
+    assert dag.params["dataset_snapshot"] is None
+    assert PARAM_SETTINGS["dataset_snapshot"] == "dataset.snapshot"
+    schema = dag.params.get_param("dataset_snapshot").schema
+    assert schema["pattern"] == "^[0-9a-f]{16}$" and "null" in schema["type"]

@@ -310,3 +310,57 @@ def test_a_missing_bucket_is_created_in_the_clients_region(s3, region):
     staging.ensure_bucket(regional, "fresh-bucket", create=True)
     location = regional.get_bucket_location(Bucket="fresh-bucket")["LocationConstraint"]
     assert (location or "us-east-1") == region
+
+
+@pytest.fixture
+def reads(monkeypatch) -> dict[str, list[Path]]:
+    """The images staging decoded and hashed (the real functions still run)."""
+    seen = {"decoded": [], "hashed": []}
+    image_problem, sha256 = staging._image_problem, staging._sha256
+
+    def decoded(path, max_pixels):
+        seen["decoded"].append(path)
+        return image_problem(path, max_pixels)
+
+    def hashed(path):
+        seen["hashed"].append(path)
+        return sha256(path)
+
+    monkeypatch.setattr(staging, "_image_problem", decoded)
+    monkeypatch.setattr(staging, "_sha256", hashed)
+    return seen
+
+
+def dataset_settings(root: Path, cache: Path, max_pixels: int = MAX_PIXELS) -> dict:
+    settings = load_settings({"dataset": {"source": str(root), "cache_dir": str(cache),
+                                          "max_image_pixels": max_pixels}})  # fmt: skip
+    return settings["dataset"]
+
+
+def test_an_unchanged_dataset_is_checked_again_without_reading_an_image(
+    tiny_dataset, tmp_path, reads
+):
+    first = staging.fetch_and_verify(dataset_settings(tiny_dataset, tmp_path / "c"), None)
+    assert len(reads["decoded"]) == len(reads["hashed"]) == 16
+    again = staging.fetch_and_verify(dataset_settings(tiny_dataset, tmp_path / "c"), None)
+    assert again[2] == first[2] and len(reads["decoded"]) == len(reads["hashed"]) == 16
+
+
+def test_a_changed_file_is_decoded_again_and_its_problem_listed(tiny_dataset, tmp_path, reads):
+    staging.fetch_and_verify(dataset_settings(tiny_dataset, tmp_path / "c"), None)
+    broken = sorted((tiny_dataset / "train" / "001.Affenpinscher").iterdir())[0]
+    broken.write_bytes(b"\xff\xd8 truncated")
+    with pytest.raises(staging.DatasetError) as raised:
+        staging.fetch_and_verify(dataset_settings(tiny_dataset, tmp_path / "c"), None)
+    assert [p for p in raised.value.problems if "not a readable image" in p] == [
+        p for p in raised.value.problems if broken.name in p
+    ]
+    assert reads["decoded"][16:] == [broken]
+
+
+def test_a_lower_pixel_limit_checks_every_image_again(tiny_dataset, tmp_path, reads):
+    staging.fetch_and_verify(dataset_settings(tiny_dataset, tmp_path / "c"), None)
+    with pytest.raises(staging.DatasetError) as raised:
+        staging.fetch_and_verify(dataset_settings(tiny_dataset, tmp_path / "c", 100), None)
+    assert len(raised.value.problems) == 16
+    assert all("more than dataset.max_image_pixels (100)" in p for p in raised.value.problems)
