@@ -81,5 +81,11 @@ def sum_over_workers(values: torch.Tensor, cluster: Cluster) -> torch.Tensor:
 
 
 def leave_cluster(cluster: Cluster) -> None:
+    """Leave together: every worker's collectives are done before any process group goes.
+
+    Without the barrier, torch 2.0's Gloo group could be destroyed while a worker thread was
+    still releasing a finished collective's tensors, and the two deadlocked over the GIL.
+    """
     if cluster.is_distributed:
+        dist.barrier()
         dist.destroy_process_group()
