@@ -34,6 +34,8 @@ from typing import Any
 
 from torch import nn
 
+from classifier.errors import TrainingError
+
 CONFIG_FILE_NAME = "debughookconfig.json"
 HOOK_CONFIG_VARIABLE = "CLASSIFIER_DEBUG_HOOK_CONFIG"
 # Where, under the checkpoint dir, the hook writes when the job has no DebugHookConfig.
@@ -104,7 +106,7 @@ def _config_file_from_environment(collections_json: str, checkpoint_dir: Path | 
     because the checkpoint dir is synced to S3 and /opt/ml/input may be read-only.
     """
     if checkpoint_dir is None:
-        raise ValueError(
+        raise TrainingError(
             f"{HOOK_CONFIG_VARIABLE} is set but the job has no CheckpointConfig: the tensors "
             "would never leave the instance"
         )

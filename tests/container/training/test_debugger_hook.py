@@ -88,7 +88,7 @@ def test_without_debugger_the_hook_builds_from_the_environment_into_the_checkpoi
 
 def test_a_hook_config_without_a_checkpoint_dir_is_refused(tmp_path: Path) -> None:
     environ = {HOOK_CONFIG_VARIABLE: json.dumps({"CollectionConfigurations": []})}
-    with pytest.raises(ValueError, match="no CheckpointConfig"):
+    with pytest.raises(TrainingError, match="no CheckpointConfig"):
         DebuggerHook.from_job(tmp_path, checkpoint_dir=None, environ=environ)
 
 
