@@ -2,7 +2,8 @@
 
 After training, one processing job per debugger rule runs `sagemaker_code/evaluate_rules.py`
 (request shape documented in that file's docstring) over the tensors the training job's hook saved
-under its checkpoint dir (`request_builders.training_checkpoint_uri`). Each job Completes for both
+under its checkpoint dir (the job's CheckpointConfig, which a retried `-a<N>` attempt shares with
+the first). Each job Completes for both
 NoIssuesFound and IssuesFound and writes its finding to `<rule output>/result.json`;
 `outcome_from_processing_job` turns that into the same RuleOutcome SageMaker Debugger would report,
 so the gate decides the same way for both engines.
@@ -25,7 +26,6 @@ from sagemaker_lifecycle.naming import check_name
 from sagemaker_lifecycle.request_builders import (
     HOOK_CHECKPOINT_SUBFOLDER,
     RULE_ENTRY_POINT,
-    training_checkpoint_uri,
     training_output_path,
 )
 
@@ -67,11 +67,17 @@ def _s3_input(name: str, uri: str, local_path: str) -> dict[str, Any]:
 
 
 def rule_processing_request(
-    settings: Mapping, dataset: Mapping, training_job: str, rule: str, parameters: Mapping
+    settings: Mapping,
+    dataset: Mapping,
+    training_job: str,
+    checkpoint_uri: str,
+    rule: str,
+    parameters: Mapping,
 ) -> dict[str, Any]:
-    """The CreateProcessingJob request evaluating `rule` over `training_job`'s output."""
+    """The CreateProcessingJob request evaluating `rule` over the tensors `training_job` saved
+    under its CheckpointConfig's `checkpoint_uri`."""
     job_output = f"{training_output_path(settings)}/{training_job}"
-    tensors_uri = f"{training_checkpoint_uri(settings, training_job)}/{HOOK_CHECKPOINT_SUBFOLDER}"
+    tensors_uri = f"{checkpoint_uri.rstrip('/')}/{HOOK_CHECKPOINT_SUBFOLDER}"
     # The paths equal evaluate_rules.py's defaults; they are passed anyway because a runtime that
     # relocates /opt/ml (the local one) can rewrite arguments but not a script's defaults.
     arguments = {
@@ -124,9 +130,17 @@ def rule_processing_request(
 def rule_processing_requests(
     settings: Mapping, dataset: Mapping, training: Mapping
 ) -> list[dict[str, Any]]:
-    """One CreateProcessingJob request per configured debugger rule (see the module doc)."""
+    """One CreateProcessingJob request per configured debugger rule (see the module doc);
+    `training` is the training task's XCom (TrainingJobName, CheckpointS3Uri)."""
     return [
-        rule_processing_request(settings, dataset, training["TrainingJobName"], rule, parameters)
+        rule_processing_request(
+            settings,
+            dataset,
+            training["TrainingJobName"],
+            training["CheckpointS3Uri"],
+            rule,
+            parameters,
+        )
         for rule, parameters in settings["rules"]["debugger"].items()
     ]
 

@@ -150,9 +150,13 @@ def test_processing_engine_runs_one_job_per_debugger_rule_over_the_checkpointed_
 ):
     settings = settings_with({"rules": {"engine": "processing"}})
     request = rb.training_job_request(settings, names, staged_dataset, TUNED)
-    rule_requests = rule_processing_requests(
-        settings, staged_dataset, {"TrainingJobName": request["TrainingJobName"]}
-    )
+    # A retried attempt (-a2) shares the first attempt's CheckpointConfig, so the rule jobs read
+    # the tensors where the training job's own CheckpointConfig put them.
+    training = {
+        "TrainingJobName": f"{request['TrainingJobName']}-a2",
+        "CheckpointS3Uri": request["CheckpointConfig"]["S3Uri"],
+    }
+    rule_requests = rule_processing_requests(settings, staged_dataset, training)
     assert len(rule_requests) == len(settings["rules"]["debugger"]) == 5
     for rule_request in rule_requests:
         assert_valid("CreateProcessingJob", rule_request, "ProcessingJobName")

@@ -81,7 +81,14 @@ def test_rule_jobs_built_by_the_pipeline_evaluate_a_real_training_output(runtime
     dataset = {"code_uri": upload_code(s3, BUCKET, "code")[1]}
     rules = {"VanishingGradient": {}}
     requests = {
-        rule: rule_processing_request(SETTINGS, dataset, training_job, rule, parameters)
+        rule: rule_processing_request(
+            SETTINGS,
+            dataset,
+            training_job,
+            training_checkpoint_uri(SETTINGS, training_job),
+            rule,
+            parameters,
+        )
         for rule, parameters in rules.items()
     }
     for request in requests.values():
