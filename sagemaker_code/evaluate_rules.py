@@ -47,12 +47,8 @@ processing paths below. CreateProcessingJob request::
             "LocalPath": "/opt/ml/processing/input/code",
             "S3DataType": "S3Prefix", "S3InputMode": "File"}},
         {"InputName": "debug-output", "S3Input": {
-            "S3Uri": "<S3OutputPath>/<job>/debug-output",
+            "S3Uri": "<the training job's CheckpointConfig S3Uri>/debug-output",
             "LocalPath": "/opt/ml/processing/input/debug-output",
-            "S3DataType": "S3Prefix", "S3InputMode": "File"}},
-        {"InputName": "profiler-output", "S3Input": {
-            "S3Uri": "<S3OutputPath>/<job>/profiler-output",
-            "LocalPath": "/opt/ml/processing/input/profiler-output",
             "S3DataType": "S3Prefix", "S3InputMode": "File"}}
       ],
       "ProcessingOutputConfig": {"Outputs": [
@@ -66,8 +62,10 @@ processing paths below. CreateProcessingJob request::
     }
 
 The processing job then Completes for both NoIssuesFound and IssuesFound; the outcome is in
-``<S3OutputPath>/<job>/rule-output/<RuleConfigurationName>/result.json``. Only the inputs the
-rule needs must exist (tensor rules: debug-output; profiler rules: profiler-output).
+``<S3OutputPath>/<job>/rule-output/<RuleConfigurationName>/result.json``. Without Debugger the
+tensors are those ``classifier/debugger.py`` writes under the checkpoint dir; profiler rules need
+a ``profiler-output`` input of system metrics, which only a job with a ProfilerConfig gets, so
+the pipeline runs tensor rules only.
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ torchvision's ImageNet weights, or from scratch with ``--pretrained-weights none
 
 Outputs: one ``#metrics`` line per epoch (and ``#metrics test_loss=... test_acc=...`` with a
 test split) on stdout; the best epoch's model in ``SM_MODEL_DIR`` (``classifier/artifact.py``);
-SageMaker Debugger tensors when the job configured the hook; a checkpoint per epoch when it
-configured checkpoints. On failure: the reason in ``<SM_OUTPUT_DIR>/failure`` and exit 1.
+SageMaker Debugger tensors when the job configured the hook (``classifier/debugger.py``); a
+checkpoint per epoch when it configured checkpoints. On failure: the reason in
+``<SM_OUTPUT_DIR>/failure`` and exit 1.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def train(env: TrainingEnvironment, hp: Hyperparameters) -> None:
     print(f"device: {cluster.device}", flush=True)
     network = build_network(env, hp, len(class_names))
     criterion = nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing)
-    hook = DebuggerHook.from_config_file(env.input_config_dir, cluster.is_master)
+    hook = DebuggerHook.from_job(env.input_config_dir, env.checkpoint_dir, cluster.is_master)
     if hook.enabled:
         use_out_of_place_relu(network)
     hook.attach(network, criterion)

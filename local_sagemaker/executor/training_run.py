@@ -293,9 +293,14 @@ class TrainingRun:
         directory = self._checkpoint_dir(self.workspace.master)
         current = _snapshot(directory)
         base = self.job["CheckpointConfig"]["S3Uri"].rstrip("/")
-        for relative, state in current.items():
+        for relative, state in list(current.items()):
             if self._checkpoint_state.get(relative) != state:
-                self.s3.upload_file(directory / relative, f"{base}/{relative}")
+                try:
+                    self.s3.upload_file(directory / relative, f"{base}/{relative}")
+                except FileNotFoundError:
+                    # Renamed or deleted since the listing (smdebug writes `.tmp` files and
+                    # renames them): the next sync sees what it became.
+                    del current[relative]
         self._checkpoint_state = current
 
     def model_artifact_uri(self) -> str:

@@ -27,6 +27,12 @@ CHANNELS = ("train", "valid", "test")
 # The channel train.py takes a resnet's starting weights from (one state-dict file).
 PRETRAINED_CHANNEL = "pretrained"
 LOG_LEVEL_INFO = 20
+# Without Debugger (rules.engine processing) the hook's collections reach train.py in this job
+# Environment variable (classifier/debugger.py), whose values AWS caps at 512 characters.
+HOOK_CONFIG_VARIABLE = "CLASSIFIER_DEBUG_HOOK_CONFIG"
+ENVIRONMENT_VALUE_MAX_CHARS = 512
+# ... and the hook writes under <checkpoint dir>/debug-output, synced by the CheckpointConfig.
+HOOK_CHECKPOINT_SUBFOLDER = "debug-output"
 
 
 def encode_hyperparameter(value: Any) -> str:
@@ -35,8 +41,14 @@ def encode_hyperparameter(value: Any) -> str:
 
 
 def training_output_path(settings: Mapping) -> str:
-    """S3 prefix under which SageMaker writes `<job>/output/model.tar.gz` and Debugger output."""
+    """S3 prefix under which SageMaker writes `<job>/output/model.tar.gz`, and the rules' input
+    (`<job>/debug-output` from Debugger, `<job>/checkpoints/debug-output` without it)."""
     return f"s3://{settings['aws']['bucket']}/jobs"
+
+
+def training_checkpoint_uri(settings: Mapping, training_job: str) -> str:
+    """Where a processing-engine training job's CheckpointConfig syncs /opt/ml/checkpoints."""
+    return f"{training_output_path(settings)}/{training_job}/checkpoints"
 
 
 def _script_mode_hyperparameters(settings: Mapping, dataset: Mapping) -> dict[str, str]:
@@ -240,23 +252,10 @@ def _rule_configurations(settings: Mapping, kind: str) -> list[dict[str, Any]]:
     ]
 
 
-def training_job_request(
-    settings: Mapping, names: RunNames, dataset: Mapping, tuned: Mapping[str, str]
-) -> dict[str, Any]:
-    """CreateTrainingJob parameters for the best configuration, with Debugger hooks and rules.
-
-    `tuned` holds the winning values as the tuning job reports them (TunedHyperParameters, wire
-    strings). With rules.engine `sagemaker` the rules ride on the job; with `processing` the hook
-    still saves tensors and the rules run afterwards as processing jobs.
-    """
+def _debugger_members(settings: Mapping) -> dict[str, Any]:
+    """rules.engine sagemaker: the hook, the profiler and the rules, all for Debugger to run."""
     output_path = training_output_path(settings)
-    request = {
-        "TrainingJobName": names.training_job,
-        "HyperParameters": {
-            **static_hyperparameters(settings, dataset, set(tuned)),
-            **tuned,
-        },
-        **_training_job_shape(settings, dataset),
+    return {
         "DebugHookConfig": {
             "S3OutputPath": output_path,
             "CollectionConfigurations": hook_collections(settings["rules"]),
@@ -265,11 +264,52 @@ def training_job_request(
             "S3OutputPath": output_path,
             "ProfilingIntervalInMilliseconds": settings["rules"]["profiling_interval_ms"],
         },
+        "DebugRuleConfigurations": _rule_configurations(settings, "debugger"),
+        "ProfilerRuleConfigurations": _rule_configurations(settings, "profiler"),
     }
-    if settings["rules"]["engine"] == "sagemaker":
-        request["DebugRuleConfigurations"] = _rule_configurations(settings, "debugger")
-        request["ProfilerRuleConfigurations"] = _rule_configurations(settings, "profiler")
-    return request
+
+
+def _hook_without_debugger(settings: Mapping, training_job: str) -> dict[str, Any]:
+    """rules.engine processing: the hook's collections in the job's Environment, its tensors
+    under the checkpoint dir, which CheckpointConfig (no Debugger feature) syncs to S3."""
+    collections = json.dumps(
+        {"CollectionConfigurations": hook_collections(settings["rules"])}, separators=(",", ":")
+    )
+    if len(collections) > ENVIRONMENT_VALUE_MAX_CHARS:
+        raise ValueError(
+            f"the hook collections of rules.debugger take {len(collections)} characters; a "
+            f"training job's Environment value takes at most {ENVIRONMENT_VALUE_MAX_CHARS}"
+        )
+    return {
+        "Environment": {HOOK_CONFIG_VARIABLE: collections},
+        "CheckpointConfig": {"S3Uri": training_checkpoint_uri(settings, training_job)},
+    }
+
+
+def training_job_request(
+    settings: Mapping, names: RunNames, dataset: Mapping, tuned: Mapping[str, str]
+) -> dict[str, Any]:
+    """CreateTrainingJob parameters for the best configuration, with the rules' hook.
+
+    `tuned` holds the winning values as the tuning job reports them (TunedHyperParameters, wire
+    strings). With rules.engine `sagemaker` the hook, the profiler and the rules ride on the job
+    for Debugger; with `processing` the job uses no Debugger feature at all: the hook saves the
+    tensors through a checkpoint sync and the rules run afterwards as processing jobs.
+    """
+    engine_members = (
+        _debugger_members(settings)
+        if settings["rules"]["engine"] == "sagemaker"
+        else _hook_without_debugger(settings, names.training_job)
+    )
+    return {
+        "TrainingJobName": names.training_job,
+        "HyperParameters": {
+            **static_hyperparameters(settings, dataset, set(tuned)),
+            **tuned,
+        },
+        **_training_job_shape(settings, dataset),
+        **engine_members,
+    }
 
 
 def model_request(settings: Mapping, names: RunNames, model_data_url: str) -> dict[str, Any]:

@@ -1,10 +1,17 @@
 """Rules as processing jobs (rules.engine: processing), for accounts without SageMaker Debugger.
 
-After training, one processing job per rule runs `sagemaker_code/evaluate_rules.py` (request shape
-documented in that file's docstring) over the tensors and system metrics the training job saved.
-Each job Completes for both NoIssuesFound and IssuesFound and writes its finding to
-`<rule output>/result.json`; `outcome_from_processing_job` turns that into the same RuleOutcome
-SageMaker Debugger would report, so the gate decides the same way for both engines.
+After training, one processing job per debugger rule runs `sagemaker_code/evaluate_rules.py`
+(request shape documented in that file's docstring) over the tensors the training job's hook saved
+under its checkpoint dir (the job's CheckpointConfig, which a retried `-a<N>` attempt shares with
+the first). Each job Completes for both
+NoIssuesFound and IssuesFound and writes its finding to `<rule output>/result.json`;
+`outcome_from_processing_job` turns that into the same RuleOutcome SageMaker Debugger would report,
+so the gate decides the same way for both engines.
+
+Profiler rules are not evaluable under this engine: they read the system metrics that SageMaker's
+host agent writes only for a job with a ProfilerConfig, a Debugger feature. They get no job, and
+`profiler_rule_outcome` reports each as an Error saying so, which their `warn` policy lists
+without blocking deployment.
 """
 
 from __future__ import annotations
@@ -14,9 +21,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sagemaker_lifecycle.gate import RuleOutcome
+from sagemaker_lifecycle.gate import PROFILER, RuleOutcome
 from sagemaker_lifecycle.naming import check_name
-from sagemaker_lifecycle.request_builders import RULE_ENTRY_POINT, training_output_path
+from sagemaker_lifecycle.request_builders import (
+    HOOK_CHECKPOINT_SUBFOLDER,
+    RULE_ENTRY_POINT,
+    training_output_path,
+)
 
 CODE_DIR = "/opt/ml/processing/input/code"
 DEBUG_OUTPUT_DIR = "/opt/ml/processing/input/debug-output"
@@ -26,6 +37,10 @@ RESULT_FILE = "result.json"
 RULE_JOB_MAX_RUNTIME_SECONDS = 3600
 # ProcessingJobStatus -> RuleEvaluationStatus while no result can exist yet, or never will.
 STATUS_BY_JOB_STATUS = {"InProgress": "InProgress", "Stopping": "Stopping", "Stopped": "Stopped"}
+PROFILER_RULE_NOT_EVALUABLE = (
+    "not evaluable with rules.engine processing: profiler rules read the system metrics that "
+    "SageMaker records only for a training job with a ProfilerConfig (SageMaker Debugger)"
+)
 
 
 def rule_job_prefix(training_job: str) -> str:
@@ -52,10 +67,17 @@ def _s3_input(name: str, uri: str, local_path: str) -> dict[str, Any]:
 
 
 def rule_processing_request(
-    settings: Mapping, dataset: Mapping, training_job: str, rule: str, parameters: Mapping
+    settings: Mapping,
+    dataset: Mapping,
+    training_job: str,
+    checkpoint_uri: str,
+    rule: str,
+    parameters: Mapping,
 ) -> dict[str, Any]:
-    """The CreateProcessingJob request evaluating `rule` over `training_job`'s output."""
+    """The CreateProcessingJob request evaluating `rule` over the tensors `training_job` saved
+    under its CheckpointConfig's `checkpoint_uri`."""
     job_output = f"{training_output_path(settings)}/{training_job}"
+    tensors_uri = f"{checkpoint_uri.rstrip('/')}/{HOOK_CHECKPOINT_SUBFOLDER}"
     # The paths equal evaluate_rules.py's defaults; they are passed anyway because a runtime that
     # relocates /opt/ml (the local one) can rewrite arguments but not a script's defaults.
     arguments = {
@@ -79,8 +101,7 @@ def rule_processing_request(
         },
         "ProcessingInputs": [
             _s3_input("code", dataset["code_uri"], CODE_DIR),
-            _s3_input("debug-output", f"{job_output}/debug-output", DEBUG_OUTPUT_DIR),
-            _s3_input("profiler-output", f"{job_output}/profiler-output", PROFILER_OUTPUT_DIR),
+            _s3_input("debug-output", tensors_uri, DEBUG_OUTPUT_DIR),
         ],
         "ProcessingOutputConfig": {
             "Outputs": [
@@ -109,13 +130,24 @@ def rule_processing_request(
 def rule_processing_requests(
     settings: Mapping, dataset: Mapping, training: Mapping
 ) -> list[dict[str, Any]]:
-    """One CreateProcessingJob request per configured debugger and profiler rule."""
-    rules = settings["rules"]
-    configured = {**rules["debugger"], **rules["profiler"]}
+    """One CreateProcessingJob request per configured debugger rule (see the module doc);
+    `training` is the training task's XCom (TrainingJobName, CheckpointS3Uri)."""
     return [
-        rule_processing_request(settings, dataset, training["TrainingJobName"], rule, parameters)
-        for rule, parameters in configured.items()
+        rule_processing_request(
+            settings,
+            dataset,
+            training["TrainingJobName"],
+            training["CheckpointS3Uri"],
+            rule,
+            parameters,
+        )
+        for rule, parameters in settings["rules"]["debugger"].items()
     ]
+
+
+def profiler_rule_outcome(rule: str, policy: str) -> RuleOutcome:
+    """The outcome of a profiler rule under this engine, where no job can evaluate it."""
+    return RuleOutcome(rule, "Error", PROFILER_RULE_NOT_EVALUABLE, policy, PROFILER)
 
 
 def result_uri(description: Mapping) -> str:

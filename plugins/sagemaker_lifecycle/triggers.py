@@ -18,8 +18,18 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from botocore.exceptions import ClientError
 
-from sagemaker_lifecycle.gate import Decision, RuleOutcome, decide, outcomes_from_training_job
-from sagemaker_lifecycle.rule_jobs import outcome_from_processing_job, result_uri
+from sagemaker_lifecycle.gate import (
+    PROFILER,
+    Decision,
+    RuleOutcome,
+    decide,
+    outcomes_from_training_job,
+)
+from sagemaker_lifecycle.rule_jobs import (
+    outcome_from_processing_job,
+    profiler_rule_outcome,
+    result_uri,
+)
 
 
 class RuleOutcomeTrigger(BaseTrigger):
@@ -80,6 +90,11 @@ class RuleOutcomeTrigger(BaseTrigger):
             outcomes.append(outcome_from_processing_job(
                 rule, description, self.policies[rule], result, self.expected_rules[rule]
             ))  # fmt: skip
+        outcomes += [
+            profiler_rule_outcome(rule, self.policies[rule])
+            for rule, kind in self.expected_rules.items()
+            if kind == PROFILER and rule not in self.rule_jobs
+        ]
         return outcomes
 
     async def run(self) -> AsyncIterator[TriggerEvent]:

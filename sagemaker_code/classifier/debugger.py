@@ -1,9 +1,17 @@
 """SageMaker Debugger: the smdebug hook, present only when the job asks for it.
 
-SageMaker writes ``debughookconfig.json`` (path in ``SMDEBUG_CONFIG_FILE_PATH``, default
-``<input config dir>/debughookconfig.json``) when the training job has a DebugHookConfig.
-``DebuggerHook.from_config_file`` then builds ``smdebug.pytorch.Hook`` from it; without the
-file every method is a no-op and smdebug is not even imported.
+The job asks in one of two ways, and ``DebuggerHook.from_job`` builds ``smdebug.pytorch.Hook``
+from either:
+
+- a DebugHookConfig (rules.engine ``sagemaker``): SageMaker writes ``debughookconfig.json``
+  (path in ``SMDEBUG_CONFIG_FILE_PATH``, default ``<input config dir>/debughookconfig.json``)
+  and uploads the hook's ``LocalPath`` itself;
+- without Debugger (rules.engine ``processing``): the job's ``Environment`` carries the
+  collections in ``CLASSIFIER_DEBUG_HOOK_CONFIG`` (``{"CollectionConfigurations": [...]}``,
+  the DebugHookConfig member of the same name), and the hook writes under
+  ``<checkpoint dir>/debug-output``, which the job's CheckpointConfig syncs to S3.
+
+Without either every method is a no-op and smdebug is not even imported.
 
 What the rules find in the hook's output (``LocalPath`` of the config):
 - the network's tensors under their module names (``features.0.relu_input_0``,
@@ -17,13 +25,21 @@ What the rules find in the hook's output (``LocalPath`` of the config):
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from classifier.errors import TrainingError
+
 CONFIG_FILE_NAME = "debughookconfig.json"
+HOOK_CONFIG_VARIABLE = "CLASSIFIER_DEBUG_HOOK_CONFIG"
+# Where, under the checkpoint dir, the hook writes when the job has no DebugHookConfig.
+CHECKPOINT_SUBFOLDER = "debug-output"
 
 
 class DebuggerHook:
@@ -37,16 +53,25 @@ class DebuggerHook:
         return self.hook is not None
 
     @classmethod
-    def from_config_file(cls, input_config_dir: Path, is_master: bool = True) -> DebuggerHook:
-        """The hook the job configured, or a disabled one when there is no config file.
+    def from_job(
+        cls,
+        input_config_dir: Path,
+        checkpoint_dir: Path | None,
+        is_master: bool = True,
+        environ: Mapping[str, str] | None = None,
+    ) -> DebuggerHook:
+        """The hook the job configured, or a disabled one when it configured none.
 
         In data-parallel training only the master writes tensors: the rules read one worker.
         """
-        config = Path(
-            os.environ.get("SMDEBUG_CONFIG_FILE_PATH", input_config_dir / CONFIG_FILE_NAME)
-        )
-        if not config.is_file() or not is_master:
+        env = os.environ if environ is None else environ
+        config = Path(env.get("SMDEBUG_CONFIG_FILE_PATH", input_config_dir / CONFIG_FILE_NAME))
+        if not is_master:
             return cls(None)
+        if not config.is_file():
+            if HOOK_CONFIG_VARIABLE not in env:
+                return cls(None)
+            config = _config_file_from_environment(env[HOOK_CONFIG_VARIABLE], checkpoint_dir)
         import smdebug.pytorch as smd  # slow to import and chatty: only when it is used
 
         return cls(smd.Hook.create_from_json_file(str(config)))
@@ -72,3 +97,28 @@ class DebuggerHook:
         """Flush the writers and mark the end of training for the rules."""
         if self.hook is not None:
             self.hook.close()
+
+
+def _config_file_from_environment(collections_json: str, checkpoint_dir: Path | None) -> Path:
+    """A debughookconfig.json as SageMaker would write it, writing under the checkpoint dir.
+
+    smdebug reads its configuration from such a file only; it goes to a temporary folder
+    because the checkpoint dir is synced to S3 and /opt/ml/input may be read-only.
+    """
+    if checkpoint_dir is None:
+        raise TrainingError(
+            f"{HOOK_CONFIG_VARIABLE} is set but the job has no CheckpointConfig: the tensors "
+            "would never leave the instance"
+        )
+    collections = json.loads(collections_json)["CollectionConfigurations"]
+    config = Path(tempfile.mkdtemp(prefix="debughook-")) / CONFIG_FILE_NAME
+    config.write_text(
+        json.dumps(
+            {
+                "LocalPath": str(checkpoint_dir / CHECKPOINT_SUBFOLDER),
+                "CollectionConfigurations": collections,
+            }
+        ),
+        encoding="utf-8",
+    )
+    return config

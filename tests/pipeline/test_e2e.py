@@ -162,8 +162,10 @@ def test_a_blocking_rule_stops_the_run_before_deployment(airflow, blocked_run, l
                                                        "batch_transform", "evaluate"))  # fmt: skip
     assert re.search(r"VanishingGradient\s+debugger\s+IssuesFound\s+\d+\s+block", output)
     assert "Gate outcome: deployment blocked. VanishingGradient found issues: " in output
-    assert re.search(r"Profiler report: s3://\S+/rule-output/ProfilerReport/profiler-output/"
-                     r"profiler-report\.html", output)  # fmt: skip
+    # Without Debugger no system metrics exist: the profiler rules are reported, not evaluated.
+    assert re.search(r"ProfilerReport\s+profiler\s+Error\s+warn\s+not evaluable with "
+                     r"rules.engine processing", output)  # fmt: skip
+    assert "Profiler report: none written" in output
     assert states["start_rule_jobs"] == "success"
     assert "Deployment blocked by the rules of" in output
     stamp = re.search(r"Rule outcomes of dogbreed-train-(\S+):", output).group(1)

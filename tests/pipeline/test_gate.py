@@ -191,6 +191,39 @@ def test_trigger_waits_while_rules_run_then_fires_once_with_the_verdict(monkeypa
     assert events[0].payload["decision"] == "block"
 
 
+class FakeProcessingJobs:
+    """DescribeProcessingJob answers: every rule job Completed with its rule's result."""
+
+    async def describe_processing_job(self, ProcessingJobName):
+        return {
+            "ProcessingJobStatus": "Completed",
+            "ProcessingOutputConfig": {
+                "Outputs": [{"S3Output": {"S3Uri": f"s3://b/rule-output/{ProcessingJobName}"}}]
+            },
+        }
+
+
+def test_processing_engine_reports_profiler_rules_as_not_evaluable_and_warns(monkeypatch):
+    async def no_issues(s3, uri):
+        return {"status": "NoIssuesFound", "details": "fine"}
+
+    monkeypatch.setattr("sagemaker_lifecycle.triggers._read_json", no_issues)
+    trigger = make_trigger(
+        rule_jobs={"Overfit": "job-overfit"},
+        expected_rules={"Overfit": "debugger", "LowGPUUtilization": "profiler"},
+        policies={"Overfit": "block", "LowGPUUtilization": "warn"},
+    )
+    outcomes = asyncio.run(trigger._rule_job_outcomes(FakeProcessingJobs(), s3=None))
+    by_rule = {outcome.rule: outcome for outcome in outcomes}
+    assert by_rule["Overfit"].status == "NoIssuesFound"
+    profiler = by_rule["LowGPUUtilization"]
+    assert (profiler.status, profiler.kind, profiler.policy) == ("Error", "profiler", "warn")
+    assert "ProfilerConfig" in profiler.details
+    verdict = decide(outcomes, trigger.expected_rules, trigger.policies)
+    assert verdict.decision == Decision.DEPLOY
+    assert verdict.reasons == [f"LowGPUUtilization ended Error: {profiler.details}"]
+
+
 def test_trigger_serializes_to_its_own_arguments():
     classpath, kwargs = make_trigger().serialize()
     assert classpath == "sagemaker_lifecycle.triggers.RuleOutcomeTrigger"

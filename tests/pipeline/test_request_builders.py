@@ -106,16 +106,58 @@ def test_collection_overrides_and_rule_parameters_become_strings(
     assert overfit["RuleParameters"] == {"rule_to_invoke": "Overfit", "patience": "3"}
 
 
-def test_processing_engine_keeps_the_hook_but_moves_rules_to_processing_jobs(
+DEBUGGER_MEMBERS = {"DebugHookConfig", "ProfilerConfig", "DebugRuleConfigurations",
+                    "ProfilerRuleConfigurations", "TensorBoardOutputConfig"}  # fmt: skip
+
+
+def test_sagemaker_engine_uses_debugger_and_no_checkpoint_or_environment(
+    settings, names, staged_dataset
+):
+    request = rb.training_job_request(settings, names, staged_dataset, TUNED)
+    assert DEBUGGER_MEMBERS - set(request) == {"TensorBoardOutputConfig"}
+    assert "CheckpointConfig" not in request and "Environment" not in request
+
+
+def test_processing_engine_sends_no_debugger_member_and_the_hook_config_in_the_environment(
     names, staged_dataset, settings_with
 ):
     settings = settings_with({"rules": {"engine": "processing"}})
     request = rb.training_job_request(settings, names, staged_dataset, TUNED)
-    assert "DebugRuleConfigurations" not in request and "DebugHookConfig" in request
-    rule_requests = rule_processing_requests(
-        settings, staged_dataset, {"TrainingJobName": request["TrainingJobName"]}
-    )
-    assert len(rule_requests) == 7
+    assert_valid("CreateTrainingJob", request, "TrainingJobName")
+    assert not DEBUGGER_MEMBERS & set(request)
+    hook_config = request["Environment"][rb.HOOK_CONFIG_VARIABLE]
+    assert len(hook_config) <= 512
+    assert json.loads(hook_config) == {
+        "CollectionConfigurations": rb.hook_collections(settings["rules"])
+    }
+    assert request["CheckpointConfig"] == {
+        "S3Uri": f"s3://{settings['aws']['bucket']}/jobs/{names.training_job}/checkpoints"
+    }
+
+
+def test_processing_engine_refuses_hook_collections_longer_than_an_environment_value(
+    names, staged_dataset, settings_with
+):
+    settings = settings_with({
+        "rules": {"engine": "processing", "collection_overrides": {"include_regex": "x" * 200}},
+    })  # fmt: skip
+    with pytest.raises(ValueError, match="at most 512"):
+        rb.training_job_request(settings, names, staged_dataset, TUNED)
+
+
+def test_processing_engine_runs_one_job_per_debugger_rule_over_the_checkpointed_tensors(
+    names, staged_dataset, settings_with
+):
+    settings = settings_with({"rules": {"engine": "processing"}})
+    request = rb.training_job_request(settings, names, staged_dataset, TUNED)
+    # A retried attempt (-a2) shares the first attempt's CheckpointConfig, so the rule jobs read
+    # the tensors where the training job's own CheckpointConfig put them.
+    training = {
+        "TrainingJobName": f"{request['TrainingJobName']}-a2",
+        "CheckpointS3Uri": request["CheckpointConfig"]["S3Uri"],
+    }
+    rule_requests = rule_processing_requests(settings, staged_dataset, training)
+    assert len(rule_requests) == len(settings["rules"]["debugger"]) == 5
     for rule_request in rule_requests:
         assert_valid("CreateProcessingJob", rule_request, "ProcessingJobName")
         arguments = rule_request["AppSpecification"]["ContainerArguments"]
@@ -128,10 +170,13 @@ def test_processing_engine_keeps_the_hook_but_moves_rules_to_processing_jobs(
         paths["output-dir"] = rule_request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"][
             "LocalPath"
         ]
-        for name in ("debug-output", "profiler-output", "output-dir"):
+        for name in ("debug-output", "output-dir"):
             assert arguments[arguments.index(f"--{name}") + 1] == paths[name]
+        assert set(inputs) == {"code", "debug-output"}
         assert inputs["code"] == staged_dataset["code_uri"]
-        assert inputs["debug-output"].endswith(f"/jobs/{request['TrainingJobName']}/debug-output")
+        assert inputs["debug-output"] == (
+            f"{request['CheckpointConfig']['S3Uri']}/{rb.HOOK_CHECKPOINT_SUBFOLDER}"
+        )
 
 
 def test_deployment_requests_are_valid(settings, names, staged_dataset):

@@ -1,6 +1,7 @@
 """rules.engine ``processing``: Debugger rules run as processing jobs in the local runtime, with
 the CreateProcessingJob request the pipeline builds (``plugins/sagemaker_lifecycle/rule_jobs.py``),
-over the tensors and system metrics a real training job saved."""
+over the tensors a real training job without any Debugger member saved under its checkpoint dir
+and the runtime synced through its CheckpointConfig."""
 
 import json
 import sys
@@ -21,6 +22,7 @@ from test_rules_runtime import TINY_INIT_SCRIPT
 # Airflow puts plugins/ on sys.path; the pipeline's package is imported the same way here.
 if str(REPO_ROOT / "plugins") not in sys.path:
     sys.path.insert(0, str(REPO_ROOT / "plugins"))
+from sagemaker_lifecycle.request_builders import HOOK_CHECKPOINT_SUBFOLDER, training_checkpoint_uri
 from sagemaker_lifecycle.rule_jobs import (
     outcome_from_processing_job,
     result_uri,
@@ -37,28 +39,35 @@ SETTINGS = {
 }
 
 
-def train_with_debugger(runtime, name: str) -> None:
-    """A finished training job whose tensors and system metrics are in S3 where the pipeline's
-    training jobs leave them (``s3://<bucket>/jobs/<job>/{debug,profiler}-output``)."""
+# The tiny model's hook writes where train.py's does without Debugger (classifier/debugger.py):
+# <checkpoint dir>/debug-output, the checkpoint dir read from checkpointconfig.json.
+CHECKPOINTED_HOOK = f"""
+import json, os, pathlib
+config = pathlib.Path(os.environ["SM_INPUT_CONFIG_DIR"], "checkpointconfig.json")
+tensors = pathlib.Path(json.loads(config.read_text())["LocalPath"], "{HOOK_CHECKPOINT_SUBFOLDER}")
+hook = smd.Hook(
+    out_dir=str(tensors), include_collections=["losses", "gradients"],
+    save_config=smd.SaveConfig(save_interval=1),
+)
+"""
+CHECKPOINTED_SCRIPT = TINY_INIT_SCRIPT.replace(
+    "hook = smd.Hook.create_from_json_file()\n", CHECKPOINTED_HOOK
+)
+
+
+def train_without_debugger(runtime, name: str) -> None:
+    """A finished training job, without any Debugger member, whose tensors are in S3 where the
+    pipeline's processing engine leaves them (``request_builders.training_checkpoint_uri``)."""
     s3, sagemaker = runtime.client("s3"), runtime.client("sagemaker")
-    upload_script(s3, BUCKET, name, TINY_INIT_SCRIPT)
-    request = training_request(name, BUCKET, TINY_INIT_SCRIPT)
+    upload_script(s3, BUCKET, name, CHECKPOINTED_SCRIPT)
+    request = training_request(name, BUCKET, CHECKPOINTED_SCRIPT)
     request["HyperParameters"]["hold"] = "0"
     request["Environment"] = {"OMP_NUM_THREADS": "1"}
-    request["DebugHookConfig"] = {
-        "S3OutputPath": f"s3://{BUCKET}/jobs",
-        "CollectionConfigurations": [
-            {"CollectionName": "losses", "CollectionParameters": {"save_interval": "1"}},
-            {"CollectionName": "gradients", "CollectionParameters": {"save_interval": "1"}},
-        ],
-    }
-    request["ProfilerConfig"] = {
-        "S3OutputPath": f"s3://{BUCKET}/jobs",
-        "ProfilingIntervalInMilliseconds": 500,
-    }
+    request["CheckpointConfig"] = {"S3Uri": training_checkpoint_uri(SETTINGS, name)}
     sagemaker.create_training_job(**request)
     described = wait_for_status(sagemaker, name, timeout=120)
     assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
+    assert "DebugRuleEvaluationStatuses" not in described
 
 
 def read_result(s3, description: dict) -> dict:
@@ -68,15 +77,19 @@ def read_result(s3, description: dict) -> dict:
 
 def test_rule_jobs_built_by_the_pipeline_evaluate_a_real_training_output(runtime, sagemaker, s3):
     training_job = "proc-rules-trained"
-    train_with_debugger(runtime, training_job)
+    train_without_debugger(runtime, training_job)
     dataset = {"code_uri": upload_code(s3, BUCKET, "code")[1]}
-    rules = {  # rule -> (kind, RuleParameters)
-        "VanishingGradient": ("debugger", {}),
-        "LowGPUUtilization": ("profiler", {"window": 5}),
-    }
+    rules = {"VanishingGradient": {}}
     requests = {
-        rule: rule_processing_request(SETTINGS, dataset, training_job, rule, parameters)
-        for rule, (_, parameters) in rules.items()
+        rule: rule_processing_request(
+            SETTINGS,
+            dataset,
+            training_job,
+            training_checkpoint_uri(SETTINGS, training_job),
+            rule,
+            parameters,
+        )
+        for rule, parameters in rules.items()
     }
     for request in requests.values():
         sagemaker.create_processing_job(**request)
@@ -89,7 +102,7 @@ def test_rule_jobs_built_by_the_pipeline_evaluate_a_real_training_output(runtime
         results[rule] = read_result(s3, description)
         # The gate decides on the same outcome as with SageMaker Debugger.
         outcome = outcome_from_processing_job(
-            rule, description, True, results[rule], kind=rules[rule][0]
+            rule, description, "block", results[rule], kind="debugger"
         )
         assert outcome.status == results[rule]["status"]
         messages = processing_log_messages(runtime.client("logs"), request["ProcessingJobName"])[1]
@@ -100,6 +113,3 @@ def test_rule_jobs_built_by_the_pipeline_evaluate_a_real_training_output(runtime
     assert vanishing["status_details"].startswith(
         "RuleEvaluationConditionMet: Evaluation of the rule VanishingGradient at step "
     )
-    low_gpu = results["LowGPUUtilization"]
-    assert low_gpu["status"] == "NoIssuesFound"
-    assert "without a GPU" in low_gpu["details"]

@@ -119,6 +119,8 @@ class TrainingJobOperator(_LifecycleJobMixin, SageMakerTrainingOperator):
             "ModelArtifact": description["ModelArtifacts"]["S3ModelArtifacts"],
             "FinalMetrics": metrics,
             "HyperParameters": description.get("HyperParameters", {}),
+            # Where rules.engine processing's tensors are (none with the sagemaker engine).
+            "CheckpointS3Uri": description.get("CheckpointConfig", {}).get("S3Uri"),
         }
 
 

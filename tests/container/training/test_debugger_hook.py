@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 import torchvision
+from classifier.debugger import HOOK_CONFIG_VARIABLE, DebuggerHook
 from classifier.errors import TrainingError
 from classifier.models import build_model, load_backbone_weights
-from sagemaker_job import FinishedJob, JobTree, hook_config, run_training
+from sagemaker_job import FAST_HYPERPARAMETERS, FinishedJob, JobTree, hook_config, run_training
 from smdebug import modes
 from smdebug.trials import create_trial
 
@@ -59,6 +61,40 @@ def test_resnet18_from_the_pretrained_channel_records_true_relu_inputs(
     assert trial.tensor(name).value(first_step).min() < 0  # an input; a ReLU output is >= 0
     assert trial.tensor_names(regex=".*relu_input")  # every block's ReLU is there
     assert trial.tensor(LOSS).steps(mode=modes.EVAL) == [0]
+
+
+def test_without_debugger_the_hook_builds_from_the_environment_into_the_checkpoint_dir(
+    tmp_path: Path, dataset: Path
+) -> None:
+    """rules.engine processing: no debughookconfig.json, the collections in the Environment."""
+    channels = {name: dataset / name for name in ("train", "valid")}
+    tree = JobTree(tmp_path / "job", channels, {**FAST_HYPERPARAMETERS, "epochs": "1"}).write()
+    checkpoints = tmp_path / "checkpoints"
+    tree.add_config("checkpointconfig.json", {"LocalPath": str(checkpoints)})
+    collections = {"CollectionConfigurations": hook_config(tmp_path)["CollectionConfigurations"]}
+    result = run_training(tree, extra_env={HOOK_CONFIG_VARIABLE: json.dumps(collections)})
+
+    assert result.returncode == 0, result.stderr
+    assert not (tree.config_dir / "debughookconfig.json").exists()
+    tensors = checkpoints / "debug-output"
+    trial = create_trial(str(tensors))
+    assert trial.tensor(LOSS).steps(mode=modes.TRAIN) == [0, 1, 2]
+    assert trial.tensor(LOSS).steps(mode=modes.EVAL) == [0, 1]
+    assert trial.tensor_names(regex=".*relu_input")
+    assert trial.tensor_names(collection="gradients")
+    assert (tensors / "training_job_end.ts").exists()
+    assert (checkpoints / "checkpoint.pt").is_file()  # the checkpoint beside, not over, them
+
+
+def test_a_hook_config_without_a_checkpoint_dir_is_refused(tmp_path: Path) -> None:
+    environ = {HOOK_CONFIG_VARIABLE: json.dumps({"CollectionConfigurations": []})}
+    with pytest.raises(TrainingError, match="no CheckpointConfig"):
+        DebuggerHook.from_job(tmp_path, checkpoint_dir=None, environ=environ)
+
+
+def test_without_a_config_file_or_variable_the_hook_is_disabled(tmp_path: Path) -> None:
+    hook = DebuggerHook.from_job(tmp_path, checkpoint_dir=tmp_path, environ={})
+    assert not hook.enabled
 
 
 def test_weights_of_another_architecture_are_refused(tmp_path: Path) -> None:
