@@ -37,6 +37,8 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 PARKED_EVENT_SECONDS = 30
+# Playwright gives an API request 30 s; a busy two-core machine's api-server can take longer.
+API_TIMEOUT_MS = 120_000
 
 
 def free_port() -> int:
@@ -106,7 +108,7 @@ def wait_for_run(page, stack: Stack) -> dict:
     url = f"{stack.airflow_url}/api/v2/dags/{DAG_ID}/dagRuns?order_by=-run_after&limit=1"
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while time.monotonic() < deadline:
-        runs = page.request.get(url).json()["dag_runs"]
+        runs = page.request.get(url, timeout=API_TIMEOUT_MS).json()["dag_runs"]
         if runs and runs[0]["state"] in ("success", "failed"):
             return runs[0]
         time.sleep(5)
@@ -116,7 +118,7 @@ def wait_for_run(page, stack: Stack) -> dict:
 def task_state(page, stack: Stack, run_id: str, task_id: str) -> str | None:
     quoted = urllib.parse.quote(run_id, safe="")
     url = f"{stack.airflow_url}/api/v2/dags/{DAG_ID}/dagRuns/{quoted}/taskInstances/{task_id}"
-    return page.request.get(url).json().get("state")
+    return page.request.get(url, timeout=API_TIMEOUT_MS).json().get("state")
 
 
 def wait_for_task_state(page, stack: Stack, run_id: str, task_id: str, states) -> str:
@@ -157,9 +159,10 @@ def test_user_approves_the_deployment_under_required_actions(page, stack):
     open_dag(page, stack)
     # The run's conf makes an approve rule fire; the UI's own API session triggers it.
     api = f"{stack.airflow_url}/api/v2/dags/{DAG_ID}"
-    assert page.request.patch(api, data={"is_paused": False}).ok
+    assert page.request.patch(api, data={"is_paused": False}, timeout=API_TIMEOUT_MS).ok
     triggered = page.request.post(f"{api}/dagRuns", data={"logical_date": None,
-                                                         "conf": APPROVAL_CONF})  # fmt: skip
+                                                         "conf": APPROVAL_CONF},
+                                  timeout=API_TIMEOUT_MS)  # fmt: skip
     assert triggered.ok, triggered.text()
     run_id = triggered.json()["dag_run_id"]
 
