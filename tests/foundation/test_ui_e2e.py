@@ -7,13 +7,15 @@ process group) on free ports with its own folders, and drives Debian's chromium 
 
 from __future__ import annotations
 
+import re
 import shutil
-import socket
 import time
 import urllib.parse
 from pathlib import Path
 
+import boto3
 import pytest
+from runtime_access import log_tail, running_stack
 
 from devtools.stack import Stack
 
@@ -39,35 +41,26 @@ CHROMIUM_ARGS = [
 PARKED_EVENT_SECONDS = 30
 # Playwright gives an API request 30 s; a busy two-core machine's api-server can take longer.
 API_TIMEOUT_MS = 120_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+DAG_PARSE_TIMEOUT_S = 300
+# The rules the DAG runs, with their kinds and default policies as the README documents them.
+DOCUMENTED_RULES = {
+    "VanishingGradient": ("debugger", "block"), "Overfit": ("debugger", "approve"),
+    "Overtraining": ("debugger", "approve"), "PoorWeightInitialization": ("debugger", "block"),
+    "LossNotDecreasing": ("debugger", "approve"), "LowGPUUtilization": ("profiler", "warn"),
+    "ProfilerReport": ("profiler", "warn"),
+}  # fmt: skip
+TABLE_HEADER_LINE = re.compile(r"^\s*rule\s+kind\s+status\s+step\s+policy\s+finding\s*$")
+TABLE_ROW = re.compile(
+    r"^\s*(?P<rule>[A-Za-z]+)\s+(?P<kind>debugger|profiler)\s+(?P<status>[A-Za-z]+)"
+    r"\s+(?P<step>\d*)\s*(?P<policy>block|approve|warn)\s+(?P<finding>.+)$"
+)
+TRAINING_JOB_IN_LOG = re.compile(r"Rule outcomes of (\S+):")
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Stack:
-    home = tmp_path_factory.mktemp("ui_stack")
-    stack = Stack(
-        runtime_port=free_port(),
-        airflow_port=free_port(),
-        airflow_home=home / "airflow",
-        runtime_data_dir=home / "runtime",
-        run_dir=home / "run",
-    )
-    # The test's scheduler makes no scheduled run of its own: unpausing the DAG would otherwise
-    # start this week's run too, and the test's run would wait behind it (max_active_runs=1).
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE", "False")
-        try:
-            stack.up()
-            yield stack
-        finally:
-            stack.down()
-            for log in sorted(stack.run_dir.glob("*.log")):
-                print(f"---- {log.name} (tail) ----\n{log.read_text()[-3000:]}")
+    with running_stack(tmp_path_factory.mktemp("ui_stack")) as stack:
+        yield stack
 
 
 @pytest.fixture
@@ -93,14 +86,44 @@ def log_in(page, stack: Stack) -> None:
 
 
 def open_dag(page, stack: Stack) -> None:
-    """The DAG page, once the dag-processor has parsed the file."""
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        page.goto(f"{stack.airflow_url}/dags/{DAG_ID}")
-        if page.get_by_role("button", name="Trigger Dag").is_visible():
-            return
+    """The DAG page, once the dag-processor has parsed the file. The API says when (a busy
+    machine renders the page seconds after it loads, so its button is waited for, not polled)."""
+    api = f"{stack.airflow_url}/api/v2"
+    deadline = time.monotonic() + DAG_PARSE_TIMEOUT_S
+    while not page.request.get(f"{api}/dags/{DAG_ID}", timeout=API_TIMEOUT_MS).ok:
+        if time.monotonic() > deadline:
+            errors = page.request.get(f"{api}/importErrors", timeout=API_TIMEOUT_MS).text()
+            log = log_tail(stack.run_dir / "airflow.log")
+            pytest.fail(f"{DAG_ID} was not parsed in {DAG_PARSE_TIMEOUT_S} s; import errors: "
+                        f"{errors}\nairflow.log:\n{log}")  # fmt: skip
         time.sleep(3)
-    pytest.fail(f"{DAG_ID} never appeared in the UI")
+    page.goto(f"{stack.airflow_url}/dags/{DAG_ID}")
+    page.get_by_role("button", name="Trigger Dag").wait_for()
+
+
+def rule_table(log_text: str) -> dict[str, dict[str, str]]:
+    """The gate log's rule table (gate.TABLE_HEADER's columns), one row per rule, as shown."""
+    lines = log_text.splitlines()
+    header = next(i for i, line in enumerate(lines) if TABLE_HEADER_LINE.match(line))
+    rows = {}
+    for line in lines[header + 1 :]:
+        row = TABLE_ROW.match(line)
+        if not row:
+            break
+        rows[row["rule"]] = row.groupdict()
+    return rows
+
+
+def reported_statuses(stack: Stack, training_job: str) -> dict[str, str]:
+    """The rule statuses the runtime reports for the job, read apart from the UI."""
+    key_pair = stack.key_pair()
+    sagemaker = boto3.client("sagemaker", endpoint_url=stack.runtime_url, region_name="us-east-1",
+                             aws_access_key_id=key_pair.access_key_id,
+                             aws_secret_access_key=key_pair.secret_access_key)  # fmt: skip
+    job = sagemaker.describe_training_job(TrainingJobName=training_job)
+    statuses = [*job.get("DebugRuleEvaluationStatuses", []),
+                *job.get("ProfilerRuleEvaluationStatuses", [])]  # fmt: skip
+    return {status["RuleConfigurationName"]: status["RuleEvaluationStatus"] for status in statuses}
 
 
 def wait_for_run(page, stack: Stack) -> dict:
@@ -137,20 +160,27 @@ def test_user_triggers_the_dag_and_reads_the_rule_table_in_the_gate_log(page, st
 
     page.get_by_role("button", name="Trigger Dag").click()
     dialog = page.get_by_role("dialog")
-    assert dialog.get_by_text(f"Unpause {DAG_ID} on trigger").is_visible()
+    dialog.get_by_text(f"Unpause {DAG_ID} on trigger").wait_for()
     dialog.get_by_role("button", name="Trigger").click()
 
     run = wait_for_run(page, stack)
     run_id = urllib.parse.quote(run["dag_run_id"], safe="")
     page.goto(f"{stack.airflow_url}/dags/{DAG_ID}/runs/{run_id}/tasks/{GATE_TASK}")
-    log = page.get_by_text("VanishingGradient").first
-    log.wait_for()
+    page.get_by_text("Rule outcomes of").first.wait_for()
     body = page.inner_text("body")
     page.screenshot(path=str(stack.run_dir / "gate-log.png"), full_page=True)
-    for rule in ("VanishingGradient", "Overfit", "Overtraining", "PoorWeightInitialization",
-                 "LossNotDecreasing", "LowGPUUtilization", "ProfilerReport"):  # fmt: skip
-        assert rule in body, f"{rule} missing from the gate's log"
-    assert "NoIssuesFound" in body or "IssuesFound" in body
+    table = rule_table(body)
+    assert set(table) == set(DOCUMENTED_RULES), f"rule rows in the gate's log: {sorted(table)}"
+    for rule, (kind, policy) in DOCUMENTED_RULES.items():
+        assert (table[rule]["kind"], table[rule]["policy"]) == (kind, policy), table[rule]
+    # Each row's status is the one SageMaker reports; a debugger finding's step is where it fired.
+    training_job = TRAINING_JOB_IN_LOG.search(body).group(1)
+    assert {rule: row["status"] for rule, row in table.items()} == reported_statuses(
+        stack, training_job
+    )
+    for row in table.values():
+        if row["kind"] == "debugger" and row["status"] == "IssuesFound":
+            assert f"at step {row['step']}" in row["finding"], row
     assert run["state"] == "success", f"run ended {run['state']}; gate log:\n{body[-3000:]}"
 
 

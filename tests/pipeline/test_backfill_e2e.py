@@ -17,7 +17,7 @@ import time
 
 import boto3
 import pytest
-from runtime_access import free_port
+from runtime_access import running_stack
 
 from demo.dataset import make_dataset
 from devtools.stack import VENV_BIN, Stack
@@ -56,21 +56,8 @@ def fast_conf(dataset) -> dict:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    home = tmp_path_factory.mktemp("backfill_stack")
-    stack = Stack(runtime_port=free_port(), airflow_port=free_port(),
-                  airflow_home=home / "airflow", runtime_data_dir=home / "runtime",
-                  run_dir=home / "run")  # fmt: skip
-    # The test's scheduler makes no scheduled run of its own (the DAG must be unpaused for its
-    # backfill to run, which would otherwise start this week's run too).
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE", "False")
-        try:
-            stack.up()
-            yield stack
-        finally:
-            stack.down()
-            for log in sorted(stack.run_dir.glob("*.log")):
-                print(f"---- {log.name} (tail) ----\n{log.read_text()[-3000:]}")
+    with running_stack(tmp_path_factory.mktemp("backfill_stack")) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
