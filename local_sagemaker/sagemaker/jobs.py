@@ -16,14 +16,11 @@ at start-up (the runtime was killed) is Failed too and its recorded processes ar
 A new job family is one small file (the sketch of a family whose work is one thread)::
 
     class CompilationJobs(JobFamily):
-        spec = JobSpec(kind="compilation-jobs", prefix="CompilationJob",
-                       arn_type="compilation-job", end_time_member="CompilationEndTime",
-                       list_operation="ListCompilationJobs", label="compilation job",
-                       summary_keys=("CompilationJobName", "CompilationJobArn", ...))
+        spec = JobSpec("CompilationJob", extra_summary_keys=("FailureReason",))
 
         def create_compilation_job(self, request):
             description = self.new_description(request, DESCRIBE_MEMBERS)
-            running = self.create({"description": description, "processes": []})
+            running = self.create({"description": description})
             self.start_thread(self._compile, description["CompilationJobName"], running)
             return {"CompilationJobArn": description["CompilationJobArn"]}
 
@@ -34,7 +31,8 @@ A new job family is one small file (the sketch of a family whose work is one thr
             return self.list_jobs(request)
 
         def _compile(self, name, running):
-            ...  # do the work, watch running.stop_requested, then:
+            ...  # do the work (running.work: what shutdown stops), watch running.stop_requested
+            self.done(name)
             self.finish(name, "Completed")
 
 and one row per operation in :class:`~local_sagemaker.sagemaker.backend.SageMakerBackend`'s
@@ -42,6 +40,7 @@ dispatch table.
 """
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -68,16 +67,13 @@ def interruption_reason(event: str, subject: str = "job") -> str:
 
 @dataclass(frozen=True)
 class JobSpec:
-    """How one job family is stored and named: everything the shared life cycle needs."""
+    """How one job family is stored and named, all from its member prefix as SageMaker spells
+    it: ``TrainingJob`` gives TrainingJobName/Arn/Status, TrainingEndTime, ListTrainingJobs,
+    store kind and ARN type ``training-job(s)``."""
 
-    kind: str  # store kind and folder name, e.g. "training-jobs"
-    prefix: str  # member prefix, e.g. "TrainingJob": TrainingJobName, ...Arn, ...Status
-    arn_type: str  # e.g. "training-job"
-    end_time_member: str  # set when the job ends, e.g. "TrainingEndTime"
-    list_operation: str  # e.g. "ListTrainingJobs" (its pagination: resources.PAGINATION_MODEL)
-    summary_keys: tuple[str, ...]  # the List* summary members, the name first
-    label: str  # what messages call one, e.g. "training job"
-    subject: str = "job"  # what interruption reasons call it
+    prefix: str
+    extra_summary_keys: tuple[str, ...] = ()  # List* summary members besides the shared ones
+    subject: str = "job"  # what interruption reasons call one
 
     @property
     def name_member(self) -> str:
@@ -90,6 +86,34 @@ class JobSpec:
     @property
     def status_member(self) -> str:
         return f"{self.prefix}Status"
+
+    @property
+    def end_time_member(self) -> str:
+        return f"{self.prefix.removesuffix('Job')}EndTime"
+
+    @property
+    def list_operation(self) -> str:
+        return f"List{self.prefix}s"
+
+    @property
+    def arn_type(self) -> str:
+        return "-".join(word.lower() for word in re.findall(r"[A-Z][a-z]*", self.prefix))
+
+    @property
+    def kind(self) -> str:
+        """The store kind (and folder name) of the records."""
+        return f"{self.arn_type}s"
+
+    @property
+    def label(self) -> str:
+        """What messages call one: ``training job``."""
+        return self.arn_type.replace("-", " ")
+
+    @property
+    def summary_keys(self) -> tuple[str, ...]:
+        """The List* summary members, the name first."""
+        shared = (self.name_member, self.arn_member, self.status_member, "CreationTime")
+        return (*shared, self.end_time_member, "LastModifiedTime", *self.extra_summary_keys)
 
 
 class RunningJob:

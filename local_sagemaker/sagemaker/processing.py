@@ -111,24 +111,7 @@ def check_processing_request(request: dict) -> None:
 class ProcessingJobs(JobFamily):
     """The processing family of the SageMaker backend (see the module docstring)."""
 
-    spec = JobSpec(
-        kind="processing-jobs",
-        prefix="ProcessingJob",
-        arn_type="processing-job",
-        end_time_member="ProcessingEndTime",
-        list_operation="ListProcessingJobs",
-        summary_keys=(
-            "ProcessingJobName",
-            "ProcessingJobArn",
-            "CreationTime",
-            "ProcessingEndTime",
-            "LastModifiedTime",
-            "ProcessingJobStatus",
-            "FailureReason",
-            "ExitMessage",
-        ),
-        label="processing job",
-    )
+    spec = JobSpec("ProcessingJob", extra_summary_keys=("FailureReason", "ExitMessage"))
 
     def create_processing_job(self, request: dict) -> dict:
         """Record the job and start its thread; returns ``{"ProcessingJobArn": ...}`` at once."""

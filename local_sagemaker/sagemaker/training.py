@@ -36,7 +36,6 @@ from local_sagemaker.sagemaker.resources import FAILURE_REASON_LIMIT
 
 log = logging.getLogger(__name__)
 
-TRAINING_JOBS = "training-jobs"
 DEFAULT_MAX_RUNTIME_SECONDS = 86400
 # The last secondary status's message, as the service writes it (behaviour doc 2.1).
 ENDING_MESSAGES = {
@@ -102,23 +101,7 @@ def _final_metrics(series: dict[str, list[dict]]) -> list[dict]:
 class TrainingJobs(JobFamily):
     """The training family of the SageMaker backend (see the module docstring)."""
 
-    spec = JobSpec(
-        kind=TRAINING_JOBS,
-        prefix="TrainingJob",
-        arn_type="training-job",
-        end_time_member="TrainingEndTime",
-        list_operation="ListTrainingJobs",
-        summary_keys=(
-            "TrainingJobName",
-            "TrainingJobArn",
-            "CreationTime",
-            "TrainingEndTime",
-            "LastModifiedTime",
-            "TrainingJobStatus",
-            "SecondaryStatus",
-        ),
-        label="training job",
-    )
+    spec = JobSpec("TrainingJob", extra_summary_keys=("SecondaryStatus",))
 
     def __init__(self, services):
         super().__init__(services)

@@ -154,23 +154,7 @@ def failure_reason(failures: dict[str, str], total: int) -> str:
 class TransformJobs(JobFamily):
     """Create/Describe/Stop/ListTransformJobs, given the hosting family (which owns models)."""
 
-    spec = JobSpec(
-        kind="transform-jobs",
-        prefix="TransformJob",
-        arn_type="transform-job",
-        end_time_member="TransformEndTime",
-        list_operation="ListTransformJobs",
-        summary_keys=(
-            "TransformJobName",
-            "TransformJobArn",
-            "CreationTime",
-            "TransformEndTime",
-            "LastModifiedTime",
-            "TransformJobStatus",
-            "FailureReason",
-        ),
-        label="transform job",
-    )
+    spec = JobSpec("TransformJob", extra_summary_keys=("FailureReason",))
 
     def __init__(self, services, hosting):
         super().__init__(services)

@@ -31,7 +31,7 @@ from local_sagemaker.sagemaker.jobs import ACTIVE_STATUSES, JobFamily, JobSpec, 
 from local_sagemaker.sagemaker.resources import paginate
 from local_sagemaker.sagemaker.training import TrainingObserver
 from local_sagemaker.tuning.plan import TuningPlan, training_job_definition
-from local_sagemaker.tuning.runner import TUNING_JOBS, TuningRun
+from local_sagemaker.tuning.runner import TuningRun
 from local_sagemaker.tuning.search_space import InvalidTuningConfig
 
 log = logging.getLogger(__name__)
@@ -41,18 +41,6 @@ DESCRIPTION_MEMBERS = (
     "TrainingJobDefinition",
     "TrainingJobDefinitions",
     "WarmStartConfig",
-)
-TUNING_SUMMARY_KEYS = (
-    "HyperParameterTuningJobName",
-    "HyperParameterTuningJobArn",
-    "HyperParameterTuningJobStatus",
-    "Strategy",
-    "CreationTime",
-    "HyperParameterTuningEndTime",
-    "LastModifiedTime",
-    "TrainingJobStatusCounters",
-    "ObjectiveStatusCounters",
-    "ResourceLimits",
 )
 TRIAL_SUMMARY_KEYS = (
     "TrainingJobName",
@@ -89,24 +77,13 @@ class TuningJobs(JobFamily):
     """The hyperparameter tuning family, given the training family that runs its trials."""
 
     spec = JobSpec(
-        kind=TUNING_JOBS,
-        prefix="HyperParameterTuningJob",
-        arn_type="hyper-parameter-tuning-job",
-        end_time_member="HyperParameterTuningEndTime",
-        list_operation="ListHyperParameterTuningJobs",
-        summary_keys=(
-            "HyperParameterTuningJobName",
-            "HyperParameterTuningJobArn",
-            "HyperParameterTuningJobStatus",
+        "HyperParameterTuningJob",
+        extra_summary_keys=(
             "Strategy",
-            "CreationTime",
-            "HyperParameterTuningEndTime",
-            "LastModifiedTime",
             "TrainingJobStatusCounters",
             "ObjectiveStatusCounters",
             "ResourceLimits",
         ),
-        label="hyperparameter tuning job",
         subject="tuning job",
     )
 
@@ -208,7 +185,7 @@ class TuningJobs(JobFamily):
     def summaries_source(self) -> list[dict]:
         """Descriptions with the summary members derived from the config and the trials."""
         sources = []
-        for record in self.store.list(TUNING_JOBS):
+        for record in self.store.list(self.spec.kind):
             description = record["description"]
             trials = self._trial_summaries(record)
             config = description["HyperParameterTuningJobConfig"]
@@ -262,7 +239,7 @@ class TuningJobs(JobFamily):
                     f"The hyperparameter tuning job {name} is in status {status}; stop it and "
                     "wait until it is Stopped before deleting it."
                 )
-            self.store.delete(TUNING_JOBS, name)
+            self.store.delete(self.spec.kind, name)
             self.running.pop(name, None)
         return {}
 

@@ -36,7 +36,6 @@ from local_sagemaker.tuning.strategy import Decision, TuningStrategy
 
 log = logging.getLogger(__name__)
 
-TUNING_JOBS = "hyper-parameter-tuning-jobs"
 POLL_SECONDS = 0.5
 TERMINAL_TRAINING_STATUSES = ("Completed", "Failed", "Stopped")
 # SageMaker gives up on a tuning job whose first attempts all fail ("No training job succeeded
