@@ -36,7 +36,9 @@ A new job family is one small file (the sketch of a family whose work is one thr
             self.finish(name, "Completed")
 
 and one row per operation in :class:`~local_sagemaker.sagemaker.backend.SageMakerBackend`'s
-dispatch table.
+dispatch table. A family that runs nothing (model package groups and versions) is a plain object
+built from the same services, its records listed through
+:func:`~local_sagemaker.sagemaker.resources.list_response`, as hosting's models are.
 """
 
 import logging
