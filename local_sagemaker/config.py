@@ -16,10 +16,16 @@ from local_sagemaker.gate import RequestLimits
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORT = 4570
 DEFAULT_CONTAINER_PYTHON = REPO_ROOT / ".venvs" / "container" / "bin" / "python"
+# The project's rule engine (sagemaker_code/, the code that also runs as a rule processing job).
+DEFAULT_RULE_EVALUATOR = REPO_ROOT / "sagemaker_code" / "evaluate_rules.py"
 
 
 def _default_container_python() -> str:
     return os.environ.get("LOCAL_SAGEMAKER_CONTAINER_PYTHON") or str(DEFAULT_CONTAINER_PYTHON)
+
+
+def _default_rule_evaluator() -> Path:
+    return Path(os.environ.get("LOCAL_SAGEMAKER_RULE_EVALUATOR") or DEFAULT_RULE_EVALUATOR)
 
 
 def _default_image_pythons() -> dict[str, str]:
@@ -56,6 +62,8 @@ class RuntimeConfig:
     container_python: str = field(default_factory=_default_container_python)
     # Image globs (fnmatch) -> Python interpreter; the first match wins, else container_python.
     image_pythons: dict[str, str] = field(default_factory=_default_image_pythons)
+    # The script each Debugger/profiler rule runs as (writes <output dir>/result.json).
+    rule_evaluator: Path = field(default_factory=_default_rule_evaluator)
     # Seconds between SIGTERM and SIGKILL when a job is stopped (SageMaker gives 120 s).
     stop_grace_seconds: float = 10.0
     # How often running jobs' checkpoint folders are compared and synced to S3.

@@ -1,17 +1,18 @@
 """The AWS JSON 1.1 protocol (``X-Amz-Target: <Prefix>.<Operation>``), shared by SageMaker and
-CloudWatch Logs: operation name -> validated request -> backend method -> JSON response.
+CloudWatch Logs: operation name -> validated request -> the method its dispatch table names ->
+JSON response.
 
-An operation ``CreateTrainingJob`` is served by the backend's ``create_training_job(request)``,
-which returns the response dict. Timestamps may be returned as epoch-second floats (the wire form)
+The table maps an operation name (``CreateTrainingJob``) to a callable taking the request dict
+and returning the response dict. Timestamps may be returned as epoch-second floats (the wire form)
 or as ``datetime`` objects. Any :class:`~local_sagemaker.errors.AwsError` becomes the wire error.
 """
 
 import datetime
 import json
 import logging
+from collections.abc import Callable, Mapping
 
 import botocore.session
-from botocore import xform_name
 
 from local_sagemaker.errors import (
     AwsError,
@@ -71,12 +72,21 @@ def error_response(error: AwsError) -> tuple[int, dict, bytes]:
 
 
 class JsonProtocolApi:
-    """Dispatches JSON 1.1 requests of one service (``service_name`` as botocore names it)."""
+    """Dispatches JSON 1.1 requests of one service (``service_name`` as botocore names it) to
+    the ``operations`` table (operation name -> method)."""
 
-    def __init__(self, service_name: str, backend, service_label: str):
+    def __init__(
+        self,
+        service_name: str,
+        operations: Mapping[str, Callable[[dict], dict]],
+        service_label: str,
+    ):
         self.service_model = botocore.session.get_session().get_service_model(service_name)
         self.target_prefix = self.service_model.metadata["targetPrefix"]
-        self.backend = backend
+        unknown = sorted(set(operations) - set(self.service_model.operation_names))
+        if unknown:
+            raise ValueError(f"not {service_label} operations: {', '.join(unknown)}")
+        self.operations = operations
         self.service_label = service_label
 
     def handles(self, target: str) -> bool:
@@ -87,7 +97,7 @@ class JsonProtocolApi:
             raise UnknownOperationException(
                 f"{operation} is not an operation of the {self.service_label} API"
             )
-        method = getattr(self.backend, xform_name(operation), None)
+        method = self.operations.get(operation)
         if method is None:
             raise UnknownOperationException(
                 f"{operation} is part of the {self.service_label} API but the local SageMaker "

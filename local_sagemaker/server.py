@@ -3,7 +3,8 @@
 Every request first passes the gate (:mod:`local_sagemaker.gate`: Host, origin, body size and
 SigV4 signature). Routes, in order:
 
-- ``GET /_local/health``: ``{"status": "ok", "families": [...]}`` once the runtime serves.
+- ``GET /_local/health``: ``{"status": "ok", "families": [...]}`` once the runtime serves
+  (the SageMaker families by name: ``training``, ``hosting``, ...).
 - ``X-Amz-Target: SageMaker.<Op>``: the SageMaker API (:mod:`local_sagemaker.sagemaker`).
 - ``X-Amz-Target: Logs_20140328.<Op>``: CloudWatch Logs (:mod:`local_sagemaker.logs`).
 - any other ``X-Amz-Target``: ``UnknownOperationException``.
@@ -24,25 +25,19 @@ from werkzeug.wrappers import Request, Response
 
 from local_sagemaker.config import RuntimeConfig
 from local_sagemaker.credentials import data_dir_key_pair
-from local_sagemaker.errors import AwsError, UnknownOperationException, ValidationException
+from local_sagemaker.errors import AwsError, UnknownOperationException
 from local_sagemaker.executor import Executor
 from local_sagemaker.gate import Gate
 from local_sagemaker.json_protocol import JsonProtocolApi, error_response
 from local_sagemaker.logs import LogService
 from local_sagemaker.s3 import S3Service
-from local_sagemaker.sagemaker.backend import build_backend, shutdown_backend
+from local_sagemaker.sagemaker.backend import SageMakerBackend, build_backend
 from local_sagemaker.sagemaker.responses import sagemaker_api
 from local_sagemaker.store import RecordStore
 
 log = logging.getLogger("local_sagemaker")
 INVOCATIONS_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
 HEALTH_PATH = "/_local/health"
-
-
-class RuntimeValidationError(ValidationException):
-    """SageMaker Runtime's spelling of a validation error (``ValidationError``, behaviour 5.5)."""
-
-    code = "ValidationError"
 
 
 def _route_label(method: str, path: str, target: str) -> str:
@@ -63,12 +58,14 @@ class Runtime:
     s3: S3Service
     logs: LogService
     executor: Executor
-    backend: object
+    backend: SageMakerBackend
     gate: Gate
 
     def __post_init__(self):
         self.sagemaker = sagemaker_api(self.backend)
-        self.logs_api = JsonProtocolApi("logs", self.logs, service_label="CloudWatch Logs")
+        self.logs_api = JsonProtocolApi(
+            "logs", logs_operations(self.logs), service_label="CloudWatch Logs"
+        )
 
     def app(self, environ, start_response):
         started = time.monotonic()
@@ -100,7 +97,7 @@ class Runtime:
 
     def _route(self, environ, start_response, method, path, target):
         if path == HEALTH_PATH and method == "GET":
-            families = [family.__name__ for family in self.backend.families]
+            families = list(self.backend.families)
             return Response(
                 json.dumps({"status": "ok", "families": families}), mimetype="application/json"
             )(environ, start_response)
@@ -121,32 +118,37 @@ class Runtime:
         return self.s3.wsgi_app(environ, start_response)
 
     def _invoke_endpoint(self, endpoint_name: str, request: Request) -> Response:
-        invoke = getattr(self.backend, "invoke_endpoint", None)
         try:
-            if invoke is None:
-                raise RuntimeValidationError(
-                    f"Endpoint {endpoint_name} of account {self.config.account} not found."
-                )
-            return invoke(endpoint_name, request)
+            return self.backend.hosting.invoke_endpoint(endpoint_name, request)
         except AwsError as error:
             status, headers, body = error_response(error)
             return Response(body, status=status, headers=headers)
 
     def shutdown(self) -> None:
-        shutdown_backend(self.backend)
+        self.backend.shutdown()
 
 
-def build_runtime(config: RuntimeConfig, families=None) -> Runtime:
-    """Create (or reopen) the runtime's state in ``config.data_dir`` and compose its services.
+def logs_operations(logs: LogService) -> dict:
+    """The CloudWatch Logs operations the runtime serves: operation -> LogService method."""
+    return {
+        "CreateLogGroup": logs.create_log_group,
+        "CreateLogStream": logs.create_log_stream,
+        "DescribeLogGroups": logs.describe_log_groups,
+        "DescribeLogStreams": logs.describe_log_streams,
+        "GetLogEvents": logs.get_log_events,
+        "FilterLogEvents": logs.filter_log_events,
+        "PutLogEvents": logs.put_log_events,
+    }
 
-    ``families`` restricts the SageMaker mixins (default: every available family).
-    """
+
+def build_runtime(config: RuntimeConfig) -> Runtime:
+    """Create (or reopen) the runtime's state in ``config.data_dir`` and compose its services."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = RecordStore(config.data_dir)
     s3 = S3Service(config.data_dir, config.region, config.account)
     logs = LogService(config.data_dir, config.region, config.account)
     executor = Executor(config, s3, logs)
-    backend = build_backend(config, store, s3, logs, executor, families)
+    backend = build_backend(config, store, s3, logs, executor)
     gate = Gate(
         key_pair=config.key_pair or data_dir_key_pair(config.data_dir),
         allowed_hosts=config.allowed_host_names(),

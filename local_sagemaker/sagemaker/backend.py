@@ -1,89 +1,115 @@
-"""SageMakerBackend: one object serving every SageMaker operation, composed of one mixin class per
-resource family.
+"""SageMakerBackend: one object per resource family, dependencies passed in, and the dispatch
+table from each SageMaker operation to the family method that serves it.
 
-Contract for family mixins (``local_sagemaker/sagemaker/<family>.py`` defining ``<Family>Mixin``):
-
-- Shared services are attributes: ``self.config`` (:class:`~local_sagemaker.config.RuntimeConfig`),
-  ``self.store`` (:class:`~local_sagemaker.store.RecordStore`), ``self.s3``
-  (:class:`~local_sagemaker.s3.S3Service`), ``self.logs``
-  (:class:`~local_sagemaker.logs.LogService`), ``self.executor``
-  (:class:`~local_sagemaker.executor.Executor`) and ``self.training_observers`` (a list of
-  :class:`~local_sagemaker.sagemaker.training.TrainingObserver`).
-- Each API operation is a method named after it in snake_case (``CreateModel`` ->
-  ``create_model(self, request: dict) -> dict``). The request has already been validated
-  against botocore's input shape; raise :mod:`local_sagemaker.errors` exceptions for failures.
-- Optional ``setup(self)``: called once at start-up, after every service exists, in the order of
-  :data:`FAMILIES` (training first, so observers can register and records can be recovered).
-- Optional ``shutdown(self)``: called when the runtime stops (end child processes there).
-- Runtime (not SageMaker) calls the server routes to the backend: hosting defines
-  ``invoke_endpoint(self, endpoint_name: str, request: werkzeug.Request) -> werkzeug.Response``.
-
-A family whose module is missing is left out (and logged), so the runtime can start while families
-are still being written; an import error inside an existing module is not hidden.
+- A family is built from :class:`Services` (config, store, s3, logs, executor) and the other
+  families it needs: transform jobs are given hosting (models), tuning and rules are given
+  training (trials, observers). Job families share their life cycle through
+  :class:`~local_sagemaker.sagemaker.jobs.JobFamily`.
+- Each operation's method takes the request (already validated against botocore's input shape)
+  and returns the response dict; failures raise :mod:`local_sagemaker.errors` exceptions.
+- :meth:`SageMakerBackend.start` lets each family recover what an earlier runtime left, in
+  :attr:`SageMakerBackend.families` order (training first: the families following it then see
+  its trials already failed); :meth:`SageMakerBackend.shutdown` ends what they started, in
+  reverse order.
+- Not SageMaker API operations: the runtime's HTTP server routes InvokeEndpoint to
+  ``backend.hosting.invoke_endpoint(endpoint_name, werkzeug_request)``.
 """
 
-import importlib
-import logging
+from dataclasses import dataclass
 
-log = logging.getLogger(__name__)
-
-# (module under local_sagemaker.sagemaker, mixin class name), in set-up order.
-FAMILIES = (
-    ("training", "TrainingMixin"),
-    ("hosting", "HostingMixin"),
-    ("transform", "TransformMixin"),
-    ("tuning", "TuningMixin"),
-    ("rules", "RulesMixin"),
-    ("processing", "ProcessingMixin"),
-)
+from local_sagemaker.sagemaker.hosting import Hosting
+from local_sagemaker.sagemaker.processing import ProcessingJobs
+from local_sagemaker.sagemaker.rules import RuleEvaluations
+from local_sagemaker.sagemaker.training import TrainingJobs
+from local_sagemaker.sagemaker.transform import TransformJobs
+from local_sagemaker.sagemaker.tuning import TuningJobs
 
 
-def available_family_mixins() -> list[type]:
-    """The mixin classes of the families whose modules exist, in :data:`FAMILIES` order."""
-    mixins = []
-    for module_name, class_name in FAMILIES:
-        qualified = f"{__package__}.{module_name}"
-        try:
-            module = importlib.import_module(qualified)
-        except ModuleNotFoundError as error:
-            if error.name != qualified:
-                raise
-            log.warning(
-                "SageMaker family %r is not installed: its operations are unknown", module_name
-            )
-            continue
-        mixins.append(getattr(module, class_name))
-    return mixins
+@dataclass(frozen=True)
+class Services:
+    """What families are built from (see the module docstring)."""
+
+    config: object  # local_sagemaker.config.RuntimeConfig
+    store: object  # local_sagemaker.store.RecordStore
+    s3: object  # local_sagemaker.s3.S3Service
+    logs: object  # local_sagemaker.logs.LogService
+    executor: object  # local_sagemaker.executor.Executor
 
 
-class BackendServices:
-    """The shared services every family mixin relies on (see the module docstring)."""
+class SageMakerBackend:
+    """Every SageMaker family of one runtime, and :attr:`operations`: operation -> method."""
 
-    def __init__(self, config, store, s3, logs, executor):
-        self.config = config
-        self.store = store
-        self.s3 = s3
-        self.logs = logs
-        self.executor = executor
-        self.training_observers = []
+    def __init__(self, services: Services):
+        self.training = TrainingJobs(services)
+        self.processing = ProcessingJobs(services)
+        self.hosting = Hosting(services)
+        self.transform = TransformJobs(services, self.hosting)
+        self.tuning = TuningJobs(services, self.training)
+        self.rules = RuleEvaluations(services, self.training)
+        self.families = {
+            "training": self.training,
+            "hosting": self.hosting,
+            "transform": self.transform,
+            "tuning": self.tuning,
+            "rules": self.rules,
+            "processing": self.processing,
+        }
+        self.operations = {
+            # training jobs
+            "CreateTrainingJob": self.training.create_training_job,
+            "DescribeTrainingJob": self.training.describe_training_job,
+            "ListTrainingJobs": self.training.list_training_jobs,
+            "StopTrainingJob": self.training.stop_training_job,
+            # processing jobs
+            "CreateProcessingJob": self.processing.create_processing_job,
+            "DescribeProcessingJob": self.processing.describe_processing_job,
+            "ListProcessingJobs": self.processing.list_processing_jobs,
+            "StopProcessingJob": self.processing.stop_processing_job,
+            # models, endpoint configs, endpoints
+            "CreateModel": self.hosting.create_model,
+            "DescribeModel": self.hosting.describe_model,
+            "DeleteModel": self.hosting.delete_model,
+            "ListModels": self.hosting.list_models,
+            "CreateEndpointConfig": self.hosting.create_endpoint_config,
+            "DescribeEndpointConfig": self.hosting.describe_endpoint_config,
+            "DeleteEndpointConfig": self.hosting.delete_endpoint_config,
+            "ListEndpointConfigs": self.hosting.list_endpoint_configs,
+            "CreateEndpoint": self.hosting.create_endpoint,
+            "DescribeEndpoint": self.hosting.describe_endpoint,
+            "UpdateEndpoint": self.hosting.update_endpoint,
+            "DeleteEndpoint": self.hosting.delete_endpoint,
+            "ListEndpoints": self.hosting.list_endpoints,
+            # transform jobs
+            "CreateTransformJob": self.transform.create_transform_job,
+            "DescribeTransformJob": self.transform.describe_transform_job,
+            "ListTransformJobs": self.transform.list_transform_jobs,
+            "StopTransformJob": self.transform.stop_transform_job,
+            # hyperparameter tuning jobs
+            "CreateHyperParameterTuningJob": self.tuning.create_hyper_parameter_tuning_job,
+            "DescribeHyperParameterTuningJob": self.tuning.describe_hyper_parameter_tuning_job,
+            "ListHyperParameterTuningJobs": self.tuning.list_hyper_parameter_tuning_jobs,
+            "ListTrainingJobsForHyperParameterTuningJob": (
+                self.tuning.list_training_jobs_for_hyper_parameter_tuning_job
+            ),
+            "StopHyperParameterTuningJob": self.tuning.stop_hyper_parameter_tuning_job,
+            "DeleteHyperParameterTuningJob": self.tuning.delete_hyper_parameter_tuning_job,
+            # tags (AddTags, ListTags, DeleteTags): a family of their own goes here, built
+            # beside the others above and given what it needs to check resource ARNs.
+        }
+
+    def start(self) -> None:
+        """Let every family recover what an earlier runtime left (see the module docstring)."""
+        for family in self.families.values():
+            family.recover()
+
+    def shutdown(self) -> None:
+        """Let every family end what it started (child processes), last family first."""
+        for family in reversed(self.families.values()):
+            family.shutdown()
 
 
-def build_backend(config, store, s3, logs, executor, mixins=None):
-    """A SageMakerBackend over the given services, set up and ready to serve.
-
-    ``mixins`` defaults to :func:`available_family_mixins`; tests may pass a subset.
-    """
-    families = tuple(available_family_mixins() if mixins is None else mixins)
-    backend_class = type("SageMakerBackend", (*families, BackendServices), {"families": families})
-    backend = backend_class(config, store, s3, logs, executor)
-    for family in families:
-        if "setup" in vars(family):
-            family.setup(backend)
+def build_backend(config, store, s3, logs, executor) -> SageMakerBackend:
+    """A SageMakerBackend over the given services, recovered and ready to serve."""
+    backend = SageMakerBackend(Services(config, store, s3, logs, executor))
+    backend.start()
     return backend
-
-
-def shutdown_backend(backend) -> None:
-    """Let every family end what it started (child processes), newest family first."""
-    for family in reversed(backend.families):
-        if "shutdown" in vars(family):
-            family.shutdown(backend)

@@ -1,6 +1,6 @@
 """Models, endpoint configs and endpoints: the SageMaker hosting API over real model servers.
 
-Records (``self.store`` kinds ``models``, ``endpoint-configs``, ``endpoints``) hold what Describe
+Records (``store`` kinds ``models``, ``endpoint-configs``, ``endpoints``) hold what Describe
 returns. Endpoints run one model server per production variant (``local_sagemaker.hosting``);
 ``endpoint-processes`` records each deployment's server process groups as soon as they are
 spawned, so that neither a shutdown during a deployment nor a ``kill -9`` of the runtime leaves
@@ -41,14 +41,13 @@ from local_sagemaker.hosting.fleet import (
 from local_sagemaker.hosting.invoke import answer_invocation, endpoint_log_group
 from local_sagemaker.hosting.process import STARTUP_TIMEOUT_S, ModelServerStartError
 from local_sagemaker.s3 import S3Error, parse_s3_uri
-from local_sagemaker.validation import pagination_offset
+from local_sagemaker.sagemaker.resources import list_response, new_instance_id, truncate_reason
 
 log = logging.getLogger(__name__)
 
 MODELS, CONFIGS, ENDPOINTS = "models", "endpoint-configs", "endpoints"
 ENDPOINT_PROCESSES = "endpoint-processes"
 SERVING_STATUSES = ("Creating", "Updating", "InService", "SystemUpdating")
-DEFAULT_MAX_RESULTS = 100
 
 
 @dataclass(frozen=True)
@@ -68,71 +67,23 @@ ENDPOINT_CONFIG = HostedResource(
 ENDPOINT = HostedResource(ENDPOINTS, "endpoint", "endpoint", "EndpointArn")
 
 
-def new_instance_id() -> str:
-    """An EC2-style instance id, as in endpoint log stream names (``AllTraffic/i-0abc...``)."""
-    return "i-0" + secrets.token_hex(8)
-
-
-def _after(value: float, bound) -> bool:
-    return bound is None or value > float(bound)
-
-
-def _before(value: float, bound) -> bool:
-    return bound is None or value < float(bound)
-
-
-def list_response(
-    records: list[dict],
-    request: dict,
-    list_key: str,
-    summary_keys: tuple[str, ...],
-    status_key: str | None = None,
-) -> dict:
-    """A SageMaker List* response: ``{list_key: [summaries], "NextToken"?: ...}``.
-
-    ``summary_keys[0]`` is the name member. Understands NameContains (case-insensitive),
-    CreationTime/LastModifiedTime Before/After, StatusEquals, SortBy (Name | CreationTime |
-    Status), SortOrder (default Descending), MaxResults (default 100) and NextToken (an offset
-    this function issued). NextToken is present only when more records remain.
-    """
-    name_key = summary_keys[0]
-    contains = (request.get("NameContains") or "").lower()
-    selected = [
-        r
-        for r in records
-        if contains in r[name_key].lower()
-        and _after(r["CreationTime"], request.get("CreationTimeAfter"))
-        and _before(r["CreationTime"], request.get("CreationTimeBefore"))
-        and _after(r.get("LastModifiedTime", 0), request.get("LastModifiedTimeAfter"))
-        and _before(r.get("LastModifiedTime", 0), request.get("LastModifiedTimeBefore"))
-        and request.get("StatusEquals") in (None, r.get(status_key or ""))
-    ]
-    sort_key = {"Name": name_key, "Status": status_key}.get(request.get("SortBy"), "CreationTime")
-    selected.sort(
-        key=lambda r: r[sort_key], reverse=request.get("SortOrder", "Descending") == "Descending"
-    )
-    start = pagination_offset(request.get("NextToken"))
-    end = start + request.get("MaxResults", DEFAULT_MAX_RESULTS)
-    response = {list_key: [_summary(r, summary_keys) for r in selected[start:end]]}
-    if end < len(selected):
-        response["NextToken"] = str(end)
-    return response
-
-
-def _summary(record: dict, keys: tuple[str, ...]) -> dict:
-    return {key: record[key] for key in keys if key in record}
-
-
-class HostingMixin:
+class Hosting:
     """CreateModel ... DeleteEndpoint, plus InvokeEndpoint for the runtime's HTTP server."""
 
     # -- life cycle ----------------------------------------------------------------------------
 
-    def setup(self) -> None:
+    def __init__(self, services):
+        self.config = services.config
+        self.store = services.store
+        self.s3 = services.s3
+        self.logs = services.logs
         self.endpoint_fleet = EndpointFleet()
         self._hosting_lock = threading.RLock()
         # Endpoint name -> id of the deployment being launched for it (at most one at a time).
         self._endpoint_deploying: dict[str, str] = {}
+
+    def recover(self) -> None:
+        """At start-up: kill model servers an earlier runtime left, relaunch serving endpoints."""
         self._kill_recorded_model_servers()
         for endpoint in self.store.list(ENDPOINTS):
             if endpoint["EndpointStatus"] in SERVING_STATUSES:
@@ -187,6 +138,10 @@ class HostingMixin:
 
     # -- models --------------------------------------------------------------------------------
 
+    def require_model(self, name: str) -> dict:
+        """The model's record; ValidationException naming it when there is none."""
+        return self._require(MODEL, name)
+
     def create_model(self, request: dict) -> dict:
         containers = request.get("Containers") or []
         if "PrimaryContainer" not in request and len(containers) != 1:
@@ -216,7 +171,7 @@ class HostingMixin:
 
     def list_models(self, request: dict) -> dict:
         keys = ("ModelName", "ModelArn", "CreationTime")
-        return list_response(self.store.list(MODELS), request, "Models", keys)
+        return list_response(self.store.list(MODELS), request, "ListModels", keys)
 
     # -- endpoint configs ----------------------------------------------------------------------
 
@@ -233,7 +188,7 @@ class HostingMixin:
 
     def list_endpoint_configs(self, request: dict) -> dict:
         keys = ("EndpointConfigName", "EndpointConfigArn", "CreationTime")
-        return list_response(self.store.list(CONFIGS), request, "EndpointConfigs", keys)
+        return list_response(self.store.list(CONFIGS), request, "ListEndpointConfigs", keys)
 
     # -- endpoints -----------------------------------------------------------------------------
 
@@ -290,7 +245,7 @@ class HostingMixin:
     def list_endpoints(self, request: dict) -> dict:
         keys = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
         return list_response(
-            self.store.list(ENDPOINTS), request, "Endpoints", keys, status_key="EndpointStatus"
+            self.store.list(ENDPOINTS), request, "ListEndpoints", keys, status_key="EndpointStatus"
         )
 
     def invoke_endpoint(self, endpoint_name: str, request: Request) -> Response:
@@ -434,12 +389,3 @@ class HostingMixin:
         """Drain and stop a deployment that no longer serves, and forget its processes."""
         deployment.drain_and_stop()
         self.store.delete(ENDPOINT_PROCESSES, deployment.deployment_id)
-
-
-def truncate_reason(reason: str, limit: int = 1024) -> str:
-    """FailureReason holds at most 1024 characters: keep the start (what failed) and the end
-    (the error a traceback ends with)."""
-    if len(reason) <= limit:
-        return reason
-    head = limit // 4
-    return reason[:head] + " ... " + reason[-(limit - head - 5) :]

@@ -6,14 +6,16 @@ observer hooks (:class:`~local_sagemaker.sagemaker.training.TrainingObserver`):
 
 - ``training_started``: the host agent (``local_sagemaker.system_metrics.SystemMetricsSampler``)
   starts sampling into the job's profiler output if profiling is on or a profiler rule is
-  configured; each rule starts as its own process (the container image's Python running
-  ``sagemaker_code/evaluate_rules.py``, in its own process group) named like AWS's rule jobs,
+  configured; each rule starts as its own process (the container image's Python running the
+  configured rule evaluator, ``RuntimeConfig.rule_evaluator``, in its own process group) named
+  like AWS's rule jobs,
   ``<job[:26]>-<RuleConfigurationName[:26]>-<8 hex>``, ARN ``processing-job/<lower-cased name>``,
   output in CloudWatch Logs ``/aws/sagemaker/ProcessingJobs`` stream ``<rule job>/algo-1-<epoch>``.
 - rules read the job's debug output (smdebug tensors) and profiler output while it trains and
   end when the end-of-job markers appear; their status is ``InProgress`` until they end, then
   ``NoIssuesFound``, ``IssuesFound`` (StatusDetails ``RuleEvaluationConditionMet: ...``) or
-  ``Error``. A rule's output folder is uploaded to
+  ``Error``, as the evaluator wrote them to ``<output dir>/result.json`` (the one result channel,
+  the same file the rule's processing job leaves on AWS). A rule's output folder is uploaded to
   ``<S3OutputPath>/<job>/rule-output/<RuleConfigurationName>/`` (the rule's own S3OutputPath,
   else the job's OutputDataConfig one).
 - ``training_finished``: the sampler stops (writing its end marker) and the profiler output is
@@ -32,8 +34,8 @@ import secrets
 import threading
 import time
 
-from local_sagemaker.config import REPO_ROOT
 from local_sagemaker.executor.processes import kill_leftover_group
+from local_sagemaker.sagemaker.jobs import ACTIVE_STATUSES, interruption_reason
 from local_sagemaker.sagemaker.training import TrainingObserver
 from local_sagemaker.system_metrics import END_OF_JOB_MARKER, SystemMetricsSampler
 
@@ -41,8 +43,7 @@ log = logging.getLogger(__name__)
 
 RULE_EVALUATIONS = "rule-evaluations"
 PROCESSING_LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
-EVALUATE_RULES = REPO_ROOT / "sagemaker_code" / "evaluate_rules.py"
-RESULT_LINE_PREFIX = "#rule-result "  # evaluate_rules.py's last line
+RESULT_FILE = "result.json"  # what the evaluator leaves in its output folder
 # (request member, DescribeTrainingJob member) per kind of rule.
 RULE_KINDS = (
     ("DebugRuleConfigurations", "DebugRuleEvaluationStatuses"),
@@ -50,9 +51,6 @@ RULE_KINDS = (
 )
 # How long rules may keep running once their training job has ended.
 RULE_GRACE_SECONDS = 300
-RESTART_DETAILS = (
-    "InternalServerError: the local SageMaker runtime restarted while the rule was running"
-)
 STATUS_DETAILS_LIMIT = 1024
 
 
@@ -61,11 +59,13 @@ def rule_job_name(training_job_name: str, rule_configuration_name: str) -> str:
     return f"{training_job_name[:26]}-{rule_configuration_name[:26]}-{secrets.token_hex(4)}"
 
 
-def _evaluator_command(python: str, parameters: dict, paths, output_dir, training_job: str):
-    """evaluate_rules.py's command line for one rule of ``training_job``."""
+def _evaluator_command(
+    python: str, evaluator, parameters: dict, paths, output_dir, training_job: str
+):
+    """The rule evaluator's command line for one rule of ``training_job``."""
     return [
         python,
-        str(EVALUATE_RULES),
+        str(evaluator),
         "--rule-parameters", json.dumps(parameters),
         "--debug-output", str(paths.debug_output),
         "--profiler-output", str(paths.profiler_output),
@@ -83,38 +83,66 @@ def _profiling_enabled(job: dict) -> bool:
     return job.get("ProfilingStatus") == "Enabled" or bool(job.get("ProfilerRuleConfigurations"))
 
 
+def _read_result(output_dir) -> dict:
+    """The evaluator's result.json (``status``, ``status_details``, ...), or {} without one."""
+    try:
+        return json.loads((output_dir / RESULT_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 class _RuleObserver(TrainingObserver):
     """Forwards a training job's life to the rules family."""
 
-    def __init__(self, backend):
-        self.backend = backend
+    def __init__(self, rules):
+        self.rules = rules
 
     def training_started(self, job, paths):
-        self.backend.start_rule_evaluations(job, paths)
+        self.rules.start_rule_evaluations(job, paths)
 
     def training_finished(self, job, paths):
-        self.backend.end_rule_evaluations(job, paths)
+        self.rules.end_rule_evaluations(job, paths)
 
     def describe_extras(self, job):
-        return self.backend.rule_evaluation_statuses(job)
+        return self.rules.rule_evaluation_statuses(job)
 
 
-class RulesMixin:
-    """The rules family of the SageMaker backend (see the module docstring)."""
+class RuleEvaluations:
+    """The rules family of the SageMaker backend, given the training family it follows (see the
+    module docstring)."""
 
-    def setup(self) -> None:
-        self._rules_lock = threading.RLock()
+    def __init__(self, services, training):
+        self.config = services.config
+        self.store = services.store
+        self.s3 = services.s3
+        self.executor = services.executor
+        self.training = training
+        self._lock = threading.RLock()
         self._rule_processes = {}  # (training job, RuleConfigurationName) -> ManagedProcess
         self._samplers = {}  # training job -> SystemMetricsSampler
         self._training_ended_at = {}  # training job -> time.monotonic() at its end
-        self._rules_shutting_down = False
-        self.training_observers.append(_RuleObserver(self))
-        self._fail_rules_interrupted_by_restart()
+        self._shutting_down = False
+        training.observers.append(_RuleObserver(self))
+
+    def recover(self) -> None:
+        """At start-up: rules left running by an earlier runtime are killed and marked Error."""
+        for record in self.store.list(RULE_EVALUATIONS):
+            for evaluation in record["evaluations"]:
+                if evaluation["status"]["RuleEvaluationStatus"] not in ACTIVE_STATUSES:
+                    continue
+                if evaluation.get("process") and kill_leftover_group(evaluation["process"]):
+                    log.info("killed leftover rule process %s", evaluation["process"]["pid"])
+                self._change_evaluation(
+                    record["training_job"],
+                    evaluation["name"],
+                    RuleEvaluationStatus="Error",
+                    StatusDetails=interruption_reason("restarted", "rule"),
+                )
 
     def shutdown(self) -> None:
         """End samplers and rule processes; records stay InProgress and become Error at the next
         start-up, as after a crash."""
-        self._rules_shutting_down = True
+        self._shutting_down = True
         for sampler in list(self._samplers.values()):
             sampler.stop()
         for process in list(self._rule_processes.values()):
@@ -126,7 +154,7 @@ class RulesMixin:
         self, job_name: str, config_name: str, process: dict | None = None, **status
     ) -> None:
         """Record the rule's evaluator ``process`` identity and/or ``status`` members."""
-        with self._rules_lock:
+        with self._lock:
             record = self.store.get(RULE_EVALUATIONS, job_name)
             evaluation = _evaluation_in(record, config_name)
             if process is not None:
@@ -134,20 +162,6 @@ class RulesMixin:
             if status:
                 evaluation["status"].update(status, LastModifiedTime=time.time())
             self.store.put(RULE_EVALUATIONS, job_name, record)
-
-    def _fail_rules_interrupted_by_restart(self) -> None:
-        for record in self.store.list(RULE_EVALUATIONS):
-            for evaluation in record["evaluations"]:
-                if evaluation["status"]["RuleEvaluationStatus"] not in ("InProgress", "Stopping"):
-                    continue
-                if evaluation.get("process") and kill_leftover_group(evaluation["process"]):
-                    log.info("killed leftover rule process %s", evaluation["process"]["pid"])
-                self._change_evaluation(
-                    record["training_job"],
-                    evaluation["name"],
-                    RuleEvaluationStatus="Error",
-                    StatusDetails=RESTART_DETAILS,
-                )
 
     def rule_evaluation_statuses(self, job: dict) -> dict:
         """DescribeTrainingJob's rule members: every configured rule, InProgress until its
@@ -178,9 +192,7 @@ class RulesMixin:
             interval_ms = job.get("ProfilerConfig", {}).get("ProfilingIntervalInMilliseconds", 500)
             self._samplers[name] = SystemMetricsSampler(
                 paths.profiler_output,
-                root_pids=lambda: [
-                    p["pid"] for p in self._training_record(name).get("processes", [])
-                ],
+                root_pids=lambda: self.training.process_ids(name),
                 interval_seconds=interval_ms / 1000,
             ).start()
         configs = [
@@ -223,16 +235,11 @@ class RulesMixin:
             return
         output_dir = paths.job_dir / "rule-output" / config_name
         output_dir.mkdir(parents=True, exist_ok=True)
-        result = {}
-
-        def keep_result(text: str, pipe: str) -> None:
-            if pipe == "stdout" and text.startswith(RESULT_LINE_PREFIX):
-                result.update(json.loads(text[len(RESULT_LINE_PREFIX) :]))
-
         try:
             process = self.executor.start_process(
                 _evaluator_command(
                     self.executor.python_for_image(config["RuleEvaluatorImage"]),
+                    self.config.rule_evaluator,
                     parameters,
                     paths,
                     output_dir,
@@ -242,7 +249,6 @@ class RulesMixin:
                 cwd=output_dir,
                 log_group=PROCESSING_LOG_GROUP,
                 log_stream=f"{job_name}/algo-1-{int(time.time())}",
-                on_line=keep_result,
             )
         except OSError as error:
             self._change_evaluation(
@@ -256,30 +262,32 @@ class RulesMixin:
         self._change_evaluation(training_job, config_name, process=process.identity)
         threading.Thread(
             target=self._watch_rule,
-            args=(job, config, process, result, output_dir),
+            args=(job, config, process, output_dir),
             daemon=True,
             name=f"rule-{job_name}",
         ).start()
 
-    def _watch_rule(self, job: dict, config: dict, process, result: dict, output_dir) -> None:
+    def _watch_rule(self, job: dict, config: dict, process, output_dir) -> None:
         """Wait for the rule process (stopping it RULE_GRACE_SECONDS after training ended),
         then record its outcome and upload its output."""
         training_job = job["TrainingJobName"]
         config_name = config["RuleConfigurationName"]
-        code = None
+        code, timed_out = None, None
         while code is None:
             code = process.wait(timeout=1.0)
             ended_at = self._training_ended_at.get(training_job)
             if code is None and ended_at and time.monotonic() - ended_at > RULE_GRACE_SECONDS:
                 code = process.stop(self.config.stop_grace_seconds)
-                result.setdefault(
-                    "status_details",
+                timed_out = (
                     f"ClientError: the rule did not finish within {RULE_GRACE_SECONDS} s "
-                    "after the training job ended.",
+                    "after the training job ended."
                 )
         self._rule_processes.pop((training_job, config_name), None)
-        if self._rules_shutting_down:
+        if self._shutting_down:
             return
+        result = _read_result(output_dir)
+        if timed_out:
+            result.setdefault("status_details", timed_out)
         status, details = self._rule_outcome(training_job, config_name, result, code, process)
         self._upload_rule_output(job, config, output_dir)
         self._change_evaluation(

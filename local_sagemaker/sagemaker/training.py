@@ -8,16 +8,16 @@ thread then walks it through Starting -> Downloading -> Training -> Uploading ->
 For other families (the contract):
 
 - ``create_training_job(request, tuning_job_name=None)``: tuning launches trials through it; the
-  link shows up as ``TuningJobArn`` and :meth:`TrainingMixin.training_job_tuning_name`.
+  link shows up as ``TuningJobArn`` and :meth:`TrainingJobs.training_job_tuning_name`.
 - ``training_metric_series(name) -> {metric name: [{"Value", "Timestamp", "Epoch"}, ...]}``:
   every value scraped for each MetricDefinition, oldest first.
 - ``stop_training(name, secondary_status="Stopped")``: what StopTrainingJob does, callable
   with ``"MaxRuntimeExceeded"`` too (tuning's early stopping uses ``"Stopped"``).
-- ``self.training_observers``: append a :class:`TrainingObserver` in your family's ``setup``.
+- ``observers``: a family given the training family appends its :class:`TrainingObserver`.
+- ``process_ids(name)``: the pids of the job's host processes.
 """
 
 import logging
-import threading
 import time
 from pathlib import PurePosixPath
 
@@ -30,25 +30,17 @@ from local_sagemaker.errors import (
     training_job_not_found,
 )
 from local_sagemaker.executor.metrics import MetricScraper, compile_metric_definitions
-from local_sagemaker.executor.processes import kill_leftover_group
 from local_sagemaker.executor.training_run import TrainingSetupError
-from local_sagemaker.validation import pagination_offset
+from local_sagemaker.sagemaker.jobs import TERMINAL_STATUSES, JobFamily, JobSpec, RunningJob
+from local_sagemaker.sagemaker.resources import FAILURE_REASON_LIMIT
 
 log = logging.getLogger(__name__)
 
-TRAINING_JOBS = "training-jobs"
-ACTIVE_STATUSES = ("InProgress", "Stopping")
-TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
 DEFAULT_MAX_RUNTIME_SECONDS = 86400
-FAILURE_REASON_LIMIT = 1024
-RESTART_FAILURE = (
-    "InternalServerError: the local SageMaker runtime restarted while the job was running"
-)
-SHUTDOWN_FAILURE = (
-    "InternalServerError: the local SageMaker runtime was shut down while the job was running"
-)
-# Status messages as the service writes them (behaviour doc 2.1).
-STOPPED_MESSAGES = {
+# The last secondary status's message, as the service writes it (behaviour doc 2.1).
+ENDING_MESSAGES = {
+    "Completed": "Training job completed",
+    "Failed": "Training job failed",
     "Stopped": "Training job stopped",
     "MaxRuntimeExceeded": "Training job runtime exceeded MaxRuntimeInSeconds provided",
 }
@@ -106,46 +98,32 @@ def _final_metrics(series: dict[str, list[dict]]) -> list[dict]:
     ]
 
 
-class _RunningJob:
-    """In-memory handle of a job whose thread is alive."""
-
-    def __init__(self, run):
-        self.run = run
-        self.stop_requested = threading.Event()
-        self.stop_status = "Stopped"
-
-
-class TrainingMixin:
+class TrainingJobs(JobFamily):
     """The training family of the SageMaker backend (see the module docstring)."""
 
-    def setup(self) -> None:
-        self._training_lock = threading.RLock()
-        self._running_training: dict[str, _RunningJob] = {}
-        self._fail_jobs_interrupted_by_restart()
+    spec = JobSpec("TrainingJob", extra_summary_keys=("SecondaryStatus",))
 
-    def shutdown(self) -> None:
-        """Fail running jobs (the runtime is going away) and kill their processes."""
-        for name, running in list(self._running_training.items()):
-            self._finish(
-                name, "Failed", "Failed", "Training job failed", FailureReason=SHUTDOWN_FAILURE
-            )
-            running.run.stop(grace_seconds=0)
+    def __init__(self, services):
+        super().__init__(services)
+        self.observers: list[TrainingObserver] = []
 
-    # -- records -------------------------------------------------------------------------------
+    def not_found(self, name: str):
+        return training_job_not_found()
 
-    def _training_record(self, name: str) -> dict:
-        record = self.store.get(TRAINING_JOBS, name)
-        if record is None:
-            raise training_job_not_found()
-        return record
+    def name_in_use(self, name: str):
+        return ResourceInUse(
+            "Training job names must be unique within an AWS account and region, and a "
+            f"training job with this name already exists ({self.arn(name)})"
+        )
 
-    def _change_training_job(self, name: str, change) -> dict:
-        """Apply ``change(record)`` to the stored record under the family lock; returns it."""
-        with self._training_lock:
-            record = self._training_record(name)
-            change(record)
-            self.store.put(TRAINING_JOBS, name, record)
-            return record
+    def ending(self, description: dict, status: str, now: float) -> None:
+        """The last secondary status, and the job's training and billable seconds."""
+        running = self.running.get(description["TrainingJobName"])
+        secondary = running.stop_status if status == "Stopped" and running else status
+        enter_secondary_status(description, secondary, ENDING_MESSAGES[secondary])
+        started = description.get("TrainingStartTime", description["CreationTime"])
+        seconds = max(1, int(now - started))
+        description.update(TrainingTimeInSeconds=seconds, BillableTimeInSeconds=seconds)
 
     def _set_secondary(self, name: str, status: str, message: str, **members) -> None:
         """Record a step of a running job (ignored once the job has ended, e.g. at shutdown)."""
@@ -155,44 +133,22 @@ class TrainingMixin:
                 enter_secondary_status(record["description"], status, message)
                 record["description"].update(members)
 
-        self._change_training_job(name, change)
-
-    def _fail_jobs_interrupted_by_restart(self) -> None:
-        for record in self.store.list(TRAINING_JOBS):
-            description = record["description"]
-            if description["TrainingJobStatus"] not in ACTIVE_STATUSES:
-                continue
-            for identity in record.get("processes", []):
-                if kill_leftover_group(identity):
-                    log.info("killed leftover process group %s", identity["pid"])
-            self._finish(
-                description["TrainingJobName"],
-                "Failed",
-                "Failed",
-                "Training job failed",
-                FailureReason=RESTART_FAILURE,
-            )
-            log.warning("training job %s failed: runtime restarted", description["TrainingJobName"])
+        self.change(name, change)
 
     # -- API -----------------------------------------------------------------------------------
 
     def create_training_job(self, request: dict, tuning_job_name: str | None = None) -> dict:
         """Record the job and start its thread; returns ``{"TrainingJobArn": ...}`` at once."""
-        name = request["TrainingJobName"]
-        arn = self.config.arn("training-job", name)
         self._check_runnable(request)
         algorithm = request["AlgorithmSpecification"]
-        now = time.time()
-        description = {k: v for k, v in request.items() if k in DESCRIBE_MEMBERS}
+        description = self.new_description(request, DESCRIBE_MEMBERS)
         description.update(
-            TrainingJobArn=arn,
-            TrainingJobStatus="InProgress",
-            CreationTime=now,
-            LastModifiedTime=now,
             StoppingCondition={
                 "MaxRuntimeInSeconds": DEFAULT_MAX_RUNTIME_SECONDS,
                 **request.get("StoppingCondition", {}),
             },
+            # AWS always describes the key, "" when the request names none.
+            OutputDataConfig={"KmsKeyId": "", **request["OutputDataConfig"]},
             EnableNetworkIsolation=request.get("EnableNetworkIsolation", False),
             EnableInterContainerTrafficEncryption=request.get(
                 "EnableInterContainerTrafficEncryption", False
@@ -212,27 +168,15 @@ class TrainingMixin:
         enter_secondary_status(description, "Starting", "Starting the training job")
         run = self.executor.training_run(description)
         description["ModelArtifacts"] = {"S3ModelArtifacts": run.model_artifact_uri()}
-        with self._training_lock:
-            if self.store.get(TRAINING_JOBS, name) is not None:
-                raise ResourceInUse(
-                    "Training job names must be unique within an AWS account and region, and a "
-                    f"training job with this name already exists ({arn})"
-                )
-            self.executor.job_slots.claim(name)
-            record = {
-                "description": description,
-                "tuning_job_name": tuning_job_name,
-                "metric_series": {d["Name"]: [] for d in algorithm.get("MetricDefinitions", [])},
-                "processes": [],
-            }
-            self.store.put(TRAINING_JOBS, name, record)
-            running = _RunningJob(run)
-            self._running_training[name] = running
-        threading.Thread(
-            target=self._run_training_job, args=(name, running), daemon=True, name=f"train-{name}"
-        ).start()
-        log.info("training job %s created", name)
-        return {"TrainingJobArn": arn}
+        record = {
+            "description": description,
+            "tuning_job_name": tuning_job_name,
+            "metric_series": {d["Name"]: [] for d in algorithm.get("MetricDefinitions", [])},
+        }
+        running = self.create(record, claim_slot=True)
+        running.work = run
+        self.start_thread(self._run_training_job, description["TrainingJobName"], running)
+        return {"TrainingJobArn": description["TrainingJobArn"]}
 
     def _check_runnable(self, request: dict) -> None:
         """Refuse (ValidationException) what no job could run: members the model leaves optional
@@ -274,15 +218,12 @@ class TrainingMixin:
             raise ValidationException(f"MetricDefinitions: invalid Regex: {error}") from error
 
     def describe_training_job(self, request: dict) -> dict:
-        record = self._training_record(request["TrainingJobName"])
-        return self._described(record)
-
-    def _described(self, record: dict) -> dict:
+        record = self.record(request["TrainingJobName"])
         description = dict(record["description"])
         final_metrics = _final_metrics(record["metric_series"])
         if final_metrics:
             description["FinalMetricDataList"] = final_metrics
-        for observer in self.training_observers:
+        for observer in self.observers:
             try:
                 description.update(observer.describe_extras(dict(record["description"])))
             except Exception:
@@ -290,31 +231,7 @@ class TrainingMixin:
         return description
 
     def list_training_jobs(self, request: dict) -> dict:
-        summaries = [self._summary(r["description"]) for r in self.store.list(TRAINING_JOBS)]
-        summaries = [s for s in summaries if _matches_list_filters(s, request)]
-        sort_key = {"Name": "TrainingJobName", "Status": "TrainingJobStatus"}.get(
-            request.get("SortBy", "CreationTime"), "CreationTime"
-        )
-        summaries.sort(key=lambda s: s[sort_key], reverse=request.get("SortOrder") != "Ascending")
-        start = pagination_offset(request.get("NextToken"))
-        end = start + request.get("MaxResults", 10)
-        response = {"TrainingJobSummaries": summaries[start:end]}
-        if end < len(summaries):
-            response["NextToken"] = str(end)
-        return response
-
-    @staticmethod
-    def _summary(description: dict) -> dict:
-        keys = (
-            "TrainingJobName",
-            "TrainingJobArn",
-            "CreationTime",
-            "TrainingEndTime",
-            "LastModifiedTime",
-            "TrainingJobStatus",
-            "SecondaryStatus",
-        )
-        return {k: description[k] for k in keys if k in description}
+        return self.list_jobs(request)
 
     def stop_training_job(self, request: dict) -> dict:
         self.stop_training(request["TrainingJobName"])
@@ -326,13 +243,12 @@ class TrainingMixin:
         """Ask a running job to stop: Stopping now, then ``Stopped`` with ``secondary_status``
         (``"Stopped"`` or ``"MaxRuntimeExceeded"``) once its processes ended (SIGTERM, then
         SIGKILL after the grace period). Raises ValidationException for a finished job."""
-        with self._training_lock:
-            description = self._training_record(name)["description"]
-            running = self._running_training.get(name)
-            if description["TrainingJobStatus"] != "InProgress" or running is None:
+        with self.lock:
+            status = self.status(name)
+            running = self.running.get(name)
+            if status != "InProgress" or running is None:
                 raise ValidationException(
-                    "The request was rejected because the training job is in status "
-                    f"{description['TrainingJobStatus']}."
+                    f"The request was rejected because the training job is in status {status}."
                 )
             running.stop_status = secondary_status
             self._set_secondary(
@@ -342,17 +258,21 @@ class TrainingMixin:
 
     def training_metric_series(self, name: str) -> dict[str, list[dict]]:
         """Every scraped value per metric (see module docstring); raises for an unknown job."""
-        return self._training_record(name)["metric_series"]
+        return self.record(name)["metric_series"]
 
     def training_job_tuning_name(self, name: str) -> str | None:
         """The tuning job that launched this training job, or None."""
-        return self._training_record(name).get("tuning_job_name")
+        return self.record(name).get("tuning_job_name")
+
+    def process_ids(self, name: str) -> list[int]:
+        """The pids of the job's host processes (empty before they start)."""
+        return [identity["pid"] for identity in self.record(name)["processes"]]
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def _notify(self, event: str, name: str, *args) -> None:
-        job = self._training_record(name)["description"]
-        for observer in self.training_observers:
+        job = self.description(name)
+        for observer in self.observers:
             try:
                 getattr(observer, event)(job, *args)
             except Exception:
@@ -360,14 +280,14 @@ class TrainingMixin:
 
     def _record_metric_line(self, name: str, scraper, text: str) -> None:
         for metric_name, point in scraper.scrape(text):
-            self._change_training_job(
+            self.change(
                 name,
                 lambda r, m=metric_name, p=point: r["metric_series"].setdefault(m, []).append(p),
             )
             self._notify("metric_reported", name, metric_name, point)
 
-    def _run_training_job(self, name: str, running: _RunningJob) -> None:
-        run = running.run
+    def _run_training_job(self, name: str, running: RunningJob) -> None:
+        run = running.work
         try:
             self._set_secondary(name, "Starting", "Preparing the instances for training")
             run.prepare()
@@ -381,31 +301,26 @@ class TrainingMixin:
             self._set_secondary(name, "Training", "Downloading the training image")
             self._train(name, running)
         except TrainingSetupError as error:
-            self._finish(name, "Failed", "Failed", "Training job failed", FailureReason=str(error))
+            self.finish(name, "Failed", FailureReason=str(error))
         except Exception as error:
             log.exception("training job %s crashed the runtime's runner", name)
             reason = f"InternalServerError: {type(error).__name__}: {error}"
-            self._finish(name, "Failed", "Failed", "Training job failed", FailureReason=reason)
+            self.finish(name, "Failed", FailureReason=reason)
         finally:
-            self._running_training.pop(name, None)
-            self.executor.job_slots.release(name)
+            self.done(name)
             self._notify("training_finished", name, run.paths)
 
-    def _train(self, name: str, running: _RunningJob) -> None:
-        run = running.run
-        job = self._training_record(name)
-        scraper = MetricScraper(
-            job["description"]["AlgorithmSpecification"].get("MetricDefinitions", [])
-        )
+    def _train(self, name: str, running: RunningJob) -> None:
+        run = running.work
+        description = self.description(name)
+        scraper = MetricScraper(description["AlgorithmSpecification"].get("MetricDefinitions", []))
         self._notify("training_started", name, run.paths)
         self._set_secondary(
             name, "Training", "Training image download completed. Training in progress."
         )
         run.launch(lambda host, text, pipe: self._record_metric_line(name, scraper, text))
-        identities = [p.identity for p in run.processes.values()]
-        self._change_training_job(name, lambda r: r.update(processes=identities))
-        max_runtime = job["description"]["StoppingCondition"]["MaxRuntimeInSeconds"]
-        deadline = time.monotonic() + max_runtime
+        self.record_processes(name, [p.identity for p in run.processes.values()])
+        deadline = time.monotonic() + description["StoppingCondition"]["MaxRuntimeInSeconds"]
         exit_codes = None
         while exit_codes is None:
             exit_codes = run.wait(timeout=self.config.checkpoint_sync_seconds)
@@ -429,53 +344,18 @@ class TrainingMixin:
         model_uri = run.upload_outputs()
         run.sync_checkpoints()
         if failure is not None:
-            reason = f"AlgorithmError: {failure}"[:FAILURE_REASON_LIMIT]
-            self._finish(name, "Failed", "Failed", "Training job failed", FailureReason=reason)
-        else:
-            self._finish(
-                name,
-                "Completed",
-                "Completed",
-                "Training job completed",
-                ModelArtifacts={"S3ModelArtifacts": model_uri},
+            self.finish(
+                name, "Failed", FailureReason=f"AlgorithmError: {failure}"[:FAILURE_REASON_LIMIT]
             )
+        else:
+            self.finish(name, "Completed", ModelArtifacts={"S3ModelArtifacts": model_uri})
 
-    def _finish_stopped(self, name: str, running: _RunningJob) -> None:
+    def _finish_stopped(self, name: str, running: RunningJob) -> None:
         """Upload what the stopped job left (as SageMaker does) and record Stopped."""
-        run = running.run
+        run = running.work
         run.mark_debugger_end()
         model_dir = run.workspace.master.model_dir
         if model_dir.is_dir() and any(model_dir.iterdir()):
             run.upload_outputs()
             run.sync_checkpoints()
-        status = running.stop_status
-        self._finish(name, "Stopped", status, STOPPED_MESSAGES[status])
-
-    def _finish(self, name: str, status: str, secondary: str, message: str, **members) -> None:
-        """Move the job to a terminal status; a job that already ended keeps its outcome."""
-
-        def change(record):
-            description = record["description"]
-            if description["TrainingJobStatus"] in TERMINAL_STATUSES:
-                return
-            now = time.time()
-            enter_secondary_status(description, secondary, message)
-            description.update(members, TrainingJobStatus=status, TrainingEndTime=now)
-            started = description.get("TrainingStartTime", description["CreationTime"])
-            seconds = max(1, int(now - started))
-            description.update(TrainingTimeInSeconds=seconds, BillableTimeInSeconds=seconds)
-
-        self._change_training_job(name, change)
-        log.info("training job %s: %s (%s)", name, status, secondary)
-
-
-def _matches_list_filters(summary: dict, request: dict) -> bool:
-    checks = (
-        ("NameContains", lambda v: v.lower() in summary["TrainingJobName"].lower()),
-        ("StatusEquals", lambda v: summary["TrainingJobStatus"] == v),
-        ("CreationTimeAfter", lambda v: summary["CreationTime"] > v),
-        ("CreationTimeBefore", lambda v: summary["CreationTime"] < v),
-        ("LastModifiedTimeAfter", lambda v: summary["LastModifiedTime"] > v),
-        ("LastModifiedTimeBefore", lambda v: summary["LastModifiedTime"] < v),
-    )
-    return all(check(request[key]) for key, check in checks if key in request)
+        self.finish(name, "Stopped")

@@ -12,9 +12,9 @@ Output naming: the object ``<input prefix><relative key>`` is written to
 prefix is stripped, a leading ``/`` too), so sub-folders under the input prefix are kept.
 
 Status: ``InProgress`` -> ``Completed`` | ``Failed`` (FailureReason lists failed objects; their
-outputs are not written) | ``Stopping`` -> ``Stopped``. A runtime restart fails jobs that were
-running and kills their model servers. Logs go to ``/aws/sagemaker/TransformJobs``, stream
-``<job>/<instance-id>-<epoch>``.
+outputs are not written) | ``Stopping`` -> ``Stopped``. A runtime shutdown or restart fails jobs
+that were running and kills their model servers (:mod:`.jobs`). Logs go to
+``/aws/sagemaker/TransformJobs``, stream ``<job>/<instance-id>-<epoch>``.
 """
 
 from __future__ import annotations
@@ -22,32 +22,23 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import threading
 import time
 
-from local_sagemaker.errors import ResourceInUse, ValidationException
-from local_sagemaker.executor.processes import kill_leftover_group
+from local_sagemaker.errors import ValidationException
 from local_sagemaker.hosting.artifacts import ModelArtifactError, prepare_model_dir
 from local_sagemaker.hosting.batch import InputObject, TransformSettings, run_transform
 from local_sagemaker.hosting.process import ModelServerProcess, ModelServerStartError
 from local_sagemaker.s3 import S3Error, parse_s3_uri
-from local_sagemaker.sagemaker.hosting import (
-    MODEL,
-    MODELS,
-    list_response,
-    new_instance_id,
-    truncate_reason,
-)
+from local_sagemaker.sagemaker.hosting import MODELS
+from local_sagemaker.sagemaker.jobs import JobFamily, JobSpec, RunningJob
+from local_sagemaker.sagemaker.resources import new_instance_id, truncate_reason
 
 log = logging.getLogger(__name__)
 
-TRANSFORM_JOBS = "transform-jobs"
-TRANSFORM_PROCESSES = "transform-processes"
 LOG_GROUP = "/aws/sagemaker/TransformJobs"
 SUPPORTED_SPLIT_TYPES = ("None", "Line")
 DEFAULT_INVOCATION_TIMEOUT_S = 600
 DEFAULT_MAX_RETRIES = 3
-RESTART_REASON = "The local SageMaker runtime restarted while the job was running."
 # Request members copied into the record (and so returned by DescribeTransformJob).
 DESCRIBED_MEMBERS = (
     "TransformJobName",
@@ -68,6 +59,16 @@ DESCRIBED_MEMBERS = (
 
 class TransformJobStopped(Exception):
     """StopTransformJob arrived before the model server was ready."""
+
+
+class _StoppableServer:
+    """A model server as a job's work (:class:`~local_sagemaker.sagemaker.jobs.RunningJob`)."""
+
+    def __init__(self, server: ModelServerProcess):
+        self.server = server
+
+    def stop(self, grace_seconds: float) -> None:
+        self.server.stop()  # the server has its own grace period
 
 
 def check_supported(request: dict) -> None:
@@ -150,124 +151,54 @@ def failure_reason(failures: dict[str, str], total: int) -> str:
     )
 
 
-class TransformMixin:
-    """Create/Describe/Stop/ListTransformJobs. Models are HostingMixin's: both are composed
-    into the same backend (``backend.FAMILIES``)."""
+class TransformJobs(JobFamily):
+    """Create/Describe/Stop/ListTransformJobs, given the hosting family (which owns models)."""
 
-    def setup(self) -> None:
-        self._transform_stops: dict[str, threading.Event] = {}
-        self._transform_lock = threading.Lock()
-        self._kill_recorded_transform_servers()
-        for job in self.store.list(TRANSFORM_JOBS):
-            if job["TransformJobStatus"] in ("InProgress", "Stopping"):
-                self._finish_transform_job(job["TransformJobName"], "Failed", RESTART_REASON)
+    spec = JobSpec("TransformJob", extra_summary_keys=("FailureReason",))
 
-    def shutdown(self) -> None:
-        for stop in list(self._transform_stops.values()):
-            stop.set()
-        # The job threads die with the runtime; their servers must not outlive it. The jobs
-        # themselves are failed at the next start (RESTART_REASON).
-        self._kill_recorded_transform_servers()
+    def __init__(self, services, hosting):
+        super().__init__(services)
+        self.hosting = hosting
 
-    def _kill_recorded_transform_servers(self) -> None:
-        for record in self.store.list(TRANSFORM_PROCESSES):
-            kill_leftover_group(record["Process"])
-            self.store.delete(TRANSFORM_PROCESSES, record["TransformJobName"])
+    def not_found(self, name: str):
+        return ValidationException(f'Could not find transform job "{self.arn(name)}".')
 
     # -- API -----------------------------------------------------------------------------------
 
-    def _transform_job_arn(self, name: str) -> str:
-        return self.config.arn("transform-job", name)
-
-    def _require_transform_job(self, name: str) -> dict:
-        job = self.store.get(TRANSFORM_JOBS, name)
-        if job is None:
-            raise ValidationException(
-                f'Could not find transform job "{self._transform_job_arn(name)}".'
-            )
-        return job
-
     def create_transform_job(self, request: dict) -> dict:
-        name = request["TransformJobName"]
-        arn = self._transform_job_arn(name)
-        self._require(MODEL, request["ModelName"])
+        self.hosting.require_model(request["ModelName"])
         check_supported(request)
-        with self._transform_lock:
-            if self.store.get(TRANSFORM_JOBS, name) is not None:
-                raise ResourceInUse(
-                    "Job name must be unique within an AWS account and region, and a job with "
-                    f"this name already exists ({arn})"
-                )
-            now = time.time()
-            record = {key: request[key] for key in DESCRIBED_MEMBERS if key in request}
-            record.update(
-                TransformJobArn=arn,
-                TransformJobStatus="InProgress",
-                CreationTime=now,
-                LastModifiedTime=now,
-            )
-            self.store.put(TRANSFORM_JOBS, name, record)
-            stop = self._transform_stops[name] = threading.Event()
-        threading.Thread(
-            target=self._run_transform_job, args=(name, stop), name=f"transform-{name}", daemon=True
-        ).start()
-        return {"TransformJobArn": arn}
+        description = self.new_description(request, DESCRIBED_MEMBERS)
+        running = self.create({"description": description})
+        self.start_thread(self._run_transform_job, request["TransformJobName"], running)
+        return {"TransformJobArn": description["TransformJobArn"]}
 
     def describe_transform_job(self, request: dict) -> dict:
-        job = self._require_transform_job(request["TransformJobName"])
+        job = self.description(request["TransformJobName"])
         job.pop("LastModifiedTime", None)
         return job
 
     def stop_transform_job(self, request: dict) -> dict:
-        name = request["TransformJobName"]
-        with self._transform_lock:
-            status = self._require_transform_job(name)["TransformJobStatus"]
-            if status == "Stopping":
-                return {}
-            if status != "InProgress":
-                raise ValidationException(
-                    f"The request was rejected because the transform job is in status {status}."
-                )
-            self.store.update(
-                TRANSFORM_JOBS,
-                name,
-                {"TransformJobStatus": "Stopping", "LastModifiedTime": time.time()},
-            )
-            self._transform_stops[name].set()
+        self.request_stop(request["TransformJobName"])
         return {}
 
     def list_transform_jobs(self, request: dict) -> dict:
-        keys = (
-            "TransformJobName",
-            "TransformJobArn",
-            "CreationTime",
-            "TransformEndTime",
-            "LastModifiedTime",
-            "TransformJobStatus",
-            "FailureReason",
-        )
-        return list_response(
-            self.store.list(TRANSFORM_JOBS),
-            request,
-            "TransformJobSummaries",
-            keys,
-            status_key="TransformJobStatus",
-        )
+        return self.list_jobs(request)
 
     # -- the job (background) ------------------------------------------------------------------
 
-    def _run_transform_job(self, name: str, stop: threading.Event) -> None:
-        job = self.store.get(TRANSFORM_JOBS, name)
+    def _run_transform_job(self, name: str, running: RunningJob) -> None:
+        stop = running.stop_requested
+        job = self.description(name)
         work_dir = self.config.data_dir / "transform-jobs" / name
         stream = f"{name}/{new_instance_id()}-{int(time.time())}"
 
         def log_line(line: str) -> None:
             self.logs.append(LOG_GROUP, stream, line)
 
-        self.store.update(TRANSFORM_JOBS, name, {"TransformStartTime": time.time()})
-        server = None
+        self.update(name, TransformStartTime=time.time())
         try:
-            server = self._start_transform_server(job, work_dir, log_line, stop)
+            server = self._start_transform_server(job, work_dir, log_line, running)
             status, reason = self._transform_objects(job, server, stop, log_line)
         except (ModelArtifactError, ModelServerStartError, S3Error) as error:
             status, reason = "Failed", f"ClientError: {error}"
@@ -277,14 +208,15 @@ class TransformMixin:
             log.exception("transform job %s failed unexpectedly", name)
             status, reason = "Failed", f"InternalServerError: {type(error).__name__}: {error}"
         finally:
-            if server is not None:
-                server.stop()
-                self.store.delete(TRANSFORM_PROCESSES, name)
+            if running.work is not None:
+                running.work.stop(grace_seconds=0)
+                self.record_processes(name, [])
             shutil.rmtree(work_dir, ignore_errors=True)
-        self._finish_transform_job(name, status, reason)
+            self.done(name)
+        self.finish(name, status, **({"FailureReason": reason} if reason else {}))
         log_line(f"Transform job {name} ended: {status}" + (f" ({reason})" if reason else ""))
 
-    def _start_transform_server(self, job, work_dir, log_line, stop) -> ModelServerProcess:
+    def _start_transform_server(self, job, work_dir, log_line, running) -> ModelServerProcess:
         model = self.store.get(MODELS, job["ModelName"])
         if model is None:
             raise ModelArtifactError(f"The model {job['ModelName']} was deleted.")
@@ -302,18 +234,10 @@ class TransformMixin:
                 "InvocationsTimeoutInSeconds", DEFAULT_INVOCATION_TIMEOUT_S
             ),
         )
-        self.store.put(
-            TRANSFORM_PROCESSES,
-            job["TransformJobName"],
-            {"TransformJobName": job["TransformJobName"], "Process": server.identity},
-        )
-        try:
-            server.wait_until_healthy()
-        except ModelServerStartError:
-            server.stop()
-            raise
-        if stop.is_set():
-            server.stop()
+        running.work = _StoppableServer(server)
+        self.record_processes(job["TransformJobName"], [server.identity])
+        server.wait_until_healthy()
+        if running.stop_requested.is_set():
             raise TransformJobStopped()
         return server
 
@@ -361,12 +285,3 @@ class TransformMixin:
         if manifest_bucket != bucket:
             raise S3Error(f"the manifest's prefix bucket {manifest_bucket} must be {bucket}")
         return [prefix + relative for relative in entries[1:]], prefix
-
-    def _finish_transform_job(self, name: str, status: str, reason: str | None) -> None:
-        now = time.time()
-        changes = {"TransformJobStatus": status, "TransformEndTime": now, "LastModifiedTime": now}
-        if reason:
-            changes["FailureReason"] = reason
-        with self._transform_lock:
-            self.store.update(TRANSFORM_JOBS, name, changes)
-            self._transform_stops.pop(name, None)

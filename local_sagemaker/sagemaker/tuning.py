@@ -7,14 +7,15 @@ A tuning job's trials are ordinary training jobs, created through the training f
 and Hyperband; the median stopping rule for ``TrainingJobEarlyStoppingType: Auto``) lives in
 :mod:`local_sagemaker.tuning`; :class:`~local_sagemaker.tuning.runner.TuningRun` drives each job.
 
-Records (``self.store`` kind ``hyper-parameter-tuning-jobs``): ``description`` (what Describe
-echoes, plus status and times), ``trials`` (one entry per launched training job: name, tuned
-hyperparameters, objective values, ObjectiveStatus) and ``jobs_not_improving``. Counters, the
-best job and the trial summaries are derived from the trials and their training jobs on read.
+Records (the job record of :mod:`.jobs`, kind ``hyper-parameter-tuning-jobs``): ``description``
+(what Describe echoes, plus status and times), ``trials`` (one entry per launched training
+job: name, tuned hyperparameters, objective values, ObjectiveStatus) and
+``jobs_not_improving``. Counters, the best job and the trial summaries are derived from the
+trials and their training jobs on read.
 
 Local behaviour worth knowing: MaxParallelTrainingJobs is capped at the machine's CPU count;
-a tuning job running when the runtime stops is Failed at the next start (its trials too), and a
-new tuning job can warm-start from it. One training job definition per tuning job; no
+a tuning job running when the runtime stops is Failed (its trials too), and a new tuning job can
+warm-start from it. One training job definition per tuning job; no
 Autotune. When MaxRuntimeInSeconds passes, running trials are stopped and the tuning job ends
 Completed, as it does when TuningJobCompletionCriteria are met (AWS documents neither status).
 ConvergenceDetected is accepted and not acted on.
@@ -23,40 +24,23 @@ ConvergenceDetected is accepted and not acted on.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 from local_sagemaker.errors import ResourceInUse, ResourceNotFound, ValidationException
-from local_sagemaker.sagemaker.hosting import list_response
+from local_sagemaker.sagemaker.jobs import ACTIVE_STATUSES, JobFamily, JobSpec, interruption_reason
+from local_sagemaker.sagemaker.resources import paginate
 from local_sagemaker.sagemaker.training import TrainingObserver
 from local_sagemaker.tuning.plan import TuningPlan, training_job_definition
-from local_sagemaker.tuning.runner import TUNING_JOBS, TuningRun
+from local_sagemaker.tuning.runner import TuningRun
 from local_sagemaker.tuning.search_space import InvalidTuningConfig
-from local_sagemaker.validation import pagination_offset
 
 log = logging.getLogger(__name__)
 
-ACTIVE_STATUSES = ("InProgress", "Stopping")
-RESTART_FAILURE = (
-    "InternalServerError: the local SageMaker runtime restarted while the tuning job was running"
-)
 DESCRIPTION_MEMBERS = (
     "HyperParameterTuningJobConfig",
     "TrainingJobDefinition",
     "TrainingJobDefinitions",
     "WarmStartConfig",
-)
-TUNING_SUMMARY_KEYS = (
-    "HyperParameterTuningJobName",
-    "HyperParameterTuningJobArn",
-    "HyperParameterTuningJobStatus",
-    "Strategy",
-    "CreationTime",
-    "HyperParameterTuningEndTime",
-    "LastModifiedTime",
-    "TrainingJobStatusCounters",
-    "ObjectiveStatusCounters",
-    "ResourceLimits",
 )
 TRIAL_SUMMARY_KEYS = (
     "TrainingJobName",
@@ -67,7 +51,6 @@ TRIAL_SUMMARY_KEYS = (
     "TrainingJobStatus",
     "FailureReason",
 )
-DEFAULT_TRIALS_PAGE = 10
 
 
 def tuning_job_not_found(name: str) -> ResourceNotFound:
@@ -80,66 +63,71 @@ def tuning_job_not_found(name: str) -> ResourceNotFound:
 class _TrialWatcher(TrainingObserver):
     """Wakes a tuning job's loop when one of its trials reports a metric or ends."""
 
-    def __init__(self, backend):
-        self.backend = backend
+    def __init__(self, tuning):
+        self.tuning = tuning
 
     def metric_reported(self, job: dict, metric_name: str, point: dict) -> None:
-        self.backend.wake_tuning_run(job)
+        self.tuning.wake_tuning_run(job)
 
     def training_finished(self, job: dict, paths) -> None:
-        self.backend.wake_tuning_run(job)
+        self.tuning.wake_tuning_run(job)
 
 
-class TuningMixin:
-    """The hyperparameter tuning family of the SageMaker backend (see the module docstring)."""
+class TuningJobs(JobFamily):
+    """The hyperparameter tuning family, given the training family that runs its trials."""
 
-    def setup(self) -> None:
-        self._tuning_lock = threading.Lock()
-        self._tuning_runs: dict[str, TuningRun] = {}
-        self.training_observers.append(_TrialWatcher(self))
-        self._fail_tuning_jobs_interrupted_by_restart()
+    spec = JobSpec(
+        "HyperParameterTuningJob",
+        extra_summary_keys=(
+            "Strategy",
+            "TrainingJobStatusCounters",
+            "ObjectiveStatusCounters",
+            "ResourceLimits",
+        ),
+        subject="tuning job",
+    )
 
-    def shutdown(self) -> None:
-        """Halt the tuning loops; their records stay InProgress and fail at the next start."""
-        for run in list(self._tuning_runs.values()):
-            run.halt()
+    def __init__(self, services, training):
+        super().__init__(services)
+        self.training = training
+        training.observers.append(_TrialWatcher(self))
 
-    def _fail_tuning_jobs_interrupted_by_restart(self) -> None:
-        # The training family (set up first) has already failed the trials that were running.
-        for record in self.store.list(TUNING_JOBS):
-            description = record["description"]
-            if description["HyperParameterTuningJobStatus"] not in ACTIVE_STATUSES:
-                continue
-            now = time.time()
-            description.update(
-                HyperParameterTuningJobStatus="Failed",
-                FailureReason=RESTART_FAILURE,
-                HyperParameterTuningEndTime=now,
-                LastModifiedTime=now,
-            )
+    def not_found(self, name: str):
+        return tuning_job_not_found(name)
+
+    def name_in_use(self, name: str):
+        return ResourceInUse(
+            f"A hyperparameter tuning job with the name, {name}, already exists. "
+            "Choose a different name."
+        )
+
+    def fail_interrupted(self, name: str, reason: str) -> None:
+        """Failed, with the trials still waiting for an objective (the training family, which
+        starts first and shuts down last, fails the trials themselves)."""
+
+        def fail_pending(record):
             for entry in record["trials"]:
                 if entry["ObjectiveStatus"] == "Pending":
                     entry["ObjectiveStatus"] = "Failed"
-            self.store.put(TUNING_JOBS, description["HyperParameterTuningJobName"], record)
-            log.warning(
-                "tuning job %s failed: runtime restarted",
-                description["HyperParameterTuningJobName"],
-            )
+
+        self.change(name, fail_pending)
+        self.finish(name, "Failed", FailureReason=reason)
+
+    def shutdown(self) -> None:
+        """Halt the tuning loops, then fail their jobs (halted first: a loop's last write must
+        not undo the Failed)."""
+        for name, running in list(self.running.items()):
+            running.work.halt()
+            self.fail_interrupted(name, interruption_reason("was shut down", self.spec.subject))
 
     def wake_tuning_run(self, training_job: dict) -> None:
         """Nudge the loop of the tuning job that launched ``training_job``, if any."""
         if "TuningJobArn" not in training_job:
             return
-        tuning_job_name = self.training_job_tuning_name(training_job["TrainingJobName"])
-        run = self._tuning_runs.get(tuning_job_name)
-        if run is not None:
-            run.wake()
-
-    def _tuning_record(self, name: str) -> dict:
-        record = self.store.get(TUNING_JOBS, name)
-        if record is None:
-            raise tuning_job_not_found(name)
-        return record
+        tuning_job_name = self.training.training_job_tuning_name(training_job["TrainingJobName"])
+        running = self.running.get(tuning_job_name)
+        if running is not None:
+            running.work.wake()
 
     # -- API --
 
@@ -152,40 +140,24 @@ class TuningMixin:
         except InvalidTuningConfig as error:
             raise ValidationException(str(error)) from None
         history = self._warm_start_history(request, plan)
-        arn = self.config.arn("hyper-parameter-tuning-job", name)
-        now = time.time()
-        description = {key: request[key] for key in DESCRIPTION_MEMBERS if key in request}
-        description.update(
-            HyperParameterTuningJobName=name,
-            HyperParameterTuningJobArn=arn,
-            HyperParameterTuningJobStatus="InProgress",
-            CreationTime=now,
-            LastModifiedTime=now,
-        )
-        with self._tuning_lock:
-            if self.store.get(TUNING_JOBS, name) is not None:
-                raise ResourceInUse(
-                    f"A hyperparameter tuning job with the name, {name}, already exists. "
-                    "Choose a different name."
-                )
-            record = {
-                "description": description,
-                "objective": {
-                    "Type": "Maximize" if plan.maximize else "Minimize",
-                    "MetricName": plan.objective_metric,
-                },
-                "trials": [],
-                "jobs_not_improving": 0,
-            }
-            self.store.put(TUNING_JOBS, name, record)
-            run = TuningRun(self, name, plan, definition, history)
-            self._tuning_runs[name] = run
+        description = self.new_description(request, DESCRIPTION_MEMBERS)
+        record = {
+            "description": description,
+            "objective": {
+                "Type": "Maximize" if plan.maximize else "Minimize",
+                "MetricName": plan.objective_metric,
+            },
+            "trials": [],
+            "jobs_not_improving": 0,
+        }
+        running = self.create(record)
+        run = running.work = TuningRun(self.training, self, name, plan, definition, history)
         run.start()
         log.info("tuning job %s created (%s, %d jobs)", name, plan.strategy, plan.max_training_jobs)
-        return {"HyperParameterTuningJobArn": arn}
+        return {"HyperParameterTuningJobArn": description["HyperParameterTuningJobArn"]}
 
     def describe_hyper_parameter_tuning_job(self, request: dict) -> dict:
-        record = self._tuning_record(request["HyperParameterTuningJobName"])
+        record = self.record(request["HyperParameterTuningJobName"])
         description = dict(record["description"])
         summaries = self._trial_summaries(record)
         description["TrainingJobStatusCounters"] = training_job_status_counters(summaries)
@@ -210,13 +182,14 @@ class TuningMixin:
             }
         return description
 
-    def list_hyper_parameter_tuning_jobs(self, request: dict) -> dict:
-        summaries = []
-        for record in self.store.list(TUNING_JOBS):
+    def summaries_source(self) -> list[dict]:
+        """Descriptions with the summary members derived from the config and the trials."""
+        sources = []
+        for record in self.store.list(self.spec.kind):
             description = record["description"]
             trials = self._trial_summaries(record)
             config = description["HyperParameterTuningJobConfig"]
-            summaries.append(
+            sources.append(
                 {
                     **description,
                     "Strategy": config["Strategy"],
@@ -225,18 +198,15 @@ class TuningMixin:
                     "ObjectiveStatusCounters": objective_status_counters(trials),
                 }
             )
-        return list_response(
-            summaries,
-            request,
-            "HyperParameterTuningJobSummaries",
-            TUNING_SUMMARY_KEYS,
-            status_key="HyperParameterTuningJobStatus",
-        )
+        return sources
+
+    def list_hyper_parameter_tuning_jobs(self, request: dict) -> dict:
+        return self.list_jobs(request)
 
     def list_training_jobs_for_hyper_parameter_tuning_job(self, request: dict) -> dict:
         """Trials of one tuning job. Defaults as documented: SortBy Name, Ascending, 10 a page;
         sorting by FinalObjectiveMetricValue leaves out jobs without an objective value."""
-        record = self._tuning_record(request["HyperParameterTuningJobName"])
+        record = self.record(request["HyperParameterTuningJobName"])
         summaries = self._trial_summaries(record)
         if "StatusEquals" in request:
             summaries = [s for s in summaries if s["TrainingJobStatus"] == request["StatusEquals"]]
@@ -246,19 +216,14 @@ class TuningMixin:
         summaries.sort(
             key=_TRIAL_SORT_KEYS[sort_by], reverse=request.get("SortOrder") == "Descending"
         )
-        start = pagination_offset(request.get("NextToken"))
-        end = start + request.get("MaxResults", DEFAULT_TRIALS_PAGE)
-        response = {"TrainingJobSummaries": summaries[start:end]}
-        if end < len(summaries):
-            response["NextToken"] = str(end)
-        return response
+        return paginate(summaries, request, "ListTrainingJobsForHyperParameterTuningJob")
 
     def stop_hyper_parameter_tuning_job(self, request: dict) -> dict:
         """Stopping now; every running trial is stopped; Stopped once they all ended."""
         name = request["HyperParameterTuningJobName"]
-        status = self._tuning_record(name)["description"]["HyperParameterTuningJobStatus"]
-        run = self._tuning_runs.get(name)
-        if status not in ACTIVE_STATUSES or run is None or not run.request_stop():
+        status = self.status(name)
+        running = self.running.get(name)
+        if status not in ACTIVE_STATUSES or running is None or not running.work.request_stop():
             raise ValidationException(
                 f"The hyperparameter tuning job {name} is in status {status} and cannot be stopped."
             )
@@ -267,15 +232,15 @@ class TuningMixin:
     def delete_hyper_parameter_tuning_job(self, request: dict) -> dict:
         """Forget a finished tuning job; its training jobs and artifacts stay."""
         name = request["HyperParameterTuningJobName"]
-        with self._tuning_lock:
-            status = self._tuning_record(name)["description"]["HyperParameterTuningJobStatus"]
+        with self.lock:
+            status = self.status(name)
             if status in ACTIVE_STATUSES:
                 raise ValidationException(
                     f"The hyperparameter tuning job {name} is in status {status}; stop it and "
                     "wait until it is Stopped before deleting it."
                 )
-            self.store.delete(TUNING_JOBS, name)
-            self._tuning_runs.pop(name, None)
+            self.store.delete(self.spec.kind, name)
+            self.running.pop(name, None)
         return {}
 
     # -- trials --
@@ -285,7 +250,7 @@ class TuningMixin:
         description = record["description"]
         summaries = []
         for entry in record["trials"]:
-            job = self.describe_training_job({"TrainingJobName": entry["TrainingJobName"]})
+            job = self.training.describe_training_job({"TrainingJobName": entry["TrainingJobName"]})
             summary = {key: job[key] for key in TRIAL_SUMMARY_KEYS if key in job}
             summary.update(
                 TuningJobName=description["HyperParameterTuningJobName"],
@@ -306,10 +271,7 @@ class TuningMixin:
         records = []
         for parent in warm_start["ParentHyperParameterTuningJobs"]:
             name = parent["HyperParameterTuningJobName"]
-            record = self.store.get(TUNING_JOBS, name)
-            if record is None:
-                raise tuning_job_not_found(name)
-            records.append(record)
+            records.append(self.record(name))
         return records
 
     def _parent_summaries(self, warm_start: dict) -> list[dict]:

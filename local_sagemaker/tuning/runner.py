@@ -13,8 +13,10 @@ A slot may stay free until the trial k-P ends. (Early-stopping decisions compare
 with each other, so they still follow the timing.) Without a seed, results are learnt as jobs
 end and every slot is filled at once.
 
-The tuning job's durable state is its record (kind `TUNING_JOBS`): the mixin writes the
-description at creation; afterwards this run is the only writer of status, times and trials.
+The tuning job's durable state is its record in the tuning family (`jobs`, a
+:class:`~local_sagemaker.sagemaker.jobs.JobFamily`): the family writes the description at
+creation; afterwards this run is the only writer of status, times and trials until it is halted.
+Trials are training jobs of the training family (`training`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ from local_sagemaker.tuning.strategy import Decision, TuningStrategy
 
 log = logging.getLogger(__name__)
 
-TUNING_JOBS = "hyper-parameter-tuning-jobs"
 POLL_SECONDS = 0.5
 TERMINAL_TRAINING_STATUSES = ("Completed", "Failed", "Stopped")
 # SageMaker gives up on a tuning job whose first attempts all fail ("No training job succeeded
@@ -117,13 +118,15 @@ class TuningRun:
 
     def __init__(
         self,
-        backend,
+        training,
+        jobs,
         name: str,
         plan: TuningPlan,
         definition: dict,
         history: list[tuple[dict[str, str], list[float]]],
     ) -> None:
-        self.backend = backend
+        self.training = training
+        self.jobs = jobs
         self.name = name
         self.plan = plan
         self.definition = definition
@@ -182,9 +185,10 @@ class TuningRun:
         return True
 
     def halt(self) -> None:
-        """The runtime is shutting down: leave the loop without touching the record (it stays
-        InProgress and is failed at the next start, like the trials the shutdown kills)."""
-        self._halted = True
+        """The runtime is shutting down: leave the loop and write the record no more (the family
+        records the interruption)."""
+        with self._lock:  # a write under way ends before the family records the interruption
+            self._halted = True
         self.wake()
 
     # -- the loop --
@@ -225,10 +229,10 @@ class TuningRun:
 
     def _follow(self, running: RunningTrial) -> None:
         """Feed a trial's new objective values to the strategy; close it if its job ended."""
-        status = self.backend.describe_training_job({"TrainingJobName": running.job_name})[
+        status = self.training.describe_training_job({"TrainingJobName": running.job_name})[
             "TrainingJobStatus"
         ]
-        series = self.backend.training_metric_series(running.job_name)
+        series = self.training.training_metric_series(running.job_name)
         values = [point["Value"] for point in series.get(self.plan.objective_metric, [])]
         for epoch in range(len(running.values) + 1, len(values) + 1):
             decision = self.strategy.observe(running.trial, epoch, values[epoch - 1])
@@ -253,7 +257,7 @@ class TuningRun:
     def _stop_trial_job(self, running: RunningTrial) -> None:
         running.stopping = True
         try:
-            self.backend.stop_training(running.job_name)
+            self.training.stop_training(running.job_name)
         except AwsError as error:  # it ended on its own in the meantime
             log.info("tuning job %s: %s", self.name, error.message)
 
@@ -313,7 +317,7 @@ class TuningRun:
                 self.definition, job_name, tuned, self.plan.objective_metric
             )
             try:
-                self.backend.create_training_job(request, tuning_job_name=self.name)
+                self.training.create_training_job(request, tuning_job_name=self.name)
             except AwsError as error:
                 self.strategy.finish(trial, None, stopped_early=False)
                 self._failure_reason = (
@@ -395,10 +399,12 @@ class TuningRun:
 
     def _write(self, **description_changes) -> None:
         """Persist the trials (and any description changes) to the tuning job's record."""
-        with self._lock:
-            store = self.backend.store
-            record = store.get(TUNING_JOBS, self.name)
+
+        def change(record):
             record["description"].update(description_changes, LastModifiedTime=time.time())
             record["trials"] = self.entries
             record["jobs_not_improving"] = self.jobs_not_improving
-            store.put(TUNING_JOBS, self.name, record)
+
+        with self._lock:
+            if not self._halted:
+                self.jobs.change(self.name, change)

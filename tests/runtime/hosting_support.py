@@ -26,11 +26,10 @@ from runtime_support import REPO_ROOT, RuntimeProcess
 from werkzeug.test import Client
 
 from local_sagemaker.config import RuntimeConfig
+from local_sagemaker.executor import Executor
 from local_sagemaker.logs import LogService
 from local_sagemaker.s3 import S3Service
 from local_sagemaker.sagemaker.backend import build_backend
-from local_sagemaker.sagemaker.hosting import HostingMixin
-from local_sagemaker.sagemaker.transform import TransformMixin
 from local_sagemaker.store import RecordStore
 
 CLASSES = ["cat", "dog", "fox"]
@@ -199,10 +198,10 @@ def container_python() -> str:
 
 
 def start_backend(data_dir: Path):
-    """A SageMakerBackend with the hosting and transform families over real services in
-    ``data_dir`` (no HTTP server); model servers run under this interpreter."""
+    """A SageMakerBackend over real services in ``data_dir`` (no HTTP server), for its hosting
+    and transform families; model servers run under this interpreter."""
     config = RuntimeConfig(data_dir=data_dir, container_python=sys.executable)
     s3 = S3Service(config.data_dir, config.region, config.account)
     logs = LogService(config.data_dir, config.region, config.account)
     store = RecordStore(config.data_dir)
-    return build_backend(config, store, s3, logs, None, mixins=[HostingMixin, TransformMixin])
+    return build_backend(config, store, s3, logs, Executor(config, s3, logs))

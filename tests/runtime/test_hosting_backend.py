@@ -13,7 +13,6 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from local_sagemaker.errors import ValidationException
-from local_sagemaker.sagemaker.backend import shutdown_backend
 from local_sagemaker.sagemaker.hosting import ENDPOINT_PROCESSES
 
 BUCKET = "models"
@@ -23,23 +22,25 @@ ROLE = "arn:aws:iam::123456789012:role/local"
 @pytest.fixture
 def backend(tmp_path):
     backend = start_backend(tmp_path / "state")
-    create_bucket(backend.s3, BUCKET)
+    create_bucket(backend.hosting.s3, BUCKET)
     for version in ("v1", "v2"):
-        backend.s3.write(BUCKET, f"{version}/model.tar.gz", model_tarball(version=version))
-    backend.s3.write(BUCKET, "broken/model.tar.gz", model_tarball(fail_to_load="bad weights"))
+        backend.hosting.s3.write(BUCKET, f"{version}/model.tar.gz", model_tarball(version=version))
+    backend.hosting.s3.write(
+        BUCKET, "broken/model.tar.gz", model_tarball(fail_to_load="bad weights")
+    )
     yield backend
-    shutdown_backend(backend)
+    backend.shutdown()
 
 
 def deploy(backend, name: str, artifact: str, instances: int = 1) -> dict:
-    backend.create_model(
+    backend.hosting.create_model(
         {
             "ModelName": name,
             "ExecutionRoleArn": ROLE,
             "PrimaryContainer": {"Image": "local", "ModelDataUrl": f"s3://{BUCKET}/{artifact}"},
         }
     )
-    backend.create_endpoint_config(
+    backend.hosting.create_endpoint_config(
         {
             "EndpointConfigName": name,
             "ProductionVariants": [
@@ -47,9 +48,9 @@ def deploy(backend, name: str, artifact: str, instances: int = 1) -> dict:
             ],
         }
     )
-    backend.create_endpoint({"EndpointName": name, "EndpointConfigName": name})
+    backend.hosting.create_endpoint({"EndpointName": name, "EndpointConfigName": name})
     return wait_for(
-        lambda: backend.describe_endpoint({"EndpointName": name}),
+        lambda: backend.hosting.describe_endpoint({"EndpointName": name}),
         "EndpointStatus",
         ("InService", "Failed"),
     )
@@ -63,7 +64,7 @@ def invoke(backend, name: str, payload) -> tuple[int, dict, bytes]:
         data=body,
         headers={"Content-Type": "application/json"},
     ).get_environ()
-    response = backend.invoke_endpoint(name, Request(environ))
+    response = backend.hosting.invoke_endpoint(name, Request(environ))
     return response.status_code, dict(response.headers), response.get_data()
 
 
@@ -90,51 +91,53 @@ def test_duplicates_and_missing_resources_answer_sagemaker_texts(backend):
     deploy(backend, "dup", "v1/model.tar.gz")
     arn = "arn:aws:sagemaker:us-east-1:123456789012"
     with pytest.raises(ValidationException, match=f'existing model "{arn}:model/dup"'):
-        backend.create_model({"ModelName": "dup", "PrimaryContainer": {"Image": "x"}})
+        backend.hosting.create_model({"ModelName": "dup", "PrimaryContainer": {"Image": "x"}})
     with pytest.raises(ValidationException, match="existing endpoint configuration"):
-        backend.create_endpoint_config(
+        backend.hosting.create_endpoint_config(
             {
                 "EndpointConfigName": "dup",
                 "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "dup"}],
             }
         )
     with pytest.raises(ValidationException, match=f'existing endpoint "{arn}:endpoint/dup"'):
-        backend.create_endpoint({"EndpointName": "dup", "EndpointConfigName": "dup"})
+        backend.hosting.create_endpoint({"EndpointName": "dup", "EndpointConfigName": "dup"})
     with pytest.raises(ValidationException, match=f'Could not find model "{arn}:model/nope"'):
-        backend.create_endpoint_config(
+        backend.hosting.create_endpoint_config(
             {
                 "EndpointConfigName": "c2",
                 "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "nope"}],
             }
         )
     with pytest.raises(ValidationException, match=f'Could not find endpoint "{arn}:endpoint/x"'):
-        backend.delete_endpoint({"EndpointName": "x"})
+        backend.hosting.delete_endpoint({"EndpointName": "x"})
     with pytest.raises(ValidationException, match="Could not find model data at s3://models/no"):
-        backend.create_model(
+        backend.hosting.create_model(
             {"ModelName": "m", "PrimaryContainer": {"Image": "x", "ModelDataUrl": "s3://models/no"}}
         )
 
 
 def test_lists_filter_sort_and_page(backend):
     for name in ("alpha", "beta", "gamma"):
-        backend.create_model({"ModelName": name, "PrimaryContainer": {"Image": "x"}})
-    first = backend.list_models({"SortBy": "Name", "SortOrder": "Ascending", "MaxResults": 2})
+        backend.hosting.create_model({"ModelName": name, "PrimaryContainer": {"Image": "x"}})
+    first = backend.hosting.list_models(
+        {"SortBy": "Name", "SortOrder": "Ascending", "MaxResults": 2}
+    )
     assert [m["ModelName"] for m in first["Models"]] == ["alpha", "beta"]
-    second = backend.list_models(
+    second = backend.hosting.list_models(
         {"SortBy": "Name", "SortOrder": "Ascending", "NextToken": first["NextToken"]}
     )
     assert [m["ModelName"] for m in second["Models"]] == ["gamma"]
     assert "NextToken" not in second
-    assert [m["ModelName"] for m in backend.list_models({"NameContains": "ET"})["Models"]] == [
-        "beta"
-    ]
+    assert [
+        m["ModelName"] for m in backend.hosting.list_models({"NameContains": "ET"})["Models"]
+    ] == ["beta"]
 
 
 def add_config(backend, name: str, artifact: str) -> None:
-    backend.create_model(
+    backend.hosting.create_model(
         {"ModelName": name, "PrimaryContainer": {"Image": "local", "ModelDataUrl": artifact}}
     )
-    backend.create_endpoint_config(
+    backend.hosting.create_endpoint_config(
         {
             "EndpointConfigName": name,
             "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": name}],
@@ -155,10 +158,12 @@ def test_update_swaps_config_without_dropping_requests(backend):
 
     client = threading.Thread(target=keep_invoking)
     client.start()
-    backend.update_endpoint({"EndpointName": "live", "EndpointConfigName": "live-v2"})
-    assert backend.describe_endpoint({"EndpointName": "live"})["EndpointStatus"] == "Updating"
+    backend.hosting.update_endpoint({"EndpointName": "live", "EndpointConfigName": "live-v2"})
+    assert (
+        backend.hosting.describe_endpoint({"EndpointName": "live"})["EndpointStatus"] == "Updating"
+    )
     endpoint = wait_for(
-        lambda: backend.describe_endpoint({"EndpointName": "live"}),
+        lambda: backend.hosting.describe_endpoint({"EndpointName": "live"}),
         "EndpointStatus",
         ("InService",),
     )
@@ -175,10 +180,12 @@ def test_update_swaps_config_without_dropping_requests(backend):
 def test_failed_update_keeps_old_config_serving(backend):
     deploy(backend, "steady", "v1/model.tar.gz")
     add_config(backend, "steady-broken", f"s3://{BUCKET}/broken/model.tar.gz")
-    backend.update_endpoint({"EndpointName": "steady", "EndpointConfigName": "steady-broken"})
+    backend.hosting.update_endpoint(
+        {"EndpointName": "steady", "EndpointConfigName": "steady-broken"}
+    )
     time.sleep(0.2)
     endpoint = wait_for(
-        lambda: backend.describe_endpoint({"EndpointName": "steady"}),
+        lambda: backend.hosting.describe_endpoint({"EndpointName": "steady"}),
         "EndpointStatus",
         ("InService", "Failed"),
     )
@@ -190,10 +197,10 @@ def test_failed_update_keeps_old_config_serving(backend):
 
 def test_delete_stops_the_model_server(backend):
     deploy(backend, "gone", "v1/model.tar.gz")
-    server = backend.endpoint_fleet.current("gone").variants[0].servers[0]
-    backend.delete_endpoint({"EndpointName": "gone"})
+    server = backend.hosting.endpoint_fleet.current("gone").variants[0].servers[0]
+    backend.hosting.delete_endpoint({"EndpointName": "gone"})
     with pytest.raises(ValidationException):
-        backend.describe_endpoint({"EndpointName": "gone"})
+        backend.hosting.describe_endpoint({"EndpointName": "gone"})
     status, headers, body = invoke(backend, "gone", [1, 2])
     assert (status, headers["x-amzn-ErrorType"]) == (400, "ValidationError")
     assert json.loads(body)["message"] == "Endpoint gone of account 123456789012 not found."
@@ -205,45 +212,45 @@ def test_delete_stops_the_model_server(backend):
 
 def test_restart_kills_leftover_servers_and_relaunches_endpoints(tmp_path):
     first = start_backend(tmp_path / "state")
-    create_bucket(first.s3, BUCKET)
-    first.s3.write(BUCKET, "v1/model.tar.gz", model_tarball())
+    create_bucket(first.hosting.s3, BUCKET)
+    first.hosting.s3.write(BUCKET, "v1/model.tar.gz", model_tarball())
     deploy(first, "durable", "v1/model.tar.gz")
-    old_server = first.endpoint_fleet.current("durable").variants[0].servers[0]
+    old_server = first.hosting.endpoint_fleet.current("durable").variants[0].servers[0]
     # No shutdown: the first runtime "dies" with its model server still running.
     second = start_backend(tmp_path / "state")
     try:
         assert not old_server.is_running()
         endpoint = wait_for(
-            lambda: second.describe_endpoint({"EndpointName": "durable"}),
+            lambda: second.hosting.describe_endpoint({"EndpointName": "durable"}),
             "EndpointStatus",
             ("InService", "Failed"),
         )
         assert endpoint["EndpointStatus"] == "InService"
         assert invoke(second, "durable", [0.0, 1.0])[0] == 200
     finally:
-        shutdown_backend(second)
+        second.shutdown()
 
 
 def test_shutdown_during_a_deployment_leaves_no_model_server(tmp_path):
     backend = start_backend(tmp_path / "state")
-    create_bucket(backend.s3, BUCKET)
-    backend.s3.write(BUCKET, "slow/model.tar.gz", model_tarball(load_seconds=30))
+    create_bucket(backend.hosting.s3, BUCKET)
+    backend.hosting.s3.write(BUCKET, "slow/model.tar.gz", model_tarball(load_seconds=30))
     add_config(backend, "slow", f"s3://{BUCKET}/slow/model.tar.gz")
-    backend.create_endpoint({"EndpointName": "slow", "EndpointConfigName": "slow"})
+    backend.hosting.create_endpoint({"EndpointName": "slow", "EndpointConfigName": "slow"})
     deadline = time.monotonic() + 20
-    while not backend.store.list(ENDPOINT_PROCESSES) and time.monotonic() < deadline:
+    while not backend.hosting.store.list(ENDPOINT_PROCESSES) and time.monotonic() < deadline:
         time.sleep(0.05)
-    [record] = backend.store.list(ENDPOINT_PROCESSES)
+    [record] = backend.hosting.store.list(ENDPOINT_PROCESSES)
     pid = record["Processes"][0]["pid"]
     assert process_alive(pid)
-    shutdown_backend(backend)
+    backend.shutdown()
     assert not process_alive(pid)
-    assert backend.store.list(ENDPOINT_PROCESSES) == []
+    assert backend.hosting.store.list(ENDPOINT_PROCESSES) == []
 
 
 def test_dead_model_server_answers_internal_failure(backend):
     deploy(backend, "crashy", "v1/model.tar.gz")
-    backend.endpoint_fleet.current("crashy").variants[0].servers[0].stop()
+    backend.hosting.endpoint_fleet.current("crashy").variants[0].servers[0].stop()
     status, headers, body = invoke(backend, "crashy", [1.0, 0.0])
     assert (status, headers["x-amzn-ErrorType"]) == (500, "InternalFailure")
     assert "/aws/sagemaker/Endpoints/crashy" in json.loads(body)["message"]
@@ -252,14 +259,14 @@ def test_dead_model_server_answers_internal_failure(backend):
 def test_each_instance_is_a_model_server_with_its_own_log_stream(backend):
     endpoint = deploy(backend, "pair", "v1/model.tar.gz", instances=2)
     assert endpoint["ProductionVariants"][0]["CurrentInstanceCount"] == 2
-    servers = backend.endpoint_fleet.current("pair").variants[0].servers
+    servers = backend.hosting.endpoint_fleet.current("pair").variants[0].servers
     assert len({server.port for server in servers}) == 2
     for _ in range(10):
         assert invoke(backend, "pair", [0.5, 0.5])[0] == 200
     group = {"logGroupName": "/aws/sagemaker/Endpoints/pair"}
     deadline = time.monotonic() + 10
-    while len(backend.logs.describe_log_streams(group)["logStreams"]) < 2:
+    while len(backend.hosting.logs.describe_log_streams(group)["logStreams"]) < 2:
         assert time.monotonic() < deadline, "expected one log stream per instance"
         time.sleep(0.05)
-    streams = backend.logs.describe_log_streams(group)["logStreams"]
+    streams = backend.hosting.logs.describe_log_streams(group)["logStreams"]
     assert all(s["logStreamName"].startswith("AllTraffic/i-0") for s in streams)

@@ -7,7 +7,8 @@ import pytest
 from processing_support import processing_request
 
 from local_sagemaker.errors import ValidationException
-from local_sagemaker.sagemaker.processing import check_processing_request, to_local_paths
+from local_sagemaker.executor.processing_run import to_local_paths
+from local_sagemaker.sagemaker.processing import check_processing_request
 
 ROOT = Path("/data/processing-jobs/job")
 

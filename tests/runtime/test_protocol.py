@@ -197,4 +197,4 @@ def test_health_route_lists_the_families(runtime):
     with urllib.request.urlopen(f"{runtime.url}/_local/health") as response:
         health = json.loads(response.read())
     assert health["status"] == "ok"
-    assert health["families"][0] == "TrainingMixin"
+    assert health["families"][0] == "training"

@@ -64,6 +64,8 @@ def test_completed_job_follows_the_container_contract(runtime, sagemaker, s3, lo
     assert described["TrainingJobArn"] == (
         "arn:aws:sagemaker:us-east-1:123456789012:training-job/contract"
     )
+    # AWS always describes the output key, "" when none was given (SDK v2's attach reads it).
+    assert described["OutputDataConfig"]["KmsKeyId"] == ""
     final = {m["MetricName"]: m["Value"] for m in described["FinalMetricDataList"]}
     assert final == {"valid_acc": 0.75, "train_loss": pytest.approx(0.3333)}
 

@@ -9,8 +9,8 @@ from hosting_support import create_bucket, model_tarball, start_backend, wait_fo
 from runtime_support import RuntimeProcess, process_alive
 
 from local_sagemaker.errors import ValidationException
-from local_sagemaker.sagemaker.backend import shutdown_backend
-from local_sagemaker.sagemaker.transform import LOG_GROUP, RESTART_REASON, TRANSFORM_PROCESSES
+from local_sagemaker.sagemaker.jobs import interruption_reason
+from local_sagemaker.sagemaker.transform import LOG_GROUP, TransformJobs
 from local_sagemaker.store import RecordStore
 
 BUCKET = "batch"
@@ -46,15 +46,19 @@ def test_kill_9_of_the_runtime_fails_the_job_and_its_server_is_killed_at_restart
     )
     sagemaker.create_transform_job(**transform_request("interrupted"))
     wait_for_transform_log(runtime.client("logs"), "interrupted", "Transforming ")
-    [record] = RecordStore(state).list(TRANSFORM_PROCESSES)
-    pid = record["Process"]["pid"]
+    [record] = RecordStore(state).list(TransformJobs.spec.kind)
+    [server] = record["processes"]
+    pid = server["pid"]
     runtime.kill_hard()
     assert process_alive(pid)  # orphaned until the next runtime starts
     restarted = RuntimeProcess(state).start()
     try:
         assert not process_alive(pid)
         job = restarted.client("sagemaker").describe_transform_job(TransformJobName="interrupted")
-        assert (job["TransformJobStatus"], job["FailureReason"]) == ("Failed", RESTART_REASON)
+        assert (job["TransformJobStatus"], job["FailureReason"]) == (
+            "Failed",
+            interruption_reason("restarted"),
+        )
     finally:
         restarted.stop()
 
@@ -84,34 +88,34 @@ def test_unknown_model_and_job_are_validation_errors(tmp_path):
         with pytest.raises(
             ValidationException, match=r'Could not find model "arn:.*:model/scorer"'
         ):
-            backend.create_transform_job(transform_request("orphan"))
+            backend.transform.create_transform_job(transform_request("orphan"))
         with pytest.raises(ValidationException, match="Could not find transform job"):
-            backend.describe_transform_job({"TransformJobName": "missing"})
+            backend.transform.describe_transform_job({"TransformJobName": "missing"})
     finally:
-        shutdown_backend(backend)
+        backend.shutdown()
 
 
 def test_completed_job_reports_times(tmp_path):
     backend = start_backend(tmp_path / "state")
     try:
-        create_bucket(backend.s3, BUCKET)
-        backend.s3.write(BUCKET, "model.tar.gz", model_tarball())
-        backend.s3.write(BUCKET, "in/rows.json", b"[[1.0, 0.0]]")
-        backend.create_model(
+        create_bucket(backend.hosting.s3, BUCKET)
+        backend.hosting.s3.write(BUCKET, "model.tar.gz", model_tarball())
+        backend.hosting.s3.write(BUCKET, "in/rows.json", b"[[1.0, 0.0]]")
+        backend.hosting.create_model(
             {
                 "ModelName": "scorer",
                 "PrimaryContainer": {"Image": "x", "ModelDataUrl": f"s3://{BUCKET}/model.tar.gz"},
             }
         )
-        backend.create_transform_job(transform_request("quick"))
+        backend.transform.create_transform_job(transform_request("quick"))
         job = wait_for(
-            lambda: backend.describe_transform_job({"TransformJobName": "quick"}),
+            lambda: backend.transform.describe_transform_job({"TransformJobName": "quick"}),
             "TransformJobStatus",
             ("Completed", "Failed", "Stopped"),
         )
         assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
         assert job["CreationTime"] <= job["TransformStartTime"] <= job["TransformEndTime"]
-        assert backend.s3.read(BUCKET, "out/rows.json.out").startswith(b'[{"label": "cat"')
-        assert backend.store.list(TRANSFORM_PROCESSES) == []
+        assert backend.hosting.s3.read(BUCKET, "out/rows.json.out").startswith(b'[{"label": "cat"')
+        assert backend.transform.record("quick")["processes"] == []  # its server is gone
     finally:
-        shutdown_backend(backend)
+        backend.shutdown()
