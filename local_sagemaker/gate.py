@@ -10,6 +10,8 @@ In order, a request is refused when:
 4. it is not signed with the runtime's key pair (:mod:`local_sagemaker.signatures`); an S3
    browser form POST must carry a policy signed with it instead.
 
+An admitted request carries its signing service in ``environ[SIGNED_SERVICE]`` for routing.
+
 The only unsigned route is ``GET /_local/health``, which changes nothing and tells nothing but
 that the runtime serves. Refusals use each service's own error format: S3's XML, or JSON 1.1
 ``__type``/``message`` for SageMaker, SageMaker Runtime and CloudWatch Logs.
@@ -41,6 +43,9 @@ log = logging.getLogger(__name__)
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 TRUSTED_FETCH_SITES = {"same-origin", "none"}
 MIB = 1024 * 1024
+# The WSGI environ key where an admitted request's signing service (its credential scope's
+# service name: sagemaker, s3, logs, sts, ...) is left for routing.
+SIGNED_SERVICE = "local_sagemaker.signed_service"
 
 # reason -> (code, HTTP status, message) in JSON 1.1 services, as AWS's JSON services answer.
 JSON_REFUSALS = {
@@ -200,8 +205,9 @@ class Gate:
         request = arrived_request(environ, body)
         if protocol == "s3" and _is_form_post(environ, request):
             self._check_form_post(environ, request)
+            environ[SIGNED_SERVICE] = "s3"
             return
-        verify_request(request, self.key_pair)
+        environ[SIGNED_SERVICE] = verify_request(request, self.key_pair)
 
     def _check_form_post(self, environ, request: ArrivedRequest) -> None:
         form_environ = {**environ, "wsgi.input": io.BytesIO(request.body)}
