@@ -35,6 +35,7 @@ FAMILIES = (
     ("tuning", "TuningMixin"),
     ("rules", "RulesMixin"),
     ("processing", "ProcessingMixin"),
+    ("tags", "TagsMixin"),
 )
 
 
