@@ -1,7 +1,10 @@
 """CloudWatch metrics of training jobs: what SageMaker publishes in ``/aws/sagemaker/TrainingJobs``.
 
 SageMaker publishes every value its MetricDefinitions scrape from a training job's log as metric
-``<definition name>`` with dimension ``Host = <job>/algo-1`` in that namespace. The runtime keeps
+``<definition name>`` in that namespace, with dimension ``TrainingJobName = <job>`` (what the SDK's
+``TrainingJobAnalytics`` asks for) and per instance ``Host = <job>/algo-<n>``; the runtime answers
+both (its jobs' metrics are scraped from every host's log into one series, given as ``algo-1``).
+The runtime keeps
 the same values with their timestamps (the training family's ``training_metric_series``), so
 ``GetMetricStatistics``, ``GetMetricData`` and ``ListMetrics`` are answered from them, over the
 JSON protocol (what botocore sends) and the Query protocol (older clients). Any other namespace
@@ -21,6 +24,7 @@ from local_sagemaker.validation import pagination_offset
 
 NAMESPACE = "/aws/sagemaker/TrainingJobs"
 HOST_DIMENSION = "Host"
+JOB_DIMENSION = "TrainingJobName"
 STATISTICS = {
     "SampleCount": len,
     "Average": statistics.fmean,
@@ -79,11 +83,13 @@ class MetricsService:
 
     def _series(self, namespace: str, metric_name: str, dimensions: list[dict]) -> list[dict]:
         """The points of one metric, or none (an unknown job or metric has no data)."""
-        hosts = [d["Value"] for d in dimensions if d["Name"] == HOST_DIMENSION]
-        if namespace != NAMESPACE or len(dimensions) != 1 or not hosts:
+        if namespace != NAMESPACE or len(dimensions) != 1:
             return []
-        job_name, _, host = hosts[0].rpartition("/")
-        if host != "algo-1" or not job_name:
+        (dimension,) = dimensions
+        job_name, host = dimension["Value"], "algo-1"
+        if dimension["Name"] == HOST_DIMENSION:
+            job_name, _, host = job_name.rpartition("/")
+        if dimension["Name"] not in (HOST_DIMENSION, JOB_DIMENSION) or host != "algo-1":
             return []
         try:
             return self.training.training_metric_series(job_name).get(metric_name, [])
@@ -178,11 +184,12 @@ class MetricsService:
                 self.training.training_metric_series(job_name).items()
             ):
                 if points:
-                    metrics.append({
-                        "Namespace": NAMESPACE,
-                        "MetricName": metric_name,
-                        "Dimensions": [{"Name": HOST_DIMENSION, "Value": f"{job_name}/algo-1"}],
-                    })  # fmt: skip
+                    metrics += [
+                        {"Namespace": NAMESPACE, "MetricName": metric_name,
+                         "Dimensions": [{"Name": name, "Value": value}]}
+                        for name, value in ((JOB_DIMENSION, job_name),
+                                            (HOST_DIMENSION, f"{job_name}/algo-1"))
+                    ]  # fmt: skip
         return metrics
 
 

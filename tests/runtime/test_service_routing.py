@@ -76,10 +76,12 @@ def test_s3_still_answers_s3(runtime):
     assert BUCKET in [b["Name"] for b in runtime.client("s3").list_buckets()["Buckets"]]
 
 
-def _statistics(cloudwatch, job: dict, metric="train_loss", period=60):
+def _statistics(cloudwatch, job: dict, metric="train_loss", period=60, by_host=False):
+    name = job["TrainingJobName"]
+    dimension = {"Name": "Host", "Value": f"{name}/algo-1"} if by_host else {
+        "Name": "TrainingJobName", "Value": name}  # fmt: skip
     return cloudwatch.get_metric_statistics(
-        Namespace="/aws/sagemaker/TrainingJobs", MetricName=metric,
-        Dimensions=[{"Name": "Host", "Value": f"{job['TrainingJobName']}/algo-1"}],
+        Namespace="/aws/sagemaker/TrainingJobs", MetricName=metric, Dimensions=[dimension],
         StartTime=job["CreationTime"] - datetime.timedelta(minutes=1),
         EndTime=job["LastModifiedTime"] + datetime.timedelta(minutes=1),
         Period=period, Statistics=["Average", "Minimum", "Maximum", "SampleCount"],
@@ -95,12 +97,14 @@ def test_cloudwatch_serves_the_scraped_training_metrics(runtime, metric_job, pro
     points = _statistics(cloudwatch, metric_job, period=1)
     assert sum(point["SampleCount"] for point in points) == 3
     assert sorted(point["Minimum"] for point in points)[0] == 0.25
-    minute = _statistics(cloudwatch, metric_job, period=3600)
+    minute = _statistics(cloudwatch, metric_job, period=3600, by_host=True)
     assert minute[0]["Maximum"] == 0.9 and minute[0]["Unit"] == "None"
     listed = cloudwatch.list_metrics(Namespace="/aws/sagemaker/TrainingJobs")["Metrics"]
     host = {"Name": "Host", "Value": "metrics-job/algo-1"}
-    assert {"Namespace": "/aws/sagemaker/TrainingJobs", "MetricName": "train_loss",
-            "Dimensions": [host]} in listed  # fmt: skip
+    by_job = {"Name": "TrainingJobName", "Value": "metrics-job"}
+    for dimension in (host, by_job):
+        assert {"Namespace": "/aws/sagemaker/TrainingJobs", "MetricName": "train_loss",
+                "Dimensions": [dimension]} in listed  # fmt: skip
 
 
 def test_cloudwatch_metric_data_and_unknown_metrics(runtime, metric_job):
