@@ -125,6 +125,7 @@ class RuntimeProcess:
                 command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
             )
         if not wait_until_ready(self.url, timeout=30):
+            self.stop()  # a runtime that was slow to start must not outlive the test
             raise RuntimeError(f"runtime did not start; its log:\n{self.log_path.read_text()}")
         # The pair the runtime serves with: a fixed one from its environment, else the one it
         # generated in its data dir before it served (read as a user would).

@@ -1,5 +1,5 @@
 """A notebook user's tiny PyTorch script: trains a linear classifier on the ``train`` channel's
-CSV with the Debugger hook SageMaker configures, prints metrics, and serves predictions.
+CSV (with the Debugger hook when the job configures one), prints metrics, and serves predictions.
 
 Training runs as ``python train.py --epochs N --lr X`` (script mode); serving imports this module
 for ``model_fn``/``predict_fn`` (the inference toolkit's handler chain).
@@ -31,18 +31,24 @@ def train(epochs: int, lr: float) -> None:
     features, labels = load_csv(os.environ["SM_CHANNEL_TRAIN"])
     model = nn.Linear(features.shape[1], 2)
     loss_function = nn.CrossEntropyLoss()
-    hook = smd.Hook.create_from_json_file()
-    hook.register_module(model)
-    hook.register_loss(loss_function)
+    try:
+        hook = smd.Hook.create_from_json_file()
+    except FileNotFoundError:  # the job has no DebugHookConfig: train without Debugger
+        hook = None
+    if hook is not None:
+        hook.register_module(model)
+        hook.register_loss(loss_function)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     for epoch in range(epochs):
-        hook.set_mode(smd.modes.TRAIN)
+        if hook is not None:
+            hook.set_mode(smd.modes.TRAIN)
         for start in range(0, len(labels), 8):
             optimizer.zero_grad()
             loss = loss_function(model(features[start : start + 8]), labels[start : start + 8])
             loss.backward()
             optimizer.step()
-        hook.set_mode(smd.modes.EVAL)
+        if hook is not None:
+            hook.set_mode(smd.modes.EVAL)
         with torch.no_grad():
             valid_loss = loss_function(model(features), labels).item()
         print(f"epoch={epoch + 1} train_loss={loss.item():.4f} valid_loss={valid_loss:.4f}")
