@@ -13,8 +13,9 @@ In order, a request is refused when:
 An admitted request carries its signing service in ``environ[SIGNED_SERVICE]`` for routing.
 
 The only unsigned route is ``GET /_local/health``, which changes nothing and tells nothing but
-that the runtime serves. Refusals use each service's own error format: S3's XML, or JSON 1.1
-``__type``/``message`` for SageMaker, SageMaker Runtime and CloudWatch Logs.
+that the runtime serves. Refusals use each service's own error format: S3's XML, Query's
+``<ErrorResponse>`` for form posts (STS, IAM, CloudWatch's older clients), or JSON
+``__type``/``message`` for SageMaker, SageMaker Runtime, CloudWatch Logs and metrics.
 """
 
 import io
@@ -31,6 +32,7 @@ from werkzeug.wrappers import Response
 from local_sagemaker.credentials import KeyPair
 from local_sagemaker.errors import AwsError
 from local_sagemaker.json_protocol import error_response
+from local_sagemaker.query_protocol import query_error_response
 from local_sagemaker.signatures import (
     ArrivedRequest,
     AuthFailure,
@@ -142,8 +144,8 @@ class Gate:
     def admit(self, environ, protocol: str, route: str) -> Response | None:
         """None when the request may proceed; otherwise the refusal to send.
 
-        ``protocol`` is ``"json"`` or ``"s3"`` (the error format); ``route`` is ``"health"``,
-        ``"api"``, ``"invocation"`` or ``"s3"`` (the body cap)."""
+        ``protocol`` is ``"json"``, ``"query"`` or ``"s3"`` (the error format); ``route`` is
+        ``"health"``, ``"api"``, ``"query"``, ``"invocation"`` or ``"s3"`` (the body cap)."""
         try:
             self._check_host(environ)
             self._check_origin(environ)
@@ -224,7 +226,7 @@ class Gate:
                 raise Refusal(reason, f"the file's {size} bytes are outside the policy's {bounds}")
 
     def _refusal_response(self, environ, protocol: str, reason: str, detail: str) -> Response:
-        table = JSON_REFUSALS if protocol == "json" else S3_REFUSALS
+        table = S3_REFUSALS if protocol == "s3" else JSON_REFUSALS
         code, status, message = table.get(reason, table["mismatch"])
         if detail and reason in {"malformed", "skewed", "host", "origin", "too_large", "policy"}:
             message = f"{message} ({detail})" if reason != "skewed" else detail
@@ -233,10 +235,11 @@ class Gate:
             environ["REQUEST_METHOD"], environ.get("PATH_INFO"), environ.get("HTTP_HOST"),
             code, detail or reason,
         )  # fmt: skip
-        if protocol == "json":
+        if protocol in ("json", "query"):
             error = AwsError(message)
             error.code, error.status = code, status
-            status, headers, body = error_response(error)
+            render = error_response if protocol == "json" else query_error_response
+            status, headers, body = render(error)
             return Response(body, status=status, headers=headers)
         return s3_error_response(code, message, status, environ.get("PATH_INFO", "/"))
 

@@ -55,12 +55,15 @@ class RuntimeValidationError(ValidationException):
     code = "ValidationError"
 
 
-def _route_label(method: str, path: str, target: str) -> str:
-    """Which route serves a request: ``health``, ``api``, ``invocation`` or ``s3``."""
+def _route_label(method: str, path: str, target: str, content_type: str) -> str:
+    """Which route serves a request: ``health``, ``api``, ``query`` (a Query protocol form),
+    ``invocation`` or ``s3``; it decides the gate's body cap and refusal format."""
     if path == HEALTH_PATH and method == "GET":
         return "health"
     if target:
         return "api"
+    if method == "POST" and content_type.startswith(FORM_CONTENT_TYPE):
+        return "query"
     return "invocation" if INVOCATIONS_PATH.match(path) and method == "POST" else "s3"
 
 
@@ -100,9 +103,10 @@ class Runtime:
             statuses.append(status.split(" ", 1)[0])
             return start_response(status, headers, exc_info)
 
-        route = _route_label(method, path, target)
+        route = _route_label(method, path, target, environ.get("CONTENT_TYPE", ""))
         try:
-            refusal = self.gate.admit(environ, "s3" if route == "s3" else "json", route)
+            protocol = {"s3": "s3", "query": "query"}.get(route, "json")
+            refusal = self.gate.admit(environ, protocol, route)
             if refusal is not None:
                 return refusal(environ, recording_start_response)
             return self._route(environ, recording_start_response, method, path, target)

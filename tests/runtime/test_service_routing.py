@@ -128,3 +128,13 @@ def test_cloudwatch_refuses_what_cloudwatch_refuses(runtime, metric_job):
         _statistics(cloudwatch, metric_job, period=45)
     assert refused.value.response["Error"]["Code"] == "InvalidParameterValue"
     assert "Period" in refused.value.response["Error"]["Message"]
+
+
+def test_a_refused_query_request_is_told_in_querys_form(runtime):
+    sts = boto3.client(
+        "sts", endpoint_url=runtime.url, region_name="us-east-1",
+        aws_access_key_id=runtime.key_pair.access_key_id, aws_secret_access_key="wrong",
+    )  # fmt: skip
+    with pytest.raises(ClientError) as refused:
+        sts.get_caller_identity()
+    assert refused.value.response["Error"]["Code"] == "InvalidSignatureException"
