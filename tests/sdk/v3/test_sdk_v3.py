@@ -11,8 +11,9 @@ from sagemaker.core.helper.session_helper import Session
 from sagemaker.core.parameter import ContinuousParameter
 from sagemaker.core.resources import Model, Tag, TrainingJob
 from sagemaker.core.shapes import ContainerDefinition
+from sagemaker.core.shapes import Tag as TagShape
+from sagemaker.core.training.configs import Compute, InputData, SourceCode
 from sagemaker.train import ModelTrainer
-from sagemaker.train.configs import Compute, InputData, SourceCode
 from sagemaker.train.tuner import HyperparameterTuner
 
 pytestmark = pytest.mark.e2e
@@ -77,14 +78,15 @@ def test_hyperparameter_tuner_tunes_and_reports(script_mode_trainer, train_data)
     assert job.tuning_job_arn and job.final_metric_data_list
 
 
-def test_core_resources_list_get_tag_and_delete(session, script_mode_trainer):
-    jobs = list(TrainingJob.get_all())
-    assert jobs and all(job.training_job_status for job in jobs)
+def test_core_resources_list_get_tag_and_delete(session, runtime):
+    listed = runtime.client("sagemaker").list_training_jobs(MaxResults=100)["TrainingJobSummaries"]
+    names = {job.training_job_name for job in TrainingJob.get_all()}
+    assert names == {summary["TrainingJobName"] for summary in listed}
     model = Model.create(
         model_name="v3-core-model", execution_role_arn=ROLE_ARN,
         primary_container=ContainerDefinition(image=IMAGE),
     )  # fmt: skip
-    Tag.add_tags(resource_arn=model.model_arn, tags=[Tag(key="owner", value="notebook")])
+    Tag.add_tags(resource_arn=model.model_arn, tags=[TagShape(key="owner", value="notebook")])
     assert [(tag.key, tag.value) for tag in Tag.get_all(resource_arn=model.model_arn)] == [
         ("owner", "notebook")
     ]
