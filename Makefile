@@ -10,11 +10,14 @@ CONTAINER_PY := $(VENVS)/container/bin/python
 PYTHON310 ?= $(shell for py in python3.10 $$HOME/.pyenv/versions/3.10.13/bin/python3.10; do \
 	$$py -c 'import sys; print(sys.executable)' 2>/dev/null && break; done)
 IMAGE_PY := $(VENVS)/container-image/bin/python
+# The SageMaker Python SDK's two majors, each beside the runtime it is tested against (tests/sdk).
+SDK_V2_PY := $(VENVS)/sdk-v2/bin/python
+SDK_V3_PY := $(VENVS)/sdk-v3/bin/python
 PYTEST_ARGS ?=
 # pytest exits 5 when a suite collects no test; that is not a failure of the suite.
 PYTEST_OK = rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc
 
-.PHONY: help envs image-env demo test test-fast lint format up down status clean browser compose-env
+.PHONY: help envs image-env sdk-envs demo test test-fast lint format up down status clean browser compose-env
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,6 +25,8 @@ help:  ## List the targets
 envs: $(VENVS)/airflow/.installed $(VENVS)/container/.installed  ## Create the two Python environments the pipeline runs in
 
 image-env: $(VENVS)/container-image/.installed  ## Create the default AWS image's container environment (Python 3.10, torch 2.0.1) the tests also use
+
+sdk-envs: $(VENVS)/sdk-v2/.installed $(VENVS)/sdk-v3/.installed  ## Create the SageMaker Python SDK v2 and v3 environments of the conformance suite
 
 # A stamp per environment: pip runs again only when pyproject.toml changes.
 $(VENVS)/airflow/.installed: pyproject.toml devtools/requirements.py
@@ -43,21 +48,35 @@ $(VENVS)/container-image/.installed: pyproject.toml devtools/requirements.py
 	$(IMAGE_PY) -m pip install --quiet --disable-pip-version-check -r $(VENVS)/container-image-requirements.txt
 	@touch $@
 
+$(VENVS)/sdk-v2/.installed: pyproject.toml devtools/requirements.py
+	@test -x $(SDK_V2_PY) || $(PYTHON) -m venv $(VENVS)/sdk-v2
+	$(PYTHON) devtools/requirements.py sdk-v2 runtime test > $(VENVS)/sdk-v2-requirements.txt
+	$(SDK_V2_PY) -m pip install --quiet --disable-pip-version-check -r $(VENVS)/sdk-v2-requirements.txt
+	@touch $@
+
+$(VENVS)/sdk-v3/.installed: pyproject.toml devtools/requirements.py
+	@test -x $(SDK_V3_PY) || $(PYTHON) -m venv $(VENVS)/sdk-v3
+	$(PYTHON) devtools/requirements.py sdk-v3 runtime test > $(VENVS)/sdk-v3-requirements.txt
+	$(SDK_V3_PY) -m pip install --quiet --disable-pip-version-check -r $(VENVS)/sdk-v3-requirements.txt
+	@touch $@
+
 browser:  ## Install Debian's chromium for the browser test (needs root and apt)
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 demo: envs  ## Run the whole pipeline locally on a generated dataset and print what happened
 	$(AIRFLOW_PY) -m demo.run
 
-test: envs image-env browser lint  ## The full test suite (unit and end-to-end), every environment
+test: envs image-env sdk-envs browser lint  ## The full test suite (unit and end-to-end), every environment
 	$(CONTAINER_PY) -m pytest tests/container $(PYTEST_ARGS); $(PYTEST_OK)
 	$(IMAGE_PY) -m pytest tests/container $(PYTEST_ARGS); $(PYTEST_OK)
-	$(AIRFLOW_PY) -m pytest tests --ignore=tests/container $(PYTEST_ARGS); $(PYTEST_OK)
+	$(SDK_V2_PY) -m pytest tests/sdk/v2 $(PYTEST_ARGS); $(PYTEST_OK)
+	$(SDK_V3_PY) -m pytest tests/sdk/v3 $(PYTEST_ARGS); $(PYTEST_OK)
+	$(AIRFLOW_PY) -m pytest tests --ignore=tests/container --ignore=tests/sdk $(PYTEST_ARGS); $(PYTEST_OK)
 
 test-fast: envs image-env  ## Only the fast unit tests
 	$(CONTAINER_PY) -m pytest tests/container -m "not e2e" $(PYTEST_ARGS); $(PYTEST_OK)
 	$(IMAGE_PY) -m pytest tests/container -m "not e2e" $(PYTEST_ARGS); $(PYTEST_OK)
-	$(AIRFLOW_PY) -m pytest tests --ignore=tests/container -m "not e2e" $(PYTEST_ARGS); $(PYTEST_OK)
+	$(AIRFLOW_PY) -m pytest tests --ignore=tests/container --ignore=tests/sdk -m "not e2e" $(PYTEST_ARGS); $(PYTEST_OK)
 
 lint: $(VENVS)/airflow/.installed  ## ruff check and format check
 	$(VENVS)/airflow/bin/ruff check .

@@ -10,9 +10,12 @@ In order, a request is refused when:
 4. it is not signed with the runtime's key pair (:mod:`local_sagemaker.signatures`); an S3
    browser form POST must carry a policy signed with it instead.
 
+An admitted request carries its signing service in ``environ[SIGNED_SERVICE]`` for routing.
+
 The only unsigned route is ``GET /_local/health``, which changes nothing and tells nothing but
-that the runtime serves. Refusals use each service's own error format: S3's XML, or JSON 1.1
-``__type``/``message`` for SageMaker, SageMaker Runtime and CloudWatch Logs.
+that the runtime serves. Refusals use each service's own error format: S3's XML, Query's
+``<ErrorResponse>`` for form posts (STS, IAM, CloudWatch's older clients), or JSON
+``__type``/``message`` for SageMaker, SageMaker Runtime, CloudWatch Logs and metrics.
 """
 
 import io
@@ -29,6 +32,7 @@ from werkzeug.wrappers import Response
 from local_sagemaker.credentials import KeyPair
 from local_sagemaker.errors import AwsError
 from local_sagemaker.json_protocol import error_response
+from local_sagemaker.query_protocol import query_error_response
 from local_sagemaker.signatures import (
     ArrivedRequest,
     AuthFailure,
@@ -41,6 +45,9 @@ log = logging.getLogger(__name__)
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 TRUSTED_FETCH_SITES = {"same-origin", "none"}
 MIB = 1024 * 1024
+# The WSGI environ key where an admitted request's signing service (its credential scope's
+# service name: sagemaker, s3, logs, sts, ...) is left for routing.
+SIGNED_SERVICE = "local_sagemaker.signed_service"
 
 # reason -> (code, HTTP status, message) in JSON 1.1 services, as AWS's JSON services answer.
 JSON_REFUSALS = {
@@ -137,8 +144,8 @@ class Gate:
     def admit(self, environ, protocol: str, route: str) -> Response | None:
         """None when the request may proceed; otherwise the refusal to send.
 
-        ``protocol`` is ``"json"`` or ``"s3"`` (the error format); ``route`` is ``"health"``,
-        ``"api"``, ``"invocation"`` or ``"s3"`` (the body cap)."""
+        ``protocol`` is ``"json"``, ``"query"`` or ``"s3"`` (the error format); ``route`` is
+        ``"health"``, ``"api"``, ``"query"``, ``"invocation"`` or ``"s3"`` (the body cap)."""
         try:
             self._check_host(environ)
             self._check_origin(environ)
@@ -200,8 +207,9 @@ class Gate:
         request = arrived_request(environ, body)
         if protocol == "s3" and _is_form_post(environ, request):
             self._check_form_post(environ, request)
+            environ[SIGNED_SERVICE] = "s3"
             return
-        verify_request(request, self.key_pair)
+        environ[SIGNED_SERVICE] = verify_request(request, self.key_pair)
 
     def _check_form_post(self, environ, request: ArrivedRequest) -> None:
         form_environ = {**environ, "wsgi.input": io.BytesIO(request.body)}
@@ -218,7 +226,7 @@ class Gate:
                 raise Refusal(reason, f"the file's {size} bytes are outside the policy's {bounds}")
 
     def _refusal_response(self, environ, protocol: str, reason: str, detail: str) -> Response:
-        table = JSON_REFUSALS if protocol == "json" else S3_REFUSALS
+        table = S3_REFUSALS if protocol == "s3" else JSON_REFUSALS
         code, status, message = table.get(reason, table["mismatch"])
         if detail and reason in {"malformed", "skewed", "host", "origin", "too_large", "policy"}:
             message = f"{message} ({detail})" if reason != "skewed" else detail
@@ -227,10 +235,11 @@ class Gate:
             environ["REQUEST_METHOD"], environ.get("PATH_INFO"), environ.get("HTTP_HOST"),
             code, detail or reason,
         )  # fmt: skip
-        if protocol == "json":
+        if protocol in ("json", "query"):
             error = AwsError(message)
             error.code, error.status = code, status
-            status, headers, body = error_response(error)
+            render = error_response if protocol == "json" else query_error_response
+            status, headers, body = render(error)
             return Response(body, status=status, headers=headers)
         return s3_error_response(code, message, status, environ.get("PATH_INFO", "/"))
 

@@ -105,6 +105,10 @@ class JsonProtocolApi:
             )
         return method
 
+    def call(self, operation: str, method, request: dict) -> dict:
+        """Run the backend's method for a validated request (services may wrap this)."""
+        return method(request)
+
     def handle(self, target: str, body: bytes) -> tuple[int, dict, bytes]:
         """Serve one request; returns (status, headers, body). Never raises for client errors."""
         operation = target.split(".", 1)[1]
@@ -113,7 +117,7 @@ class JsonProtocolApi:
             request = parse_request_body(body)
             input_shape = self.service_model.operation_model(operation).input_shape
             validate_request(input_shape, request)
-            response = method(request)
+            response = self.call(operation, method, request)
         except AwsError as error:
             log.info("%s %s -> %s: %s", self.service_label, operation, error.code, error.message)
             return error_response(error)

@@ -1,16 +1,21 @@
 """The runtime's one WSGI app and its services.
 
 Every request first passes the gate (:mod:`local_sagemaker.gate`: Host, origin, body size and
-SigV4 signature). Routes, in order:
+SigV4 signature). ``GET /_local/health`` (unsigned) answers ``{"status": "ok", "families": [...]}``
+(the SageMaker families by name: ``training``, ``hosting``, ...) once the runtime serves. Every
+other request is routed by the service its signature's credential scope names, as AWS routes by
+endpoint:
 
-- ``GET /_local/health``: ``{"status": "ok", "families": [...]}`` once the runtime serves
-  (the SageMaker families by name: ``training``, ``hosting``, ...).
-- ``X-Amz-Target: SageMaker.<Op>``: the SageMaker API (:mod:`local_sagemaker.sagemaker`).
-- ``X-Amz-Target: Logs_20140328.<Op>``: CloudWatch Logs (:mod:`local_sagemaker.logs`).
-- any other ``X-Amz-Target``: ``UnknownOperationException``.
-- ``POST /endpoints/<name>/invocations``: SageMaker Runtime, delegated to the hosting family's
-  ``invoke_endpoint(name, request)``.
-- anything else: S3 (moto, journaled: :mod:`local_sagemaker.s3`).
+- ``sagemaker``: ``X-Amz-Target: SageMaker.<Op>`` is the SageMaker API
+  (:mod:`local_sagemaker.sagemaker`); ``POST /endpoints/<name>/invocations`` is SageMaker Runtime
+  (it signs as ``sagemaker`` too), delegated to the hosting family's ``invoke_endpoint``.
+- ``logs``: CloudWatch Logs (:mod:`local_sagemaker.logs`).
+- ``monitoring``: CloudWatch metrics of training jobs (:mod:`local_sagemaker.cloudwatch`), JSON or
+  Query protocol.
+- ``sts`` and ``iam``: the runtime's caller (:mod:`local_sagemaker.identity`).
+- ``s3``: S3 (moto, journaled: :mod:`local_sagemaker.s3`).
+- any other service: an error in its protocol's form naming the service, never another
+  service's answer.
 
 One line per request is logged: method, path, operation, status, milliseconds.
 """
@@ -23,13 +28,16 @@ from dataclasses import dataclass
 
 from werkzeug.wrappers import Request, Response
 
+from local_sagemaker.cloudwatch import MetricsService, metrics_operations
 from local_sagemaker.config import RuntimeConfig
 from local_sagemaker.credentials import data_dir_key_pair
 from local_sagemaker.errors import AwsError, UnknownOperationException
 from local_sagemaker.executor import Executor
-from local_sagemaker.gate import Gate
+from local_sagemaker.gate import SIGNED_SERVICE, Gate
+from local_sagemaker.identity import Caller, StsService, iam_operations, sts_operations
 from local_sagemaker.json_protocol import JsonProtocolApi, error_response
 from local_sagemaker.logs import LogService
+from local_sagemaker.query_protocol import FORM_CONTENT_TYPE, QueryProtocolApi, query_error_response
 from local_sagemaker.s3 import S3Service
 from local_sagemaker.sagemaker.backend import SageMakerBackend, build_backend
 from local_sagemaker.sagemaker.responses import sagemaker_api
@@ -38,14 +46,19 @@ from local_sagemaker.store import RecordStore
 log = logging.getLogger("local_sagemaker")
 INVOCATIONS_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
 HEALTH_PATH = "/_local/health"
+# What a request signed for another service is told (SigV4 signing names, as botocore has them).
+SERVED_SERVICES = ("sagemaker", "logs", "monitoring", "sts", "iam", "s3")
 
 
-def _route_label(method: str, path: str, target: str) -> str:
-    """Which route serves a request: ``health``, ``api``, ``invocation`` or ``s3``."""
+def _route_label(method: str, path: str, target: str, content_type: str) -> str:
+    """Which route serves a request: ``health``, ``api``, ``query`` (a Query protocol form),
+    ``invocation`` or ``s3``; it decides the gate's body cap and refusal format."""
     if path == HEALTH_PATH and method == "GET":
         return "health"
     if target:
         return "api"
+    if method == "POST" and content_type.startswith(FORM_CONTENT_TYPE):
+        return "query"
     return "invocation" if INVOCATIONS_PATH.match(path) and method == "POST" else "s3"
 
 
@@ -66,6 +79,14 @@ class Runtime:
         self.logs_api = JsonProtocolApi(
             "logs", logs_operations(self.logs), service_label="CloudWatch Logs"
         )
+        metrics = metrics_operations(MetricsService(self.backend.training))
+        self.metrics_json = JsonProtocolApi("cloudwatch", metrics, service_label="CloudWatch")
+        caller = Caller(self.config.account, self.gate.key_pair.access_key_id)
+        self.query_apis = {
+            "monitoring": QueryProtocolApi("cloudwatch", metrics, service_label="CloudWatch"),
+            "sts": QueryProtocolApi("sts", sts_operations(StsService(caller)), service_label="STS"),
+            "iam": QueryProtocolApi("iam", iam_operations(caller), service_label="IAM"),
+        }
 
     def app(self, environ, start_response):
         started = time.monotonic()
@@ -77,9 +98,10 @@ class Runtime:
             statuses.append(status.split(" ", 1)[0])
             return start_response(status, headers, exc_info)
 
-        route = _route_label(method, path, target)
+        route = _route_label(method, path, target, environ.get("CONTENT_TYPE", ""))
         try:
-            refusal = self.gate.admit(environ, "s3" if route == "s3" else "json", route)
+            protocol = {"s3": "s3", "query": "query"}.get(route, "json")
+            refusal = self.gate.admit(environ, protocol, route)
             if refusal is not None:
                 return refusal(environ, recording_start_response)
             return self._route(environ, recording_start_response, method, path, target)
@@ -101,21 +123,41 @@ class Runtime:
             return Response(
                 json.dumps({"status": "ok", "families": families}), mimetype="application/json"
             )(environ, start_response)
-        for api in (self.sagemaker, self.logs_api):
-            if api.handles(target):
-                status, headers, body = api.handle(target, Request(environ).get_data())
-                return Response(body, status=status, headers=headers)(environ, start_response)
-        if target:
-            status, headers, body = error_response(
-                UnknownOperationException(f"{target} is not an operation this runtime serves")
-            )
-            return Response(body, status=status, headers=headers)(environ, start_response)
+        service = environ[SIGNED_SERVICE]
+        if service == "s3":
+            return self.s3.wsgi_app(environ, start_response)
         invocation = INVOCATIONS_PATH.match(path)
-        if invocation and method == "POST":
+        if service == "sagemaker" and invocation and method == "POST" and not target:
             return self._invoke_endpoint(invocation["name"], Request(environ))(
                 environ, start_response
             )
-        return self.s3.wsgi_app(environ, start_response)
+        status, headers, body = self._serve_api(environ, service, target)
+        return Response(body, status=status, headers=headers)(environ, start_response)
+
+    def _serve_api(self, environ, service: str, target: str) -> tuple[int, dict, bytes]:
+        """A signed API request of ``service``: its answer, or an error naming what is unserved."""
+        json_apis = {
+            "sagemaker": self.sagemaker,
+            "logs": self.logs_api,
+            "monitoring": self.metrics_json,
+        }
+        body = Request(environ).get_data()
+        if target and service in json_apis:
+            api = json_apis[service]
+            if api.handles(target):
+                return api.handle(target, body)
+            return error_response(
+                UnknownOperationException(f"{target} is not an operation of the {service} service")
+            )
+        is_form = environ.get("CONTENT_TYPE", "").startswith(FORM_CONTENT_TYPE)
+        if is_form and service in self.query_apis:
+            return self.query_apis[service].handle(body)
+        error = UnknownOperationException(
+            f"The local SageMaker runtime does not serve this request of the {service!r} service "
+            f"(it serves {', '.join(SERVED_SERVICES)}; SageMaker, Logs and CloudWatch over their "
+            "JSON protocols, STS, IAM and CloudWatch over Query)"
+        )
+        return query_error_response(error) if is_form else error_response(error)
 
     def _invoke_endpoint(self, endpoint_name: str, request: Request) -> Response:
         try:

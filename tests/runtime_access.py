@@ -89,13 +89,19 @@ def client(url: str, service: str):
 
 
 def signed_request(
-    url: str, body: bytes, headers: dict[str, str], method: str = "POST", path: str = "/"
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    method: str = "POST",
+    path: str = "/",
+    service: str = "sagemaker",
 ) -> urllib.request.Request:
-    """A raw request to the runtime, SigV4-signed as botocore signs (service ``sagemaker``)."""
+    """A raw request to the runtime, SigV4-signed as botocore signs for ``service`` (the
+    runtime routes by it, as AWS routes by endpoint)."""
     key_pair = key_pair_for(url)
     request = AWSRequest(method=method, url=url.rstrip("/") + path, data=body, headers=headers)
     credentials = Credentials(key_pair.access_key_id, key_pair.secret_access_key)
-    SigV4Auth(credentials, "sagemaker", REGION).add_auth(request)
+    SigV4Auth(credentials, service, REGION).add_auth(request)
     return urllib.request.Request(
         request.url, data=body, method=method, headers=dict(request.headers.items())
     )
@@ -128,6 +134,7 @@ class RuntimeProcess:
                 command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
             )
         if not wait_until_ready(self.url, timeout=30):
+            self.stop()  # a runtime that was slow to start must not outlive the test
             raise RuntimeError(f"runtime did not start; its log:\n{self.log_path.read_text()}")
         # The pair the runtime serves with: a fixed one from its environment, else the one it
         # generated in its data dir before it served (read as a user would).

@@ -33,9 +33,11 @@ class ArchiveLimits:
 
 
 def _member_path(archive: Path, member: tarfile.TarInfo) -> PurePosixPath:
-    """The member's path relative to the target; leading ``/`` dropped as tar does."""
+    """The member's path relative to the target; leading ``/`` dropped as tar does. The archive's
+    own root folder (``/`` or ``.``, as the SageMaker SDK's repacked model.tar.gz has) is the
+    target itself."""
     relative = PurePosixPath(member.name.lstrip("/"))
-    if ".." in relative.parts or not relative.parts:
+    if ".." in relative.parts or not (relative.parts or member.isdir()):
         raise UnsafeArchiveError(
             f"{archive}: refusing unsafe member {member.name!r}: it would land outside the target"
         )

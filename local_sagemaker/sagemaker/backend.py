@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from local_sagemaker.sagemaker.hosting import Hosting
 from local_sagemaker.sagemaker.processing import ProcessingJobs
 from local_sagemaker.sagemaker.rules import RuleEvaluations
+from local_sagemaker.sagemaker.tags import Tags
 from local_sagemaker.sagemaker.training import TrainingJobs
 from local_sagemaker.sagemaker.transform import TransformJobs
 from local_sagemaker.sagemaker.tuning import TuningJobs
@@ -93,9 +94,15 @@ class SageMakerBackend:
             ),
             "StopHyperParameterTuningJob": self.tuning.stop_hyper_parameter_tuning_job,
             "DeleteHyperParameterTuningJob": self.tuning.delete_hyper_parameter_tuning_job,
-            # tags (AddTags, ListTags, DeleteTags): a family of their own goes here, built
-            # beside the others above and given what it needs to check resource ARNs.
         }
+        # Tags find the resources they tag through the List* operations above.
+        self.tags = Tags(services, self.operations)
+        self.families["tags"] = self.tags
+        self.operations.update({
+            "AddTags": self.tags.add_tags,
+            "ListTags": self.tags.list_tags,
+            "DeleteTags": self.tags.delete_tags,
+        })  # fmt: skip
 
     def start(self) -> None:
         """Let every family recover what an earlier runtime left (see the module docstring)."""

@@ -1,39 +1,11 @@
-"""What every SageMaker resource family shares: List* responses with their pagination, failure
-reasons, and instance ids.
-
-Pagination is declared once, in :data:`PAGINATION_MODEL` (moto's ``PAGINATION_MODEL`` idea):
-each List* response key with its default page size. NextToken is the decimal offset this runtime
-issued (:func:`~local_sagemaker.validation.pagination_offset` refuses any other token).
-"""
+"""What every SageMaker resource family shares: List* responses (paginated as
+:mod:`local_sagemaker.paging` declares), failure reasons, and instance ids."""
 
 import secrets
 
-from local_sagemaker.validation import pagination_offset
+from local_sagemaker.paging import paginate
 
-# List* operation -> (its response's list member, MaxResults when the request leaves it out).
-PAGINATION_MODEL = {
-    "ListTrainingJobs": ("TrainingJobSummaries", 10),
-    "ListTrainingJobsForHyperParameterTuningJob": ("TrainingJobSummaries", 10),
-    "ListProcessingJobs": ("ProcessingJobSummaries", 100),
-    "ListTransformJobs": ("TransformJobSummaries", 100),
-    "ListHyperParameterTuningJobs": ("HyperParameterTuningJobSummaries", 100),
-    "ListModels": ("Models", 100),
-    "ListEndpointConfigs": ("EndpointConfigs", 100),
-    "ListEndpoints": ("Endpoints", 100),
-}
 FAILURE_REASON_LIMIT = 1024
-
-
-def paginate(items: list, request: dict, operation: str) -> dict:
-    """``{list member: one page of items, "NextToken"?: ...}`` of the List* ``operation``;
-    NextToken only when more remain."""
-    list_key, page_size = PAGINATION_MODEL[operation]
-    start = pagination_offset(request.get("NextToken"))
-    end = start + request.get("MaxResults", page_size)
-    response = {list_key: items[start:end]}
-    if end < len(items):
-        response["NextToken"] = str(end)
-    return response
 
 
 def _after(value: float, bound) -> bool:

@@ -27,8 +27,8 @@ import logging
 import time
 
 from local_sagemaker.errors import ResourceInUse, ResourceNotFound, ValidationException
+from local_sagemaker.paging import paginate
 from local_sagemaker.sagemaker.jobs import ACTIVE_STATUSES, JobFamily, JobSpec, interruption_reason
-from local_sagemaker.sagemaker.resources import paginate
 from local_sagemaker.sagemaker.training import TrainingObserver
 from local_sagemaker.tuning.plan import TuningPlan, training_job_definition
 from local_sagemaker.tuning.runner import TuningRun

@@ -245,6 +245,7 @@ def raw_call(runtime, target: str, body: dict) -> tuple[int, dict]:
         runtime.url,
         json.dumps(body).encode(),
         {"X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"},
+        service="logs" if target.startswith("Logs_") else "sagemaker",
     )
     try:
         with urllib.request.urlopen(request) as response:
