@@ -43,6 +43,7 @@ import botocore.session
 
 from local_sagemaker.errors import ResourceInUse, ValidationException
 from local_sagemaker.executor.processes import kill_leftover_group
+from local_sagemaker.executor.sandbox import job_sandbox
 from local_sagemaker.executor.toolkit import ENVIRONMENT_NOT_INHERITED
 from local_sagemaker.s3 import S3Error
 from local_sagemaker.sagemaker.hosting import list_response, truncate_reason
@@ -351,7 +352,10 @@ class ProcessingMixin:
         argv, env = self._processing_command(job, root)
         self._update_processing_job(name, ProcessingStartTime=time.time())
         stream = f"{name}/{HOST}-{int(time.time())}"
-        running.process = self.executor.start_process(argv, env, root, LOG_GROUP, stream)
+        python = self.config.python_for_image(job["AppSpecification"]["ImageUri"])
+        running.process = self.executor.start_process(
+            argv, env, root, LOG_GROUP, stream, sandbox=job_sandbox(root, python)
+        )
         self._record_processing_process(name, running.process.identity)
         max_runtime = job.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
         exit_code = self._wait_for_processing(running, max_runtime)
