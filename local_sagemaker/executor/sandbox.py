@@ -61,14 +61,13 @@ class SandboxError(OSError):
 class Sandbox:
     """What one job's processes see and may change (see the module docstring).
 
-    ``mounts`` pairs a container path with the host folder bound there, outermost first, e.g.
-    ``(("/opt/ml", tree),)``. ``home`` (HOME) defaults to ``<writable>/home``.
+    ``mounts`` pairs a container path with the host folder bound there, e.g.
+    ``(("/opt/ml", tree),)``. The job's HOME is ``<writable>/home``.
     """
 
     writable: Path
     readable: tuple[Path, ...] = ()
     mounts: tuple[tuple[str, Path], ...] = ()
-    home: Path | None = None
 
 
 def python_paths(python: str) -> tuple[Path, ...]:
@@ -199,7 +198,7 @@ def sandboxed_argv(sandbox: Sandbox, uid: int, cwd: Path, argv: list[str]) -> li
         "uid": uid,
         "gid": uid,
         "cwd": str(cwd),
-        "home": str(sandbox.home or Path(sandbox.writable) / "home"),
+        "home": str(Path(sandbox.writable) / "home"),
         "writable": str(sandbox.writable),
         "readable": [str(path) for path in sandbox.readable],
         "mounts": [[target, str(source)] for target, source in sandbox.mounts],
