@@ -11,6 +11,7 @@ import io
 import json
 import os
 import tarfile
+import time
 
 import pytest
 from hostile_support import BUCKET
@@ -21,7 +22,13 @@ from processing_support import (
     wait_for_processing,
 )
 from runtime_access import RuntimeProcess
-from runtime_support import job_log_messages, start_script_job, wait_for_log_line, wait_for_status
+from runtime_support import (
+    job_log_messages,
+    process_alive,
+    start_script_job,
+    wait_for_log_line,
+    wait_for_status,
+)
 
 from local_sagemaker.credentials import ACCESS_KEY_ENV, CREDENTIALS_FILE, SECRET_KEY_ENV
 
@@ -84,6 +91,20 @@ print("runtime keys in env", [k for k in os.environ if k in ("ACCESS_KEY_ENV", "
 """.replace("CREDENTIALS_FILE", CREDENTIALS_FILE)
 INTRUDER_JOB = INTRUDER_JOB.replace("ACCESS_KEY_ENV", ACCESS_KEY_ENV)
 INTRUDER_JOB = INTRUDER_JOB.replace("SECRET_KEY_ENV", SECRET_KEY_ENV)
+
+
+# A grandchild that leaves every mark of its tree: a session of its own, an empty environment (no
+# tree token) and no inherited output pipe. Only its uid says whose it is.
+FULLY_ESCAPING_JOB = """
+import subprocess, sys, time
+child = subprocess.Popen(
+    [sys.executable, "-c", "import time; time.sleep(600)"],
+    env={}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    start_new_session=True,
+)
+print("escaped", child.pid, flush=True)
+time.sleep(0.5)
+"""
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +244,17 @@ def test_a_processing_job_finds_its_inputs_at_paths_it_was_never_given(sandbox_r
     assert count == b"2"
     _, messages = processing_log_messages(sandbox_runtime.client("logs"), "literal-processing")
     assert any(m.startswith("uid ") and m != "uid 0" for m in messages), messages
+
+
+def test_a_grandchild_that_drops_every_mark_of_its_tree_still_ends_with_the_job(
+    sandbox_runtime, ledger
+):
+    start_script_job(sandbox_runtime, BUCKET, "fully-escapes", FULLY_ESCAPING_JOB)
+    described = wait_for_status(sandbox_runtime.client("sagemaker"), "fully-escapes")
+    assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
+    messages = job_log_messages(sandbox_runtime.client("logs"), "fully-escapes")
+    pid = int(next(m for m in messages if m.startswith("escaped ")).split()[1])
+    deadline = time.monotonic() + 5
+    while process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ledger.found("orphan processes", int(process_alive(pid))) == 0
