@@ -8,13 +8,14 @@ and uploads the outputs. Statuses: ``InProgress`` -> ``Completed`` | ``Failed`` 
 ``Stopped``.
 
 Container paths. A processing container finds its inputs and writes its outputs under
-``/opt/ml/processing/...`` and may leave a note in ``/opt/ml/output/message``. The child process
-here cannot use the real ``/opt/ml``, so each job gets a tree ``<data_dir>/processing-jobs/<job>/``
-standing in for ``/opt/ml``, and every ``/opt/ml`` path in ContainerEntrypoint, ContainerArguments
-and Environment values is rewritten into that tree (the processing analogue of the training
-executor's ``SM_*`` variables). Paths a script only knows as its own defaults cannot be rewritten:
-pass them as arguments. The tree also holds ``config/processingjobconfig.json`` (the job's
-description) and ``config/resourceconfig.json``, as SageMaker provides them.
+``/opt/ml/processing/...`` and may leave a note in ``/opt/ml/output/message``. Each job gets a tree
+``<data_dir>/processing-jobs/<job>/`` standing in for ``/opt/ml``. A root runtime's job sees that
+tree at ``/opt/ml`` itself (``executor/sandbox.py``). Every ``/opt/ml`` path in
+ContainerEntrypoint, ContainerArguments and Environment values is also rewritten into the tree
+(the processing analogue of the training executor's ``SM_*`` variables), for a runtime that is not
+root; there, paths a script only knows as its own defaults cannot be rewritten: pass them as
+arguments. The tree also holds ``config/processingjobconfig.json`` (the job's description) and
+``config/resourceconfig.json``, as SageMaker provides them.
 
 Outcome, as SageMaker reports it:
 
