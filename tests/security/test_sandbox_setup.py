@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from local_sagemaker.executor.enter_sandbox import closed_folder
 from local_sagemaker.executor.processes import kill_tree
 from local_sagemaker.executor.sandbox import JobUsers, SandboxError, parse_job_uids
 
@@ -79,3 +80,38 @@ def test_a_root_runtime_without_mount_namespaces_refuses_jobs_and_says_why():
         result.stdout
     )
     assert "run the runtime as a non-root user" in result.stdout
+
+
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+# A runtime process as an ordinary user would start it: the system Python (the project's venvs
+# may lie under /root, closed to other users) with the runtime's packages on its path.
+ORDINARY_RUNTIME = """
+import os, shutil, sys, tempfile
+from pathlib import Path
+from local_sagemaker.executor.processes import ManagedProcess
+from local_sagemaker.executor.sandbox import job_sandbox
+tree = Path(tempfile.mkdtemp())
+lines = []
+job = ManagedProcess(
+    [sys.executable, "-c", "import os; print(os.getuid(), os.path.isdir('/opt/ml/home'))"],
+    dict(os.environ), tree, lambda text, _: lines.append(text), job_sandbox(tree, sys.executable),
+)
+print(job.wait(30), os.getuid(), lines, job.identity.get("job_uid"))
+shutil.rmtree(tree)
+"""
+
+
+@root_only
+@pytest.mark.skipif(not SYSTEM_PYTHON.exists(), reason="needs the system's /usr/bin/python3")
+def test_a_runtime_that_is_not_root_runs_its_jobs_as_itself_without_a_namespace():
+    uid = 200997  # an unprivileged user, as a developer's own account would be
+    site_packages = Path(psutil.__file__).parent.parent
+    if any(closed_folder(path, uid, uid) for path in (REPO_ROOT, site_packages)):
+        pytest.skip("the checkout or its packages lie in a folder closed to other users")
+    result = subprocess.run(
+        ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", str(SYSTEM_PYTHON),
+         "-c", ORDINARY_RUNTIME],
+        env={**os.environ, "PYTHONPATH": f"{REPO_ROOT}:{site_packages}", "TMPDIR": "/tmp"},
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert result.stdout.split("\n")[0] == f"0 {uid} ['{uid} False'] None"
