@@ -211,9 +211,9 @@ def _probe() -> str | None:
     """Why a sandbox cannot be made here, or None when it can (tried once per runtime)."""
     scratch = Path(os.environ.get("TMPDIR", "/tmp")) / f"local-sagemaker-probe-{os.getpid()}"
     scratch.mkdir(mode=0o700, exist_ok=True)
-    uid = max(job_users().uids)
-    argv = sandboxed_argv(Sandbox(writable=scratch, mounts=((CONTAINER_ROOT, scratch),)), uid,
-                          scratch, [])  # fmt: skip
+    sandbox = Sandbox(writable=scratch, mounts=((CONTAINER_ROOT, scratch),))
+    # No argv: the helper builds the view, drops root and exits 0 instead of running a job.
+    argv = sandboxed_argv(sandbox, max(job_users().uids), scratch, [])
     try:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT_SECONDS)
     finally:
