@@ -36,6 +36,7 @@ import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -206,11 +207,13 @@ def sandboxed_argv(sandbox: Sandbox, uid: int, cwd: Path, argv: list[str]) -> li
     return [sys.executable, "-I", "-S", str(ENTER_SCRIPT), json.dumps(spec), "--", *argv]
 
 
+_probe_lock = threading.Lock()
+
+
 @functools.cache
 def _probe() -> str | None:
     """Why a sandbox cannot be made here, or None when it can (tried once per runtime)."""
-    scratch = Path(os.environ.get("TMPDIR", "/tmp")) / f"local-sagemaker-probe-{os.getpid()}"
-    scratch.mkdir(mode=0o700, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="local-sagemaker-probe-"))
     sandbox = Sandbox(writable=scratch, mounts=((CONTAINER_ROOT, scratch),))
     # No argv: the helper builds the view, drops root and exits 0 instead of running a job.
     argv = sandboxed_argv(sandbox, max(job_users().uids), scratch, [])
@@ -225,7 +228,8 @@ def _probe() -> str | None:
 
 def require_sandbox() -> None:
     """Raise SandboxError when a root runtime cannot sandbox jobs on this machine."""
-    problem = _probe()
+    with _probe_lock:  # the first jobs may start at once: one probe, and they wait for it
+        problem = _probe()
     if problem is not None:
         raise SandboxError(
             f"the runtime runs as root, so it runs jobs as an unprivileged user in a private "
