@@ -3,7 +3,8 @@ metric scraping). Available to backends as ``self.executor``; it never speaks th
 
 - :meth:`Executor.training_run` gives a :class:`~.training_run.TrainingRun` for a training job.
 - :meth:`Executor.start_process` starts any child (model servers, rule evaluators) in its own
-  process group with every output line appended to a CloudWatch Logs stream.
+  process group with every output line appended to a CloudWatch Logs stream; given a
+  :class:`~.sandbox.Sandbox`, a root runtime runs it as a job user (:mod:`.sandbox`).
 - :func:`~.processes.kill_leftover_group` ends a child recorded by an earlier runtime.
 - :func:`~.archives.safe_extract_tar` / :func:`~.archives.pack_directory` handle tar.gz safely.
 """
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from local_sagemaker.errors import ResourceLimitExceeded
+from local_sagemaker.executor import sandbox as sandboxes
 from local_sagemaker.executor.processes import ManagedProcess
 from local_sagemaker.executor.training_run import TrainingRun
 
@@ -50,6 +52,9 @@ class Executor:
         self.logs = logs
         self.jobs_dir = Path(config.data_dir) / "jobs"
         self.job_slots = JobSlots(config.max_concurrent_jobs)
+        if sandboxes.sandboxing():
+            sandboxes.protect_data_dir(config.data_dir)
+            sandboxes.job_users()  # a bad LOCAL_SAGEMAKER_JOB_UIDS stops the start, not a job
 
     def python_for_image(self, image: str) -> str:
         """The interpreter standing in for a container image (RuntimeConfig.python_for_image)."""
@@ -67,9 +72,11 @@ class Executor:
         log_group: str,
         log_stream: str,
         on_line: Callable[[str, str], None] | None = None,
+        sandbox: sandboxes.Sandbox | None = None,
     ) -> ManagedProcess:
         """Start ``argv`` in its own process group; each stdout/stderr line goes to
-        ``log_group``/``log_stream`` and then, if given, to ``on_line(text, "stdout"|"stderr")``."""
+        ``log_group``/``log_stream`` and then, if given, to ``on_line(text, "stdout"|"stderr")``.
+        Jobs running user code pass their ``sandbox``."""
         self.logs.ensure_stream(log_group, log_stream)
 
         def forward(text: str, pipe: str) -> None:
@@ -77,4 +84,4 @@ class Executor:
             if on_line is not None:
                 on_line(text, pipe)
 
-        return ManagedProcess(argv, env, cwd, forward)
+        return ManagedProcess(argv, env, cwd, forward, sandbox)

@@ -5,7 +5,9 @@ A job's process tree ends with the job, whatever its processes did to leave it. 
 - the child's process group (``start_new_session``), which holds what it started plainly;
 - every process whose environment carries the child's tree token (``LOCAL_SAGEMAKER_TREE``),
   which holds grandchildren that called ``setsid`` or double-forked out of the group;
-- every process holding the child's stdout or stderr pipe open.
+- every process holding the child's stdout or stderr pipe open;
+- for a sandboxed child (a root runtime's job, see :mod:`.sandbox`), every process of its job uid
+  once the last process of its tree has ended, and after a runtime restart.
 
 When the child exits (or is stopped) the whole tree is killed, so the pipes reach EOF and their
 readers end; the readers are joined with a time limit all the same.
@@ -25,6 +27,8 @@ from pathlib import Path
 
 import psutil
 
+from local_sagemaker.executor import sandbox as sandboxes
+
 log = logging.getLogger(__name__)
 STDERR_TAIL_LINES = 20
 TREE_TOKEN_ENV = "LOCAL_SAGEMAKER_TREE"
@@ -41,20 +45,40 @@ class ManagedProcess:
     newline) of stdout (``"stdout"``) and stderr (``"stderr"``); a line longer than
     ``MAX_LINE_BYTES`` arrives in pieces. ``identity`` (pid, start time, tree token, pipes) is
     what :func:`kill_tree` needs, and what to persist to find the tree after a runtime restart.
+    With a ``sandbox`` and a root runtime the child runs as a job user in its own view of the
+    machine (:mod:`.sandbox`); SandboxError says when it cannot.
     """
 
-    def __init__(self, argv, env, cwd, on_line: Callable[[str, str], None]):
+    def __init__(
+        self,
+        argv,
+        env,
+        cwd,
+        on_line: Callable[[str, str], None],
+        sandbox: sandboxes.Sandbox | None = None,
+    ):
         self.argv = list(argv)
         self.tree_token = secrets.token_hex(12)
-        self._process = subprocess.Popen(
-            self.argv,
-            cwd=cwd,
-            env={**env, TREE_TOKEN_ENV: self.tree_token},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        self._sandbox = sandbox if sandbox is not None and sandboxes.sandboxing() else None
+        job_uid, launched = None, self.argv
+        if self._sandbox is not None:
+            sandboxes.require_sandbox()
+            job_uid = sandboxes.job_users().lease(self._sandbox.writable)
+            launched = sandboxes.sandboxed_argv(self._sandbox, job_uid, Path(cwd), self.argv)
+            env = sandboxes.job_environment(env)
+        try:
+            self._process = subprocess.Popen(
+                launched,
+                cwd=cwd,
+                env={**env, TREE_TOKEN_ENV: self.tree_token},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError:
+            self._release_job_user()
+            raise
         self.pid = self._process.pid
         self.pipe_inodes = [
             os.fstat(pipe.fileno()).st_ino for pipe in (self._process.stdout, self._process.stderr)
@@ -66,6 +90,8 @@ class ManagedProcess:
             "tree_token": self.tree_token,
             "pipe_inodes": self.pipe_inodes,
         }
+        if job_uid is not None:
+            self.identity["job_uid"] = job_uid
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self._readers = [
             threading.Thread(
@@ -97,11 +123,18 @@ class ManagedProcess:
         # As when a container's main process exits: what it left running ends too (and can no
         # longer hold the output pipes open).
         kill_tree(self.identity)
+        self._release_job_user()
         for reader in self._readers:
             reader.join(READER_DRAIN_SECONDS)
             if reader.is_alive():
                 log.warning("output of %s still open after its tree was killed", self.argv[:2])
         return code
+
+    def _release_job_user(self) -> None:
+        """Give the job uid back (its last holder kills what still runs as it), once."""
+        if self._sandbox is not None:
+            sandbox, self._sandbox = self._sandbox, None
+            sandboxes.job_users().release(sandbox.writable, lambda uid: kill_tree({"uid": uid}))
 
     def stop(self, grace_seconds: float) -> int:
         """SIGTERM the whole tree, SIGKILL it after ``grace_seconds``; returns the exit code."""
@@ -116,18 +149,27 @@ class ManagedProcess:
 def tree_members(identity: dict) -> list[psutil.Process]:
     """The live processes of a child's tree (see the module docstring), leader included.
 
-    ``identity`` may leave out ``pgid`` or ``pipe_inodes`` (see :func:`kill_leftover_group`).
+    ``identity`` may leave out ``pgid`` or ``pipe_inodes`` (see :func:`kill_leftover_group`), and
+    may name a ``uid`` all of whose processes are members.
     """
     pgid = identity.get("pgid")
+    uid = identity.get("uid")
     token = identity.get("tree_token")
     pipes = {f"pipe:[{inode}]" for inode in identity.get("pipe_inodes", [])}
     own_pid = os.getpid()
     members = []
-    for process in psutil.process_iter(["status"]):
+    for process in psutil.process_iter(["status", "uids"]):
         if process.pid == own_pid or process.info["status"] == psutil.STATUS_ZOMBIE:
             continue
         in_group = pgid is not None and _pgid_of(process) == pgid
-        if in_group or _carries_token(process.pid, token) or _holds_pipe(process.pid, pipes):
+        as_uid = uid is not None and process.info["uids"] is not None
+        as_uid = as_uid and process.info["uids"].real == uid
+        if (
+            in_group
+            or as_uid
+            or _carries_token(process.pid, token)
+            or _holds_pipe(process.pid, pipes)
+        ):
             members.append(process)
     return members
 
@@ -160,7 +202,11 @@ def kill_leftover_group(identity: dict) -> bool:
     Its pipes died with that runtime (their inode numbers may be reused), so the tree is found by
     its token, and by its process group unless the leader's pid now names a newer process: a pid
     is never reused while its group lives. Returns True when something was killed."""
-    leftover = {"pid": identity["pid"], "tree_token": identity.get("tree_token")}
+    leftover = {
+        "pid": identity["pid"],
+        "tree_token": identity.get("tree_token"),
+        "uid": identity.get("job_uid"),
+    }
     try:
         leader = psutil.Process(identity["pid"])
         if abs(leader.create_time() - identity["create_time"]) < 0.01:

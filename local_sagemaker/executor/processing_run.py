@@ -1,13 +1,14 @@
 """One processing job's mechanics: its /opt/ml stand-in, inputs, container process, outputs.
 
 Container paths. A processing container finds its inputs and writes its outputs under
-``/opt/ml/processing/...`` and may leave a note in ``/opt/ml/output/message``. The child process
-here cannot use the real ``/opt/ml``, so each job gets a tree ``<data_dir>/processing-jobs/<job>/``
-standing in for ``/opt/ml``, and every ``/opt/ml`` path in ContainerEntrypoint, ContainerArguments
-and Environment values is rewritten into that tree (the processing analogue of the training
-executor's ``SM_*`` variables). Paths a script only knows as its own defaults cannot be rewritten:
-pass them as arguments. The tree also holds ``config/processingjobconfig.json`` (the job's
-description) and ``config/resourceconfig.json``, as SageMaker provides them.
+``/opt/ml/processing/...`` and may leave a note in ``/opt/ml/output/message``. Each job gets a tree
+``<data_dir>/processing-jobs/<job>/`` standing in for ``/opt/ml``. A root runtime's job sees that
+tree at ``/opt/ml`` itself (``executor/sandbox.py``). Every ``/opt/ml`` path in
+ContainerEntrypoint, ContainerArguments and Environment values is also rewritten into the tree
+(the processing analogue of the training executor's ``SM_*`` variables), for a runtime that is not
+root; there, paths a script only knows as its own defaults cannot be rewritten: pass them as
+arguments. The tree also holds ``config/processingjobconfig.json`` (the job's description) and
+``config/resourceconfig.json``, as SageMaker provides them.
 
 The container runs as one child process in its own process group (the image's Python stands in
 for ``python``/``python3``, as for training), its output streamed to CloudWatch Logs
@@ -21,6 +22,7 @@ import shutil
 import time
 from pathlib import Path, PurePosixPath
 
+from local_sagemaker.executor.sandbox import job_sandbox
 from local_sagemaker.executor.toolkit import ENVIRONMENT_NOT_INHERITED
 from local_sagemaker.s3 import S3Error
 
@@ -113,7 +115,10 @@ class ProcessingRun:
         """Start the container process (:meth:`command`); returns its identity (for a
         restarted runtime)."""
         stream = f"{self.job['ProcessingJobName']}/{HOST}-{int(time.time())}"
-        self.process = self.executor.start_process(argv, env, self.root, LOG_GROUP, stream)
+        python = self.config.python_for_image(self.job["AppSpecification"]["ImageUri"])
+        self.process = self.executor.start_process(
+            argv, env, self.root, LOG_GROUP, stream, sandbox=job_sandbox(self.root, python)
+        )
         return self.process.identity
 
     def wait(self, max_runtime: int | None, stop_requested) -> int | None:

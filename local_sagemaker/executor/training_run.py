@@ -16,6 +16,7 @@ from local_sagemaker.executor import toolkit
 from local_sagemaker.executor.archives import UnsafeArchiveError, pack_directory, safe_extract_tar
 from local_sagemaker.executor.processes import ManagedProcess
 from local_sagemaker.executor.requirements_check import RequirementsError, check_source_dir
+from local_sagemaker.executor.sandbox import job_sandbox
 from local_sagemaker.executor.workspace import HostTree, TrainingWorkspace
 from local_sagemaker.s3 import S3Error, parse_s3_uri
 
@@ -246,6 +247,9 @@ class TrainingRun:
                 TRAINING_LOG_GROUP,
                 stream,
                 lambda text, pipe, host=tree.host: on_line(host, text, pipe),
+                job_sandbox(
+                    self.workspace.job_dir, self.config.python_for_image(self.image), tree.root
+                ),
             )
 
     def wait(self, timeout: float) -> dict[str, int] | None:

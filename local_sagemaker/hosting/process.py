@@ -2,8 +2,10 @@
 
 The server (``model_server.py``) runs under the container environment's Python in its own
 process group (the executor's ManagedProcess), so stopping it also stops anything the user's
-handlers started. Its stdout and stderr lines go to ``on_output`` (the endpoint's or transform
-job's log stream) as they appear.
+handlers started. A root runtime runs it sandboxed (:mod:`~local_sagemaker.executor.sandbox`):
+as a job user who owns only the server's own folder (its port file and HOME) and reads the model
+dir, which it also sees at ``/opt/ml/model``, as in an inference container. Its stdout and
+stderr lines go to ``on_output`` (the endpoint's or transform job's log stream) as they appear.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import http.client
 import os
 import queue
 import secrets
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from local_sagemaker.executor.processes import ManagedProcess
+from local_sagemaker.executor.sandbox import CONTAINER_ROOT, Sandbox, python_paths
 
 MODEL_SERVER_SCRIPT = Path(__file__).with_name("model_server.py")
 # SageMaker gives a container 4 minutes to answer /ping with 200 (sagemaker-behaviour.md 2.4).
@@ -45,22 +49,41 @@ class ModelServerProcess:
         invocation_timeout_s: float = 60.0,
     ) -> None:
         self.invocation_timeout_s = invocation_timeout_s
-        # Several servers (instances) may load the same model dir: each has its own port file.
-        self._port_file = model_dir.parent / f"{model_dir.name}.{secrets.token_hex(4)}.port"
-        self._port_file.unlink(missing_ok=True)
+        # Several servers (instances) may load the same model dir: each has its own folder.
+        self._own_dir = model_dir.parent / f"{model_dir.name}.{secrets.token_hex(4)}"
+        self._own_dir.mkdir()
+        self._port_file = self._own_dir / "port"
         self._connections: queue.SimpleQueue[http.client.HTTPConnection] = queue.SimpleQueue()
         self.port: int | None = None
-        self._process = ManagedProcess(
-            [
-                python,
-                str(MODEL_SERVER_SCRIPT),
-                *("--model-dir", str(model_dir), "--port-file", str(self._port_file)),
-            ],
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **environment},
-            cwd=model_dir,
-            on_line=lambda text, _stream: on_output(text),
-        )
+        try:
+            self._process = ManagedProcess(
+                [
+                    python,
+                    str(MODEL_SERVER_SCRIPT),
+                    *("--model-dir", str(model_dir), "--port-file", str(self._port_file)),
+                ],
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **environment},
+                cwd=model_dir,
+                on_line=lambda text, _stream: on_output(text),
+                sandbox=self._sandbox(python, model_dir, environment),
+            )
+        except OSError:
+            shutil.rmtree(self._own_dir, ignore_errors=True)
+            raise
         self.identity = self._process.identity
+
+    def _sandbox(self, python: str, model_dir: Path, environment: Mapping[str, str]) -> Sandbox:
+        code_dir = Path(environment.get("SAGEMAKER_SUBMIT_DIRECTORY", ""))
+        return Sandbox(
+            writable=self._own_dir,
+            readable=(
+                model_dir,
+                MODEL_SERVER_SCRIPT.parent,
+                *python_paths(shutil.which(python) or python),
+                *([code_dir] if code_dir.is_absolute() and code_dir.is_dir() else []),
+            ),
+            mounts=((CONTAINER_ROOT, self._own_dir), (f"{CONTAINER_ROOT}/model", model_dir)),
+        )
 
     def wait_until_healthy(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
         """Block until /ping answers 200; raise ModelServerStartError (and stop) otherwise."""
@@ -134,4 +157,4 @@ class ModelServerProcess:
             self._process.stop(STOP_GRACE_S)
         while not self._connections.empty():
             self._connections.get_nowait().close()
-        self._port_file.unlink(missing_ok=True)
+        shutil.rmtree(self._own_dir, ignore_errors=True)

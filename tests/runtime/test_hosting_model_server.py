@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -138,3 +139,29 @@ def test_transform_fn_with_context_and_program_override(tmp_path):
     assert status == 200
     assert (headers["content-type"], body) == ("application/x-echo", b"\x00raw|trace=1")
     assert not server.is_running()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="model servers are sandboxed only by a root runtime")
+def test_a_root_runtimes_server_sees_its_model_at_opt_ml_model_as_a_job_user(tmp_path):
+    model_dir = tmp_path / "model"
+    (model_dir / "code").mkdir(parents=True)
+    (model_dir / "weights.txt").write_text("w=1")
+    (model_dir / "code" / "inference.py").write_text(
+        "import os\n"
+        "def model_fn(model_dir):\n"
+        "    return open('/opt/ml/model/weights.txt').read()\n\n"
+        "def transform_fn(model, data, content_type, accept):\n"
+        "    home = os.access(os.environ['HOME'], os.W_OK)\n"
+        "    writable = os.access('/opt/ml/model', os.W_OK)\n"
+        "    return f'{model} uid={os.getuid()} home={home} model={writable}', 'text/plain'\n"
+    )
+    server, _ = start_server(model_dir)
+    server.wait_until_healthy(timeout_s=30)
+    try:
+        status, _, body = server.request("POST", "/invocations", b"x", {"Content-Type": "x/y"})
+    finally:
+        server.stop()
+    assert status == 200
+    model, uid, home, model_writable = body.decode().split()
+    assert (model, home, model_writable) == ("w=1", "home=True", "model=False")
+    assert uid != "uid=0"

@@ -42,7 +42,12 @@ class HostileLedger:
             f"  5xx: {len(errors)} {errors if errors else ''}".rstrip(),
             f"  not refused (2xx/3xx): {len(other)} {other if other else ''}".rstrip(),
         ]
-        for kind in ("files outside the data dir", "lost objects", "orphan processes"):
+        for kind in (
+            "files outside the data dir",
+            "lost objects",
+            "orphan processes",
+            "sandbox escapes",
+        ):
             lines.append(f"  {kind}: {self.damage[kind]}")
         return "\n".join(lines)
 

@@ -22,12 +22,6 @@ METRICS = [
     {"Name": "valid_loss", "Regex": "valid_loss=([0-9.]+)"},
 ]
 TERMINAL_RULE_STATUSES = {"NoIssuesFound", "IssuesFound", "Error", "Stopped"}
-# KmsKeyId in DescribeTrainingJob's OutputDataConfig is issue 13 part A's (branch issue-families).
-NEEDS_KMS_KEY_ID = pytest.mark.xfail(
-    strict=True, raises=KeyError,
-    reason="attach reads OutputDataConfig['KmsKeyId'], which DescribeTrainingJob gains in "
-    "issue 13 part A (issue-families); remove this mark when that merges",
-)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +95,6 @@ def test_training_job_analytics_reads_the_metrics(estimator):
     assert (frame["value"] > 0).all()
 
 
-@NEEDS_KMS_KEY_ID
 def test_attach_rebuilds_the_estimator(estimator, session):
     attached = PyTorch.attach(estimator.latest_training_job.name, sagemaker_session=session)
     assert attached.model_data == estimator.model_data
@@ -138,7 +131,6 @@ def test_tuner_fit_and_analytics(tuner):
     assert tuner.best_training_job() in set(frame["TrainingJobName"])
 
 
-@NEEDS_KMS_KEY_ID
 def test_best_estimator_is_the_best_training_job(tuner):
     best = tuner.best_estimator()
     assert best.latest_training_job.name == tuner.best_training_job()

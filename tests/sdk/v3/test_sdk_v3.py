@@ -45,11 +45,6 @@ def script_mode_trainer(session, runtime, train_data):
     )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ModelTrainer with SourceCode runs /opt/ml/input/data/sm_drivers/sm_train.sh by "
-    "literal path; jobs get a real /opt/ml in issue 13's sandbox work (issue-sandbox)",
-)
 def test_model_trainer_with_source_code_trains(session, train_data):
     trainer = ModelTrainer(
         training_image=IMAGE, role=ROLE_ARN, sagemaker_session=session,
