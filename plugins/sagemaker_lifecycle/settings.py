@@ -26,6 +26,7 @@ TUNING_STRATEGIES = ("Bayesian", "Random", "Hyperband", "Grid")
 OBJECTIVE_TYPES = ("Maximize", "Minimize")
 TRAFFIC_SHIFTING = ("all_at_once", "canary", "linear")
 MAX_ROLLBACK_ALARMS = 10  # AutoRollbackConfiguration.Alarms
+STEP_PERCENT_BOUNDS = {"canary": (1, 50), "linear": (10, 50)}
 
 
 # Settings a DAG run's `overrides` may not set: what points at this machine's files, and the
@@ -203,7 +204,9 @@ def _update_problems(update: Mapping[str, Any]) -> list[str]:
             f"deployment.update.traffic_shifting is {update['traffic_shifting']!r}; expected one "
             f"of {', '.join(TRAFFIC_SHIFTING)}"
         )
-    for key, low, high in (("step_percent", 1, 100), ("wait_seconds", 0, 3600),
+    # AWS: a canary of at most half the new fleet, linear steps of 10 to 50 % of it.
+    step_low, step_high = STEP_PERCENT_BOUNDS.get(update["traffic_shifting"], (1, 100))
+    for key, low, high in (("step_percent", step_low, step_high), ("wait_seconds", 0, 3600),
                            ("termination_wait_seconds", 0, 3600)):  # fmt: skip
         value = update[key]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:

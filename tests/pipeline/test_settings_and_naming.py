@@ -67,6 +67,11 @@ def test_invalid_deployment_update_settings_are_each_named():
     assert "deployment.update.wait_seconds must be a whole number from 0 to 3600" in message
     assert "deployment.update.termination_wait_seconds must be a whole number" in message
     assert "rollback_alarms must be a list of CloudWatch alarm names, got 'my-alarm'" in message
+    for shifting, percent, bounds in (("canary", 60, "1 to 50"), ("linear", 5, "10 to 50")):
+        update = {"traffic_shifting": shifting, "step_percent": percent}
+        expected = f"step_percent must be a whole number from {bounds}"
+        with pytest.raises(SettingsError, match=expected):
+            load_settings({"deployment": {"update": update}})
     with pytest.raises(SettingsError, match="names 11 alarms; SageMaker takes at most 10"):
         load_settings({"deployment": {"update": {"rollback_alarms": [f"a{i}" for i in range(11)]}}})
 
