@@ -287,7 +287,12 @@ class HostingMixin:
                 else None
             )  # fmt: skip
             plan = traffic_plan(deployment_config, self._instance_count(config_name))
-            changes = {"EndpointStatus": "Updating", "LastModifiedTime": time.time()}
+            now = time.time()
+            changes = {
+                "EndpointStatus": "Updating",
+                "LastModifiedTime": now,
+                "PendingDeploymentSummary": {"EndpointConfigName": config_name, "StartTime": now},
+            }
             if deployment_config:
                 changes["LastDeploymentConfig"] = deployment_config
             self.store.update(ENDPOINTS, name, changes)
@@ -389,12 +394,14 @@ class HostingMixin:
         plan: TrafficPlan,
         summaries: list[dict],
     ) -> bool:
-        """An update's traffic shifts, baking and termination wait (PendingDeploymentSummary
-        shows the new config meanwhile). True when the new deployment is to be installed; else
-        it was rolled back (or the endpoint deleted) and is stopped."""
-        pending = {"EndpointConfigName": config_name, "ProductionVariants": summaries,
-                   "StartTime": time.time()}  # fmt: skip
-        self.store.update(ENDPOINTS, name, {"PendingDeploymentSummary": pending})
+        """An update's traffic shifts, baking and termination wait (PendingDeploymentSummary,
+        set by UpdateEndpoint, gains the new variants meanwhile). True when the new deployment
+        is to be installed; else it was rolled back (or the endpoint deleted) and is stopped."""
+        with self._hosting_lock:
+            record = self.store.get(ENDPOINTS, name)
+            if record is not None:  # else deleted meanwhile: still_wanted() is False
+                record["PendingDeploymentSummary"]["ProductionVariants"] = summaries
+                self.store.put(ENDPOINTS, name, record)
 
         def still_wanted() -> bool:
             return self._endpoint_deploying.get(name) == deployment_id
@@ -404,17 +411,12 @@ class HostingMixin:
             time.sleep(plan.termination_wait_seconds)  # the old fleet stands by, unused
             return True
         if alarm is not None:
-            log.warning("endpoint %s rolling back: %s", name, alarm)
-            self.store.update(ENDPOINTS, name, {"EndpointStatus": "RollingBack"})
+            with self._hosting_lock:
+                if still_wanted():
+                    self.store.update(ENDPOINTS, name, {"EndpointStatus": "RollingBack"})
         self._retire(green)
-        with self._hosting_lock:
-            if still_wanted():
-                del self._endpoint_deploying[name]
-                record = self.store.get(ENDPOINTS, name)
-                record.pop("PendingDeploymentSummary", None)
-                record.update(EndpointStatus="InService", FailureReason=truncate_reason(alarm),
-                              LastModifiedTime=time.time())  # fmt: skip
-                self.store.put(ENDPOINTS, name, record)
+        if alarm is not None:
+            self._record_deployment_failure(name, deployment_id, alarm)
         return False
 
     def _launch_endpoint_config(
@@ -482,22 +484,22 @@ class HostingMixin:
         return summaries
 
     def _record_deployment_failure(self, name: str, deployment_id: str, reason: str) -> None:
-        """Failed for a new endpoint; back to InService (old config serving) for an update."""
+        """Failed for a new endpoint; back to InService (old config serving) for an update that
+        failed to start or was rolled back."""
         log.warning("endpoint %s deployment failed: %s", name, reason)
         with self._hosting_lock:
             if self._endpoint_deploying.get(name) != deployment_id:
                 return
             del self._endpoint_deploying[name]
             serving = self.endpoint_fleet.current(name) is not None
-            self.store.update(
-                ENDPOINTS,
-                name,
-                {
-                    "EndpointStatus": "InService" if serving else "Failed",
-                    "FailureReason": truncate_reason(reason),
-                    "LastModifiedTime": time.time(),
-                },
+            record = self.store.get(ENDPOINTS, name)
+            record.pop("PendingDeploymentSummary", None)
+            record.update(
+                EndpointStatus="InService" if serving else "Failed",
+                FailureReason=truncate_reason(reason),
+                LastModifiedTime=time.time(),
             )
+            self.store.put(ENDPOINTS, name, record)
 
     def _retire(self, deployment: Deployment) -> None:
         """Drain and stop a deployment that no longer serves, and forget its processes."""

@@ -145,14 +145,23 @@ def test_the_smoke_test_rolls_a_failing_v2_back_to_v1_without_alarms(
     dataset = {"channels": {"test": f"s3://{BUCKET}/updates/test/"}}
     hook = SageMakerLifecycleHook(aws_conn_id="aws_default")
 
-    def deploy(version: str) -> dict:
+    def deploy(version: str, retried: bool = False) -> dict:
         requests = deployment_requests("smoked", version)
         hook.ensure_model(requests["model"])
         hook.ensure_endpoint_config(requests["endpoint"]["EndpointConfig"])
+        if retried:  # a task retried mid-update adopts it (UpdateEndpoint would be refused)
+            assert hook.start_endpoint_deployment(requests["endpoint"]["Endpoint"])
+            assert sagemaker.describe_endpoint(EndpointName="smoked")["EndpointStatus"] == (
+                "Updating"
+            )
         return hook.deploy_endpoint(requests["endpoint"]["Endpoint"], interval=1, timeout=120)
 
     deploy("v1")
-    assert deploy("v2")["EndpointConfigName"] == "smoked-v2"  # no alarm: v2 goes live
+    assert not hook.start_endpoint_deployment(  # already serving v1: nothing to do or wait for
+        deployment_requests("smoked", "v1")["endpoint"]["Endpoint"]
+    )
+    # No alarm: v2 goes live.
+    assert deploy("v2", retried=True)["EndpointConfigName"] == "smoked-v2"
     endpoint = {"EndpointName": "smoked", "EndpointConfigName": "smoked-v2",
                 "PreviousEndpointConfigName": "smoked-v1"}  # fmt: skip
     # v2's own error (its predict_fn), then the rollback.
