@@ -2,7 +2,8 @@
 
     settings >> stage >> tune >> train (Debugger hooks + rules) >> gate on the rules
              >> approval (asks a person only when an `approve` rule found issues)
-             >> model >> endpoint >> smoke test (rolls back) >> batch transform >> evaluate
+             >> model >> endpoint (blue/green, deferred) >> smoke test (rolls back)
+             >> batch transform >> evaluate
              >> clean up;  any failure >> stop the run's jobs, delete its unused model and config
 
 Runs weekly (Monday 00:00 UTC) and whenever the dataset asset `dog_breed_dataset` is updated (by

@@ -1,9 +1,11 @@
 """Which model servers answer for which endpoint, and swapping them without dropping requests.
 
 A :class:`Deployment` is what one endpoint config runs: one model server per production variant.
-The :class:`EndpointFleet` maps endpoint names to their live deployment. UpdateEndpoint builds the
-new deployment first, installs it atomically, then drains and stops the old one, so a request
-either reaches the old servers (which stay up until it is answered) or the new ones.
+The :class:`EndpointFleet` maps endpoint names to their live deployment, and during a blue/green
+update (``deployment.py``) to the new one too, with its share of invocations. UpdateEndpoint
+builds the new deployment first, shifts traffic to it, installs it, then drains and stops the old
+one, so a request either reaches the old servers (which stay up until it is answered) or the new
+ones.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class Deployment:
         self._in_flight = 0
         self._retired = False
         self._idle = threading.Condition()
+        self._invocations = 0
+        self._server_errors = 0
 
     def choose(self, target_variant: str | None) -> RunningVariant:
         """The variant named by ``target_variant``, else one drawn by InitialVariantWeight."""
@@ -87,6 +91,18 @@ class Deployment:
         with self._idle:
             self._in_flight -= 1
             self._idle.notify_all()
+
+    def count_invocation(self, server_error: bool) -> None:
+        """Count one answered invocation; ``server_error``: a 5xx (the container's, a timeout or
+        an unreachable server), as CloudWatch's Invocation5XXErrors counts them."""
+        with self._idle:
+            self._invocations += 1
+            self._server_errors += server_error
+
+    def counts(self) -> tuple[int, int]:
+        """(Invocations, Invocation5XXErrors) answered by this deployment so far."""
+        with self._idle:
+            return self._invocations, self._server_errors
 
     def drain_and_stop(self, timeout_s: float = DRAIN_TIMEOUT_S) -> None:
         """Refuse new requests, wait (bounded) for in-flight ones, stop every variant's server,
@@ -162,25 +178,47 @@ class EndpointFleet:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._deployments: dict[str, Deployment] = {}
+        # Endpoint name -> (the deployment an update shifts traffic to, its share of requests).
+        self._shifting: dict[str, tuple[Deployment, float]] = {}
 
     def current(self, endpoint_name: str) -> Deployment | None:
         with self._lock:
             return self._deployments.get(endpoint_name)
 
     def install(self, endpoint_name: str, deployment: Deployment) -> Deployment | None:
-        """Make ``deployment`` answer for the endpoint; returns the one it replaced (if any)."""
+        """Make ``deployment`` answer all of the endpoint's requests; returns the one it replaced
+        (if any)."""
         with self._lock:
             previous = self._deployments.get(endpoint_name)
             self._deployments[endpoint_name] = deployment
+            self._shifting.pop(endpoint_name, None)
             return previous
+
+    def shift(self, endpoint_name: str, deployment: Deployment, share: float) -> None:
+        """Send ``share`` (0 to 1) of the endpoint's requests to ``deployment``, the rest to its
+        live one; a share of 0 sends them all back."""
+        with self._lock:
+            if share > 0:
+                self._shifting[endpoint_name] = (deployment, share)
+            else:
+                self._shifting.pop(endpoint_name, None)
+
+    def _route(self, endpoint_name: str) -> Deployment | None:
+        with self._lock:
+            shifting = self._shifting.get(endpoint_name)
+            if shifting and random.random() < shifting[1]:
+                return shifting[0]
+            return self._deployments.get(endpoint_name)
 
     @contextmanager
     def serving(self, endpoint_name: str) -> Iterator[Deployment | None]:
-        """The endpoint's live deployment, counted in flight for the ``with`` block (None when
-        the endpoint has none). A deployment retired between the lookup and the count (an
-        UpdateEndpoint swap) is passed over for its successor, so no request is dropped."""
+        """The deployment that answers this request (the live one, or by its share the one an
+        update shifts traffic to), counted in flight for the ``with`` block (None when the
+        endpoint has none). A deployment retired between the lookup and the count (an update's
+        swap or rollback) is passed over for the one that replaced it, so no request is
+        dropped."""
         while True:
-            deployment = self.current(endpoint_name)
+            deployment = self._route(endpoint_name)
             if deployment is None:
                 yield None
                 return
@@ -192,7 +230,10 @@ class EndpointFleet:
             deployment.leave_request()
 
     def remove(self, endpoint_name: str) -> Deployment | None:
+        """Forget the endpoint (DeleteEndpoint); returns its live deployment. An update's new
+        deployment gets no more requests; the update stops it."""
         with self._lock:
+            self._shifting.pop(endpoint_name, None)
             return self._deployments.pop(endpoint_name, None)
 
     def stop_all(self) -> None:

@@ -93,6 +93,7 @@ def answer_invocation(
 
     ``headers`` are the client's request headers (any case). Safe to call from many threads; a
     request that started on a deployment is answered by it even if UpdateEndpoint swaps it out.
+    Each answer from a model server is counted on its deployment (the rollback alarms read it).
     """
     request_headers = {name.lower(): value for name, value in headers.items()}
     with fleet.serving(endpoint_name) as deployment:
@@ -110,13 +111,16 @@ def answer_invocation(
                 "POST", "/invocations", body, forwarded
             )
         except TimeoutError:
+            deployment.count_invocation(server_error=True)
             return model_error(endpoint_name, region, account, None, "")
         except (OSError, http.client.HTTPException) as error:  # the server process is gone
+            deployment.count_invocation(server_error=True)
             message = (
                 f"The model server of variant {variant.name} could not be reached ({error}); "
                 f"see the log group {endpoint_log_group(endpoint_name)}."
             )
             return error_response(500, "InternalFailure", {"message": message, "Message": message})
+        deployment.count_invocation(server_error=status >= 500)
     if status >= 400:
         text = payload.decode("utf-8", errors="replace")
         return model_error(endpoint_name, region, account, status, text)

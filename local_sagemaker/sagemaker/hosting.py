@@ -8,9 +8,12 @@ an orphan (the next start kills what is recorded).
 
 Status machine: CreateEndpoint -> ``Creating`` -> ``InService`` once every variant answers /ping,
 or ``Failed`` with the reason (e.g. model_fn's error). UpdateEndpoint -> ``Updating``: the new
-config's servers start beside the old ones, traffic switches atomically, the old servers drain and
-stop; if the new ones fail, the endpoint stays ``InService`` on the old config with a
-FailureReason. After a runtime restart, endpoints that were serving are launched again
+config's servers start beside the old ones, traffic shifts to them as the DeploymentConfig asks
+(``local_sagemaker.hosting.deployment``; without one, all at once), the old servers drain and
+stop; if the new ones fail to start, the endpoint stays ``InService`` on the old config with a
+FailureReason. When a rollback alarm fires during baking: ``RollingBack`` while the new servers
+drain, then ``InService`` on the old config, with the alarm in FailureReason. After a runtime
+restart, endpoints that were serving are launched again
 (``Creating`` -> ``InService``), because the record says they should be serving.
 
 Each variant runs InitialInstanceCount model servers (instances, each with its log stream
@@ -32,6 +35,12 @@ from werkzeug import Request, Response
 from local_sagemaker.errors import ValidationException
 from local_sagemaker.executor.processes import kill_leftover_group
 from local_sagemaker.hosting.artifacts import ModelArtifactError, prepare_model_dir
+from local_sagemaker.hosting.deployment import (
+    ALL_AT_ONCE_NO_BAKING,
+    TrafficPlan,
+    shift_traffic,
+    traffic_plan,
+)
 from local_sagemaker.hosting.fleet import (
     Deployment,
     EndpointFleet,
@@ -47,7 +56,7 @@ log = logging.getLogger(__name__)
 
 MODELS, CONFIGS, ENDPOINTS = "models", "endpoint-configs", "endpoints"
 ENDPOINT_PROCESSES = "endpoint-processes"
-SERVING_STATUSES = ("Creating", "Updating", "InService", "SystemUpdating")
+SERVING_STATUSES = ("Creating", "Updating", "InService", "SystemUpdating", "RollingBack")
 
 
 @dataclass(frozen=True)
@@ -205,6 +214,8 @@ class Hosting:
             "EndpointStatus": "Creating",
             "LastModifiedTime": time.time(),
         }
+        if request.get("DeploymentConfig"):
+            fields["LastDeploymentConfig"] = request["DeploymentConfig"]
         with self._hosting_lock:
             response = self._create_record(ENDPOINT, name, fields)
             self._start_endpoint_deployment(name, config_name)
@@ -218,18 +229,34 @@ class Hosting:
         arn = self.config.arn("endpoint", name)
         self._require_deployable_config(config_name)
         with self._hosting_lock:
-            status = self._require(ENDPOINT, name)["EndpointStatus"]
+            endpoint = self._require(ENDPOINT, name)
+            status = endpoint["EndpointStatus"]
             if status == "Failed":
                 raise ValidationException(
                     f'Cannot update failed endpoint "{arn}": delete it and create it again.'
                 )
             if status != "InService":
                 raise ValidationException(f'Cannot update in-progress endpoint "{arn}".')
-            self.store.update(
-                ENDPOINTS, name, {"EndpointStatus": "Updating", "LastModifiedTime": time.time()}
-            )
-            self._start_endpoint_deployment(name, config_name)
+            deployment_config = request.get("DeploymentConfig") or (
+                endpoint.get("LastDeploymentConfig") if request.get("RetainDeploymentConfig")
+                else None
+            )  # fmt: skip
+            plan = traffic_plan(deployment_config, self._instance_count(config_name))
+            now = time.time()
+            changes = {
+                "EndpointStatus": "Updating",
+                "LastModifiedTime": now,
+                "PendingDeploymentSummary": {"EndpointConfigName": config_name, "StartTime": now},
+            }
+            if deployment_config:
+                changes["LastDeploymentConfig"] = deployment_config
+            self.store.update(ENDPOINTS, name, changes)
+            self._start_endpoint_deployment(name, config_name, plan)
         return {"EndpointArn": arn}
+
+    def _instance_count(self, config_name: str) -> int:
+        variants = self._require(ENDPOINT_CONFIG, config_name)["ProductionVariants"]
+        return sum(variant.get("InitialInstanceCount", 1) for variant in variants)
 
     def delete_endpoint(self, request: dict) -> dict:
         name = request["EndpointName"]
@@ -262,18 +289,23 @@ class Hosting:
 
     # -- deployments (background) --------------------------------------------------------------
 
-    def _start_endpoint_deployment(self, name: str, config_name: str) -> None:
-        """Launch ``config_name`` for endpoint ``name`` in the background (lock held)."""
+    def _start_endpoint_deployment(
+        self, name: str, config_name: str, plan: TrafficPlan = ALL_AT_ONCE_NO_BAKING
+    ) -> None:
+        """Launch ``config_name`` for endpoint ``name`` in the background (lock held); an update
+        moves traffic to it along ``plan``."""
         deployment_id = secrets.token_hex(4)
         self._endpoint_deploying[name] = deployment_id
         threading.Thread(
             target=self._deploy_endpoint,
-            args=(name, config_name, deployment_id),
+            args=(name, config_name, deployment_id, plan),
             name=f"deploy-{name}",
             daemon=True,
         ).start()
 
-    def _deploy_endpoint(self, name: str, config_name: str, deployment_id: str) -> None:
+    def _deploy_endpoint(
+        self, name: str, config_name: str, deployment_id: str, plan: TrafficPlan
+    ) -> None:
         work_dir = self.config.data_dir / "endpoints" / name / deployment_id
         try:
             deployment, summaries = self._launch_endpoint_config(
@@ -284,6 +316,10 @@ class Hosting:
             self.store.delete(ENDPOINT_PROCESSES, deployment_id)
             self._record_deployment_failure(name, deployment_id, str(error))
             return
+        if self.endpoint_fleet.current(name) is not None and not self._shift_to(
+            name, config_name, deployment_id, deployment, plan, summaries
+        ):
+            return
         with self._hosting_lock:
             if self._endpoint_deploying.get(name) != deployment_id:  # deleted meanwhile
                 self._retire(deployment)
@@ -292,6 +328,7 @@ class Hosting:
             previous = self.endpoint_fleet.install(name, deployment)
             record = self.store.get(ENDPOINTS, name)
             record.pop("FailureReason", None)
+            record.pop("PendingDeploymentSummary", None)
             record.update(
                 EndpointStatus="InService",
                 EndpointConfigName=config_name,
@@ -302,6 +339,40 @@ class Hosting:
         if previous is not None:
             self._retire(previous)
         log.info("endpoint %s is InService with %s", name, config_name)
+
+    def _shift_to(
+        self,
+        name: str,
+        config_name: str,
+        deployment_id: str,
+        green: Deployment,
+        plan: TrafficPlan,
+        summaries: list[dict],
+    ) -> bool:
+        """An update's traffic shifts, baking and termination wait (PendingDeploymentSummary,
+        set by UpdateEndpoint, gains the new variants meanwhile). True when the new deployment
+        is to be installed; else it was rolled back (or the endpoint deleted) and is stopped."""
+        with self._hosting_lock:
+            record = self.store.get(ENDPOINTS, name)
+            if record is not None:  # else deleted meanwhile: still_wanted() is False
+                record["PendingDeploymentSummary"]["ProductionVariants"] = summaries
+                self.store.put(ENDPOINTS, name, record)
+
+        def still_wanted() -> bool:
+            return self._endpoint_deploying.get(name) == deployment_id
+
+        alarm = shift_traffic(self.endpoint_fleet, name, green, plan, still_wanted)
+        if alarm is None and still_wanted():
+            time.sleep(plan.termination_wait_seconds)  # the old fleet stands by, unused
+            return True
+        if alarm is not None:
+            with self._hosting_lock:
+                if still_wanted():
+                    self.store.update(ENDPOINTS, name, {"EndpointStatus": "RollingBack"})
+        self._retire(green)
+        if alarm is not None:
+            self._record_deployment_failure(name, deployment_id, alarm)
+        return False
 
     def _launch_endpoint_config(
         self, name: str, config_name: str, deployment_id: str, work_dir
@@ -368,22 +439,22 @@ class Hosting:
         return summaries
 
     def _record_deployment_failure(self, name: str, deployment_id: str, reason: str) -> None:
-        """Failed for a new endpoint; back to InService (old config serving) for an update."""
+        """Failed for a new endpoint; back to InService (old config serving) for an update that
+        failed to start or was rolled back."""
         log.warning("endpoint %s deployment failed: %s", name, reason)
         with self._hosting_lock:
             if self._endpoint_deploying.get(name) != deployment_id:
                 return
             del self._endpoint_deploying[name]
             serving = self.endpoint_fleet.current(name) is not None
-            self.store.update(
-                ENDPOINTS,
-                name,
-                {
-                    "EndpointStatus": "InService" if serving else "Failed",
-                    "FailureReason": truncate_reason(reason),
-                    "LastModifiedTime": time.time(),
-                },
+            record = self.store.get(ENDPOINTS, name)
+            record.pop("PendingDeploymentSummary", None)
+            record.update(
+                EndpointStatus="InService" if serving else "Failed",
+                FailureReason=truncate_reason(reason),
+                LastModifiedTime=time.time(),
             )
+            self.store.put(ENDPOINTS, name, record)
 
     def _retire(self, deployment: Deployment) -> None:
         """Drain and stop a deployment that no longer serves, and forget its processes."""

@@ -8,7 +8,10 @@ What this adds to `SageMakerHook` (platform-notes "Amazon provider SageMaker ope
   stops the job when the time limit passes, and streams the job's CloudWatch log to the task log.
 - `ensure_model` and `ensure_endpoint_config` reuse an identical resource and replace a different
   one instead of failing with "Cannot create already existing ...".
-- `deploy_endpoint` creates or updates the endpoint and waits for InService.
+- `start_endpoint_deployment` creates or updates the endpoint (or adopts a deployment of the same
+  config in progress); `served_endpoint` then checks that the endpoint serves the config asked
+  for, so an update that SageMaker rolled back (InService on the old config) fails the task.
+  `deploy_endpoint` does both around botocore's `endpoint_in_service` waiter.
 - `latest_completed_tuning_job` finds the tuning job a new one can warm-start from.
 - `stop_running_jobs`, `delete_endpoint_created_by_run` and `delete_unused_deployment` clean up
   after a failed run.
@@ -19,6 +22,7 @@ What this adds to `SageMakerHook` (platform-notes "Amazon provider SageMaker ope
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -27,7 +31,7 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 from airflow.sdk.exceptions import AirflowFailException
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
 
 from sagemaker_lifecycle.naming import MAX_NAME_LENGTH, MAX_TUNING_JOB_NAME_LENGTH, retry_name
 
@@ -35,7 +39,6 @@ RUNNING_STATUSES = frozenset({"InProgress", "Stopping"})
 COMPLETED = "Completed"
 # Error codes SageMaker answers Describe* with for a name it does not know.
 NOT_FOUND_CODES = frozenset({"ValidationException", "ResourceNotFound"})
-ENDPOINT_PENDING = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
 # FailureReason prefixes of a job that failed on its own input or code: running it again gives
 # the same failure (and the same bill). Infrastructure failures carry other reasons.
 DETERMINISTIC_FAILURES = ("AlgorithmError", "ClientError")
@@ -138,6 +141,13 @@ MODEL = ImmutableResource("model", "model", "ModelName", _same_container)
 ENDPOINT_CONFIG = ImmutableResource(
     "endpoint config", "endpoint_config", "EndpointConfigName", _same_variants
 )
+
+
+def _config_being_deployed(endpoint: Mapping) -> str | None:
+    """The config a Creating or Updating endpoint (a DescribeEndpoint response) moves to."""
+    if endpoint["EndpointStatus"] == "Creating":
+        return endpoint["EndpointConfigName"]
+    return endpoint.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
 
 
 def is_not_found(error: ClientError) -> bool:
@@ -332,34 +342,65 @@ class SageMakerLifecycleHook(SageMakerHook):
         endpoint = self._endpoint_or_none(endpoint_name)
         return endpoint["EndpointConfigName"] if endpoint else None
 
-    def deploy_endpoint(self, request: Mapping[str, Any], interval: float, timeout: float) -> dict:
-        """DescribeEndpoint once the endpoint serves `request`'s config (created or updated)."""
+    def start_endpoint_deployment(self, request: Mapping[str, Any]) -> bool:
+        """Create the endpoint, or update it, to serve `request`'s config (a CreateEndpoint /
+        UpdateEndpoint request). Returns False when it already serves that config InService
+        (nothing to wait for). A creation or update to that config already under way (a retried
+        task) is adopted."""
         name, config = request["EndpointName"], request["EndpointConfigName"]
         current = self._endpoint_or_none(name)
         if current is None:
             self.log.info("Creating endpoint %s with config %s", name, config)
             self.conn.create_endpoint(**request)
-        elif current["EndpointConfigName"] == config and current["EndpointStatus"] == "InService":
+            return True
+        status = current["EndpointStatus"]
+        if status == "InService" and current["EndpointConfigName"] == config:
             self.log.info("Endpoint %s already serves %s", name, config)
-            return current
-        else:
-            self.log.info("Updating endpoint %s to config %s", name, config)
-            self.conn.update_endpoint(**request)
-        return self._wait_for_endpoint(name, interval, timeout)
+            return False
+        if config == _config_being_deployed(current):
+            self.log.info("Endpoint %s is already %s to %s; waiting for it", name, status, config)
+            return True
+        self.log.info("Updating endpoint %s to config %s", name, config)
+        self.conn.update_endpoint(**request)
+        return True
 
-    def _wait_for_endpoint(self, name: str, interval: float, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            description = self.conn.describe_endpoint(EndpointName=name)
-            status = description["EndpointStatus"]
-            if status == "InService":
-                return description
-            if status not in ENDPOINT_PENDING:
-                reason = description.get("FailureReason", "no reason given")
-                raise SageMakerJobError(f"endpoint {name} is {status}: {reason}")
-            if time.monotonic() > deadline:
-                raise SageMakerJobError(f"endpoint {name} still {status} after {timeout:.0f} s")
-            time.sleep(interval)
+    def served_endpoint(self, name: str, config: str) -> dict:
+        """DescribeEndpoint of endpoint `name`, checked to be InService on `config`.
+
+        Raises SageMakerJobError otherwise, with SageMaker's FailureReason; when SageMaker
+        rolled an update back (a rollback alarm, or new instances that never became healthy)
+        the endpoint is InService on its previous config, and the message names both configs.
+        """
+        description = self.conn.describe_endpoint(EndpointName=name)
+        status, served = description["EndpointStatus"], description["EndpointConfigName"]
+        reason = description.get("FailureReason", "no reason given")
+        if status != "InService":
+            raise SageMakerJobError(f"endpoint {name} is {status}: {reason}")
+        if served != config:
+            raise SageMakerJobError(
+                f"endpoint {name} is InService on config {served}, not on {config} that this "
+                f"deployment asked for: SageMaker rolled the update back ({reason})"
+            )
+        return description
+
+    def deploy_endpoint(self, request: Mapping[str, Any], interval: float, timeout: float) -> dict:
+        """DescribeEndpoint once the endpoint serves `request`'s config (created or updated),
+        waiting in this process (the smoke test's rollback; the deploy task defers instead)."""
+        name, config = request["EndpointName"], request["EndpointConfigName"]
+        if self.start_endpoint_deployment(request):
+            delay = interval or 1.0
+            attempts = math.ceil(timeout / delay) if math.isfinite(timeout) else 10**9
+            try:
+                self.conn.get_waiter("endpoint_in_service").wait(
+                    EndpointName=name, WaiterConfig={"Delay": delay, "MaxAttempts": attempts}
+                )
+            except WaiterError as error:
+                if "Max attempts exceeded" in str(error):
+                    raise SageMakerJobError(
+                        f"endpoint {name} not InService after {timeout:.0f} s"
+                    ) from error
+                # A terminal state (Failed): served_endpoint names it with SageMaker's reason.
+        return self.served_endpoint(name, config)
 
     def latest_completed_tuning_job(self, name_prefix: str, exclude: str) -> dict | None:
         """DescribeHyperParameterTuningJob of the newest Completed tuning job named

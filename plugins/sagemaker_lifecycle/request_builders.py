@@ -352,9 +352,38 @@ def endpoint_config_request(settings: Mapping, names: RunNames) -> dict[str, Any
     }
 
 
-def endpoint_request(names: RunNames) -> dict[str, Any]:
-    """CreateEndpoint (or UpdateEndpoint) parameters."""
-    return {"EndpointName": names.endpoint, "EndpointConfigName": names.endpoint_config}
+def endpoint_request(settings: Mapping, names: RunNames) -> dict[str, Any]:
+    """CreateEndpoint (or UpdateEndpoint) parameters, with the blue/green DeploymentConfig of
+    `deployment.update` (CreateEndpoint keeps it as the endpoint's LastDeploymentConfig)."""
+    return {
+        "EndpointName": names.endpoint,
+        "EndpointConfigName": names.endpoint_config,
+        "DeploymentConfig": deployment_config(settings["deployment"]["update"]),
+    }
+
+
+def deployment_config(update: Mapping) -> dict[str, Any]:
+    """DeploymentConfig of a blue/green update shifting traffic as `update` says."""
+    routing: dict[str, Any] = {
+        "Type": update["traffic_shifting"].upper(),  # ALL_AT_ONCE | CANARY | LINEAR
+        "WaitIntervalInSeconds": update["wait_seconds"],
+    }
+    step = {"Type": "CAPACITY_PERCENT", "Value": update["step_percent"]}
+    if update["traffic_shifting"] == "canary":
+        routing["CanarySize"] = step
+    elif update["traffic_shifting"] == "linear":
+        routing["LinearStepSize"] = step
+    config: dict[str, Any] = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": routing,
+            "TerminationWaitInSeconds": update["termination_wait_seconds"],
+        }
+    }
+    if update["rollback_alarms"]:
+        config["AutoRollbackConfiguration"] = {
+            "Alarms": [{"AlarmName": name} for name in update["rollback_alarms"]]
+        }
+    return config
 
 
 def transform_output_path(settings: Mapping, names: RunNames) -> str:

@@ -24,6 +24,9 @@ RULE_POLICIES = ("block", "approve", "warn")
 APPROVAL_ANSWERS = ("Approve", "Reject")
 TUNING_STRATEGIES = ("Bayesian", "Random", "Hyperband", "Grid")
 OBJECTIVE_TYPES = ("Maximize", "Minimize")
+TRAFFIC_SHIFTING = ("all_at_once", "canary", "linear")
+MAX_ROLLBACK_ALARMS = 10  # AutoRollbackConfiguration.Alarms
+STEP_PERCENT_BOUNDS = {"canary": (1, 50), "linear": (10, 50)}
 
 
 # Settings a DAG run's `overrides` may not set: what points at this machine's files, and the
@@ -164,6 +167,7 @@ def find_problems(settings: Mapping[str, Any]) -> list[str]:
             "metric_definitions"
         )
     problems += _gate_policy_problems(rules)
+    problems += _update_problems(settings["deployment"]["update"])
     for dotted, value in (
         ("tuning.max_jobs", tuning["max_jobs"]),
         ("tuning.max_parallel_jobs", tuning["max_parallel_jobs"]),
@@ -188,6 +192,40 @@ def find_problems(settings: Mapping[str, Any]) -> list[str]:
     if not settings["aws"]["role_arn"].startswith("arn:"):
         problems.append(
             f"aws.role_arn must be an IAM role ARN, got {settings['aws']['role_arn']!r}"
+        )
+    return problems
+
+
+def _update_problems(update: Mapping[str, Any]) -> list[str]:
+    """What is wrong with `deployment.update` (the bounds are DeploymentConfig's)."""
+    problems = []
+    if update["traffic_shifting"] not in TRAFFIC_SHIFTING:
+        problems.append(
+            f"deployment.update.traffic_shifting is {update['traffic_shifting']!r}; expected one "
+            f"of {', '.join(TRAFFIC_SHIFTING)}"
+        )
+    # AWS: a canary of at most half the new fleet, linear steps of 10 to 50 % of it.
+    step_low, step_high = STEP_PERCENT_BOUNDS.get(update["traffic_shifting"], (1, 100))
+    for key, low, high in (("step_percent", step_low, step_high), ("wait_seconds", 0, 3600),
+                           ("termination_wait_seconds", 0, 3600)):  # fmt: skip
+        value = update[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            problems.append(
+                f"deployment.update.{key} must be a whole number from {low} to {high}, "
+                f"got {value!r}"
+            )
+    alarms = update["rollback_alarms"]
+    if not isinstance(alarms, list) or not all(
+        isinstance(name, str) and 1 <= len(name) <= 255 for name in alarms
+    ):
+        problems.append(
+            f"deployment.update.rollback_alarms must be a list of CloudWatch alarm names, "
+            f"got {alarms!r}"
+        )
+    elif len(alarms) > MAX_ROLLBACK_ALARMS:
+        problems.append(
+            f"deployment.update.rollback_alarms names {len(alarms)} alarms; SageMaker takes at "
+            f"most {MAX_ROLLBACK_ALARMS}"
         )
     return problems
 

@@ -172,7 +172,7 @@ def plan_deployment(settings: dict, dataset: dict, training: dict) -> dict[str, 
         "model": request_builders.model_request(settings, names, training["ModelArtifact"]),
         "endpoint": {
             "EndpointConfig": request_builders.endpoint_config_request(settings, names),
-            "Endpoint": request_builders.endpoint_request(names),
+            "Endpoint": request_builders.endpoint_request(settings, names),
         },
         "transform": request_builders.transform_job_request(settings, names, dataset),
     }

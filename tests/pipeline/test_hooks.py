@@ -211,7 +211,7 @@ def test_a_failed_runs_model_and_config_are_deleted_unless_the_endpoint_serves_t
     for names in (serving, failed):
         hook.ensure_model(rb.model_request(settings, names, f"s3://b/{names.run_stamp}/m.tar.gz"))
         hook.ensure_endpoint_config(rb.endpoint_config_request(settings, names))
-    hook.conn.create_endpoint(**rb.endpoint_request(serving))
+    hook.conn.create_endpoint(**rb.endpoint_request(settings, serving))
     endpoint = serving.endpoint
     assert hook.delete_unused_deployment(endpoint, serving.endpoint_config, serving.model) == []
     assert hook.delete_unused_deployment(endpoint, failed.endpoint_config, failed.model) == [
@@ -233,7 +233,8 @@ def test_a_failed_run_deletes_the_endpoint_it_created_and_keeps_one_that_served_
                        for run_id in ("scheduled__1", "scheduled__2"))  # fmt: skip
     hook.ensure_model(rb.model_request(settings, earlier, "s3://b/1/m.tar.gz"))
     hook.ensure_endpoint_config(rb.endpoint_config_request(settings, earlier))
-    hook.conn.create_endpoint(**rb.endpoint_request(earlier))  # served before the failed run
+    # served before the failed run
+    hook.conn.create_endpoint(**rb.endpoint_request(settings, earlier))
     hook.ensure_model(rb.model_request(settings, failed, "s3://b/2/m.tar.gz"))
     hook.ensure_endpoint_config(rb.endpoint_config_request(settings, failed))
     assert not hook.delete_endpoint_created_by_run(earlier.endpoint, failed.endpoint_config)

@@ -186,7 +186,7 @@ def test_deployment_requests_are_valid(settings, names, staged_dataset):
     config = rb.endpoint_config_request(settings, names)
     assert_valid("CreateEndpointConfig", config, "EndpointConfigName")
     assert config["ProductionVariants"][0]["ModelName"] == model["ModelName"]
-    assert_valid("CreateEndpoint", rb.endpoint_request(names), "EndpointName")
+    assert_valid("CreateEndpoint", rb.endpoint_request(settings, names), "EndpointName")
     transform = rb.transform_job_request(settings, names, staged_dataset)
     assert_valid("CreateTransformJob", transform, "TransformJobName")
     source = transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
@@ -268,3 +268,33 @@ def test_a_pretrained_weights_uri_must_be_in_s3(settings_with):
 
     with pytest.raises(SettingsError, match="pretrained_weights_uri must be an s3:// URI"):
         settings_with({"pretrained_weights_uri": "/home/me/resnet50.pth"})
+
+
+@pytest.mark.parametrize(
+    ("shifting", "size_key"), [("all_at_once", None), ("canary", "CanarySize"),
+                               ("linear", "LinearStepSize")]
+)  # fmt: skip
+def test_each_traffic_shifting_builds_a_valid_blue_green_update(
+    shifting, size_key, names, settings_with
+):
+    update = {"traffic_shifting": shifting, "step_percent": 25, "wait_seconds": 120,
+              "termination_wait_seconds": 60,
+              "rollback_alarms": ["a-5xx", "a-latency"]}  # fmt: skip
+    request = rb.endpoint_request(settings_with({"deployment": {"update": update}}), names)
+    assert_valid("UpdateEndpoint", request, "EndpointName")
+    policy = request["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+    routing = policy["TrafficRoutingConfiguration"]
+    assert routing["Type"] == shifting.upper()
+    assert routing["WaitIntervalInSeconds"] == 120
+    assert policy["TerminationWaitInSeconds"] == 60
+    sizes = {key: routing[key] for key in ("CanarySize", "LinearStepSize") if key in routing}
+    assert sizes == ({size_key: {"Type": "CAPACITY_PERCENT", "Value": 25}} if size_key else {})
+    assert request["DeploymentConfig"]["AutoRollbackConfiguration"] == {
+        "Alarms": [{"AlarmName": "a-5xx"}, {"AlarmName": "a-latency"}]
+    }
+
+
+def test_no_rollback_alarms_means_no_auto_rollback_configuration(names, settings):
+    assert (
+        "AutoRollbackConfiguration" not in rb.endpoint_request(settings, names)["DeploymentConfig"]
+    )

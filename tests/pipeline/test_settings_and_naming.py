@@ -53,6 +53,29 @@ def test_every_invalid_value_is_listed():
     assert "tuning.max_jobs must be a positive number" in message
 
 
+def test_invalid_deployment_update_settings_are_each_named():
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"deployment": {"update": {
+            "traffic_shifting": "rolling", "step_percent": 0, "wait_seconds": 7200,
+            "termination_wait_seconds": "soon", "rollback_alarms": "my-alarm",
+        }}})  # fmt: skip
+    message = str(raised.value)
+    assert "deployment.update.traffic_shifting is 'rolling'; expected one of all_at_once, " in (
+        message
+    )
+    assert "deployment.update.step_percent must be a whole number from 1 to 100, got 0" in message
+    assert "deployment.update.wait_seconds must be a whole number from 0 to 3600" in message
+    assert "deployment.update.termination_wait_seconds must be a whole number" in message
+    assert "rollback_alarms must be a list of CloudWatch alarm names, got 'my-alarm'" in message
+    for shifting, percent, bounds in (("canary", 60, "1 to 50"), ("linear", 5, "10 to 50")):
+        update = {"traffic_shifting": shifting, "step_percent": percent}
+        expected = f"step_percent must be a whole number from {bounds}"
+        with pytest.raises(SettingsError, match=expected):
+            load_settings({"deployment": {"update": update}})
+    with pytest.raises(SettingsError, match="names 11 alarms; SageMaker takes at most 10"):
+        load_settings({"deployment": {"update": {"rollback_alarms": [f"a{i}" for i in range(11)]}}})
+
+
 def test_grid_with_a_continuous_range_is_refused():
     with pytest.raises(SettingsError, match="Grid takes categorical ranges only"):
         load_settings({"tuning": {"strategy": "Grid"}})

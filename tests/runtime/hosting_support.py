@@ -7,6 +7,8 @@ have deliberate failure modes so the tests can prove how errors travel:
 - a JSON body ``{"raise": "message"}`` makes predict_fn raise ValueError (-> HTTP 500);
 - Content-Type ``text/plain`` makes input_fn raise an error with ``status_code = 400``;
 - a JSON body ``{"sleep": seconds}`` makes predict_fn sleep (for update/stop tests);
+- a model built with ``fail_requests`` loads, answers /ping, and fails every prediction (-> 500),
+  as a model with a bad inference script would;
 - Accept ``text/csv`` returns CSV through the ``(body, content_type)`` tuple form.
 """
 
@@ -78,6 +80,8 @@ def predict_row(row, model):
 
 
 def predict_fn(data, model):
+    if model.get("fail_requests"):
+        raise RuntimeError(model["fail_requests"])
     batched = isinstance(data, list) and data and isinstance(data[0], (list, dict))
     return [predict_row(row, model) for row in (data if batched else [data])]
 
@@ -92,10 +96,15 @@ def output_fn(predictions, accept):
 
 
 def model_files(
-    version: str = "v1", fail_to_load: str | None = None, load_seconds: float = 0
+    version: str = "v1",
+    fail_to_load: str | None = None,
+    load_seconds: float = 0,
+    fail_requests: str | None = None,
 ) -> dict[str, bytes]:
     """The model dir's files: relative path -> content."""
     model = {"classes": CLASSES, "weights": WEIGHTS, "version": version}
+    if fail_requests:
+        model["fail_requests"] = fail_requests
     if load_seconds:
         model["load_seconds"] = load_seconds
     if fail_to_load:

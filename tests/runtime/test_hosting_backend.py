@@ -28,6 +28,9 @@ def backend(tmp_path):
     backend.hosting.s3.write(
         BUCKET, "broken/model.tar.gz", model_tarball(fail_to_load="bad weights")
     )
+    backend.hosting.s3.write(
+        BUCKET, "failing/model.tar.gz", model_tarball(version="v2", fail_requests="bad v2")
+    )
     yield backend
     backend.shutdown()
 
@@ -270,3 +273,144 @@ def test_each_instance_is_a_model_server_with_its_own_log_stream(backend):
         time.sleep(0.05)
     streams = backend.hosting.logs.describe_log_streams(group)["logStreams"]
     assert all(s["logStreamName"].startswith("AllTraffic/i-0") for s in streams)
+
+
+def blue_green(kind: str, wait_seconds: int, step_percent: int = 20, alarms=()) -> dict:
+    """A DeploymentConfig as the pipeline's request builder writes it."""
+    routing = {"Type": kind, "WaitIntervalInSeconds": wait_seconds}
+    size = {"Type": "CAPACITY_PERCENT", "Value": step_percent}
+    if kind == "CANARY":
+        routing["CanarySize"] = size
+    if kind == "LINEAR":
+        routing["LinearStepSize"] = size
+    config = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing}}
+    if alarms:
+        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in alarms]}
+    return config
+
+
+def update_under_traffic(backend, name: str, artifact: str, deployment_config: dict):
+    """Deploy v1 as `name`, update it to `artifact` with `deployment_config` while a client keeps
+    invoking and a watcher keeps describing; returns (answers as (HTTP status, version or
+    error code), every EndpointStatus seen in order, the final DescribeEndpoint)."""
+    deploy(backend, name, "v1/model.tar.gz")
+    add_config(backend, f"{name}-v2", f"s3://{BUCKET}/{artifact}")
+    answers: list[tuple[int, str]] = []
+    statuses: list[str] = []
+    stop = threading.Event()
+
+    def keep_invoking():
+        while not stop.is_set():
+            status, headers, body = invoke(backend, name, [1.0, 0.0])
+            answers.append(
+                (status, json.loads(body)[0]["version"] if status == 200
+                 else headers["x-amzn-ErrorType"])
+            )  # fmt: skip
+
+    def keep_describing():
+        while not stop.is_set():
+            status = backend.hosting.describe_endpoint({"EndpointName": name})["EndpointStatus"]
+            if not statuses or statuses[-1] != status:
+                statuses.append(status)
+            time.sleep(0.005)
+
+    threads = [threading.Thread(target=keep_invoking), threading.Thread(target=keep_describing)]
+    for thread in threads:
+        thread.start()
+    try:
+        backend.hosting.update_endpoint(
+            {"EndpointName": name, "EndpointConfigName": f"{name}-v2",
+             "DeploymentConfig": deployment_config}
+        )  # fmt: skip
+        time.sleep(0.1)
+        endpoint = wait_for(
+            lambda: backend.hosting.describe_endpoint({"EndpointName": name}),
+            "EndpointStatus",
+            ("InService", "Failed"),
+        )
+        settled = len(answers)
+        while len(answers) < settled + 20:  # traffic after the update, on what now serves
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    return answers, statuses, endpoint
+
+
+def test_canary_update_sends_the_canary_share_to_the_new_fleet(backend):
+    answers, statuses, endpoint = update_under_traffic(
+        backend, "canary", "v2/model.tar.gz", blue_green("CANARY", wait_seconds=8)
+    )
+    versions = [version for _, version in answers]
+    # The canary's baking period: from the new fleet's first answer to the old one's last.
+    baking = versions[versions.index("v2") : len(versions) - versions[::-1].index("v1")]
+    share = baking.count("v2") / len(baking)
+    print(f"canary share: {share:.3f} of {len(baking)} invocations (asked: 0.200)")
+    assert len(baking) >= 200
+    assert abs(share - 0.20) <= 0.05
+    assert {status for status, _ in answers} == {200}
+    assert endpoint["EndpointConfigName"] == "canary-v2"
+    assert endpoint["LastDeploymentConfig"] == blue_green("CANARY", wait_seconds=8)
+    assert "PendingDeploymentSummary" not in endpoint
+    assert statuses[-2:] == ["Updating", "InService"]
+
+
+UPDATE_KINDS = [
+    ("ALL_AT_ONCE", {}),
+    ("CANARY", {"step_percent": 30}),
+    ("LINEAR", {"step_percent": 50}),
+]
+
+
+@pytest.mark.parametrize(("kind", "sizes"), UPDATE_KINDS)
+def test_good_update_of_each_kind_ends_on_the_new_model_dropping_nothing(backend, kind, sizes):
+    config = blue_green(kind, wait_seconds=2, alarms=["endpoint-5xx"], **sizes)
+    answers, statuses, endpoint = update_under_traffic(backend, "good", "v2/model.tar.gz", config)
+    assert {status for status, _ in answers} == {200}  # nothing dropped, nothing failed
+    assert endpoint["EndpointConfigName"] == "good-v2"
+    assert "FailureReason" not in endpoint
+    assert [version for _, version in answers[-20:]] == ["v2"] * 20
+    assert statuses[-2:] == ["Updating", "InService"]
+
+
+@pytest.mark.parametrize(("kind", "sizes"), UPDATE_KINDS)
+def test_failing_new_model_is_rolled_back_by_the_alarm(backend, kind, sizes):
+    config = blue_green(kind, wait_seconds=30, alarms=["endpoint-5xx"], **sizes)
+    started = time.monotonic()
+    answers, statuses, endpoint = update_under_traffic(backend, "bad", "failing/model.tar.gz",
+                                                       config)  # fmt: skip
+    assert time.monotonic() - started < 30  # the alarm, not the end of baking, ended it
+    # Every request was answered: by v1, or by the new model's own error (ModelError).
+    assert {answer for answer in answers if answer != (200, "v1")} <= {(424, "ModelError")}
+    assert (424, "ModelError") in answers
+    assert answers[-20:] == [(200, "v1")] * 20
+    assert endpoint["EndpointStatus"] == "InService"
+    assert endpoint["EndpointConfigName"] == "bad"
+    assert "endpoint-5xx" in endpoint["FailureReason"]
+    assert "PendingDeploymentSummary" not in endpoint
+    assert statuses[-3:] == ["Updating", "RollingBack", "InService"]
+
+
+def test_without_alarms_a_failing_model_stays_deployed(backend):
+    """No alarm, no automatic rollback: what the pipeline's smoke test is for."""
+    answers, _, endpoint = update_under_traffic(
+        backend, "unwatched", "failing/model.tar.gz", blue_green("ALL_AT_ONCE", wait_seconds=1)
+    )
+    assert endpoint["EndpointConfigName"] == "unwatched-v2"
+    assert answers[-1] == (424, "ModelError")
+
+
+def test_rolling_update_policy_is_refused_with_a_clear_message(backend):
+    deploy(backend, "rolling", "v1/model.tar.gz")
+    add_config(backend, "rolling-v2", f"s3://{BUCKET}/v2/model.tar.gz")
+    rolling = {"RollingUpdatePolicy": {
+        "MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 0,
+    }}  # fmt: skip
+    with pytest.raises(ValidationException, match="RollingUpdatePolicy is not supported"):
+        backend.hosting.update_endpoint(
+            {"EndpointName": "rolling", "EndpointConfigName": "rolling-v2",
+             "DeploymentConfig": rolling}
+        )  # fmt: skip
+    endpoint = backend.hosting.describe_endpoint({"EndpointName": "rolling"})
+    assert endpoint["EndpointStatus"] == "InService"
