@@ -1,11 +1,10 @@
-"""The one place that gives tests a local runtime, the whole stack, and their credentials.
+"""The one place that gives tests a local runtime and its credentials.
 
 Every runtime a test starts runs as ``python -m local_sagemaker serve`` and generates its own
 key pair in its data dir, as a user's runtime does; every client a test builds (boto3, the AWS
 CLI's environment, an Airflow connection, a hand-signed raw request) gets that pair from here.
 """
 
-import contextlib
 import json
 import os
 import signal
@@ -13,7 +12,6 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +21,6 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from devtools.stack import Stack
 from local_sagemaker.cli import wait_until_ready
 from local_sagemaker.credentials import (
     ACCESS_KEY_ENV,
@@ -167,31 +164,3 @@ def credential_process_output(data_dir: Path) -> dict:
         cwd=REPO_ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
     return json.loads(printed.stdout)
-
-
-@contextlib.contextmanager
-def running_stack(home: Path) -> Iterator[Stack]:
-    """The stack of `make up` (the runtime and Airflow's components) on free ports, with its
-    folders under ``home``. Its scheduler makes no scheduled run: a test unpauses the DAG to
-    trigger or backfill its own runs, and this week's run would otherwise start too and hold the
-    DAG (max_active_runs=1). The tails of the components' logs are printed on the way out."""
-    stack = Stack(runtime_port=free_port(), airflow_port=free_port(),
-                  airflow_home=home / "airflow", runtime_data_dir=home / "runtime",
-                  run_dir=home / "run")  # fmt: skip
-    previous = os.environ.get("AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE")
-    os.environ["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
-    try:
-        stack.up()
-        yield stack
-    finally:
-        stack.down()
-        if previous is None:
-            os.environ.pop("AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE")
-        else:
-            os.environ["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = previous
-        for log in sorted(stack.run_dir.glob("*.log")):
-            print(f"---- {log.name} (tail) ----\n{log_tail(log)}")
-
-
-def log_tail(path: Path, chars: int = 3000) -> str:
-    return path.read_text(errors="replace")[-chars:] if path.exists() else ""

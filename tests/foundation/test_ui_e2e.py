@@ -15,7 +15,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from runtime_access import log_tail, running_stack
+from stack_access import log_tail, running_stack
 
 from devtools.stack import Stack
 

@@ -17,7 +17,7 @@ import time
 
 import boto3
 import pytest
-from runtime_access import running_stack
+from stack_access import running_stack
 
 from demo.dataset import make_dataset
 from devtools.stack import VENV_BIN, Stack
