@@ -16,6 +16,8 @@ from local_sagemaker.errors import ValidationException
 from local_sagemaker.sagemaker.backend import shutdown_backend
 from local_sagemaker.sagemaker.hosting import ENDPOINT_PROCESSES
 
+pytestmark = pytest.mark.e2e  # starts real processes
+
 BUCKET = "models"
 ROLE = "arn:aws:iam::123456789012:role/local"
 

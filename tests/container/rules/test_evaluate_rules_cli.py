@@ -8,7 +8,10 @@ import subprocess
 import sys
 import time
 
+import pytest
 from smdebug_runs import SAGEMAKER_CODE, Scenario, record_training
+
+pytestmark = pytest.mark.e2e  # starts real processes
 
 RESULT_LINE_PREFIX = "#rule-result "
 
