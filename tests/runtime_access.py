@@ -140,6 +140,8 @@ class RuntimeProcess:
             )
         # Bounded, not a sleep: a start-up takes seconds, more while xdist workers share the cores.
         if not wait_until_ready(self.url, timeout=90):
+            self.process.kill()  # a runtime that never answered must not outlive the test
+            self.process.wait()
             raise RuntimeError(f"runtime did not start; its log:\n{self.log_path.read_text()}")
         # The pair the runtime serves with: a fixed one from its environment, else the one it
         # generated in its data dir before it served (read as a user would).
