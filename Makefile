@@ -14,6 +14,10 @@ IMAGE_PY := $(VENVS)/container-image/bin/python
 SDK_V2_PY := $(VENVS)/sdk-v2/bin/python
 SDK_V3_PY := $(VENVS)/sdk-v3/bin/python
 PYTEST_ARGS ?=
+# pytest-xdist: a worker per core, a test module whole on one worker (its module fixtures once);
+# `PYTEST_WORKERS=0` runs in one process.
+PYTEST_WORKERS ?= auto
+PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile
 # pytest exits 5 when a suite collects no test; that is not a failure of the suite.
 PYTEST_OK = rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc
 
@@ -67,16 +71,16 @@ demo: envs  ## Run the whole pipeline locally on a generated dataset and print w
 	$(AIRFLOW_PY) -m demo.run
 
 test: envs image-env sdk-envs browser lint  ## The full test suite (unit and end-to-end), every environment
-	$(CONTAINER_PY) -m pytest tests/container $(PYTEST_ARGS); $(PYTEST_OK)
-	$(IMAGE_PY) -m pytest tests/container $(PYTEST_ARGS); $(PYTEST_OK)
-	$(SDK_V2_PY) -m pytest tests/sdk/v2 $(PYTEST_ARGS); $(PYTEST_OK)
-	$(SDK_V3_PY) -m pytest tests/sdk/v3 $(PYTEST_ARGS); $(PYTEST_OK)
-	$(AIRFLOW_PY) -m pytest tests --ignore=tests/container --ignore=tests/sdk $(PYTEST_ARGS); $(PYTEST_OK)
+	$(CONTAINER_PY) -m pytest tests/container $(PARALLEL) $(PYTEST_ARGS); $(PYTEST_OK)
+	$(IMAGE_PY) -m pytest tests/container $(PARALLEL) $(PYTEST_ARGS); $(PYTEST_OK)
+	$(SDK_V2_PY) -m pytest tests/sdk/v2 $(PARALLEL) $(PYTEST_ARGS); $(PYTEST_OK)
+	$(SDK_V3_PY) -m pytest tests/sdk/v3 $(PARALLEL) $(PYTEST_ARGS); $(PYTEST_OK)
+	$(AIRFLOW_PY) -m pytest tests --ignore=tests/container --ignore=tests/sdk $(PARALLEL) $(PYTEST_ARGS); $(PYTEST_OK)
 
 test-fast: envs image-env  ## Only the fast unit tests
-	$(CONTAINER_PY) -m pytest tests/container -m "not e2e" $(PYTEST_ARGS); $(PYTEST_OK)
-	$(IMAGE_PY) -m pytest tests/container -m "not e2e" $(PYTEST_ARGS); $(PYTEST_OK)
-	$(AIRFLOW_PY) -m pytest tests --ignore=tests/container --ignore=tests/sdk -m "not e2e" $(PYTEST_ARGS); $(PYTEST_OK)
+	$(CONTAINER_PY) -m pytest tests/container -m "not e2e" $(PARALLEL) $(PYTEST_ARGS); $(PYTEST_OK)
+	$(IMAGE_PY) -m pytest tests/container -m "not e2e" $(PARALLEL) $(PYTEST_ARGS); $(PYTEST_OK)
+	$(AIRFLOW_PY) -m pytest tests --ignore=tests/container --ignore=tests/sdk -m "not e2e" $(PARALLEL) $(PYTEST_ARGS); $(PYTEST_OK)
 
 lint: $(VENVS)/airflow/.installed  ## ruff check and format check
 	$(VENVS)/airflow/bin/ruff check .

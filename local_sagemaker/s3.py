@@ -29,6 +29,7 @@ from moto.s3.models import s3_backends
 from werkzeug.formparser import parse_form_data
 from werkzeug.wrappers import Request
 
+from local_sagemaker.gate import s3_error_response
 from local_sagemaker.store import fsync_directory, write_file_atomically
 
 log = logging.getLogger(__name__)
@@ -236,6 +237,10 @@ class S3Service:
         """Serve one S3 REST request through moto, journaling it if it changed state."""
         if environ["REQUEST_METHOD"] not in MUTATING_METHODS:
             return self._moto_app(environ, start_response)
+        if unknown := self._unknown_upload(environ):
+            # moto answers a KeyError (500) for an upload it does not hold, e.g. one a restart
+            # forgot (in-progress uploads are not journaled); S3 answers NoSuchUpload.
+            return unknown(environ, start_response)
         body = Request(environ).get_data()
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
@@ -253,6 +258,17 @@ class S3Service:
                 self._record_request(environ, query, body)
         start_response(captured["status"], captured["headers"], captured["exc_info"])
         return [response_body]
+
+    def _unknown_upload(self, environ):
+        """S3's NoSuchUpload answer when the request names an upload id its bucket lacks."""
+        upload_id = parse_qs(environ.get("QUERY_STRING", "")).get("uploadId", [None])[0]
+        bucket = environ["PATH_INFO"].lstrip("/").partition("/")[0]
+        found = self.backend.buckets.get(bucket)
+        if upload_id is None or found is None or upload_id in found.multiparts:
+            return None
+        message = "The specified upload does not exist. The upload ID may be invalid, or the "
+        message += "upload may have been aborted or completed."
+        return s3_error_response("NoSuchUpload", message, 404, environ["PATH_INFO"])
 
     # -- in-process helpers for executors ------------------------------------------------------
 

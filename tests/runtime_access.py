@@ -85,6 +85,20 @@ def client(url: str, service: str):
     )
 
 
+def s3v4_client(url: str):
+    """An S3 client of the runtime at ``url`` that presigns URLs and form POSTs with SigV4 (as
+    browsers and curl get them), not the default SigV2 query strings."""
+    key_pair = key_pair_for(url)
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name=REGION,
+        config=Config(signature_version="s3v4"),
+        aws_access_key_id=key_pair.access_key_id,
+        aws_secret_access_key=key_pair.secret_access_key,
+    )
+
+
 def signed_request(
     url: str,
     body: bytes,
@@ -130,8 +144,10 @@ class RuntimeProcess:
             self.process = subprocess.Popen(
                 command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        if not wait_until_ready(self.url, timeout=30):
-            self.stop()  # a runtime that was slow to start must not outlive the test
+        # Bounded, not a sleep: a start-up takes seconds, more while xdist workers share the cores.
+        if not wait_until_ready(self.url, timeout=90):
+            self.process.kill()  # a runtime that never answered must not outlive the test
+            self.process.wait()
             raise RuntimeError(f"runtime did not start; its log:\n{self.log_path.read_text()}")
         # The pair the runtime serves with: a fixed one from its environment, else the one it
         # generated in its data dir before it served (read as a user would).

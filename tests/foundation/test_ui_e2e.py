@@ -15,6 +15,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from playwright.sync_api import sync_playwright
 from stack_access import log_tail, running_stack
 
 from devtools.stack import Stack
@@ -65,9 +66,8 @@ def stack(tmp_path_factory) -> Stack:
 
 @pytest.fixture
 def page(stack):
-    playwright_api = pytest.importorskip("playwright.sync_api")
     assert Path(CHROMIUM).exists(), "chromium is missing: `make browser` installs Debian's"
-    with playwright_api.sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )

@@ -39,6 +39,13 @@ OVERTRAINING_FIRES = {
 DEPLOYMENT_TASKS = ("plan_deployment", "create_model", "deploy_endpoint", "batch_transform",
                     "evaluate")  # fmt: skip
 RUN_ID = re.compile(r"run_id=(\S+?),")
+# include/pipeline.yaml's seven rules: rule -> (kind, policy).
+RULES = {
+    "VanishingGradient": ("debugger", "block"), "Overfit": ("debugger", "approve"),
+    "Overtraining": ("debugger", "approve"), "PoorWeightInitialization": ("debugger", "block"),
+    "LossNotDecreasing": ("debugger", "approve"), "LowGPUUtilization": ("profiler", "warn"),
+    "ProfilerReport": ("profiler", "warn"),
+}  # fmt: skip
 BLOCKED_RUN_STARTED: list[datetime] = []  # when the second date's run began (set once)
 
 
@@ -120,6 +127,30 @@ def blocked_run(airflow, e2e_dataset, e2e_conf, first_run):
     return result, run_id_of(result.stdout + result.stderr)
 
 
+def rule_rows(output: str) -> dict[str, tuple[str, str, str]]:
+    """rule -> (kind, status, policy), read from the gate's table of rule outcomes."""
+    rows = re.findall(r"\b(\w+)\s+(debugger|profiler)\s+(\w+)\s+(?:\d+\s+)?(block|approve|warn)\b",
+                      output)  # fmt: skip
+    return {rule: (kind, status, policy) for rule, kind, status, policy in rows}
+
+
+def recounted_accuracy(runtime_url: str, stamp: str) -> float:
+    """Top-1 accuracy of the run's batch transform: each `<image>.out` against its class folder."""
+    s3 = client("s3", runtime_url)
+    jobs = sagemaker(runtime_url).list_transform_jobs()["TransformJobSummaries"]
+    name = next(job["TransformJobName"] for job in jobs if stamp in job["TransformJobName"])
+    output = sagemaker(runtime_url).describe_transform_job(TransformJobName=name)
+    bucket, _, prefix = output["TransformOutput"]["S3OutputPath"][len("s3://") :].partition("/")
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
+    outs = [item["Key"] for item in listed if item["Key"].endswith(".out")]
+    correct = 0
+    for key in outs:
+        predictions = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        correct += predictions["predictions"][0]["label"] == Path(key).parent.name
+    assert len(outs) == 8, outs
+    return correct / len(outs)
+
+
 def client(service, runtime_url):
     return runtime_access.client(runtime_url, service)
 
@@ -128,22 +159,35 @@ def sagemaker(runtime_url):
     return client("sagemaker", runtime_url)
 
 
-def test_full_run_tunes_trains_gates_deploys_and_evaluates(airflow, first_run):
+def test_full_run_tunes_trains_gates_deploys_and_evaluates(airflow, first_run, local_runtime):
     result, run_id = first_run
     output = result.stdout + result.stderr
     states = airflow.task_states(run_id)
     assert states.pop("clean_up_failed_run") == "skipped", output[-5000:]
     assert set(states.values()) == {"success"}, (states, output[-5000:])
     assert "Best training job dogbreed-tune-" in output
-    assert re.search(r"VanishingGradient\s+debugger\s+NoIssuesFound\s+block", output)
-    assert re.search(r"Overtraining\s+debugger\s+IssuesFound\s+\d+\s+approve", output)
+    rows = rule_rows(output)
+    assert {rule: (kind, policy) for rule, (kind, _, policy) in rows.items()} == RULES, rows
+    assert rows["VanishingGradient"][1] == "NoIssuesFound"
+    assert rows["Overtraining"][1] == "IssuesFound"
+    assert rows["LowGPUUtilization"][1] == "NoIssuesFound"  # no GPU here: nothing to flag
+    assert {status for _, status, _ in rows.values()} <= {"NoIssuesFound", "IssuesFound"}, rows
     assert re.search(r"Gate outcome: Approve by Anonymous, deploying\. .*Overtraining found "
                      r"issues: RuleEvaluationConditionMet", output), output[-5000:]  # fmt: skip
+    # The gate's own outcome names every rule that found issues, whatever its policy, and no other.
+    asked = re.search(r"Gate outcome: deployment waits for a person's approval\. (.*)", output)
+    for rule, (_, status, _) in rows.items():
+        assert (f"{rule} found issues" in asked.group(1)) == (status == "IssuesFound"), rule
     assert re.search(r"ProfilerReport\s+profiler\s+\w+", output)
     assert re.search(r"Profiler report: s3://\S+/rule-output/ProfilerReport\S*/profiler-output/"
                      r"profiler-report\.html", output)  # fmt: skip
     assert '{"predictions": [{"label": "00' in output
-    assert re.search(r"Evaluation: images: 8, accuracy: [0-9.]+, top_2_accuracy: 1.0000", output)
+    # The accuracy the run printed is the share of test images whose most probable class is their
+    # folder's, counted here from the batch transform's own output files.
+    stamp = re.search(r"Rule outcomes of dogbreed-train-(\S+):", output).group(1)
+    accuracy = recounted_accuracy(local_runtime, stamp)
+    assert re.search(rf"Evaluation: images: 8, accuracy: {accuracy:.4f}, top_2_accuracy: 1.0000",
+                     output), (accuracy, output[-5000:])  # fmt: skip
     assert re.search(r"\(HTML: s3://dog-breed-classifier/evaluation/\S+/report\.html\)", output)
 
 

@@ -133,3 +133,21 @@ def test_top_k_is_capped_by_the_classes_and_named_after_k():
 def test_too_few_predictions_for_top_k_are_named():
     with pytest.raises(evaluation.EvaluationError, match="top-3 accuracy needs 3"):
         evaluation.score([(CLASSES[0], CLASSES[:2])], CLASSES, top_k=5)
+
+
+@pytest.mark.parametrize(("minimum", "fails"), [(0.6, False), (0.7, True)])
+def test_accuracy_below_evaluation_min_accuracy_fails_the_task(
+    transform_in_s3, settings_with, monkeypatch, minimum, fails
+):
+    from sagemaker_lifecycle import tasks
+
+    monkeypatch.setattr(tasks, "_s3_client", lambda: transform_in_s3)
+    settings = settings_with({"aws": {"bucket": BUCKET}, "evaluation": {"min_accuracy": minimum}})
+    transform = {"InputPath": INPUT, "OutputPath": OUTPUT, "TransformJobName": "job"}
+    run = lambda: tasks.evaluate.function(settings, {"classes": CLASSES}, transform)  # noqa: E731
+    if fails:
+        with pytest.raises(ValueError, match=rf"accuracy 0.6667 on valid is below evaluation"
+                                             rf"\.min_accuracy {minimum}$"):  # fmt: skip
+            run()
+    else:
+        assert run()["accuracy"] == pytest.approx(4 / 6)

@@ -1,7 +1,9 @@
 """SageMakerLifecycleHook: idempotent starts, strict waits, stops and resource reuse.
 
-Creation and reuse run against moto's SageMaker (in-process); the status sequences moto cannot
-produce (a job that fails, stops or overruns) come from a scripted client.
+Creation and reuse run against moto's SageMaker (in-process); failure reasons no local job can
+produce (AWS's internal and capacity errors) come from a scripted client. Jobs that fail on their
+script, are stopped, overrun or are stopped by the clean-up run as real jobs of the local runtime
+in tests/runtime/test_lifecycle_hook_jobs.py.
 """
 
 import pytest
@@ -50,12 +52,12 @@ def test_model_and_endpoint_config_are_reused_when_identical_and_replaced_when_n
 
 
 class ScriptedSageMaker:
-    """describe_training_job answers from a script of statuses; create/stop calls are recorded."""
+    """describe_training_job answers from a script of statuses; create calls are recorded."""
 
     def __init__(self, statuses_by_name, failure_reason="AlgorithmError: boom"):
         self.statuses = {name: list(statuses) for name, statuses in statuses_by_name.items()}
         self.failure_reason = failure_reason
-        self.created, self.stopped = [], []
+        self.created = []
 
     def describe_training_job(self, TrainingJobName):
         script = self.statuses.get(TrainingJobName)
@@ -70,9 +72,6 @@ class ScriptedSageMaker:
     def create_training_job(self, **request):
         self.created.append(request["TrainingJobName"])
         self.statuses[request["TrainingJobName"]] = ["InProgress", "Completed"]
-
-    def stop_training_job(self, TrainingJobName):
-        self.stopped.append(TrainingJobName)
 
 
 @pytest.fixture
@@ -91,15 +90,6 @@ def test_a_job_that_failed_earlier_is_started_again_under_a_fresh_name(scripted_
     hook, client = scripted_hook({"job": ["Failed"], "job-a2": ["Stopped"]})
     assert hook.start_job("training", {"TrainingJobName": "job"}) == "job-a3"
     assert client.created == ["job-a3"]
-
-
-@pytest.mark.parametrize("final", ["Failed", "Stopped"])
-def test_failed_and_stopped_jobs_fail_the_wait_with_the_reason(scripted_hook, final):
-    hook, _ = scripted_hook({"job": ["InProgress", final]})
-    with pytest.raises(
-        SageMakerJobError, match=f"training job job ended {final}: AlgorithmError: boom"
-    ):
-        hook.wait_for_job("training", "job", interval=0, timeout=60)
 
 
 @pytest.mark.parametrize(
@@ -125,13 +115,6 @@ def test_a_tuning_job_whose_trials_failed_only_on_their_own_errors_is_not_retrie
         {"TrainingJobStatusCounters": {**counters, "RetryableError": 1}}
     )
     assert not failed_deterministically({"FailureReason": "InternalServerError"})
-
-
-def test_a_job_past_its_time_limit_is_stopped(scripted_hook):
-    hook, client = scripted_hook({"job": ["InProgress"]})
-    with pytest.raises(SageMakerJobError, match="still InProgress after 0 s; stopped it"):
-        hook.wait_for_job("training", "job", interval=0, timeout=0)
-    assert client.stopped == ["job"]
 
 
 @pytest.mark.parametrize(("previous", "rolled_back"), [("dogbreed-epc-old", True), (None, False)])
@@ -248,45 +231,6 @@ def test_a_failed_run_deletes_the_endpoint_it_created_and_keeps_one_that_served_
     )
     assert deleted == [f"endpoint config {earlier.endpoint_config}", f"model {earlier.model}"]
     assert not hook.delete_endpoint_created_by_run(earlier.endpoint, failed.endpoint_config)
-
-
-class ListingSageMaker:
-    """Lists scripted job summaries (one page per call) and records stop calls."""
-
-    def __init__(self, jobs):
-        self.jobs, self.stopped = jobs, []
-
-    def get_paginator(self, operation):
-        summaries = {"list_training_jobs": ("TrainingJobSummaries", "TrainingJobName",
-                                            "TrainingJobStatus")}[operation]  # fmt: skip
-        jobs = self.jobs
-
-        class Paginator:
-            def paginate(self, NameContains, StatusEquals):
-                key, name_key, status_key = summaries
-                return [{key: [{name_key: name, status_key: status}
-                               for name, status in jobs.items()
-                               if NameContains in name and status == StatusEquals]}]  # fmt: skip
-
-        return Paginator()
-
-    def stop_training_job(self, TrainingJobName):
-        self.stopped.append(TrainingJobName)
-
-
-def test_only_the_runs_running_jobs_are_stopped(monkeypatch):
-    client = ListingSageMaker({"dogbreed-train-261101-aaaa1111": "InProgress",
-                               "dogbreed-tune-261101-aaaa1111-001-0f0f0f0f": "InProgress",
-                               "dogbreed-tune-261101-aaaa1111-002-1e1e1e1e": "Completed",
-                               "dogbreed-train-261108-bbbb2222": "InProgress"})  # fmt: skip
-    monkeypatch.setattr(SageMakerLifecycleHook, "conn", client)
-    hook = SageMakerLifecycleHook(aws_conn_id=None, region_name="us-east-1")
-    stopped = hook.stop_running_jobs("training", "261101-aaaa1111")
-    assert (
-        stopped
-        == client.stopped
-        == ["dogbreed-train-261101-aaaa1111", "dogbreed-tune-261101-aaaa1111-001-0f0f0f0f"]
-    )
 
 
 def test_the_clean_up_filters_match_every_job_name_the_run_gives(names):

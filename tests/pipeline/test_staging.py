@@ -105,6 +105,20 @@ def test_snapshot_id_depends_on_content_only(tiny_dataset, tmp_path):
     assert staging.snapshot_id(changed) != first
 
 
+def test_staging_a_broken_dataset_uploads_nothing(tiny_dataset, s3, tmp_path):
+    (tiny_dataset / "train" / "001.Affenpinscher" / "broken.jpg").write_bytes(b"\xff\xd8 cut")
+    settings = load_settings(
+        {"dataset": {"source": str(tiny_dataset), "cache_dir": str(tmp_path / "c")}}
+    )
+    bucket = settings["aws"]["bucket"]
+    s3.create_bucket(Bucket=bucket)
+    with pytest.raises(staging.DatasetError) as raised:
+        staging.stage(settings, s3)
+    assert any("broken.jpg: not a readable image" in p for p in raised.value.problems)
+    # Neither the images that passed, nor a manifest, nor the code bundle.
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+
+
 def test_stage_uploads_once_and_reuses_an_unchanged_snapshot(tiny_dataset, s3, tmp_path):
     settings = load_settings(
         {"dataset": {"source": str(tiny_dataset), "cache_dir": str(tmp_path / "c")}}

@@ -21,6 +21,8 @@ from runtime_support import (
     shape_violations,
 )
 
+pytestmark = pytest.mark.e2e  # starts real processes
+
 # Reads every file of its input folder, writes their total size to the output folder, and leaves
 # an exit message: each path reaches it as a container path, in an argument or the environment.
 WORD_COUNT_SCRIPT = """

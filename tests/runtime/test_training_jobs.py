@@ -9,6 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 from runtime_support import (
     BUCKET,
+    job_log_messages,
     process_alive,
     sourcedir_archive,
     start_script_job,
@@ -338,12 +339,24 @@ def test_checkpoints_are_restored_and_synced(runtime, sagemaker, s3):
     assert saved == b"2"
 
 
-def test_logs_stream_while_the_job_runs(runtime, sagemaker, logs):
-    script = "import time\nprint('early line', flush=True)\ntime.sleep(3)\nprint('late line')\n"
-    start_job(runtime, "live-logs", script)
-    wait_for_log_line(logs, "live-logs", "early line")
-    assert (
-        sagemaker.describe_training_job(TrainingJobName="live-logs")["TrainingJobStatus"]
-        == "InProgress"
+def test_logs_stream_while_the_job_runs(runtime, sagemaker, logs, tmp_path):
+    # The job holds until the test has looked (a file the test creates), not for a fixed time that
+    # a loaded host could outlast before the test looks.
+    release = tmp_path / "release"
+    script = (
+        "import os, time\nprint('early line', flush=True)\n"
+        f"while not os.path.exists({str(release)!r}):\n    time.sleep(0.05)\n"
+        "print('late line')\n"
     )
+    start_job(runtime, "live-logs", script)
+    try:
+        messages = wait_for_log_line(logs, "live-logs", "early line")
+        assert not any("late line" in message for message in messages)
+        assert (
+            sagemaker.describe_training_job(TrainingJobName="live-logs")["TrainingJobStatus"]
+            == "InProgress"
+        )
+    finally:
+        release.touch()
     assert wait_for_status(sagemaker, "live-logs")["TrainingJobStatus"] == "Completed"
+    assert any("late line" in message for message in job_log_messages(logs, "live-logs"))

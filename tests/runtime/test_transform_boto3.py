@@ -64,12 +64,19 @@ def read_labels(s3, key: str) -> list[str]:
     return [json.loads(line)["label"] for line in body.splitlines()]
 
 
-def test_every_object_gets_an_out_file_with_subfolders_kept(clients):
+@pytest.fixture(scope="module")
+def valid_job(clients) -> dict:
+    """The job score-valid over two objects, one in a subfolder, run once for the module's tests
+    (each asks for it, so that each runs alone too: under -k or on any xdist worker)."""
     s3, sagemaker = clients["s3"], clients["sagemaker"]
     s3.put_object(Bucket="data", Key="valid/a.jsonl", Body=jsonl(ROWS))
     s3.put_object(Bucket="data", Key="valid/sub/b.jsonl", Body=jsonl(ROWS[::-1]))
     start_job(sagemaker, "score-valid", "s3://data/valid/", MaxConcurrentTransforms=2)
-    job = wait_for_job(sagemaker, "score-valid")
+    return wait_for_job(sagemaker, "score-valid")
+
+
+def test_every_object_gets_an_out_file_with_subfolders_kept(clients, valid_job):
+    s3, sagemaker, job = clients["s3"], clients["sagemaker"], valid_job
     assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
     assert job["TransformOutput"]["S3OutputPath"] == "s3://data/output/score-valid"
     assert job["TransformStartTime"] <= job["TransformEndTime"]
@@ -124,7 +131,7 @@ def wait_until_objects_written(s3, prefix: str, count: int) -> None:
     raise AssertionError(f"fewer than {count} objects under {prefix}")
 
 
-def test_job_log_stream_and_errors(clients):
+def test_job_log_stream_and_errors(clients, valid_job):
     sagemaker, logs = clients["sagemaker"], clients["logs"]
     streams = logs.describe_log_streams(
         logGroupName="/aws/sagemaker/TransformJobs", logStreamNamePrefix="score-valid/"

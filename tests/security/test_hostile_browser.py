@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from hostile_support import BUCKET, PLANTED_BODY, PLANTED_KEY
+from playwright.sync_api import sync_playwright
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -73,11 +74,10 @@ def attacker_site(runtime, tmp_path):
 
 
 def test_a_page_from_another_origin_cannot_use_the_runtime(runtime, attacker_site, ledger):
-    playwright_api = pytest.importorskip("playwright.sync_api")
     assert Path(CHROMIUM).exists(), "chromium is missing: `make browser` installs Debian's"
     url, marker = attacker_site
     log_before = len(runtime.log_text().splitlines())
-    with playwright_api.sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
                                              args=CHROMIUM_ARGS)  # fmt: skip
         page = browser.new_page()

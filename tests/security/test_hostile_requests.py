@@ -16,7 +16,7 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from hostile_support import BUCKET, PLANTED_BODY, PLANTED_KEY, curl
-from runtime_access import signed_request
+from runtime_access import s3v4_client, signed_request
 
 pytestmark = pytest.mark.e2e
 SHELL_JOB = {
@@ -108,12 +108,7 @@ def test_wrong_secret_unknown_key_and_skewed_clock_are_refused(runtime, ledger):
 
 
 def test_presigned_urls_verify_and_expire(runtime, ledger):
-    s3v4 = boto3.client(
-        "s3", endpoint_url=runtime.url, region_name="us-east-1",
-        aws_access_key_id=runtime.key_pair.access_key_id,
-        aws_secret_access_key=runtime.key_pair.secret_access_key,
-        config=Config(signature_version="s3v4"),
-    )  # fmt: skip
+    s3v4 = s3v4_client(runtime.url)
     params = {"Bucket": BUCKET, "Key": PLANTED_KEY}
     url = s3v4.generate_presigned_url("get_object", Params=params, ExpiresIn=1)
     assert curl(url) == (200, PLANTED_BODY.decode())
@@ -138,12 +133,7 @@ def test_form_posts_need_a_policy_signed_with_the_runtime_key(runtime, ledger):
     fields = {"key": PLANTED_KEY}
     answer = requests.post(target, data=fields, files={"file": ("x", b"evil")}, timeout=10)
     assert ledger.answered("unsigned form POST", answer.status_code) == 403
-    signed = boto3.client(
-        "s3", endpoint_url=runtime.url, region_name="us-east-1",
-        aws_access_key_id=runtime.key_pair.access_key_id,
-        aws_secret_access_key=runtime.key_pair.secret_access_key,
-        config=Config(signature_version="s3v4"),
-    ).generate_presigned_post(BUCKET, "uploads/allowed.txt")  # fmt: skip
+    signed = s3v4_client(runtime.url).generate_presigned_post(BUCKET, "uploads/allowed.txt")
     for name, changed in {
         "form POST to another key": {"key": PLANTED_KEY},
         "form POST with a forged signature": {"x-amz-signature": "0" * 64},

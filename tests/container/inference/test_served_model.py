@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # starts real processes
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 MODEL_SERVER = REPO_ROOT / "local_sagemaker" / "hosting" / "model_server.py"
 

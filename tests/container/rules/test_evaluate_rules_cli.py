@@ -8,7 +8,10 @@ import subprocess
 import sys
 import time
 
+import pytest
 from smdebug_runs import SAGEMAKER_CODE, Scenario, record_training
+
+pytestmark = pytest.mark.e2e  # starts real processes
 
 RESULT_LINE_PREFIX = "#rule-result "
 
@@ -30,7 +33,8 @@ def start_rule(tmp_path, rule, *extra):
     return process, log
 
 
-def wait_for_text(log, text, timeout=60):
+# A bound, not a pause: importing smdebug and torch takes a minute on a loaded 2-core host.
+def wait_for_text(log, text, timeout=240):
     deadline = time.monotonic() + timeout
     while text not in log.read_text():
         assert time.monotonic() < deadline, f"{text!r} never appeared in:\n{log.read_text()}"

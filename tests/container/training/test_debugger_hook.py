@@ -18,6 +18,7 @@ from smdebug.trials import create_trial
 LOSS = "CrossEntropyLoss_output_0"
 
 
+@pytest.mark.e2e  # runs train.py as a process
 def test_simplecnn_saves_train_and_eval_losses_relu_inputs_and_gradients(
     finished_job: FinishedJob,
 ) -> None:
@@ -33,6 +34,7 @@ def test_simplecnn_saves_train_and_eval_losses_relu_inputs_and_gradients(
     assert (finished_job.tensors / "training_job_end.ts").exists()
 
 
+@pytest.mark.e2e  # runs train.py as a process
 def test_resnet18_from_the_pretrained_channel_records_true_relu_inputs(
     tmp_path: Path, dataset: Path
 ) -> None:
@@ -63,6 +65,7 @@ def test_resnet18_from_the_pretrained_channel_records_true_relu_inputs(
     assert trial.tensor(LOSS).steps(mode=modes.EVAL) == [0]
 
 
+@pytest.mark.e2e  # runs train.py as a process
 def test_without_debugger_the_hook_builds_from_the_environment_into_the_checkpoint_dir(
     tmp_path: Path, dataset: Path
 ) -> None:

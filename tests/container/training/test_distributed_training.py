@@ -6,8 +6,11 @@ import re
 import socket
 from pathlib import Path
 
+import pytest
 import torch
 from sagemaker_job import METRICS_LINE, JobTree, start_training
+
+pytestmark = pytest.mark.e2e  # starts real processes
 
 HOSTS = ("algo-1", "algo-2")
 

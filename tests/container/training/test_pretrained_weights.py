@@ -28,6 +28,7 @@ def test_imagenet_weights_come_from_torch_hubs_cache(tmp_path: Path, monkeypatch
     assert loaded["fc.weight"].shape == (3, 512)  # the head stays sized to the dataset
 
 
+@pytest.mark.e2e  # runs train.py as a process
 def test_a_job_that_cannot_download_them_fails_saying_what_to_do(
     tmp_path: Path, dataset: Path
 ) -> None:
@@ -45,6 +46,7 @@ def test_a_job_that_cannot_download_them_fails_saying_what_to_do(
     assert "'pretrained' channel" in tree.failure()
 
 
+@pytest.mark.e2e  # runs train.py as a process
 @pytest.mark.parametrize("backbone", ["resnet18", "simplecnn"])
 def test_none_and_simplecnn_start_from_scratch_without_downloading(
     tmp_path: Path, dataset: Path, backbone: str

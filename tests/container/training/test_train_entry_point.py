@@ -19,6 +19,7 @@ from sagemaker_job import (
 )
 
 
+@pytest.mark.e2e  # runs train.py as a process
 def test_cli_run_prints_one_metrics_line_per_epoch_and_saves_a_self_contained_model(
     finished_job: FinishedJob, dataset: Path
 ) -> None:
@@ -35,6 +36,7 @@ def test_cli_run_prints_one_metrics_line_per_epoch_and_saves_a_self_contained_mo
     assert not (finished_job.tree.output_dir / "failure").exists()
 
 
+@pytest.mark.e2e  # runs train.py as a process
 def test_a_restarted_job_resumes_after_the_last_checkpointed_epoch(
     finished_job: FinishedJob, tmp_path: Path, dataset: Path
 ) -> None:
@@ -50,6 +52,7 @@ def test_a_restarted_job_resumes_after_the_last_checkpointed_epoch(
     assert [m.group(1) for m in re.finditer(METRICS_LINE, result.stdout)] == ["3"]
 
 
+@pytest.mark.e2e  # runs train.py as a process
 def test_hyperparameters_and_channels_come_from_sm_variables_when_there_are_no_arguments(
     tmp_path: Path, dataset: Path
 ) -> None:
@@ -63,6 +66,7 @@ def test_hyperparameters_and_channels_come_from_sm_variables_when_there_are_no_a
     assert len(re.findall(METRICS_LINE, result.stdout)) == 1
 
 
+@pytest.mark.e2e  # runs train.py as a process
 def test_a_bare_opt_ml_tree_is_enough(tmp_path: Path, dataset: Path) -> None:
     """No SM_* variables: hyperparameters.json, resourceconfig.json and input/data/<channel>."""
     tree = JobTree(tmp_path, {"training": dataset}, {**FAST_HYPERPARAMETERS, "epochs": "1"})
@@ -74,6 +78,7 @@ def test_a_bare_opt_ml_tree_is_enough(tmp_path: Path, dataset: Path) -> None:
     assert (tree.model_dir / "model.pt").is_file()
 
 
+@pytest.mark.e2e  # runs train.py as a process
 def test_a_channel_without_class_folders_fails_with_the_reason_in_the_failure_file(
     tmp_path: Path, dataset: Path
 ) -> None:
