@@ -27,6 +27,10 @@ from botocore.exceptions import ClientError
 
 from sagemaker_lifecycle.hooks import JOB_KINDS, RUNNING_STATUSES, JobKind
 
+# Stops asked for by `on_kill` that are still under way (the event loop keeps only weak
+# references to tasks).
+_PENDING_STOPS: set[asyncio.Task] = set()
+
 
 class AsyncLogTail:
     """Follows every CloudWatch stream `<job>/...` of one job (one per host), yielding only new
@@ -139,7 +143,18 @@ class SageMakerJobTrigger(BaseTrigger):
                 await asyncio.sleep(self.poll_interval)
 
     async def on_kill(self) -> None:
-        """A user marked the deferred task failed or cleared it: stop the job it follows."""
+        """A user marked the deferred task failed or cleared it: stop the job it follows.
+
+        The stop is shielded: Airflow 3.3's triggerer cancels a killed trigger again at every sync
+        with its supervisor (about each second) until the trigger has ended, and a stop that
+        takes longer (a new connection, a slow API) would otherwise be cut short.
+        """
+        stop = asyncio.ensure_future(self._stop_with_own_client())
+        _PENDING_STOPS.add(stop)
+        stop.add_done_callback(_PENDING_STOPS.discard)
+        await asyncio.shield(stop)
+
+    async def _stop_with_own_client(self) -> None:
         async with await self._client("sagemaker") as sagemaker:
             await self._stop(sagemaker)
 

@@ -13,7 +13,7 @@ import time
 import pytest
 from runtime.runtime_support import BUCKET, start_script_job, wait_for_status
 from runtime_access import aws_connection, client
-from sagemaker_lifecycle.job_triggers import SageMakerJobTrigger
+from sagemaker_lifecycle.job_triggers import _PENDING_STOPS, SageMakerJobTrigger
 
 pytestmark = pytest.mark.e2e
 CONN_ID = "job_trigger_runtime"
@@ -82,6 +82,28 @@ def test_a_user_killing_the_deferred_task_stops_its_job(runtime, sagemaker):
     status = sagemaker.describe_training_job(TrainingJobName="trigger-killed")["TrainingJobStatus"]
     assert status in ("Stopping", "Stopped")
     assert wait_for_status(sagemaker, "trigger-killed")["TrainingJobStatus"] == "Stopped"
+
+
+def test_the_stop_survives_the_triggerers_repeated_cancellation_of_a_killed_trigger(
+    runtime, sagemaker
+):
+    """Airflow 3.3 cancels a killed trigger again at each sync until it ends (seen through a
+    running scheduler: an unshielded on_kill never reached StopTrainingJob)."""
+    start_script_job(runtime, BUCKET, "trigger-killed-twice", SLOW_SCRIPT)
+
+    async def killed_and_cancelled_again() -> None:
+        killing = asyncio.ensure_future(trigger_for("trigger-killed-twice").on_kill())
+        for _ in range(3):
+            await asyncio.sleep(0.05)
+            killing.cancel()
+        await asyncio.gather(killing, return_exceptions=True)
+        # The shielded stop goes on after on_kill was cancelled, while the loop runs.
+        deadline = time.monotonic() + 60
+        while _PENDING_STOPS and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+
+    asyncio.run(killed_and_cancelled_again())
+    assert wait_for_status(sagemaker, "trigger-killed-twice")["TrainingJobStatus"] == "Stopped"
 
 
 def test_a_triggerer_restart_leaves_the_job_running_and_the_new_trigger_follows_it(
