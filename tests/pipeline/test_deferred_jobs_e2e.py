@@ -2,11 +2,13 @@
 dag-processor, api-server and the local runtime, on free ports): while the pipeline's SageMaker
 jobs run, their tasks are deferred and no task instance is `running` (no worker slot is held);
 the training task's log, read through the API as the UI reads it, shows the job's own log lines
-while it runs; and marking the deferred training task failed through the API stops its job.
+while it runs; and marking the deferred training task failed through the API stops its job (the
+trigger's on_kill, before the run's clean-up task would).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import urllib.error
@@ -21,15 +23,17 @@ from runtime_access import CLIENT_CONFIG, REGION, free_port
 from devtools.stack import Stack
 
 RUN_TIMEOUT_S = 900
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(RUN_TIMEOUT_S + 300)]
+# Airflow's components start in 20-40 s on an idle machine; a shared two-core one takes minutes.
+AIRFLOW_START_S = 600
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(RUN_TIMEOUT_S + AIRFLOW_START_S + 300)]
 DAG_ID = "dog_breed_classifier"
 JOB_TASKS = ("tune_hyperparameters", "train_best_model")
-# One short trial, then a final training long enough to be read and marked failed meanwhile.
+# One trial, then the final training: eight epochs give time to read its log and mark it failed.
 CONF = {
     "max_tuning_jobs": 1,
     "max_parallel_jobs": 1,
     "poll_interval_seconds": 1,
-    "overrides": {"hyperparameters": {"epochs": 40}, "tuning": {"categorical": {
+    "overrides": {"hyperparameters": {"epochs": 8}, "tuning": {"categorical": {
         "batch-size": [8]}}},
 }  # fmt: skip
 # The final training job's name (naming.RunNames.training_job); trials are named after the tuning
@@ -72,10 +76,17 @@ class Samples:
         return [sample for sample in self.seen if sample[1]]
 
 
+class PatientStack(Stack):
+    """`make up`'s stack, waiting longer for Airflow to come up."""
+
+    def airflow(self):
+        return dataclasses.replace(super().airflow(), start_timeout=AIRFLOW_START_S)
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     home = tmp_path_factory.mktemp("deferred_stack")
-    stack = Stack(
+    stack = PatientStack(
         runtime_port=free_port(), airflow_port=free_port(), airflow_home=home / "airflow",
         runtime_data_dir=home / "runtime", run_dir=home / "run",
     )  # fmt: skip
@@ -167,3 +178,18 @@ def test_deferred_job_tasks_hold_no_worker_and_marking_training_failed_stops_its
             break
         time.sleep(1)
     assert status in ("Stopping", "Stopped"), f"{training_job} is still {status}"
+    # The trigger's on_kill stopped it, not the run's clean-up (which stops what still runs).
+    cleanup = wait_for_task(api, tis, "clean_up_failed_run")
+    assert cleanup["state"] == "success", cleanup
+    stopped_by_cleanup = api.get(f"{tis}/clean_up_failed_run/xcomEntries/return_value")["value"]
+    assert training_job not in json.dumps(stopped_by_cleanup), stopped_by_cleanup
+
+
+def wait_for_task(api: Api, tis: str, task_id: str) -> dict:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        ti = api.get(f"{tis}/{task_id}")
+        if ti["state"] in ("success", "failed", "upstream_failed", "skipped"):
+            return ti
+        time.sleep(3)
+    pytest.fail(f"{task_id} did not finish")
