@@ -234,7 +234,9 @@ def test_a_rerun_training_task_adopts_its_completed_job(airflow, first_run, loca
     result = airflow.run("tasks", "test", "dog_breed_classifier", "train_best_model", run_id)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
-    adopted = re.search(r"Adopting training job (\S+), already Completed", output)
+    # The task state store names the job its earlier try followed; else start_job adopts by name.
+    adopted = re.search(r"(?:Adopting|Following) training job (\S+), (?:already|recorded by an "
+                        r"earlier try \()Completed", output)  # fmt: skip
     assert adopted, output[-5000:]
     jobs = sagemaker(local_runtime).list_training_jobs(NameContains=adopted.group(1))
     assert [job["TrainingJobName"] for job in jobs["TrainingJobSummaries"]] == [adopted.group(1)]
