@@ -4,8 +4,8 @@ What this adds to `SageMakerHook` (platform-notes "Amazon provider SageMaker ope
 - `start_job` is idempotent per name: a job already running or completed under the requested name
   is attached to or reused (a retried or cleared task), a failed or stopped one gets a fresh
   `-a<N>` name; tuning jobs are covered too.
-- `wait_for_job` treats Stopped as failure, polls at the caller's interval from the first second,
-  stops the job when the time limit passes, and streams the job's CloudWatch log to the task log.
+- `raise_unless_completed` judges an ended job: Stopped is a failure too (the waiting itself is
+  `job_triggers.SageMakerJobTrigger`'s, in the triggerer).
 - `ensure_model` and `ensure_endpoint_config` reuse an identical resource and replace a different
   one instead of failing with "Cannot create already existing ...".
 - `start_endpoint_deployment` creates or updates the endpoint (or adopts a deployment of the same
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -154,48 +153,27 @@ def is_not_found(error: ClientError) -> bool:
     return error.response["Error"]["Code"] in NOT_FOUND_CODES
 
 
-class LogTail:
-    """Follows every CloudWatch stream `<job>/...` of one job, yielding only new lines."""
-
-    def __init__(self, logs_client, log_group: str, job_name: str):
-        self.logs, self.group, self.prefix = logs_client, log_group, f"{job_name}/"
-        self.tokens: dict[str, str | None] = {}
-
-    def new_lines(self) -> list[str]:
-        try:
-            streams = self.logs.describe_log_streams(
-                logGroupName=self.group, logStreamNamePrefix=self.prefix
-            )["logStreams"]
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ResourceNotFoundException":
-                return []  # the job has not written its first line yet
-            raise
-        lines = []
-        for stream in sorted(s["logStreamName"] for s in streams):
-            lines += self._read_stream(stream)
-        return lines
-
-    def _read_stream(self, stream: str) -> list[str]:
-        lines = []
-        while True:
-            request = {"logGroupName": self.group, "logStreamName": stream, "startFromHead": True}
-            if self.tokens.get(stream):
-                request["nextToken"] = self.tokens[stream]
-            page = self.logs.get_log_events(**request)
-            lines += [event["message"].rstrip("\n") for event in page["events"]]
-            if page.get("nextForwardToken") in (None, self.tokens.get(stream)):
-                return lines
-            self.tokens[stream] = page["nextForwardToken"]
-            if not page["events"]:
-                return lines
+def raise_unless_completed(kind_name: str, description: Mapping) -> None:
+    """Raise SageMakerJobError (with SageMaker's FailureReason) unless the ended job whose
+    Describe* response this is completed; DeterministicJobError when a rerun would fail alike."""
+    kind = JOB_KINDS[kind_name]
+    status = description[kind.status_key]
+    if status == COMPLETED:
+        return
+    reason = description.get("FailureReason", "no reason given")
+    message = f"{kind.noun} {description[kind.name_key]} ended {status}: {reason}"
+    if status == "Failed" and failed_deterministically(description):
+        raise DeterministicJobError(f"{message} (not retried: it would fail again)")
+    raise SageMakerJobError(message)
 
 
 class SageMakerLifecycleHook(SageMakerHook):
     """SageMakerHook with idempotent starts, strict waits, job stops and resource reuse."""
 
-    # The only two places that name a SageMaker operation at run time: every job kind gets every
-    # verb passed to `_job_call`, every resource every verb passed to `_resource_call`
-    # (tests/pipeline/test_iam_policy.py reads the verbs from here to check the IAM policy).
+    # The only places that name a SageMaker operation at run time: every job kind gets every
+    # verb passed to `_job_call` (and to `kind.operation` in job_triggers.py), every resource
+    # every verb passed to `_resource_call` (tests/pipeline/test_iam_policy.py reads the verbs
+    # from here to check the IAM policy).
     def _job_call(self, kind: JobKind, verb: str) -> Callable[..., dict]:
         return getattr(self.conn, kind.operation(verb))
 
@@ -252,50 +230,6 @@ class SageMakerLifecycleHook(SageMakerHook):
         for name in running:
             self.stop_job(kind_name, name)
         return running
-
-    def wait_for_job(
-        self,
-        kind_name: str,
-        name: str,
-        interval: float,
-        timeout: float,
-        on_poll: Callable[[dict], None] | None = None,
-    ) -> dict:
-        """The final Describe* response once job `name` completed.
-
-        Raises SageMakerJobError when it fails or stops (with SageMaker's FailureReason) and stops
-        it before raising when `timeout` seconds pass. `on_poll` sees every response.
-        """
-        kind = JOB_KINDS[kind_name]
-        deadline = time.monotonic() + timeout
-        tail = self._log_tail(kind, name)
-        while True:
-            description = self.describe_job(kind_name, name)
-            if description is None:
-                raise SageMakerJobError(f"{kind.noun} {name} does not exist")
-            for line in tail.new_lines() if tail else []:
-                self.log.info("[%s] %s", name, line)
-            if on_poll:
-                on_poll(description)
-            status = description[kind.status_key]
-            if status == COMPLETED:
-                return description
-            if status not in RUNNING_STATUSES:
-                reason = description.get("FailureReason", "no reason given")
-                message = f"{kind.noun} {name} ended {status}: {reason}"
-                if status == "Failed" and failed_deterministically(description):
-                    raise DeterministicJobError(f"{message} (not retried: it would fail again)")
-                raise SageMakerJobError(message)
-            if time.monotonic() > deadline:
-                self.stop_job(kind_name, name)
-                raise SageMakerJobError(
-                    f"{kind.noun} {name} still {status} after {timeout:.0f} s; stopped it"
-                )
-            time.sleep(interval)
-
-    def _log_tail(self, kind: JobKind, name: str) -> LogTail | None:
-        """Follows the job's CloudWatch log, for kinds that write one."""
-        return LogTail(self.logs_hook.get_conn(), kind.log_group, name) if kind.log_group else None
 
     def _describe_or_none(self, describe: Callable[..., dict], **name) -> dict | None:
         """`describe`'s response (a Describe* call), or None when SageMaker does not know it."""

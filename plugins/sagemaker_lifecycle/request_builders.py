@@ -111,8 +111,13 @@ def _input_data_config(settings: Mapping, dataset: Mapping) -> list[dict[str, An
     return [*channels, _channel(PRETRAINED_CHANNEL, weights)] if weights else channels
 
 
-def _training_job_shape(settings: Mapping, dataset: Mapping) -> dict[str, Any]:
-    """The parts a tuning job's TrainingJobDefinition shares with a CreateTrainingJob request."""
+def _training_job_shape(settings: Mapping, dataset: Mapping, instance_count: int) -> dict[str, Any]:
+    """The parts a tuning job's TrainingJobDefinition shares with a CreateTrainingJob request.
+
+    With `instance_count` > 1 the job trains data-parallel over that many hosts (DDP over the
+    hosts SageMaker names, sagemaker_code/classifier/distributed.py); only the first host writes
+    the model, checkpoints and Debugger tensors, so the rules read the master's.
+    """
     instances = settings["instances"]
     return {
         "AlgorithmSpecification": _algorithm_specification(settings),
@@ -121,7 +126,7 @@ def _training_job_shape(settings: Mapping, dataset: Mapping) -> dict[str, Any]:
         "OutputDataConfig": {"S3OutputPath": training_output_path(settings)},
         "ResourceConfig": {
             "InstanceType": instances["training"],
-            "InstanceCount": 1,
+            "InstanceCount": instance_count,
             "VolumeSizeInGB": instances["volume_size_gb"],
         },
         "StoppingCondition": {"MaxRuntimeInSeconds": instances["max_runtime_seconds"]},
@@ -174,7 +179,7 @@ def tuning_job_request(settings: Mapping, names: RunNames, dataset: Mapping) -> 
             "StaticHyperParameters": static_hyperparameters(
                 settings, dataset, tuned_hyperparameter_names(settings)
             ),
-            **_training_job_shape(settings, dataset),
+            **_training_job_shape(settings, dataset, settings["instances"]["tuning_trial_count"]),
         },
     }
 
@@ -307,7 +312,7 @@ def training_job_request(
             **static_hyperparameters(settings, dataset, set(tuned)),
             **tuned,
         },
-        **_training_job_shape(settings, dataset),
+        **_training_job_shape(settings, dataset, settings["instances"]["training_count"]),
         **engine_members,
     }
 

@@ -176,6 +176,10 @@ def find_problems(settings: Mapping[str, Any]) -> list[str]:
     ):
         if not isinstance(value, int | float) or value <= 0:
             problems.append(f"{dotted} must be a positive number, got {value!r}")
+    for dotted in ("instances.training_count", "instances.tuning_trial_count"):
+        count = settings["instances"][dotted.split(".")[1]]
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            problems.append(f"{dotted} must be an integer >= 1 (hosts per job), got {count!r}")
     seed = tuning.get("random_seed")  # an override of None removes it
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         problems.append(f"tuning.random_seed must be null or an integer >= 0, got {seed!r}")

@@ -31,9 +31,14 @@ def test_file_satisfies_the_compose_specification():
     jsonschema.validate(COMPOSE, SCHEMA)
 
 
+CELERY_SERVICES = {"redis": ["celery"], "airflow-worker": ["celery"], "flower": ["flower"]}
+
+
 def test_has_the_official_airflow_3_services_and_the_local_runtime():
     services = COMPOSE["services"]
-    assert set(services) == {"postgres", "airflow-init", "local-sagemaker", *AIRFLOW_SERVICES}
+    assert set(services) == {
+        "postgres", "airflow-init", "local-sagemaker", *AIRFLOW_SERVICES, *CELERY_SERVICES
+    }  # fmt: skip
     for name, command in AIRFLOW_SERVICES.items():
         assert services[name]["command"] == command
         assert services[name]["depends_on"]["airflow-init"]["condition"] == (
@@ -49,17 +54,40 @@ def test_every_dependency_names_a_defined_service():
             assert dependency in services, f"{name} depends on undefined service {dependency}"
 
 
-def test_airflow_uses_postgres_and_the_local_executor():
+def test_airflow_uses_postgres_and_the_local_executor_unless_told_celery():
     env = COMPOSE["services"]["airflow-scheduler"]["environment"]
-    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW_EXECUTOR:-LocalExecutor}"
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
     assert "@postgres/" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
+def test_the_celery_profile_is_shaped_as_the_official_file():
+    """Redis broker, Postgres result backend, workers running `celery worker` with the same image,
+    mounts and environment as the scheduler; each only under its profile."""
+    services = COMPOSE["services"]
+    for name, profiles in CELERY_SERVICES.items():
+        assert services[name]["profiles"] == profiles, name
+    assert all("profiles" not in services[name] for name in AIRFLOW_SERVICES)
+    env = COMPOSE["x-airflow-common"]["environment"]
+    broker = urlparse(env["AIRFLOW__CELERY__BROKER_URL"])
+    assert (broker.scheme, broker.hostname, broker.port) == ("redis", "redis", 6379)
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+    assert "@postgres/" in env["AIRFLOW__CELERY__RESULT_BACKEND"]
+    worker = services["airflow-worker"]
+    assert worker["command"] == "celery worker"
+    assert worker["volumes"] == services["airflow-scheduler"]["volumes"]
+    assert worker["image"] == services["airflow-scheduler"]["image"]
+    assert worker["environment"].items() >= env.items()
+    assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert services["flower"]["command"] == "celery flower"
+    header = (REPO_ROOT / "docker-compose.yaml").read_text().split("x-airflow-common")[0]
+    assert "AIRFLOW_EXECUTOR=CeleryExecutor docker compose --profile celery up" in header
 
 
 @pytest.mark.parametrize("folder", ["dags", "plugins", "include", "sagemaker_code"])
 def test_project_folders_are_mounted_into_every_airflow_service(folder):
     assert (REPO_ROOT / folder).is_dir(), f"compose mounts ./{folder}, which does not exist"
-    for name in AIRFLOW_SERVICES:
+    for name in (*AIRFLOW_SERVICES, "airflow-worker"):
         sources = [volume.split(":")[0] for volume in COMPOSE["services"][name]["volumes"]]
         assert f"./{folder}" in sources, f"{name} does not mount ./{folder}"
 
@@ -130,7 +158,7 @@ def test_the_runtime_and_the_connection_share_the_generated_key_pair(env_file):
 
 def test_the_aws_path_passes_variables_and_credentials_from_env_to_every_airflow_service():
     """.env fills `${}` only; AIRFLOW_VAR_* and AWS_* reach the containers through env_file."""
-    for name in (*AIRFLOW_SERVICES, "airflow-init"):
+    for name in (*AIRFLOW_SERVICES, "airflow-init", "airflow-worker"):
         assert COMPOSE["services"][name]["env_file"] == ".env", name
     header = (REPO_ROOT / "docker-compose.yaml").read_text().split("x-airflow-common")[0]
     documented = (

@@ -46,6 +46,7 @@ RULES = {
     "LossNotDecreasing": ("debugger", "approve"), "LowGPUUtilization": ("profiler", "warn"),
     "ProfilerReport": ("profiler", "warn"),
 }  # fmt: skip
+TRAINING_HOSTS = 2
 BLOCKED_RUN_STARTED: list[datetime] = []  # when the second date's run began (set once)
 
 
@@ -93,6 +94,8 @@ def dags_test_answered(airflow, conf: dict, logical_date: str, answer: str):
 @pytest.fixture(scope="module")
 def first_run(airflow, e2e_dataset, e2e_conf):
     conf = approval_conf(e2e_conf, e2e_dataset, timeout_seconds=600, default="Reject")
+    # The final training trains data-parallel on two hosts (instances.training_count).
+    conf["overrides"]["instances"] = {"training_count": TRAINING_HOSTS}
     return dags_test_answered(airflow, conf, FIRST_DATE, "Approve")
 
 
@@ -191,6 +194,38 @@ def test_full_run_tunes_trains_gates_deploys_and_evaluates(airflow, first_run, l
     assert re.search(r"\(HTML: s3://dog-breed-classifier/evaluation/\S+/report\.html\)", output)
 
 
+def test_the_first_run_trains_on_two_hosts_and_its_rules_read_the_masters_tensors(
+    first_run, local_runtime
+):
+    result, _ = first_run
+    output = result.stdout + result.stderr
+    name = re.search(r"Training job (\S+) completed; final metrics", output).group(1)
+    job = sagemaker(local_runtime).describe_training_job(TrainingJobName=name)
+    assert job["ResourceConfig"]["InstanceCount"] == TRAINING_HOSTS
+    streams = client("logs", local_runtime).describe_log_streams(
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=f"{name}/"
+    )["logStreams"]
+    hosts = sorted(stream["logStreamName"].split("/")[1].rsplit("-", 1)[0] for stream in streams)
+    assert hosts == ["algo-1", "algo-2"]
+    # Both hosts' lines reach the task log (the trigger follows every stream of the job).
+    assert f"[{name}]" in output
+    statuses = {rule["RuleConfigurationName"]: rule["RuleEvaluationStatus"]
+                for rule in job["DebugRuleEvaluationStatuses"]}  # fmt: skip
+    assert statuses and not {"Error", "InProgress"} & set(statuses.values()), statuses
+    # Only the master (rank 0) writes Debugger tensors: every event file is one worker's.
+    output_uri = job["DebugHookConfig"]["S3OutputPath"].rstrip("/") + f"/{name}/debug-output/"
+    bucket, _, prefix = output_uri.removeprefix("s3://").partition("/")
+    pages = (
+        client("s3", local_runtime)
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=bucket, Prefix=prefix)
+    )
+    events = [item["Key"] for page in pages for item in page.get("Contents", [])
+              if item["Key"].endswith(".tfevents")]  # fmt: skip
+    workers = {key.rsplit("_", 1)[-1] for key in events}
+    assert events and len(workers) == 1, workers
+
+
 def test_first_run_leaves_an_in_service_endpoint(first_run, local_runtime):
     endpoint = sagemaker(local_runtime).describe_endpoint(EndpointName="dogbreed-endpoint")
     assert endpoint["EndpointStatus"] == "InService"
@@ -278,7 +313,9 @@ def test_a_rerun_training_task_adopts_its_completed_job(airflow, first_run, loca
     result = airflow.run("tasks", "test", "dog_breed_classifier", "train_best_model", run_id)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
-    adopted = re.search(r"Adopting training job (\S+), already Completed", output)
+    # The task state store names the job its earlier try followed; else start_job adopts by name.
+    adopted = re.search(r"(?:Adopting|Following) training job (\S+), (?:already|recorded by an "
+                        r"earlier try \()Completed", output)  # fmt: skip
     assert adopted, output[-5000:]
     jobs = sagemaker(local_runtime).list_training_jobs(NameContains=adopted.group(1))
     assert [job["TrainingJobName"] for job in jobs["TrainingJobSummaries"]] == [adopted.group(1)]

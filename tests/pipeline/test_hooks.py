@@ -15,6 +15,7 @@ from sagemaker_lifecycle.hooks import (
     SageMakerJobError,
     SageMakerLifecycleHook,
     failed_deterministically,
+    raise_unless_completed,
 )
 
 
@@ -30,10 +31,6 @@ def test_a_retried_start_adopts_the_job_instead_of_failing_on_its_name(
     first = hook.start_job("training", request)
     assert first == names.training_job
     assert hook.start_job("training", request) == first
-    assert (
-        hook.wait_for_job("training", first, interval=0, timeout=5)["TrainingJobStatus"]
-        == "Completed"
-    )
 
 
 def test_model_and_endpoint_config_are_reused_when_identical_and_replaced_when_not(
@@ -80,7 +77,6 @@ def scripted_hook(monkeypatch):
         client = ScriptedSageMaker(statuses_by_name, failure_reason)
         hook = SageMakerLifecycleHook(aws_conn_id=None, region_name="us-east-1")
         monkeypatch.setattr(SageMakerLifecycleHook, "conn", client)
-        monkeypatch.setattr(SageMakerLifecycleHook, "_log_tail", lambda self, kind, name: None)
         return hook, client
 
     return make
@@ -92,6 +88,19 @@ def test_a_job_that_failed_earlier_is_started_again_under_a_fresh_name(scripted_
     assert client.created == ["job-a3"]
 
 
+def ended(status, reason="AlgorithmError: boom", **more):
+    return {"TrainingJobName": "job", "TrainingJobStatus": status, "FailureReason": reason, **more}
+
+
+@pytest.mark.parametrize("final", ["Failed", "Stopped"])
+def test_failed_and_stopped_jobs_fail_the_task_with_the_reason(final):
+    with pytest.raises(
+        SageMakerJobError, match=f"training job job ended {final}: AlgorithmError: boom"
+    ):
+        raise_unless_completed("training", ended(final))
+    raise_unless_completed("training", ended("Completed"))
+
+
 @pytest.mark.parametrize(
     ("reason", "retried"),
     [("AlgorithmError: ZeroDivisionError in train.py", False),
@@ -99,10 +108,9 @@ def test_a_job_that_failed_earlier_is_started_again_under_a_fresh_name(scripted_
      ("InternalServerError: We encountered an internal error. Please try again.", True),
      ("CapacityError: Unable to provision requested ML compute capacity.", True)],
 )  # fmt: skip
-def test_a_job_that_failed_on_its_script_or_input_is_not_retried(scripted_hook, reason, retried):
-    hook, _ = scripted_hook({"job": ["Failed"]}, failure_reason=reason)
+def test_a_job_that_failed_on_its_script_or_input_is_not_retried(reason, retried):
     with pytest.raises(SageMakerJobError, match=reason.split(":")[0]) as failure:
-        hook.wait_for_job("training", "job", interval=0, timeout=60)
+        raise_unless_completed("training", ended("Failed", reason))
     # Airflow fails a task that raises AirflowFailException at once, without its retries.
     assert isinstance(failure.value, AirflowFailException) is not retried
     assert isinstance(failure.value, DeterministicJobError) is not retried

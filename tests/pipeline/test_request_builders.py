@@ -57,6 +57,23 @@ def test_a_random_seed_that_is_not_a_whole_number_is_refused(settings_with):
         settings_with({"tuning": {"random_seed": 1.5}})
 
 
+def test_tuning_trials_and_the_final_training_get_their_own_host_counts(
+    names, staged_dataset, settings_with
+):
+    settings = settings_with({"instances": {"training_count": 2, "tuning_trial_count": 3}})
+    tuning = rb.tuning_job_request(settings, names, staged_dataset)
+    training = rb.training_job_request(settings, names, staged_dataset, {"lr": "0.01"})
+    assert_valid("CreateTrainingJob", training, "TrainingJobName", 63)
+    assert tuning["TrainingJobDefinition"]["ResourceConfig"]["InstanceCount"] == 3
+    assert training["ResourceConfig"]["InstanceCount"] == 2
+
+
+@pytest.mark.parametrize("count", [0, 1.5, "2", True])
+def test_a_host_count_that_is_not_a_whole_number_of_hosts_is_refused(settings_with, count):
+    with pytest.raises(SettingsError, match=r"instances\.training_count must be an integer >= 1"):
+        settings_with({"instances": {"training_count": count}})
+
+
 def test_hyperband_forces_early_stopping_off(names, staged_dataset, settings_with):
     settings = settings_with({"tuning": {"strategy": "Hyperband", "early_stopping": "Auto"}})
     config = rb.tuning_job_request(settings, names, staged_dataset)["HyperParameterTuningJobConfig"]

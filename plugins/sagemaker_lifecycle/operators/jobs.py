@@ -1,15 +1,23 @@
 """Operators that run one SageMaker job each: tuning, training, transform, rule processing.
 
 Each subclasses the provider's operator (templated `config`, integer parsing, role expansion) and
-replaces its `execute` with `SageMakerLifecycleHook.start_job` + `wait_for_job`, which close the
-provider's gaps: retries adopt the job their earlier try started, Stopped is a failure, the poll
-interval (templated, so a run's params can set it) applies from the first check, and `on_kill`
-stops the job. XCom gets a compact summary instead of the whole Describe* response.
+replaces its `execute`: `SageMakerLifecycleHook.start_job` starts the job (or adopts the one an
+earlier try started), then the task defers to `job_triggers.SageMakerJobTrigger`, so no worker slot
+is held while the job runs, and resumes in `execute_complete` once the job has ended. This closes
+the provider's gaps: retries adopt their job, Stopped is a failure, the poll interval (templated,
+so a run's params can set it) applies from the first check, the time limit stops the job, and a
+user who kills the task, or marks the deferred task failed, stops the job. XCom gets a compact
+summary instead of the whole Describe* response.
+
+The job's name is also kept in Airflow's task state store (Airflow 3.3): a retry first follows
+the job its earlier try recorded there; the name-based adoption of `start_job` is the fallback
+(no store, a cleared task, an expired key).
 """
 
 from __future__ import annotations
 
 import math
+import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,31 +30,89 @@ from airflow.providers.amazon.aws.operators.sagemaker import (
     SageMakerTuningOperator,
 )
 
-from sagemaker_lifecycle.hooks import SageMakerLifecycleHook
+from sagemaker_lifecycle.hooks import (
+    COMPLETED,
+    JOB_KINDS,
+    RUNNING_STATUSES,
+    SageMakerJobError,
+    SageMakerLifecycleHook,
+    raise_unless_completed,
+)
+from sagemaker_lifecycle.job_triggers import SageMakerJobTrigger
 
 WAIT_TEMPLATE_FIELDS = ("check_interval", "max_ingestion_time")
 
 
 class _LifecycleJobMixin:
-    """Runs the operator's `config` as one job of `job_kind` and waits for it."""
+    """Runs the operator's `config` as one job of `job_kind`, deferred until it ends."""
 
     aws_hook_class = SageMakerLifecycleHook
     job_kind: str
     job_name: str | None = None
 
-    def run_job(self, on_poll=None) -> dict:
+    @property
+    def state_key(self) -> str:
+        """The task state store key of the job this task follows."""
+        return f"{self.job_kind}_job_name"
+
+    def execute(self, context) -> None:
         self.preprocess_config()
-        self.job_name = self.hook.start_job(self.job_kind, self.config)
-        return self.hook.wait_for_job(
-            self.job_kind,
-            self.job_name,
-            interval=float(self.check_interval),
-            timeout=wait_limit(self.max_ingestion_time),
-            on_poll=on_poll,
+        self.job_name = self._recorded_job(context) or self.hook.start_job(
+            self.job_kind, self.config
+        )
+        store = context.get("task_state_store")
+        if store is not None:
+            store.set(self.state_key, self.job_name)
+        limit = wait_limit(self.max_ingestion_time)
+        self.defer(
+            trigger=SageMakerJobTrigger(
+                kind_name=self.job_kind,
+                job_name=self.job_name,
+                poll_interval=float(self.check_interval),
+                deadline=None if math.isinf(limit) else time.time() + limit,
+                aws_conn_id=self.aws_conn_id,
+                region_name=self.region_name,
+            ),
+            method_name="execute_complete",
         )
 
+    def _recorded_job(self, context) -> str | None:
+        """The job an earlier try of this task recorded, when it is running or completed."""
+        store = context.get("task_state_store")
+        name = store.get(self.state_key) if store is not None else None
+        if not name:
+            return None
+        kind = JOB_KINDS[self.job_kind]
+        status = (self.hook.describe_job(self.job_kind, name) or {}).get(kind.status_key)
+        if status in RUNNING_STATUSES or status == COMPLETED:
+            self.log.info("Following %s %s, recorded by an earlier try (%s)", kind.noun, name,
+                          status)  # fmt: skip
+            return name
+        return None
+
+    def execute_complete(self, context, event: Mapping[str, Any]) -> dict:
+        """The task's XCom once the job ended; raises when it did not complete."""
+        self.job_name = event["job_name"]
+        kind = JOB_KINDS[self.job_kind]
+        if event["timed_out"]:
+            limit = wait_limit(self.max_ingestion_time)
+            raise SageMakerJobError(
+                f"{kind.noun} {self.job_name} still {event['status']} after {limit:.0f} s; "
+                "stopped it"
+            )
+        description = self.hook.describe_job(self.job_kind, self.job_name)
+        if description is None:
+            raise SageMakerJobError(f"{kind.noun} {self.job_name} does not exist")
+        raise_unless_completed(self.job_kind, description)
+        return self.summarize(description, context)
+
+    def summarize(self, description: Mapping, context) -> dict[str, Any]:
+        """The XCom of a completed job (its final Describe* response)."""
+        raise NotImplementedError
+
     def on_kill(self) -> None:
-        """Stop the SageMaker job when Airflow kills the task (the provider leaves it running)."""
+        """Stop the SageMaker job when Airflow kills the task before it deferred (the trigger's
+        `on_kill` stops it afterwards)."""
         if self.job_name:
             self.hook.stop_job(self.job_kind, self.job_name)
 
@@ -70,8 +136,7 @@ class TuningJobOperator(_LifecycleJobMixin, SageMakerTuningOperator):
     job_kind = "tuning"
     template_fields = _template_fields(SageMakerTuningOperator.template_fields)
 
-    def execute(self, context) -> dict[str, Any]:
-        description = self.run_job(on_poll=self._log_progress)
+    def summarize(self, description: Mapping, context) -> dict[str, Any]:
         best = description.get("OverallBestTrainingJob") or description.get("BestTrainingJob")
         if not best:
             raise RuntimeError(
@@ -95,14 +160,6 @@ class TuningJobOperator(_LifecycleJobMixin, SageMakerTuningOperator):
         )
         return summary
 
-    def _log_progress(self, description: Mapping) -> None:
-        """Log the trial counters when they change (not at every poll)."""
-        progress = (description["HyperParameterTuningJobStatus"],
-                    description.get("TrainingJobStatusCounters"))  # fmt: skip
-        if progress != getattr(self, "_last_progress", None):
-            self._last_progress = progress
-            self.log.info("Tuning %s: %s, training jobs %s", self.job_name, *progress)
-
 
 class TrainingJobOperator(_LifecycleJobMixin, SageMakerTrainingOperator):
     """Runs a training job (its log streams into the task log); XCom: artifact and metrics."""
@@ -110,8 +167,7 @@ class TrainingJobOperator(_LifecycleJobMixin, SageMakerTrainingOperator):
     job_kind = "training"
     template_fields = _template_fields(SageMakerTrainingOperator.template_fields)
 
-    def execute(self, context) -> dict[str, Any]:
-        description = self.run_job()
+    def summarize(self, description: Mapping, context) -> dict[str, Any]:
         metrics = {m["MetricName"]: m["Value"] for m in description.get("FinalMetricDataList", [])}
         self.log.info("Training job %s completed; final metrics %s", self.job_name, metrics)
         return {
@@ -133,8 +189,7 @@ class TransformJobOperator(_LifecycleJobMixin, SageMakerTransformOperator):
     job_kind = "transform"
     template_fields = _template_fields(SageMakerTransformOperator.template_fields)
 
-    def execute(self, context) -> dict[str, Any]:
-        description = self.run_job()
+    def summarize(self, description: Mapping, context) -> dict[str, Any]:
         # The console link the provider's operator shows in the UI (its extra link reads this).
         SageMakerTransformJobLink.persist(
             context=context,
