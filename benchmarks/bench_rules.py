@@ -144,6 +144,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--record", action="store_true", help="record the corpus again even if it is kept"
     )
+    parser.add_argument(
+        "--kept-only", action="store_true",
+        help="judge only the runs already kept, recording none (a partial corpus: the table "
+        "says how many runs of each kind it holds)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.healthy < 20 or args.runs_per_fault < 1 or args.jobs < 1:
         parser.error("--healthy must be >= 20, --runs-per-fault and --jobs >= 1")
@@ -423,7 +428,8 @@ def table(runs: list[Run], outcomes: dict, set_name: str, policy: dict[str, str]
 
     healthy = [run for run in runs if run.fault is None]
     by_fault = {fault: [run for run in runs if run.fault == fault] for fault in FAULTS}
-    yield f"== {set_name}: healthy runs {len(healthy)}, runs per fault {len(by_fault[FAULTS[0]])}"
+    per_fault = ", ".join(f"{fault} {len(by_fault[fault])}" for fault in FAULTS)
+    yield f"== {set_name}: healthy runs {len(healthy)}; runs per fault: {per_fault}"
     yield " | ".join(["rule", "policy", "healthy FP", *FAULTS])
     for rule in TENSOR_RULES:
         cells = [rate(sum(fired(r, rule) for r in healthy), len(healthy))]
@@ -452,6 +458,10 @@ def main() -> int:
     folders = {run.name: run_folder(args.corpus, run, code) for run in runs}
     missing = [run for run in runs if args.record or not (folders[run.name] / JOB_RECORD).exists()]
     print(f"{len(runs) - len(missing)} of {len(runs)} runs kept in {args.corpus}", flush=True)
+    if args.kept_only:
+        runs = [run for run in runs if run not in missing]
+        folders = {run.name: folders[run.name] for run in runs}
+        missing = []
     recorded = record(recording_order(missing), folders, args.jobs) if missing else 0.0
     jobs = {name: json.loads((folder / JOB_RECORD).read_text()) for name, folder in folders.items()}
     failed = {name: job["failure"] for name, job in jobs.items() if job["status"] != "Completed"}
