@@ -455,6 +455,12 @@ class PoorWeightInitialization(TensorRule):
         variances = {name: float(np.var(value)) for name, value in activations.items()}
         low = min(variances, key=variances.get)
         high = max(variances, key=variances.get)
+        if variances[high] == 0:  # no ratio to speak of (zero weights do this)
+            self.finding = (
+                f"The activation inputs of all {len(variances)} layers are constant (variance 0): "
+                "the weights are poorly initialised."
+            )
+            return True
         ratio = variances[high] / variances[low] if variances[low] else float("inf")
         if ratio <= self.threshold:
             return False

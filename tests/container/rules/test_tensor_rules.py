@@ -117,6 +117,12 @@ def test_poor_weight_initialization_meets_the_condition_when_the_loss_cannot_fal
     assert "The training loss, as a mean over 5 steps, has not improved for 5" in outcome.details
 
 
+def test_poor_weight_initialization_names_all_constant_activation_inputs(run, tmp_path):
+    outcome = evaluate_rule("PoorWeightInitialization", run(Scenario(init_scale=0.0)), tmp_path)
+    assert outcome.status == ISSUES_FOUND, outcome.details
+    assert "The activation inputs of all 2 layers are constant (variance 0)" in outcome.details
+
+
 def test_loss_not_decreasing_compares_steps_num_steps_apart(run, tmp_path):
     outcome = evaluate_rule("LossNotDecreasing", run(DIVERGING_LR), tmp_path, num_steps="4")
     assert outcome.status == ISSUES_FOUND
