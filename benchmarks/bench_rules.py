@@ -6,12 +6,14 @@ evaluates every tensor rule of the project's rule engine over each job's tensors
 AWS's default parameters and with the local profile's (include/local.yaml). The corpus:
 
 - healthy runs, spread over what the tuner may pick: every backbone (resnets from scratch),
-  batch sizes 8-64, learning rates 1e-4 to 1e-2, three seeds, the demo dataset and a larger one;
-- runs with one planted fault each, ``--runs-per-fault`` of every kind (seed, backbone and data
-  vary): a diverging learning rate, dead activations (vanishing gradients), zero weight
-  initialisation, a frozen network (learning rate 0), overfitting (two training pictures per
-  class, many epochs) and overtraining (many epochs after convergence). The faults that are not
-  a plain setting are planted by the benchmark's own entry point, rule_faults/plant_fault.py.
+  batch sizes 8-64, learning rates 1e-4 to 1e-2, three seeds, a dataset the size of the demo's
+  and a larger one;
+- runs with one planted fault each, ``--runs-per-fault`` of every kind (seed and data vary, and
+  the backbone except in the long runs below): a diverging learning rate, dead activations
+  (vanishing gradients), zero weight initialisation, a frozen network (learning rate 0),
+  overfitting (two training pictures per class, many epochs) and overtraining (many epochs
+  after convergence). The faults that are not a plain setting are planted by the benchmark's
+  own entry point, rule_faults/plant_fault.py.
   LossNotDecreasing's two faults run LONG_RUN_STEPS steps: a frozen loss only moves by mini-batch
   noise, and the rule needs a stall in two comparisons ``num_steps`` apart in a row to call it
   one (see the rule's docstring); 18 steps gave the local profile's ``num_steps: 20`` none.
