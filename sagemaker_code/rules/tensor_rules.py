@@ -400,6 +400,8 @@ class PoorWeightInitialization(TensorRule):
       (a best batch early, then 5 worse ones) and the gate blocked them; the mean over
       ``patience`` batches keeps AWS's meaning of ``patience`` ("steps to wait until the loss
       is considered to be not decreasing anymore") without reading batch noise as a stall.
+      Not yet enough: it still met the condition on 1 of the 18 healthy runs judged since (a
+      loss that fell fast over the first 5 steps and then bounced), see the README's table.
 
     ``steps`` counts the saved steps that hold activation inputs, from the first. Only training
     steps count: in EVAL mode, batch normalisation uses running statistics that are still
