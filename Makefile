@@ -21,7 +21,7 @@ PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile
 # pytest exits 5 when a suite collects no test; that is not a failure of the suite.
 PYTEST_OK = rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc
 
-.PHONY: help envs image-env sdk-envs demo test test-fast lint format up down status clean browser compose-env
+.PHONY: help envs image-env sdk-envs demo test test-fast lint format up down status clean browser compose-env bench-rules
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -81,6 +81,11 @@ test-fast: envs image-env  ## Only the fast unit tests
 	$(CONTAINER_PY) -m pytest tests/container -m "not e2e" $(PARALLEL) $(PYTEST_ARGS); $(PYTEST_OK)
 	$(IMAGE_PY) -m pytest tests/container -m "not e2e" $(PARALLEL) $(PYTEST_ARGS); $(PYTEST_OK)
 	$(AIRFLOW_PY) -m pytest tests --ignore=tests/container --ignore=tests/sdk -m "not e2e" $(PARALLEL) $(PYTEST_ARGS); $(PYTEST_OK)
+
+# Trains a labelled corpus once (kept in benchmarks/results/rule-corpus/), then judges it with every
+# tensor rule; a second run only re-evaluates. BENCH_ARGS: e.g. --record, --jobs 3.
+bench-rules: envs  ## How often each Debugger rule is right (benchmarks/bench_rules.py)
+	nice -n 10 $(AIRFLOW_PY) benchmarks/bench_rules.py $(BENCH_ARGS)
 
 lint: $(VENVS)/airflow/.installed  ## ruff check and format check
 	$(VENVS)/airflow/bin/ruff check .

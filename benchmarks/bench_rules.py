@@ -1,38 +1,52 @@
 """How often each Debugger rule is right, over a labelled corpus of training runs.
 
-Trains a corpus through the local runtime (real training jobs of sagemaker_code/train.py with the
-Debugger hook saving losses, gradients and relu inputs every 2 steps) and evaluates every tensor
-rule of the project's rule engine over each job's saved tensors, twice: with AWS's default
-parameters and with the local profile's (include/local.yaml). The corpus:
+Records a corpus through the local runtime (real training jobs of sagemaker_code/train.py with
+the Debugger hook saving what the rules read, see COLLECTIONS) once, caches the saved tensors, and
+evaluates every tensor rule of the project's rule engine over each job's tensors, twice: with
+AWS's default parameters and with the local profile's (include/local.yaml). The corpus:
 
 - healthy runs, spread over what the tuner may pick: every backbone (resnets from scratch),
-  batch sizes 8-64, learning rates 1e-4 to 1e-2, three seeds, the demo dataset and a larger one;
-- runs with one planted fault each, ``--runs-per-fault`` of every kind (seed, backbone and data
-  vary): a diverging learning rate, dead activations (vanishing gradients), zero weight
-  initialisation, a frozen network (learning rate 0), overfitting (two training pictures per
-  class, many epochs) and overtraining (many epochs after convergence). The faults that are not
-  a plain setting are planted by the benchmark's own entry point, rule_faults/plant_fault.py.
+  batch sizes 8-64, learning rates 1e-4 to 1e-2, three seeds, a dataset the size of the demo's
+  and a larger one;
+- runs with one planted fault each, ``--runs-per-fault`` of every kind (seed and data vary, and
+  the backbone except in the long runs below): a diverging learning rate, dead activations
+  (vanishing gradients), zero weight initialisation, a frozen network (learning rate 0),
+  overfitting (two training pictures per class, many epochs) and overtraining (many epochs
+  after convergence). The faults that are not a plain setting are planted by the benchmark's
+  own entry point, rule_faults/plant_fault.py.
+  LossNotDecreasing's two faults run LONG_RUN_STEPS steps: a frozen loss only moves by mini-batch
+  noise, and the rule needs a stall in two comparisons ``num_steps`` apart in a row to call it
+  one (see the rule's docstring); 18 steps gave the local profile's ``num_steps: 20`` none.
+
+The rules judge saved tensors, not live jobs, so each run is recorded once and kept under
+``--corpus`` (benchmarks/results/rule-corpus/<run>-<key>/: the job's record and debug output),
+where the key hashes what shapes the run's tensors: its settings, the collections, its dataset
+and the training code shipped to the jobs. Changing a rule re-evaluates the kept corpus without
+training; changing a run, or what trains, records just the runs it changes; an interrupted
+recording keeps the runs it finished.
 
 Prints, per parameter set, one row per rule: its false-positive rate on the healthy runs and its
 detection rate on each fault (the rule's own target fault marked with *), and how many healthy
-runs the default gate policy (include/pipeline.yaml `rules.policy`) blocks or asks about. Writes
-everything to ``benchmarks/results/rules.json``. Two environments, as in real life: the runtime
-and the training jobs are driven from the Airflow one, the rules are evaluated in the container
-one (smdebug), in one process for the whole corpus::
+runs the default gate policy (include/pipeline.yaml `rules.policy`) blocks or asks about; and the
+seconds the recording took beside those of the evaluation. Writes everything to
+``benchmarks/results/rules.json``. Two environments, as in real life: the runtime and the training
+jobs are driven from the Airflow one, the rules are evaluated in the container one (smdebug),
+``--jobs`` processes each judging a share of the corpus::
 
-    nice .venvs/airflow/bin/python benchmarks/bench_rules.py [--runs-per-fault 10] [--jobs 2]
+    nice -n 10 .venvs/airflow/bin/python benchmarks/bench_rules.py [--jobs 2] [--record]
 
-Measured here (2 cores, shared): 80 runs trained in 29 min and judged in 17 min; the corpus (the
-runtime's S3 copy and the downloaded debug outputs, mostly resnet gradients) takes ~30 GB of
-temporary disk, removed at the end unless --work keeps it.
+(``make bench-rules``.)
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import itertools
 import json
+import math
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -73,15 +87,20 @@ TARGET_FAULTS = {
     "Overtraining": ("overtraining",),
 }
 FAULTS = ("diverging-lr", "dead-activations", "zero-init", "frozen", "overfitting", "overtraining")
-# Every collection the rules need (include/pipeline.yaml rules.collections). AWS's save_interval
-# of 500 would save only the first step of runs this small: losses and relu inputs are saved every
-# 2 steps (as the local profile's collection_overrides do), gradients every 10 (a resnet's
-# gradients every 2 steps fill gigabytes). Both parameter sets judge the same tensors.
+# Every collection the rules need (include/pipeline.yaml rules.collections), every 2 steps as the
+# local profile's collection_overrides save them (AWS's save_interval of 500 would save only the
+# first step of runs this small). Both parameter sets judge the same tensors. Two savings that
+# change no rule's input: gradients are saved as their mean absolute value only (an smdebug
+# reduction, which is all VanishingGradient reads), and relu inputs only for the first
+# PoorWeightInitialization `steps` (10, in both parameter sets) saved steps, all it examines. Full
+# resnet gradients and activations every 2 steps filled ~30 GB and took most of the evaluation.
 COLLECTIONS = [
     {"CollectionName": "losses", "CollectionParameters": {"save_interval": "2"}},
-    {"CollectionName": "gradients", "CollectionParameters": {"save_interval": "10"}},
+    {"CollectionName": "gradients",
+     "CollectionParameters": {"save_interval": "2", "reductions": "abs_mean"}},
     {"CollectionName": "relu_input",
-     "CollectionParameters": {"include_regex": ".*relu_input", "save_interval": "2"}},
+     "CollectionParameters": {"include_regex": ".*relu_input", "save_interval": "2",
+                              "end_step": "20"}},
 ]  # fmt: skip
 DATASETS = {  # name -> (classes, pictures per class per split)
     "demo": (4, {"train": 24, "valid": 8, "test": 4}),
@@ -89,6 +108,13 @@ DATASETS = {  # name -> (classes, pictures per class per split)
     "tiny-train": (4, {"train": 2, "valid": 16, "test": 4}),
 }
 IMAGE_SIZE = 16  # pictures this small keep a resnet50 run under a minute on two cores
+# Training steps of LossNotDecreasing's faults: 16 comparisons with the local profile's
+# num_steps 20, 32 with AWS's 10.
+LONG_RUN_STEPS = 320
+LONG_RUN_BATCH = 8
+CORPUS = REPO_ROOT / "benchmarks" / "results" / "rule-corpus"
+JOB_RECORD = "job.json"  # in a run's folder, written once its debug output is there
+DEBUG_OUTPUT = "debug-output"
 
 
 @dataclass(frozen=True)
@@ -110,13 +136,25 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--healthy", type=int, default=20, help="healthy runs (>= 20)")
     parser.add_argument("--runs-per-fault", type=int, default=10)
-    parser.add_argument("--jobs", type=int, default=2, help="training jobs at a time")
     parser.add_argument(
-        "--work", type=Path,
-        help="keep the corpus (debug outputs) here; if it already holds one, only re-evaluate "
-        "the rules over it (to compare formulas without training again)",
+        "--jobs", type=int, default=2, help="training jobs, and rule evaluators, at a time"
+    )
+    parser.add_argument(
+        "--corpus", type=Path, default=CORPUS,
+        help="where recorded corpora are kept, one folder per corpus key (default: %(default)s)",
     )  # fmt: skip
-    return parser.parse_args()
+    parser.add_argument(
+        "--record", action="store_true", help="record the corpus again even if it is kept"
+    )
+    parser.add_argument(
+        "--kept-only", action="store_true",
+        help="judge only the runs already kept, recording none (a partial corpus: the table "
+        "says how many runs of each kind it holds)",
+    )  # fmt: skip
+    args = parser.parse_args()
+    if args.healthy < 20 or args.runs_per_fault < 1 or args.jobs < 1:
+        parser.error("--healthy must be >= 20, --runs-per-fault and --jobs >= 1")
+    return args
 
 
 def hyperparameters(backbone: str, batch: int, lr: float, seed: int, epochs: int, **extra) -> dict:
@@ -139,7 +177,9 @@ def hyperparameters(backbone: str, batch: int, lr: float, seed: int, epochs: int
 def healthy_runs(count: int) -> list[Run]:
     """`count` runs cycling through backbones, batch sizes, learning rates, seeds and data.
 
-    The deep resnets cost the most: each of resnet34 and resnet50 gets one run in ten.
+    The deep resnets cost the most: each of resnet34 and resnet50 gets one run in ten. The
+    learning rates shift by one every ten runs, so that a backbone does not always meet the same
+    one (ten backbones, five rates: without the shift, resnet50 only ever got 1e-2).
     """
     batches, lrs = (8, 16, 32, 64), (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
     backbones = ("simplecnn", "resnet18", "simplecnn", "resnet34", "resnet18",
@@ -147,42 +187,98 @@ def healthy_runs(count: int) -> list[Run]:
     runs = []
     for i in range(count):
         hp = hyperparameters(backbones[i % len(backbones)], batches[i % len(batches)],
-                             lrs[i % len(lrs)], seed=i % 3, epochs=4)  # fmt: skip
+                             lrs[(i + i // 10) % len(lrs)], seed=i % 3, epochs=4)  # fmt: skip
         runs.append(Run(f"healthy-{i:02d}", None, ("demo", "larger")[i // 2 % 2], hp))
     return runs
 
 
-def fault_hyperparameters(fault: str, backbone: str, seed: int) -> dict[str, str]:
+def long_run_epochs(dataset: str) -> int:
+    """Epochs that give LONG_RUN_STEPS training steps of LONG_RUN_BATCH pictures on `dataset`."""
+    classes, per_class = DATASETS[dataset]
+    return math.ceil(LONG_RUN_STEPS / math.ceil(classes * per_class["train"] / LONG_RUN_BATCH))
+
+
+def fault_hyperparameters(fault: str, backbone: str, seed: int, dataset: str) -> dict[str, str]:
     """A faulty run's settings; the planted faults also name themselves (`fault`)."""
     if fault == "diverging-lr":
-        return hyperparameters(backbone, 16, 5.0, seed, 3, optimizer="sgd")
+        epochs = long_run_epochs(dataset)
+        return hyperparameters(backbone, LONG_RUN_BATCH, 5.0, seed, epochs, optimizer="sgd")
+    if fault == "frozen":
+        epochs = long_run_epochs(dataset)
+        return hyperparameters(backbone, LONG_RUN_BATCH, 1e-3, seed, epochs, fault=fault)
     if fault == "overfitting":  # with the tiny-train data: 2 pictures per class
         return hyperparameters(backbone, 8, 3e-3, seed, 30)
     if fault == "overtraining":
-        return hyperparameters("simplecnn", 16, 3e-3, seed, 25)
+        return hyperparameters("simplecnn", 16, 3e-3, seed, 15)
     return hyperparameters(backbone, 16, 1e-3, seed, 3, fault=fault)
 
 
 def fault_runs(per_fault: int) -> list[Run]:
+    """The long runs (LossNotDecreasing's faults) are all simplecnn: 320 resnet18 steps cost
+    several minutes of a shared 2-core machine each."""
     runs = []
     for fault, i in itertools.product(FAULTS, range(per_fault)):
-        backbone = ("simplecnn", "simplecnn", "resnet18")[i % 3]
+        long_run = fault in ("diverging-lr", "frozen")
+        backbone = "simplecnn" if long_run else ("simplecnn", "simplecnn", "resnet18")[i % 3]
         dataset = "tiny-train" if fault == "overfitting" else ("demo", "larger")[i // 2 % 2]
-        runs.append(
-            Run(f"{fault}-{i:02d}", fault, dataset, fault_hyperparameters(fault, backbone, i))
-        )
+        hp = fault_hyperparameters(fault, backbone, i, dataset)
+        runs.append(Run(f"{fault}-{i:02d}", fault, dataset, hp))
     return runs
 
 
+def recording_order(runs: list[Run]) -> list[Run]:
+    """Round robin over the healthy runs and the fault kinds, so that the runs a recording has
+    finished when it is interrupted are a sample of the whole corpus, not its first kinds."""
+    by_kind = [[run for run in runs if run.fault == kind] for kind in (None, *FAULTS)]
+    healthy_per_round = math.ceil(len(by_kind[0]) / max(len(kind) for kind in by_kind[1:]))
+    by_kind[0] = [by_kind[0][i : i + healthy_per_round]
+                  for i in range(0, len(by_kind[0]), healthy_per_round)]  # fmt: skip
+    rounds = itertools.zip_longest(*by_kind)
+    ordered = []
+    for healthy_share, *faults in rounds:
+        ordered.extend([*(healthy_share or []), *(run for run in faults if run)])
+    return ordered
+
+
+def training_code() -> dict[str, Path]:
+    """What the jobs run, by name in the source dir: sagemaker_code/ without the rule engine
+    (the jobs do not import it; it must not change the corpus key) and the fault planter."""
+    files = {
+        path.relative_to(SAGEMAKER_CODE).as_posix(): path
+        for path in sorted(SAGEMAKER_CODE.rglob("*.py"))
+        if "__pycache__" not in path.parts
+        and path.parts[len(SAGEMAKER_CODE.parts)] not in ("rules", "evaluate_rules.py")
+    }
+    return {**files, PLANT_FAULT.name: PLANT_FAULT}
+
+
 def sourcedir_archive() -> bytes:
-    """sagemaker_code/ plus the fault-planting entry point, as a script-mode source dir."""
+    """training_code() as a script-mode source dir."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for path in sorted(SAGEMAKER_CODE.rglob("*.py")):
-            if "__pycache__" not in path.parts:
-                tar.add(path, arcname=path.relative_to(SAGEMAKER_CODE).as_posix())
-        tar.add(PLANT_FAULT, arcname=PLANT_FAULT.name)
+        for name, path in training_code().items():
+            tar.add(path, arcname=name)
     return buffer.getvalue()
+
+
+def run_folder(corpus: Path, run: Run, code: dict[str, str]) -> Path:
+    """Where `run` is kept: named by everything that shapes its tensors (`code`: file hashes)."""
+    shaping = {
+        "run": asdict(run),
+        "collections": COLLECTIONS,
+        "dataset": DATASETS[run.dataset],
+        "image_size": IMAGE_SIZE,
+        "code": code,
+    }
+    key = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
+    return corpus / f"{run.name}-{key}"
+
+
+def code_hashes() -> dict[str, str]:
+    return {
+        name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for name, path in training_code().items()
+    }
 
 
 def upload_inputs(s3, work: Path) -> None:
@@ -224,11 +320,12 @@ def job_request(run: Run) -> dict:
     return request
 
 
-def train_corpus(runtime, runs: list[Run], parallel: int, work: Path) -> dict[str, dict]:
-    """Run every job, `parallel` at a time; download each one's debug output. Returns
-    name -> {status, seconds, final metrics, debug_output}."""
+def train_corpus(runtime, runs: list[Run], folders: dict[str, Path], parallel: int) -> None:
+    """Run every job, `parallel` at a time; keep each one's debug output and record
+    ({status, failure, seconds, final metrics}) in its folder (`folders`, by run name), the
+    record last."""
     sagemaker, s3 = runtime.client("sagemaker"), runtime.client("s3")
-    pending, running, done = list(runs), {}, {}
+    pending, running = list(runs), {}
     while pending or running:
         while pending and len(running) < parallel:
             run = pending.pop(0)
@@ -240,21 +337,20 @@ def train_corpus(runtime, runs: list[Run], parallel: int, work: Path) -> dict[st
             if described["TrainingJobStatus"] in ("InProgress", "Stopping"):
                 continue
             del running[name]
-            done[name] = {
+            job = {
                 "status": described["TrainingJobStatus"],
                 "failure": described.get("FailureReason", ""),
                 "seconds": round(time.monotonic() - started, 1),
                 "metrics": {
                     m["MetricName"]: m["Value"] for m in described.get("FinalMetricDataList", [])
                 },
-                "debug_output": str(download(s3, f"debug/{name}/debug-output/", work / name)),
             }
+            download(s3, f"debug/{name}/debug-output/", folders[name] / DEBUG_OUTPUT)
+            (folders[name] / JOB_RECORD).write_text(json.dumps(job))
             print(
-                f"  {name:<22} {described['TrainingJobStatus']:<9} "
-                f"{done[name]['seconds']:6.1f} s  {done[name]['metrics']}",
+                f"  {name:<22} {job['status']:<9} {job['seconds']:6.1f} s  {job['metrics']}",
                 flush=True,
             )
-    return done
 
 
 def download(s3, prefix: str, target: Path) -> Path:
@@ -280,29 +376,46 @@ def parameter_sets() -> dict[str, dict[str, dict[str, str]]]:
     return {"AWS defaults": {rule: {} for rule in TENSOR_RULES}, "local profile": local_rules}
 
 
-def train(runs: list[Run], parallel: int, work: Path) -> dict[str, dict]:
-    """A fresh runtime, the inputs uploaded, every run trained (see train_corpus)."""
-    runtime = RuntimeProcess(work / "runtime").start()
-    try:
-        runtime.client("s3").create_bucket(Bucket=BUCKET)
-        upload_inputs(runtime.client("s3"), work / "data")
-        print(f"training {len(runs)} jobs, {parallel} at a time ...", flush=True)
-        return train_corpus(runtime, runs, parallel, work / "debug")
-    finally:
-        runtime.stop()
+def record(runs: list[Run], folders: dict[str, Path], parallel: int) -> float:
+    """A fresh runtime (in a temporary folder: its S3 copy is not kept), the inputs uploaded,
+    every run trained into its folder (see train_corpus), replacing what the folder held and
+    any folder of the same run under another key. Returns the seconds it took."""
+    started = time.monotonic()
+    for run in runs:
+        for stale in folders[run.name].parent.glob(f"{run.name}-*"):
+            shutil.rmtree(stale)
+    with tempfile.TemporaryDirectory(prefix="bench-rules-") as tmp:
+        runtime = RuntimeProcess(Path(tmp) / "runtime").start()
+        try:
+            runtime.client("s3").create_bucket(Bucket=BUCKET)
+            upload_inputs(runtime.client("s3"), Path(tmp) / "data")
+            print(f"recording {len(runs)} training jobs, {parallel} at a time ...", flush=True)
+            train_corpus(runtime, runs, folders, parallel)
+        finally:
+            runtime.stop()
+    return time.monotonic() - started
 
 
-def evaluate(jobs: dict[str, dict], work: Path) -> dict[str, dict]:
-    """Every tensor rule, both parameter sets, over every job (rule_faults/evaluate_corpus.py)."""
-    manifest = work / "manifest.json"
-    manifest.write_text(json.dumps({
-        "parameter_sets": parameter_sets(),
-        "debug_outputs": {name: job["debug_output"] for name, job in jobs.items()},
-    }))  # fmt: skip
-    print("evaluating the rules in the container environment ...", flush=True)
-    subprocess.run([str(CONTAINER_PYTHON), str(EVALUATE_CORPUS), str(manifest)],
-                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-    return json.loads(manifest.with_suffix(".outcomes.json").read_text())
+def evaluate(folders: dict[str, Path], parallel: int, work: Path) -> dict[str, dict]:
+    """Every tensor rule, both parameter sets, over every job (rule_faults/evaluate_corpus.py),
+    in `parallel` container processes that each judge every `parallel`-th job."""
+    names = sorted(folders)
+    evaluators = []
+    for share in range(parallel):
+        manifest = work / f"manifest-{share}.json"
+        manifest.write_text(json.dumps({
+            "parameter_sets": parameter_sets(),
+            "debug_outputs": {name: str(folders[name] / DEBUG_OUTPUT)
+                              for name in names[share::parallel]},
+        }))  # fmt: skip
+        command = [str(CONTAINER_PYTHON), str(EVALUATE_CORPUS), str(manifest)]
+        evaluators.append((manifest, subprocess.Popen(command, stdout=subprocess.DEVNULL)))
+    outcomes = {}
+    for manifest, evaluator in evaluators:
+        if evaluator.wait() != 0:
+            raise SystemExit(f"{EVALUATE_CORPUS.name} failed on {manifest}: see its output")
+        outcomes.update(json.loads(manifest.with_suffix(".outcomes.json").read_text()))
+    return outcomes
 
 
 def rate(hits: int, total: int) -> str:
@@ -317,7 +430,8 @@ def table(runs: list[Run], outcomes: dict, set_name: str, policy: dict[str, str]
 
     healthy = [run for run in runs if run.fault is None]
     by_fault = {fault: [run for run in runs if run.fault == fault] for fault in FAULTS}
-    yield f"== {set_name}: healthy runs {len(healthy)}, runs per fault {len(by_fault[FAULTS[0]])}"
+    per_fault = ", ".join(f"{fault} {len(by_fault[fault])}" for fault in FAULTS)
+    yield f"== {set_name}: healthy runs {len(healthy)}; runs per fault: {per_fault}"
     yield " | ".join(["rule", "policy", "healthy FP", *FAULTS])
     for rule in TENSOR_RULES:
         cells = [rate(sum(fired(r, rule) for r in healthy), len(healthy))]
@@ -342,26 +456,30 @@ def main() -> int:
     policy = yaml.safe_load((REPO_ROOT / "include" / "pipeline.yaml").read_text())["rules"][
         "policy"
     ]
+    code = code_hashes()
+    folders = {run.name: run_folder(args.corpus, run, code) for run in runs}
+    missing = [run for run in runs if args.record or not (folders[run.name] / JOB_RECORD).exists()]
+    print(f"{len(runs) - len(missing)} of {len(runs)} runs kept in {args.corpus}", flush=True)
+    if args.kept_only:
+        runs = [run for run in runs if run not in missing]
+        folders = {run.name: folders[run.name] for run in runs}
+        missing = []
+    recorded = record(recording_order(missing), folders, args.jobs) if missing else 0.0
+    jobs = {name: json.loads((folder / JOB_RECORD).read_text()) for name, folder in folders.items()}
+    failed = {name: job["failure"] for name, job in jobs.items() if job["status"] != "Completed"}
     started = time.monotonic()
+    print(f"evaluating the rules, {args.jobs} evaluators at a time ...", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-rules-") as tmp:
-        work = args.work or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        jobs_file = work / "jobs.json"
-        if jobs_file.exists():
-            jobs = json.loads(jobs_file.read_text())
-            print(f"re-evaluating the corpus in {work}", flush=True)
-        else:
-            jobs = train(runs, args.jobs, work)
-            jobs_file.write_text(json.dumps(jobs))
-        trained = time.monotonic() - started
-        failed = {
-            name: job["failure"] for name, job in jobs.items() if job["status"] != "Completed"
-        }
-        outcomes = evaluate(jobs, work)
-    elapsed = time.monotonic() - started
+        outcomes = evaluate(folders, args.jobs, Path(tmp))
+    evaluated = time.monotonic() - started
+    job_seconds = sum(job["seconds"] for job in jobs.values())
     print(
-        f"\n{len(runs)} runs trained in {trained:.0f} s, rules evaluated in "
-        f"{elapsed - trained:.0f} s; failed jobs: {failed or 'none'}"
+        f"\n{len(runs)} runs: {len(missing)} recorded now in {recorded:.0f} s; the corpus took "
+        f"{job_seconds:.0f} s of training job time to record (about "
+        f"{job_seconds / args.jobs:.0f} s at {args.jobs} at a time); the rules judged it in "
+        f"{evaluated:.0f} s, "
+        f"{job_seconds / args.jobs / evaluated:.1f}x faster than recording it; "
+        f"failed jobs: {failed or 'none'}"
     )
     for set_name in parameter_sets():
         print("\n" + "\n".join(table(runs, outcomes, set_name, policy)))
@@ -372,7 +490,9 @@ def main() -> int:
                 "runs": [asdict(run) for run in runs],
                 "jobs": jobs,
                 "outcomes": outcomes,
-                "seconds": elapsed,
+                "recorded_seconds": recorded,
+                "job_seconds": job_seconds,
+                "evaluated_seconds": evaluated,
             },
             indent=1,
         )

@@ -1,10 +1,11 @@
 """The rule benchmark's container side: every tensor rule over every job of the corpus.
 
 bench_rules.py writes a manifest (`parameter_sets`: set name -> rule -> RuleParameters;
-`debug_outputs`: job -> the folder holding its downloaded debug output) and runs this with the
-container environment's Python, which has smdebug. Each rule is evaluated by the project's rule
-engine (`rules.tensor_rules.evaluate_tensor_rule`, what evaluate_rules.py runs in a rule job),
-all in this one process so smdebug and torch are imported once. The outcomes go to
+`debug_outputs`: job -> the folder holding its kept debug output) per share of the corpus and
+runs this with the container environment's Python, which has smdebug, once per manifest. Each
+rule is evaluated by the project's rule engine (`rules.tensor_rules.evaluate_tensor_rule`, what
+evaluate_rules.py runs in a rule job), all of a share in one process so smdebug and torch are
+imported once. The outcomes go to
 `<manifest>.outcomes.json`, keyed `job|set|rule`.
 
     .venvs/container/bin/python benchmarks/rule_faults/evaluate_corpus.py MANIFEST

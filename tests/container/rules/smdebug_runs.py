@@ -15,6 +15,7 @@ from pathlib import Path
 
 import smdebug.pytorch as smd
 import torch
+from smdebug.core.reduction_config import ReductionConfig
 from smdebug.core.save_config import SaveConfig
 from torch import nn
 
@@ -73,6 +74,8 @@ class Scenario:
     random_train_labels: bool = False
     weight_decay: float = 0.0
     save_interval: int = 1
+    # Save each gradient's mean absolute value only (CollectionParameters reductions: abs_mean).
+    gradient_abs_mean_only: bool = False
 
 
 def record_training(out_dir: Path, scenario: Scenario) -> Path:
@@ -104,6 +107,8 @@ def record_training(out_dir: Path, scenario: Scenario) -> Path:
         include_collections=COLLECTIONS,
     )
     hook.get_collection("relu_input").include(".*relu_input")
+    if scenario.gradient_abs_mean_only:
+        hook.get_collection("gradients").reduction_config = ReductionConfig(abs_reductions=["mean"])
     hook.register_module(model)
     loss_function = nn.CrossEntropyLoss()
     hook.register_loss(loss_function)

@@ -3,13 +3,17 @@ healthy run. The runs are real: tiny torch models trained with an smdebug hook (
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
 import pytest
 from rules.outcome import ERROR, ISSUES_FOUND, NO_ISSUES_FOUND
 from rules.runner import TENSOR_RULE_NAMES, evaluate
+from rules.tensor_rules import GRADIENTS_COLLECTION
 from rules.tensor_rules import TENSOR_RULES as TENSOR_RULES_BY_NAME
+from smdebug.exceptions import TensorUnavailableForStep
+from smdebug.trials import create_trial
 from smdebug_runs import Scenario, record_training
 
 TENSOR_RULES = [
@@ -31,6 +35,8 @@ HEAD_ONLY_PAST_CONVERGENCE = Scenario(
 )
 TINY_INIT = Scenario(init_scale=1e-3, depth=4, epochs=1)
 OVERFITTING_SPLIT = Scenario(random_train_labels=True, train_samples=16, hidden=64, epochs=25)
+# Learning rate 0 and one full batch per step: the same loss at every step.
+FROZEN_FULL_BATCH = Scenario(lr=0.0, train_samples=64, batch_size=64, epochs=12)
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +94,33 @@ def test_parameters_change_the_verdict(run, tmp_path):
     outcome = evaluate_rule("VanishingGradient", run(HEALTHY), tmp_path, threshold="1000")
     assert outcome.status == ISSUES_FOUND
     assert "below the threshold 1000" in outcome.details
+
+
+@pytest.mark.parametrize(
+    ("scenario", "status"), [(TINY_INIT, ISSUES_FOUND), (HEALTHY, NO_ISSUES_FOUND)]
+)
+def test_vanishing_gradient_reads_saved_abs_mean_reductions(scenario, status, run, tmp_path):
+    """A job that saves gradients as their mean absolute value only gets the same verdict."""
+    debug_output = run(dataclasses.replace(scenario, gradient_abs_mean_only=True))
+    trial = create_trial(str(debug_output))
+    gradient = trial.tensor(trial.tensor_names(collection=GRADIENTS_COLLECTION)[0])
+    with pytest.raises(TensorUnavailableForStep):
+        gradient.value(gradient.steps()[0])  # no full tensor was saved
+    outcome = evaluate_rule("VanishingGradient", debug_output, tmp_path)
+    assert outcome.status == status, outcome.details
+    assert outcome.details == evaluate_rule("VanishingGradient", run(scenario), tmp_path).details
+
+
+def test_poor_weight_initialization_meets_the_condition_when_the_loss_cannot_fall(run, tmp_path):
+    outcome = evaluate_rule("PoorWeightInitialization", run(FROZEN_FULL_BATCH), tmp_path)
+    assert outcome.status == ISSUES_FOUND, outcome.details
+    assert "The training loss, as a mean over 5 steps, has not improved for 5" in outcome.details
+
+
+def test_poor_weight_initialization_names_all_constant_activation_inputs(run, tmp_path):
+    outcome = evaluate_rule("PoorWeightInitialization", run(Scenario(init_scale=0.0)), tmp_path)
+    assert outcome.status == ISSUES_FOUND, outcome.details
+    assert "The activation inputs of all 2 layers are constant (variance 0)" in outcome.details
 
 
 def test_loss_not_decreasing_compares_steps_num_steps_apart(run, tmp_path):
