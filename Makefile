@@ -13,55 +13,41 @@ IMAGE_PY := $(VENVS)/container-image/bin/python
 # The SageMaker Python SDK's two majors, each beside the runtime it is tested against (tests/sdk).
 SDK_V2_PY := $(VENVS)/sdk-v2/bin/python
 SDK_V3_PY := $(VENVS)/sdk-v3/bin/python
+# The make variable naming the interpreter an environment is created with, when not PYTHON.
+PYTHON_VARIABLE_container-image := PYTHON310
+UV_VERSION := 0.13.8
+UV := $(VENVS)/uv/bin/uv
 PYTEST_ARGS ?=
 # pytest-xdist: a worker per core, a test module whole on one worker (its module fixtures once);
 # `PYTEST_WORKERS=0` runs in one process.
 PYTEST_WORKERS ?= auto
 PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile
+NAMED_PYTHON = "$(or $(PYTHON_VARIABLE_$(1)),PYTHON)=$($(or $(PYTHON_VARIABLE_$(1)),PYTHON))"
 # pytest exits 5 when a suite collects no test; that is not a failure of the suite.
 PYTEST_OK = rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc
 
-.PHONY: help envs image-env sdk-envs demo test test-fast lint format up down status clean browser compose-env bench-rules
+.PHONY: help envs image-env sdk-envs lock demo test test-fast lint format up down status clean browser compose-env bench-rules
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-envs: $(VENVS)/airflow/.installed $(VENVS)/container/.installed  ## Create the two Python environments the pipeline runs in
+envs: $(VENVS)/airflow/.installed $(VENVS)/container/.installed  ## Create the two Python environments the pipeline runs in, from their locks
 
 image-env: $(VENVS)/container-image/.installed  ## Create the default AWS image's container environment (Python 3.10, torch 2.0.1) the tests also use
 
 sdk-envs: $(VENVS)/sdk-v2/.installed $(VENVS)/sdk-v3/.installed  ## Create the SageMaker Python SDK v2 and v3 environments of the conformance suite
 
-# A stamp per environment: pip runs again only when pyproject.toml changes.
-$(VENVS)/airflow/.installed: pyproject.toml devtools/requirements.py
-	@test -x $(AIRFLOW_PY) || $(PYTHON) -m venv $(VENVS)/airflow
-	$(PYTHON) devtools/requirements.py airflow runtime test dev > $(VENVS)/airflow-requirements.txt
-	$(AIRFLOW_PY) -m pip install --quiet --disable-pip-version-check -r $(VENVS)/airflow-requirements.txt
-	@touch $@
+lock: $(UV)  ## Refresh locks/<env>.txt from pyproject.toml (after changing a dependency group)
+	$(PYTHON) -m devtools.envs lock $(UV)
 
-$(VENVS)/container/.installed: pyproject.toml devtools/requirements.py
-	@test -x $(CONTAINER_PY) || $(PYTHON) -m venv $(VENVS)/container
-	$(PYTHON) devtools/requirements.py container container-libraries test > $(VENVS)/container-requirements.txt
-	$(CONTAINER_PY) -m pip install --quiet --disable-pip-version-check -r $(VENVS)/container-requirements.txt
-	@touch $@
+# uv builds the environments; make installs this pinned version of it with the Python's own pip.
+$(UV):
+	@$(PYTHON) -m pip --version >/dev/null 2>&1 || { echo "make installs uv with pip, which $(PYTHON) lacks: install python3-pip (or put uv $(UV_VERSION) at $(UV))"; exit 1; }
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(VENVS)/uv uv==$(UV_VERSION)
 
-$(VENVS)/container-image/.installed: pyproject.toml devtools/requirements.py
-	@test -x $(PYTHON310) || { echo "Python 3.10 is needed for $(VENVS)/container-image (set PYTHON310)"; exit 1; }
-	@test -x $(IMAGE_PY) || $(PYTHON310) -m venv $(VENVS)/container-image
-	$(PYTHON) devtools/requirements.py container-image container-libraries test > $(VENVS)/container-image-requirements.txt
-	$(IMAGE_PY) -m pip install --quiet --disable-pip-version-check -r $(VENVS)/container-image-requirements.txt
-	@touch $@
-
-$(VENVS)/sdk-v2/.installed: pyproject.toml devtools/requirements.py
-	@test -x $(SDK_V2_PY) || $(PYTHON) -m venv $(VENVS)/sdk-v2
-	$(PYTHON) devtools/requirements.py sdk-v2 runtime test > $(VENVS)/sdk-v2-requirements.txt
-	$(SDK_V2_PY) -m pip install --quiet --disable-pip-version-check -r $(VENVS)/sdk-v2-requirements.txt
-	@touch $@
-
-$(VENVS)/sdk-v3/.installed: pyproject.toml devtools/requirements.py
-	@test -x $(SDK_V3_PY) || $(PYTHON) -m venv $(VENVS)/sdk-v3
-	$(PYTHON) devtools/requirements.py sdk-v3 runtime test > $(VENVS)/sdk-v3-requirements.txt
-	$(SDK_V3_PY) -m pip install --quiet --disable-pip-version-check -r $(VENVS)/sdk-v3-requirements.txt
+# A stamp per environment (declared in pyproject.toml): uv syncs it again when its lock changes.
+$(VENVS)/%/.installed: locks/%.txt | $(UV)
+	$(PYTHON) -m devtools.envs build $(UV) $* $(VENVS)/$* $(call NAMED_PYTHON,$*)
 	@touch $@
 
 browser:  ## Install Debian's chromium for the browser test (needs root and apt)
