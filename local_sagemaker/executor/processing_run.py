@@ -16,14 +16,13 @@ for ``python``/``python3``, as for training), its output streamed to CloudWatch 
 """
 
 import json
-import os
 import re
 import shutil
 import time
 from pathlib import Path, PurePosixPath
 
 from local_sagemaker.executor.sandbox import job_sandbox
-from local_sagemaker.executor.toolkit import ENVIRONMENT_NOT_INHERITED
+from local_sagemaker.executor.toolkit import inherited_environment
 from local_sagemaker.s3 import S3Error
 
 LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
@@ -103,7 +102,7 @@ class ProcessingRun:
             entrypoint[0] = python
         command = entrypoint + app.get("ContainerArguments", [])
         argv = [to_local_paths(part, self.root) for part in command]
-        env = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT_NOT_INHERITED}
+        env = inherited_environment(python)
         # Lines reach the log as they are printed, not when a pipe buffer fills.
         env["PYTHONUNBUFFERED"] = "1"
         env.update(

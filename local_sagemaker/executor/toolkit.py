@@ -125,17 +125,27 @@ def resource_config(job: dict, current_host: str, hosts: list[str]) -> dict:
     }
 
 
+def inherited_environment(python: str) -> dict[str, str]:
+    """The runtime's environment minus Python-path variables, with the image's Python first on
+    PATH: ``python``/``python3`` there are the image's, as in its container (the SDK v3's
+    ``sm_train.sh`` driver runs ``python3`` from PATH)."""
+    env = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT_NOT_INHERITED}
+    env["PATH"] = os.pathsep.join(filter(None, [str(Path(python).parent), env.get("PATH")]))
+    return env
+
+
 def training_environment(
     job: dict,
     tree: HostTree,
     hosts: list[str],
     region: str,
     master_port: int,
+    python: str,
     extra: dict[str, str],
 ) -> dict[str, str]:
     """The full environment of one host's training process.
 
-    Starts from the runtime's environment minus Python-path variables, adds the ``SM_*`` set
+    Starts from :func:`inherited_environment` (for the image's ``python``), adds the ``SM_*`` set
     with every /opt/ml path pointing into ``tree``, the job's ``Environment`` map, the
     distributed-training rendezvous (``MASTER_ADDR``/``MASTER_PORT``) and ``extra``
     (config-file locations chosen by the executor).
@@ -184,7 +194,7 @@ def training_environment(
         "is_hetero": False,
     }
     toolkit["training_env"] = _training_env_json(job, toolkit)
-    env = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT_NOT_INHERITED}
+    env = inherited_environment(python)
     env.update({f"SM_{key.upper()}": env_value(value) for key, value in toolkit.items()})
     env.update({f"SM_CHANNEL_{c.upper()}": str(tree.channel_dir(c)) for c in channels})
     env.update({f"SM_HP_{k.upper()}": env_value(v) for k, v in user_hps.items()})

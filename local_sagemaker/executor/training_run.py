@@ -232,12 +232,13 @@ class TrainingRun:
         region = self.config.region
         for tree in self.workspace.hosts:
             argv = self.command(tree)
+            python = self.config.python_for_image(self.image)
             env = toolkit.training_environment(
-                self.job, tree, hosts, region, master_port, self._config_env(tree)
+                self.job, tree, hosts, region, master_port, python, self._config_env(tree)
             )
             stream = f"{self.job['TrainingJobName']}/{tree.host}-{started}"
             try:  # the toolkit would pip-install it; the image Python here is shared, offline
-                check_source_dir(self.config.python_for_image(self.image), tree.code_dir)
+                check_source_dir(python, tree.code_dir)
             except RequirementsError as error:
                 raise TrainingSetupError(str(error)) from error
             self.processes[tree.host] = self.executor.start_process(
@@ -247,9 +248,7 @@ class TrainingRun:
                 TRAINING_LOG_GROUP,
                 stream,
                 lambda text, pipe, host=tree.host: on_line(host, text, pipe),
-                job_sandbox(
-                    self.workspace.job_dir, self.config.python_for_image(self.image), tree.root
-                ),
+                job_sandbox(self.workspace.job_dir, python, tree.root),
             )
 
     def wait(self, timeout: float) -> dict[str, int] | None:

@@ -3,6 +3,7 @@ archive handling."""
 
 import io
 import json
+import os
 import tarfile
 
 import pytest
@@ -53,7 +54,13 @@ def test_environment_points_every_path_into_the_host_tree(tmp_path):
     }
     tree = HostTree("algo-2", tmp_path / "algo-2")
     env = toolkit.training_environment(
-        job, tree, ["algo-1", "algo-2"], "us-east-1", 29500, {"EXTRA": "1"}
+        job,
+        tree,
+        ["algo-1", "algo-2"],
+        "us-east-1",
+        29500,
+        "/image/venv/bin/python",
+        {"EXTRA": "1"},
     )
     assert env["SM_MODEL_DIR"] == str(tmp_path / "algo-2" / "model")
     assert env["SM_CHANNEL_TRAIN"] == str(tmp_path / "algo-2" / "input" / "data" / "train")
@@ -67,6 +74,7 @@ def test_environment_points_every_path_into_the_host_tree(tmp_path):
     assert env["MASTER_PORT"] == "29500" and env["MASTER_ADDR"] == "127.0.0.1"
     assert env["PYTHONPATH"] == str(tree.code_dir)
     assert env["MY_SETTING"] == "on" and env["EXTRA"] == "1"
+    assert env["PATH"].split(os.pathsep)[0] == "/image/venv/bin"  # `python3` is the image's
     training_env = json.loads(env["SM_TRAINING_ENV"])
     assert training_env["is_master"] is False
     assert training_env["channel_input_dirs"]["valid"].endswith("input/data/valid")
