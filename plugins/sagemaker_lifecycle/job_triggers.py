@@ -26,6 +26,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from botocore.exceptions import ClientError
 
 from sagemaker_lifecycle.hooks import JOB_KINDS, RUNNING_STATUSES, JobKind
+from sagemaker_lifecycle.triggers import settle_after_deferral
 
 # Stops asked for by `on_kill` that are still under way (the event loop keeps only weak
 # references to tasks).
@@ -116,6 +117,7 @@ class SageMakerJobTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         kind = self.kind
+        await settle_after_deferral()
         async with AsyncExitStack() as stack:
             sagemaker = await stack.enter_async_context(await self._client("sagemaker"))
             tail = None

@@ -31,6 +31,17 @@ from sagemaker_lifecycle.rule_jobs import (
     result_uri,
 )
 
+# A trigger's first look waits this long. Airflow 3.3's scheduler fails a deferred task whose
+# trigger fired, and whose resumed attempt started, before it had processed the executor's event
+# for the deferral ("finished with state success, but the task instance's state attribute is
+# running": apache/airflow#72716, open in 3.3.2; seen here with the gate and quick jobs).
+DEFERRAL_SETTLE_SECONDS = 3.0
+
+
+async def settle_after_deferral() -> None:
+    """Wait before a trigger's first look (see DEFERRAL_SETTLE_SECONDS)."""
+    await asyncio.sleep(DEFERRAL_SETTLE_SECONDS)
+
 
 class RuleOutcomeTrigger(BaseTrigger):
     """Fires with the gate's verdict once no expected rule is still being evaluated.
@@ -98,6 +109,7 @@ class RuleOutcomeTrigger(BaseTrigger):
         return outcomes
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        await settle_after_deferral()
         async with AsyncExitStack() as stack:
             sagemaker = await stack.enter_async_context(await self._client("sagemaker"))
             s3 = (
