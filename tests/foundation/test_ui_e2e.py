@@ -196,8 +196,8 @@ def test_user_approves_the_deployment_under_required_actions(page, stack):
     assert triggered.ok, triggered.text()
     run_id = triggered.json()["dag_run_id"]
 
-    state = wait_for_task_state(page, stack, run_id, APPROVAL_TASK,
-                                ("awaiting_input", "success", "failed", "skipped"))  # fmt: skip
+    asked_or_ended = ("awaiting_input", "success", "failed", "skipped", "upstream_failed")
+    state = wait_for_task_state(page, stack, run_id, APPROVAL_TASK, asked_or_ended)
     assert state == "awaiting_input", f"{APPROVAL_TASK} is {state}: nothing was asked"
     quoted = urllib.parse.quote(run_id, safe="")
     page.goto(f"{stack.airflow_url}/dags/{DAG_ID}/runs/{quoted}/tasks/{APPROVAL_TASK}"
