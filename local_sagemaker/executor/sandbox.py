@@ -10,7 +10,10 @@ processing jobs, transform and endpoint model servers) starts through ``enter_sa
   at start-up), so no one else owns a job's files. A job's processes share one uid (the hosts of
   a training job work in one tree), and two running jobs never do, so one job cannot signal,
   trace or read ``/proc/<pid>/root`` of another. Once the job's last process has ended, every
-  process left with its uid is killed and the uid goes back to the pool.
+  process left with its uid is killed and the uid goes back to the pool. A lease is also an
+  exclusive ``flock`` on ``/run/local-sagemaker/job-uids/<uid>.lock``, so two runtimes of one
+  machine (two data dirs, or parallel test workers) never lease the same uid, and a runtime
+  killed with -9 frees its leases with its file descriptors.
 - It owns its tree (``writable``) and nothing else: the runtime's data dir (0700 when the
   runtime is root) and any other closed folder on the way to what the job needs are covered
   with empty folders in its namespace, so credentials, the S3 store and other jobs' trees are
@@ -28,6 +31,7 @@ A root runtime that cannot make the namespace (a container without CAP_SYS_ADMIN
 start jobs with a :class:`SandboxError` that says so, rather than running them as root.
 """
 
+import fcntl
 import functools
 import grp
 import json
@@ -49,6 +53,8 @@ from local_sagemaker.executor import enter_sandbox
 
 JOB_UIDS_ENV = "LOCAL_SAGEMAKER_JOB_UIDS"
 DEFAULT_JOB_UIDS = "200000-200999"
+# Root-owned (0700): the machine-wide lease files of job uids (see the module docstring).
+LEASE_DIR = Path("/run/local-sagemaker/job-uids")
 CONTAINER_ROOT = "/opt/ml"
 ENTER_SCRIPT = Path(enter_sandbox.__file__)
 PROBE_TIMEOUT_SECONDS = 30
@@ -139,7 +145,7 @@ class JobUsers:
     def __init__(self, uids: range):
         self.uids = uids
         self._lock = threading.Lock()
-        self._leases: dict[str, list[int]] = {}  # tree -> [uid, holders]
+        self._leases: dict[str, list[int]] = {}  # tree -> [uid, holders, lease file fd]
 
     def lease(self, tree: Path) -> int:
         with self._lock:
@@ -147,14 +153,15 @@ class JobUsers:
             if key in self._leases:
                 self._leases[key][1] += 1
                 return self._leases[key][0]
-            in_use = {uid for uid, _ in self._leases.values()} | _uids_with_processes()
-            uid = next((u for u in self.uids if u not in in_use), None)
-            if uid is None:
-                raise SandboxError(
-                    f"all {len(self.uids)} job uids of {JOB_UIDS_ENV} are in use; widen the range"
-                )
-            self._leases[key] = [uid, 1]
-            return uid
+            in_use = {uid for uid, *_ in self._leases.values()} | _uids_with_processes()
+            for uid in (u for u in self.uids if u not in in_use):
+                lock_fd = _claim_machine_wide(uid)
+                if lock_fd is not None:
+                    self._leases[key] = [uid, 1, lock_fd]
+                    return uid
+            raise SandboxError(
+                f"all {len(self.uids)} job uids of {JOB_UIDS_ENV} are in use; widen the range"
+            )
 
     def release(self, tree: Path, end_processes: Callable[[int], None]) -> None:
         """Drop one holder of ``tree``'s uid; the last one calls ``end_processes(uid)`` (kill
@@ -171,6 +178,20 @@ class JobUsers:
         with self._lock:
             if self._leases.get(key) is lease and lease[1] == 0:
                 del self._leases[key]
+                os.close(lease[2])  # the machine-wide claim ends last, after the kill
+
+
+def _claim_machine_wide(uid: int) -> int | None:
+    """An open descriptor holding ``uid``'s lease file locked, or None when another runtime
+    holds it."""
+    LEASE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(LEASE_DIR / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _uids_with_processes() -> set[int]:

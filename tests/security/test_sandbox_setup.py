@@ -65,6 +65,20 @@ def test_a_job_tree_shares_one_uid_and_its_last_process_frees_it(tmp_path):
 
 
 @root_only
+def test_two_runtimes_of_one_machine_never_lease_the_same_uid(tmp_path):
+    """Each runtime has its own pool; the lease files make a uid one runtime's at a time (two
+    runtimes sharing one killed each other's model servers when a job ended)."""
+    uids = range(200980, 200982)
+    one, other = JobUsers(uids), JobUsers(uids)
+    leased = {one.lease(tmp_path / "a"), other.lease(tmp_path / "b")}
+    assert leased == set(uids)
+    with pytest.raises(SandboxError, match="all 2 job uids"):
+        one.lease(tmp_path / "c")
+    one.release(tmp_path / "a", lambda uid: None)
+    assert other.lease(tmp_path / "c") in uids
+
+
+@root_only
 def test_a_root_runtime_without_mount_namespaces_refuses_jobs_and_says_why():
     # As in a container started without CAP_SYS_ADMIN.
     probe = (
