@@ -3,7 +3,10 @@ contract, failures, stop, max runtime, names and listing."""
 
 import io
 import json
+import shutil
 import tarfile
+import tempfile
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -339,10 +342,13 @@ def test_checkpoints_are_restored_and_synced(runtime, sagemaker, s3):
     assert saved == b"2"
 
 
-def test_logs_stream_while_the_job_runs(runtime, sagemaker, logs, tmp_path):
+def test_logs_stream_while_the_job_runs(runtime, sagemaker, logs):
     # The job holds until the test has looked (a file the test creates), not for a fixed time that
-    # a loaded host could outlast before the test looks.
-    release = tmp_path / "release"
+    # a loaded host could outlast before the test looks. The file is in a folder of /tmp that a
+    # sandboxed job may read (pytest's own temp root is closed to it).
+    release_dir = Path(tempfile.mkdtemp(prefix="live-logs-"))
+    release_dir.chmod(0o755)
+    release = release_dir / "release"
     script = (
         "import os, time\nprint('early line', flush=True)\n"
         f"while not os.path.exists({str(release)!r}):\n    time.sleep(0.05)\n"
@@ -358,5 +364,8 @@ def test_logs_stream_while_the_job_runs(runtime, sagemaker, logs, tmp_path):
         )
     finally:
         release.touch()
-    assert wait_for_status(sagemaker, "live-logs")["TrainingJobStatus"] == "Completed"
+    try:
+        assert wait_for_status(sagemaker, "live-logs")["TrainingJobStatus"] == "Completed"
+    finally:
+        shutil.rmtree(release_dir)
     assert any("late line" in message for message in job_log_messages(logs, "live-logs"))
