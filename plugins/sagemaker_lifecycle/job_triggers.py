@@ -21,12 +21,11 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
 from typing import Any
 
-from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from botocore.exceptions import ClientError
 
 from sagemaker_lifecycle.hooks import JOB_KINDS, RUNNING_STATUSES, JobKind
-from sagemaker_lifecycle.triggers import settle_after_deferral
+from sagemaker_lifecycle.triggers import async_client, settle_after_deferral
 
 # Stops asked for by `on_kill` that are still under way (the event loop keeps only weak
 # references to tasks).
@@ -172,10 +171,7 @@ class SageMakerJobTrigger(BaseTrigger):
         return TriggerEvent({"job_name": self.job_name, "status": status, "timed_out": timed_out})
 
     async def _client(self, service: str):
-        hook = AwsBaseHook(
-            aws_conn_id=self.aws_conn_id, region_name=self.region_name, client_type=service
-        )
-        return await hook.get_async_conn()
+        return await async_client(service, self.aws_conn_id, self.region_name)
 
 
 def _progress(kind: JobKind, description: Mapping) -> str:

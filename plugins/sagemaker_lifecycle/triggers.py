@@ -38,6 +38,12 @@ from sagemaker_lifecycle.rule_jobs import (
 DEFERRAL_SETTLE_SECONDS = 3.0
 
 
+async def async_client(service: str, aws_conn_id: str | None, region_name: str | None):
+    """An aiobotocore client of ``service`` for a trigger, from the Airflow connection."""
+    hook = AwsBaseHook(aws_conn_id=aws_conn_id, region_name=region_name, client_type=service)
+    return await hook.get_async_conn()
+
+
 async def settle_after_deferral() -> None:
     """Wait before a trigger's first look (see DEFERRAL_SETTLE_SECONDS)."""
     await asyncio.sleep(DEFERRAL_SETTLE_SECONDS)
@@ -131,10 +137,7 @@ class RuleOutcomeTrigger(BaseTrigger):
                 await asyncio.sleep(self.poll_interval)
 
     async def _client(self, service: str):
-        hook = AwsBaseHook(
-            aws_conn_id=self.aws_conn_id, region_name=self.region_name, client_type=service
-        )
-        return await hook.get_async_conn()
+        return await async_client(service, self.aws_conn_id, self.region_name)
 
 
 async def _read_json(s3, uri: str) -> dict | None:
