@@ -121,8 +121,7 @@ def dog_breed_classifier():
         rules=RULES,
         poll_interval=POLL_INTERVAL,
         max_wait=WAIT_LIMIT,
-        retries=0,
-    )
+    )  # retried like the job tasks: a BLOCK fails at once (AirflowFailException), a crash does not
 
     approval = RuleApprovalOperator(
         task_id="approve_deployment",

@@ -221,10 +221,12 @@ class JobFamily:
 
     def finish(self, name: str, status: str, **members) -> None:
         """Move the job to the terminal ``status``; a job that already ended keeps its outcome."""
+        ended_before = []
 
         def change(record):
             description = record["description"]
             if description[self.spec.status_member] in TERMINAL_STATUSES:
+                ended_before.append(description[self.spec.status_member])
                 return
             now = time.time()
             self.ending(description, status, now)
@@ -238,7 +240,8 @@ class JobFamily:
             )
 
         self.change(name, change)
-        log.info("%s %s: %s", self.spec.prefix, name, status)
+        if not ended_before:
+            log.info("%s %s: %s", self.spec.prefix, name, status)
 
     def request_stop(self, name: str) -> None:
         """StopX: InProgress -> Stopping (the job's work then ends it Stopped); a Stopping job

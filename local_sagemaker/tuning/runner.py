@@ -395,6 +395,7 @@ class TuningRun:
             if failure_reason:
                 changes["FailureReason"] = failure_reason
             self._write(**changes)
+        self.jobs.done(self.name)  # else the runtime's shutdown would try to fail it
         log.info("tuning job %s: %s after %d training jobs", self.name, status, len(self.entries))
 
     def _write(self, **description_changes) -> None:

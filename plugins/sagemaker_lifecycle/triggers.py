@@ -32,9 +32,12 @@ from sagemaker_lifecycle.rule_jobs import (
 )
 
 # A trigger's first look waits this long. Airflow 3.3's scheduler fails a deferred task whose
-# trigger fired, and whose resumed attempt started, before it had processed the executor's event
-# for the deferral ("finished with state success, but the task instance's state attribute is
-# running": apache/airflow#72716, open in 3.3.2; seen here with the gate and quick jobs).
+# trigger fired, and whose resumed attempt was queued or started, before it had processed the
+# executor's event for the deferral ("finished with state success, but the task instance's state
+# attribute is queued" or "running": apache/airflow#67287 and #72716, both unfixed in 3.3.2; seen
+# here with the gate and quick jobs). The wait narrows that window; on a loaded machine the
+# scheduler can lag longer (6 s was seen), so every deferring task except the person's approval
+# also has a retry, which adopts its job or re-reads the verdict.
 DEFERRAL_SETTLE_SECONDS = 3.0
 
 

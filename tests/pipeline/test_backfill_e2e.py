@@ -17,7 +17,7 @@ import time
 
 import boto3
 import pytest
-from stack_access import running_stack
+from stack_access import log_tail, running_stack
 
 from demo.dataset import make_dataset
 from devtools.stack import VENV_BIN, Stack
@@ -126,6 +126,22 @@ def wait_for_backfill(stack: Stack) -> dict[str, str]:
     pytest.fail(f"the backfill did not finish within {RUNS_TIMEOUT_S} s: {states}")
 
 
+def failed_tasks(stack: Stack) -> str:
+    """The backfill's failed tasks with the tails of their logs, for a failure message."""
+    rows = stack_db(
+        stack,
+        "SELECT ti.run_id, ti.task_id, ti.try_number FROM task_instance ti JOIN dag_run dr "
+        "ON dr.run_id = ti.run_id AND dr.dag_id = ti.dag_id WHERE dr.run_type = 'backfill' "
+        "AND ti.state = 'failed'",
+    )
+    logs = stack.airflow_home / "logs" / f"dag_id={DAG_ID}"
+    return "\n".join(
+        f"---- {run_id} {task_id} (try {try_number}) ----\n"
+        + log_tail(logs / f"run_id={run_id}" / f"task_id={task_id}" / f"attempt={try_number}.log")
+        for run_id, task_id, try_number in rows
+    )
+
+
 def stack_s3(stack: Stack):
     """An S3 client of the stack's runtime, signed with the keys `make up` prints."""
     key_pair = stack.key_pair()
@@ -149,7 +165,8 @@ def backfill(stack, datasets, published):
 
 
 def test_each_backfill_date_trains_on_the_snapshot_of_its_date(stack, backfill):
-    assert backfill["states"] == dict.fromkeys(BACKFILL_DATES, "success"), backfill["states"]
+    if backfill["states"] != dict.fromkeys(BACKFILL_DATES, "success"):
+        pytest.fail(f"{backfill['states']}\n{failed_tasks(stack)}")
     staged = xcom(stack, "stage_dataset")
     by_date = {date: staged[date]["snapshot_id"] for date in BACKFILL_DATES}
     a, b = by_date["2026-11-02"], by_date["2026-11-09"]
