@@ -1,5 +1,5 @@
-"""`make envs` on the Pythons a newcomer may have: 3.11 builds working environments, 3.12 (Ubuntu
-24.04's default) stops with one sentence saying what to install.
+"""`make envs` on the Pythons a newcomer may have: 3.11 builds working environments; 3.12 (Ubuntu
+24.04's default) and 3.10 (22.04's) stop with one sentence saying what to install.
 
 Both run the real Makefile into a folder of their own, with the uv `make envs` installed here and
 uv told to stay offline (UV_OFFLINE): the 3.11 build takes every package from uv's cache, which
@@ -24,13 +24,13 @@ UV = REPO_ROOT / ".venvs" / "uv" / "bin" / "uv"
 PYTHON311 = Path(sys.base_prefix) / "bin" / "python3.11"
 
 
-def python312() -> str:
-    """A Python 3.12 that runs (pyenv's shims name versions that may not be installed)."""
-    candidates = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.12*/bin/python3.12")))
-    for python in [*candidates, shutil.which("python3.12")]:
-        if python and python_version(python) == "3.12":
+def installed_python(version: str) -> str:
+    """A Python `version` ("3.12") that runs (pyenv's shims name versions that may be absent)."""
+    candidates = glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}*/bin/python{version}"))
+    for python in [*sorted(candidates), shutil.which(f"python{version}")]:
+        if python and python_version(python) == version:
             return python
-    pytest.skip("no Python 3.12 runs here (python3.12 on PATH or under ~/.pyenv/versions)")
+    pytest.skip(f"no Python {version} runs here (python{version} on PATH or under ~/.pyenv)")
 
 
 def make(tmp_path: Path, python: str, target: str) -> subprocess.CompletedProcess:
@@ -48,13 +48,26 @@ def make(tmp_path: Path, python: str, target: str) -> subprocess.CompletedProces
 
 
 def test_on_python_312_make_envs_says_in_one_sentence_what_to_install(tmp_path):
-    python = python312()
+    python = installed_python("3.12")
     refused = make(tmp_path, python, "envs")
     assert refused.returncode != 0
     assert refused.stderr.splitlines()[0] == (
         f"The airflow environment needs Python 3.11 ({python} is Python 3.12): install python3.11 "
         "(apt, pyenv, or uv python install 3.11) and run make again (make PYTHON=/path/to/"
         "python3.11 if it is not on PATH)."
+    )
+    assert sorted(path.name for path in (tmp_path / "venvs").iterdir()) == ["uv"]
+
+
+def test_on_python_310_make_envs_says_in_one_sentence_what_to_install(tmp_path):
+    """Ubuntu 22.04's python3; make's own scripts need 3.11 (tomllib) before any lock is read."""
+    python = installed_python("3.10")
+    refused = make(tmp_path, python, "envs")
+    assert refused.returncode != 0
+    assert refused.stderr.splitlines()[0] == (
+        f"make needs Python 3.11 ({python} is Python 3.10): install python3.11 (apt, pyenv, or uv "
+        "python install 3.11) and run make again (make PYTHON=/path/to/python3.11 if it is not on "
+        "PATH)."
     )
     assert sorted(path.name for path in (tmp_path / "venvs").iterdir()) == ["uv"]
 
