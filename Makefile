@@ -18,10 +18,11 @@ PYTHON_VARIABLE_container-image := PYTHON310
 UV_VERSION := 0.13.8
 UV := $(VENVS)/uv/bin/uv
 PYTEST_ARGS ?=
-# pytest-xdist: a worker per core, a test module whole on one worker (its module fixtures once);
-# `PYTEST_WORKERS=0` runs in one process.
+# pytest-xdist: a worker per core, a test module whole on one worker (its module fixtures once),
+# modules handed out in the order tests/conftest.py sorts them (the longest first, not xdist's
+# reorder by number of tests); `PYTEST_WORKERS=0` runs in one process.
 PYTEST_WORKERS ?= auto
-PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile
+PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 NAMED_PYTHON = "$(or $(PYTHON_VARIABLE_$(1)),PYTHON)=$($(or $(PYTHON_VARIABLE_$(1)),PYTHON))"
 # pytest exits 5 when a suite collects no test; that is not a failure of the suite.
 PYTEST_OK = rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc

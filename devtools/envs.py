@@ -13,9 +13,17 @@ get the same versions.
 import json
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 from typing import NamedTuple
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # before 3.11 (Ubuntu 22.04's python3): what to install, no traceback
+    raise SystemExit(
+        f"make needs Python 3.11 ({sys.executable} is Python {sys.version_info.major}."
+        f"{sys.version_info.minor}): install python3.11 (apt, pyenv, or uv python install 3.11) "
+        "and run make again (make PYTHON=/path/to/python3.11 if it is not on PATH)."
+    ) from None
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = REPO_ROOT / "pyproject.toml"

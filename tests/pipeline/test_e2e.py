@@ -4,13 +4,15 @@ Two runs on two logical dates over one unchanged dataset (a backfill of two date
 `airflow dags test` since `airflow backfill create` needs a running scheduler): the first deploys
 and evaluates and announces its new snapshot; the second reuses that snapshot without uploading
 or announcing it, warm-starts its tuning from the first, evaluates its rules as processing jobs
-(rules.engine: processing), forces a rule to fire, stops before deployment and cleans up. A task
-of the first run is then run again, as a cleared task would be.
+(rules.engine: processing), forces a rule to fire, stops before deployment and cleans up; its
+clean-up task, run again, stops a job that a killed try left running. A task of the first run is
+then run again, as a cleared task would be.
 
 The approval step, on three paths: the first run's Overtraining is made to fire (an `approve`
 rule) and a person approves through Airflow's Core API; a third date's run is rejected; a fourth
 date's run gets no answer and its configured default (Approve) applies after a three-second
-timeout. demo/approvals.py runs beside every run to apply such timeouts, as the scheduler would.
+timeout; that run deletes its endpoint at the end (delete_endpoint: true). demo/approvals.py
+runs beside every run to apply such timeouts, as the scheduler would.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import botocore.session
 import pytest
 import runtime_access
+from sagemaker_lifecycle.naming import retry_name
 
 pytestmark = pytest.mark.e2e
 
@@ -110,6 +114,7 @@ def rejected_run(airflow, e2e_dataset, e2e_conf, blocked_run):
 def unanswered_run(airflow, e2e_dataset, e2e_conf, rejected_run):
     conf = approval_conf(e2e_conf, e2e_dataset, timeout_seconds=3, default="Approve")
     conf["max_tuning_jobs"] = 1
+    conf["delete_endpoint"] = True  # the module's last run tears its deployment down
     result = airflow.dags_test(conf, FOURTH_DATE)
     return result, run_id_of(result.stdout + result.stderr)
 
@@ -254,6 +259,35 @@ def test_a_blocking_rule_stops_the_run_before_deployment(airflow, blocked_run, l
     assert f"Clean-up of failed run {stamp}: stopped no job; deleted nothing" in output
 
 
+def test_the_clean_up_of_a_failed_run_stops_its_job_still_running(
+    airflow, blocked_run, local_runtime
+):
+    """A killed try of a task leaves its job running (a SageMaker job outlives its task): the
+    failed run's clean-up task, run again as a cleared task is, stops it. The job here is the
+    run's own training job again under its retry name, made to run long."""
+    result, run_id = blocked_run
+    output = result.stdout + result.stderr
+    trained = re.search(r"Training job (\S+) completed; final metrics", output).group(1)
+    client = sagemaker(local_runtime)
+    described = client.describe_training_job(TrainingJobName=trained)
+    create = botocore.session.get_session().get_service_model("sagemaker")
+    members = create.operation_model("CreateTrainingJob").input_shape.members
+    request = {key: value for key, value in described.items() if key in members}
+    left_running = retry_name(trained, 2)
+    request["TrainingJobName"] = left_running
+    request["HyperParameters"] = {**request["HyperParameters"], "epochs": "100000"}
+    client.create_training_job(**request)
+    cleaned = airflow.run("tasks", "test", "dog_breed_classifier", "clean_up_failed_run", run_id)
+    cleaned_output = cleaned.stdout + cleaned.stderr
+    assert cleaned.returncode == 0, cleaned_output[-5000:]
+    stamp = re.search(r"Rule outcomes of dogbreed-train-(\S+):", output).group(1)
+    assert f"Clean-up of failed run {stamp}: stopped ['{left_running}']" in cleaned_output, (
+        cleaned_output[-5000:]
+    )
+    status = client.describe_training_job(TrainingJobName=left_running)["TrainingJobStatus"]
+    assert status in ("Stopping", "Stopped"), status
+
+
 def test_second_date_reuses_the_unchanged_snapshot_and_announces_no_asset_event(
     airflow, first_run, blocked_run
 ):
@@ -353,3 +387,11 @@ def test_an_unanswered_approval_takes_its_default_after_the_timeout(
     assert re.search(r"Gate outcome: no answer within 3 s, so the default Approve applied on "
                      r"the person's behalf \(rules\.approval\.default\), deploying\. "
                      r".*Overtraining found issues: ", output), output[-5000:]  # fmt: skip
+    # delete_endpoint: true: the run deleted its endpoint and the endpoint's config.
+    assert states["clean_up_endpoint"] == "success", states
+    stamp = re.search(r"Rule outcomes of dogbreed-train-(\S+):", output).group(1)
+    client = sagemaker(local_runtime)
+    with pytest.raises(client.exceptions.ClientError, match="Could not find endpoint"):
+        client.describe_endpoint(EndpointName="dogbreed-endpoint")
+    assert not [c for c in client.list_endpoint_configs()["EndpointConfigs"]
+                if stamp in c["EndpointConfigName"]]  # fmt: skip

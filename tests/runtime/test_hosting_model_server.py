@@ -14,6 +14,9 @@ from hosting_support import expected_label, write_model_dir
 
 from local_sagemaker.hosting.process import ModelServerProcess, ModelServerStartError
 
+# Every test here starts model server processes.
+pytestmark = pytest.mark.e2e
+
 
 def start_server(model_dir: Path, environment: dict[str, str] | None = None):
     lines: list[str] = []

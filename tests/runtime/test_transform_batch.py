@@ -20,6 +20,9 @@ from local_sagemaker.hosting.batch import (
 )
 from local_sagemaker.hosting.process import ModelServerProcess
 
+# The tests here start a model server process (all but the two of build_payloads and gzip).
+pytestmark = pytest.mark.e2e
+
 JSONL = "application/jsonlines"
 
 

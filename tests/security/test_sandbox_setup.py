@@ -40,6 +40,7 @@ def test_the_default_range_is_free_here():
     assert len(parse_job_uids("200000-200999")) == 1000
 
 
+@pytest.mark.e2e  # starts processes
 @root_only
 def test_a_job_tree_shares_one_uid_and_its_last_process_frees_it(tmp_path):
     users = JobUsers(range(200990, 200992))
@@ -78,6 +79,7 @@ def test_two_runtimes_of_one_machine_never_lease_the_same_uid(tmp_path):
     assert other.lease(tmp_path / "c") in uids
 
 
+@pytest.mark.e2e  # starts processes
 @root_only
 def test_a_root_runtime_without_mount_namespaces_refuses_jobs_and_says_why():
     # As in a container started without CAP_SYS_ADMIN.
@@ -115,6 +117,7 @@ shutil.rmtree(tree)
 """
 
 
+@pytest.mark.e2e  # starts processes
 @root_only
 @pytest.mark.skipif(not SYSTEM_PYTHON.exists(), reason="needs the system's /usr/bin/python3")
 def test_a_runtime_that_is_not_root_runs_its_jobs_as_itself_without_a_namespace():
