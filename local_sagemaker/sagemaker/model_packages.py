@@ -12,8 +12,9 @@ numbered 1, 2, 3 ... per group and a deleted version's number is never reused, a
 - ListModelPackages lists unversioned packages by default (AWS's documented default), a group's
   versions when ``ModelPackageGroupName`` is given without a ``ModelPackageType``; both List*
   sort ascending by default, as AWS documents.
-- UpdateModelPackage changes versioned packages only: ModelApprovalStatus with its
-  ApprovalDescription, CustomerMetadataProperties merged in, CustomerMetadataPropertiesToRemove
+- UpdateModelPackage changes versioned packages only: ModelApprovalStatus (any of the three
+  values, Approved and Rejected back and forth included), ApprovalDescription,
+  CustomerMetadataProperties merged in, CustomerMetadataPropertiesToRemove
   taken out (a package keeps at most 50 entries).
 - CreateModel serves a versioned package only once it is Approved (see :meth:`ModelPackages.
   container_for_model`); that is what keeps an unapproved version off endpoints.
@@ -217,14 +218,9 @@ class ModelPackages:
                     "unversioned."
                 )
             changes = {"LastModifiedTime": time.time()}
-            if "ModelApprovalStatus" in request:
-                changes["ModelApprovalStatus"] = request["ModelApprovalStatus"]
-                changes["ApprovalDescription"] = request.get("ApprovalDescription", "")
-            elif "ApprovalDescription" in request:
-                raise ValidationException(
-                    "ApprovalDescription describes an approval change: give it with "
-                    "ModelApprovalStatus."
-                )
+            for member in ("ModelApprovalStatus", "ApprovalDescription"):
+                if member in request:
+                    changes[member] = request[member]
             metadata = {**package.get("CustomerMetadataProperties", {}),
                         **request.get("CustomerMetadataProperties", {})}  # fmt: skip
             for key in request.get("CustomerMetadataPropertiesToRemove", []):

@@ -35,14 +35,23 @@ def test_life_cycle_runs_in_order(dag):
         assert earlier in upstream_closure(dag, later), f"{earlier} must run before {later}"
 
 
+def test_every_model_is_registered_then_promoted_after_its_evaluation(dag):
+    order = ["approve_deployment", "register_model", "create_model", "evaluate",
+             "plan_champion_scoring", "score_champion", "evaluate_champion", "decide_promotion",
+             "ask_about_promotion"]  # fmt: skip
+    for earlier, later in pairwise(order):
+        assert earlier in upstream_closure(dag, later), f"{earlier} must run before {later}"
+
+
 def test_nothing_deploys_unless_the_gate_and_the_approval_passed(dag):
     for task_id in ("plan_deployment", "create_model", "deploy_endpoint", "batch_transform"):
         assert {"gate_on_rules", "approve_deployment"} <= upstream_closure(dag, task_id)
     # A Reject skips the approval's direct downstream tasks; everything after follows from them.
     assert dag.get_task("approve_deployment").downstream_task_ids == {
-        "plan_deployment",
+        "register_model",
         "clean_up_failed_run",
     }
+    assert "plan_deployment" in dag.get_task("register_model").downstream_task_ids
 
 
 def test_gate_and_approval_are_not_retried_and_job_tasks_are(dag):

@@ -119,9 +119,12 @@ def test_update_changes_approval_and_metadata_of_versions_only(sagemaker):
     bad_status = _error(sagemaker.update_model_package, ModelPackageArn=arn,
                         ModelApprovalStatus="Maybe")  # fmt: skip
     assert "Approved" in bad_status["Message"]
-    lone_reason = _error(sagemaker.update_model_package, ModelPackageArn=arn,
-                         ApprovalDescription="why")  # fmt: skip
-    assert "ModelApprovalStatus" in lone_reason["Message"]
+    sagemaker.update_model_package(ModelPackageArn=arn, ApprovalDescription="re-checked")
+    package = sagemaker.describe_model_package(ModelPackageName=arn)
+    assert (package["ModelApprovalStatus"], package["ApprovalDescription"]) == (
+        "Rejected",
+        "re-checked",
+    )
     unversioned = sagemaker.create_model_package(
         ModelPackageName="unversioned-one", InferenceSpecification=INFERENCE
     )["ModelPackageArn"]
