@@ -217,3 +217,50 @@ def test_the_champion_is_the_newest_approved_version_and_scores_are_kept(
         SNAPSHOT: {"accuracy": 0.7, "macro_f1": 0.65, "top_k_accuracy": 1.0}
     }
     assert champion["ApprovalDescription"] == "better"
+
+
+@pytest.mark.e2e
+def test_a_champion_scored_on_another_snapshot_gets_a_model_and_a_transform_here_first(
+    runtime_connection, local_runtime, settings_with, names, staged_dataset, monkeypatch
+):
+    """The tasks around the champion's scoring, against the runtime (the transform between them
+    is the ordinary TransformJobOperator)."""
+    from sagemaker_lifecycle import tasks
+    from sagemaker_lifecycle.hooks import SageMakerLifecycleHook
+
+    monkeypatch.setattr(tasks, "current_run_names", lambda settings: names)
+    settings = settings_with({"registry": {"group": "rescoring-test"}})
+    s3 = client(local_runtime, "s3")
+    bucket, _, key = TRAINING["ModelArtifact"].removeprefix("s3://").partition("/")
+    if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key=key, Body=b"model.tar.gz")
+    hook = SageMakerLifecycleHook(aws_conn_id="aws_default")
+    champion = _register(rb.model_version_request(
+        settings, names, {**staged_dataset, "snapshot_id": OTHER_SNAPSHOT}, TUNING,
+        {**TRAINING, "TrainingJobName": "dogbreed-train-261101-00000001"}, VERDICT,
+    ))  # fmt: skip
+    elsewhere = registry.score_metadata(OTHER_SNAPSHOT, report(0.9))
+    hook.update_model_version(
+        champion["ModelPackageArn"], status="Approved", reason="first", metadata=elsewhere
+    )
+    challenger = _register(
+        rb.model_version_request(settings, names, staged_dataset, TUNING, TRAINING, VERDICT)
+    )
+
+    plan = tasks.plan_champion_scoring.function(settings, staged_dataset, challenger, report(0.8))
+    assert plan["ModelPackageArn"] == champion["ModelPackageArn"]
+    assert plan["transform"]["ModelName"] == names.champion_model
+    model = runtime_connection.describe_model(ModelName=names.champion_model)
+    assert model["PrimaryContainer"]["ModelPackageName"] == champion["ModelPackageArn"]
+    # Its evaluation records the champion's score here; then the two compare on this snapshot.
+    hook.update_model_version(champion["ModelPackageArn"],
+                              metadata=registry.score_metadata(SNAPSHOT, report(0.85)))  # fmt: skip
+    decision = tasks.decide_promotion.function(settings, staged_dataset, challenger, report(0.8))
+    assert (decision["outcome"], decision["champion"]) == ("reject", 0.85)
+    described = runtime_connection.describe_model_package(
+        ModelPackageName=challenger["ModelPackageArn"]
+    )
+    assert described["ModelApprovalStatus"] == "PendingManualApproval"
+    assert "worse by more than registry.tolerance" in described["ApprovalDescription"]
+    assert described["CustomerMetadataProperties"][f"score:{SNAPSHOT}:accuracy"] == "0.800000"
