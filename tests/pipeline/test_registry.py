@@ -264,3 +264,60 @@ def test_a_champion_scored_on_another_snapshot_gets_a_model_and_a_transform_here
     assert described["ModelApprovalStatus"] == "PendingManualApproval"
     assert "worse by more than registry.tolerance" in described["ApprovalDescription"]
     assert described["CustomerMetadataProperties"][f"score:{SNAPSHOT}:accuracy"] == "0.800000"
+
+
+# ---- asking a person -------------------------------------------------------------------------
+
+
+def decision_xcom(outcome_policy: PromotionPolicy, challenger_arn: str) -> dict:
+    """What decide_promotion pushes for a challenger at 0.6 against a champion at 0.7."""
+    decision = decide_promotion(report(0.6), champion_on(SNAPSHOT, 0.7), SNAPSHOT, outcome_policy)
+    champion_arn = challenger_arn.rsplit("/", 1)[0] + "/1"
+    return {**decision.as_dict(), "metric": "accuracy", "snapshot_id": SNAPSHOT,
+            "challenger_version": {"arn": challenger_arn, "value": 0.6},
+            "champion_version": {"arn": champion_arn, "value": 0.7}}  # fmt: skip
+
+
+def promotion_operator(decision: dict):
+    from sagemaker_lifecycle.operators.registry import PromotionApprovalOperator
+
+    approval = {"timeout_seconds": 20, "default": "Reject"}
+    return PromotionApprovalOperator(
+        task_id="ask_about_promotion", decision=decision, approval=approval
+    )
+
+
+def test_nobody_is_asked_unless_the_policy_says_ask():
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/dogbreed-models/2"
+    # Asking would write a Human-in-the-loop request, which needs a running task.
+    assert promotion_operator(decision_xcom(REJECT, arn)).execute({}) is None
+
+
+def test_the_person_sees_both_versions_metrics_side_by_side():
+    from sagemaker_lifecycle.operators.registry import promotion_body
+
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/dogbreed-models/2"
+    body = promotion_body(decision_xcom(ASK, arn), {"timeout_seconds": 20, "default": "Reject"})
+    assert f"| challenger | `{arn}` | 0.6000 |" in body
+    assert f"| champion | `{arn[:-1]}1` | 0.7000 |" in body
+    assert "| version | ARN | accuracy |" in body and "**Reject** applies" in body
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("answer", "status"), [("Approve", "Approved"), ("Reject", "Rejected")])
+def test_the_persons_answer_sets_the_versions_approval_status(
+    runtime_connection, settings_with, names, staged_dataset, answer, status
+):
+    from datetime import UTC, datetime
+
+    settings = settings_with({"registry": {"group": f"asked-{answer.lower()}"}})
+    arn = _register(
+        rb.model_version_request(settings, names, staged_dataset, TUNING, TRAINING, VERDICT)
+    )["ModelPackageArn"]
+    event = {"chosen_options": [answer], "params_input": {}, "timedout": False,
+             "responded_at": datetime(2026, 12, 1, tzinfo=UTC),
+             "responded_by_user": {"id": "ada", "name": "ada"}}  # fmt: skip
+    promotion_operator(decision_xcom(ASK, arn)).execute_complete({}, event)
+    version = runtime_connection.describe_model_package(ModelPackageName=arn)
+    assert version["ModelApprovalStatus"] == status
+    assert version["ApprovalDescription"].startswith(f"{answer} by ada: accuracy 0.6000")
