@@ -165,7 +165,9 @@ def dog_breed_classifier():
     champion_transform = TransformJobOperator(
         task_id="score_champion", config=champion["transform"], **WAITS
     )
-    champion_report = evaluate_champion(settings, dataset, champion, champion_transform.output)
+    champion_report = evaluate_champion(
+        settings, dataset, champion["ModelPackageArn"], champion_transform.output
+    )
     decision = decide_promotion(settings, dataset, registered.output, report)
     promotion_approval = PromotionApprovalOperator(
         task_id="ask_about_promotion",

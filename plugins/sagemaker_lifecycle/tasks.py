@@ -270,7 +270,7 @@ def plan_registration(
     )
 
 
-@task
+@task(multiple_outputs=True)
 def plan_champion_scoring(
     settings: dict, dataset: dict, registered: dict, report: dict
 ) -> dict[str, Any]:
@@ -305,7 +305,7 @@ def plan_champion_scoring(
 
 @task
 def evaluate_champion(
-    settings: dict, dataset: dict, champion: dict, transform: dict
+    settings: dict, dataset: dict, champion_arn: str, transform: dict
 ) -> dict[str, Any]:
     """Score the champion's batch transform and record the scores in its version's metadata."""
     names = current_run_names(settings)
@@ -314,8 +314,7 @@ def evaluate_champion(
     )
     report = _evaluation_report(settings, dataset, transform, prefix)
     SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID).update_model_version(
-        champion["ModelPackageArn"],
-        metadata=registry.score_metadata(dataset["snapshot_id"], report),
+        champion_arn, metadata=registry.score_metadata(dataset["snapshot_id"], report)
     )
     return _report_summary(report)
 
