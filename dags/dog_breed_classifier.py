@@ -4,6 +4,7 @@
              >> approval (asks a person only when an `approve` rule found issues)
              >> register the model version (Model Registry, PendingManualApproval)
              >> model >> endpoint (blue/green, deferred) >> smoke test (rolls back)
+             >> record on the version that the endpoint serves it
              >> batch transform >> evaluate
              >> score the champion on this snapshot (only when it never was)
              >> decide the promotion (Approved, or a reason; a person when registry.when_worse: ask)
@@ -51,6 +52,7 @@ from sagemaker_lifecycle.tasks import (
     plan_rule_jobs,
     plan_training,
     plan_tuning,
+    record_serving,
     resolve_settings,
     smoke_test_endpoint,
     stage_dataset,
@@ -156,6 +158,7 @@ def dog_breed_classifier():
     model = ModelOperator(task_id="create_model", config=deployment["model"])
     endpoint = EndpointOperator(task_id="deploy_endpoint", config=deployment["endpoint"], **WAITS)
     smoke_test = smoke_test_endpoint(settings, dataset, endpoint.output)
+    served = record_serving(settings, registered.output, endpoint.output)
     transform = TransformJobOperator(
         task_id="batch_transform", config=deployment["transform"], **WAITS
     )
@@ -179,7 +182,7 @@ def dog_breed_classifier():
     gate >> approval >> registered >> deployment
     champion_report >> decision >> promotion_approval
     model >> endpoint
-    smoke_test >> transform
+    smoke_test >> [served, transform]
     report >> clean_up_endpoint(settings, endpoint.output)
     # Any of these failing (or upstream_failed) triggers it; a successful run skips it.
     [

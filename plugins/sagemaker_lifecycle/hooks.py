@@ -20,7 +20,8 @@ What this adds to `SageMakerHook` (platform-notes "Amazon provider SageMaker ope
 - `profiler_report_uri` finds the HTML report of a training job's ProfilerReport rule.
 - the Model Registry: `registered_version` finds the version a training job was registered as
   (a retried or cleared registration reuses it), `champion_version` the newest Approved one,
-  `update_model_version` records scores and approval decisions.
+  `update_model_version` records scores and approval decisions, `model_version` finds a version
+  by its number (a rollback's).
 """
 
 from __future__ import annotations
@@ -443,6 +444,11 @@ class SageMakerLifecycleHook(SageMakerHook):
             if not is_not_found(error):
                 raise
         return None
+
+    def model_version(self, group: str, number: int) -> dict | None:
+        """DescribeModelPackage of version `number` of `group`, or None when there is none."""
+        return next((v for v in self._model_versions(group)
+                     if v["ModelPackageVersion"] == number), None)  # fmt: skip
 
     def champion_version(self, group: str, exclude_arn: str) -> dict | None:
         """The newest Approved version of `group` other than `exclude_arn`, or None."""

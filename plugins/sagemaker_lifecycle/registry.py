@@ -3,8 +3,9 @@ decision after the evaluation (pure functions; the calls are `hooks.SageMakerLif
 
 Every model that passes the gate becomes a version of the project's model package group. Its
 CustomerMetadataProperties say where it came from (`snapshot_id`, `tuning_job`, `training_job`,
-`rule:<Rule>` -> the rule's status) and, once scored, how it did on each dataset snapshot
-(`score:<snapshot id>:<metric>` -> the value). Scores are per snapshot because a model is only
+`rule:<Rule>` -> the rule's status), once scored, how it did on each dataset snapshot
+(`score:<snapshot id>:<metric>` -> the value), and when an endpoint started serving it
+(`served:<ISO time>` -> the endpoint). Scores are per snapshot because a model is only
 comparable with another on the same data.
 
 `decide_promotion` compares the challenger (this run's version) with the champion (the newest
@@ -35,6 +36,7 @@ METRICS = ("accuracy", "macro_f1", "top_k_accuracy")
 WHEN_WORSE = ("reject", "ask")
 SCORE_PREFIX = "score:"
 RULE_PREFIX = "rule:"
+SERVED_PREFIX = "served:"
 
 
 class Outcome(StrEnum):
@@ -80,6 +82,25 @@ class PromotionDecision:
     def approval_status(self) -> str:
         """The ModelApprovalStatus the challenger gets (ASK: the person's answer sets it)."""
         return APPROVED if self.outcome == Outcome.APPROVE else PENDING
+
+
+def served_metadata(endpoint: str, since: str) -> dict[str, str]:
+    """CustomerMetadataProperties recording that `endpoint` serves a version from `since` (an
+    ISO timestamp): the registry's history of which version served when."""
+    return {f"{SERVED_PREFIX}{since}": endpoint}
+
+
+def rollback_target(version: Mapping[str, Any] | None, group: str, number: int) -> str:
+    """The ARN of the version a rollback deploys; ValueError naming the version unless it
+    exists and is Approved (only an Approved version may serve)."""
+    if version is None:
+        raise ValueError(f"model package group {group} has no version {number}")
+    status = version["ModelApprovalStatus"]
+    if status != APPROVED:
+        raise ValueError(
+            f"version {number} of {group} is {status}: a rollback deploys Approved versions only"
+        )
+    return version["ModelPackageArn"]
 
 
 def score_key(snapshot_id: str, metric: str) -> str:

@@ -394,11 +394,12 @@ def model_version_request(
 
 
 def model_from_version_request(
-    settings: Mapping, names: RunNames, version_arn: str
+    settings: Mapping, model_name: str, version_arn: str
 ) -> dict[str, Any]:
-    """CreateModel parameters of the champion's model, from its Approved model version."""
+    """CreateModel parameters of `model_name` from an Approved model version (the champion's,
+    to score it; a rollback's, to serve it)."""
     return {
-        "ModelName": names.champion_model,
+        "ModelName": model_name,
         "PrimaryContainer": {"ModelPackageName": version_arn},
         "ExecutionRoleArn": settings["aws"]["role_arn"],
     }

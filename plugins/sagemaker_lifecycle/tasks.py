@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
@@ -293,7 +294,9 @@ def plan_champion_scoring(
         raise AirflowSkipException(f"the champion has scores on snapshot {snapshot} already")
     arn = champion["ModelPackageArn"]
     print(f"Champion {arn} was never scored on snapshot {snapshot}: scoring it there")
-    hook.ensure_model(request_builders.model_from_version_request(settings, names, arn))
+    hook.ensure_model(
+        request_builders.model_from_version_request(settings, names.champion_model, arn)
+    )
     return {
         "ModelPackageArn": arn,
         "transform": request_builders.transform_job_request(
@@ -350,6 +353,40 @@ def decide_promotion(
         "champion_version": champion and {"arn": champion["ModelPackageArn"],
                                           "value": decision.champion},
     }  # fmt: skip
+
+
+@task
+def record_serving(settings: dict, version: dict, endpoint: dict) -> dict[str, str]:
+    """Record on the model version (`register_model`'s XCom) that the endpoint serves it from
+    now (`registry.served_metadata`)."""
+    version_arn = version["ModelPackageArn"]
+    since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    metadata = registry.served_metadata(endpoint["EndpointName"], since)
+    SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID).update_model_version(
+        version_arn, metadata=metadata
+    )
+    print(f"{endpoint['EndpointName']} serves {version_arn} since {since}")
+    return metadata
+
+
+@task(multiple_outputs=True)
+def plan_rollback(settings: dict, params: dict | None = None) -> dict[str, Any]:
+    """For the rollback DAG: find version `params.model_package_version` of the project's group
+    (it must be Approved), make this run's model from it, and return the endpoint config and
+    endpoint requests that put it on the endpoint."""
+    names = current_run_names(settings)
+    group, number = request_builders.model_package_group(settings), params["model_package_version"]
+    hook = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID)
+    arn = registry.rollback_target(hook.model_version(group, number), group, number)
+    hook.ensure_model(request_builders.model_from_version_request(settings, names.model, arn))
+    print(f"Rolling {names.endpoint} back to {arn} (model {names.model})")
+    return {
+        "version": {"ModelPackageArn": arn},
+        "endpoint": {
+            "EndpointConfig": request_builders.endpoint_config_request(settings, names),
+            "Endpoint": request_builders.endpoint_request(settings, names),
+        },
+    }
 
 
 @task

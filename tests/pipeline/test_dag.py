@@ -111,3 +111,17 @@ def test_a_run_can_pin_a_snapshot_by_id(dag):
     assert PARAM_SETTINGS["dataset_snapshot"] == "dataset.snapshot"
     schema = dag.params.get_param("dataset_snapshot").schema
     assert schema["pattern"] == "^[0-9a-f]{16}$" and "null" in schema["type"]
+
+
+def test_the_rollback_dag_deploys_a_chosen_version_and_records_it():
+    from airflow.dag_processing.dagbag import DagBag
+
+    rollback = DagBag(str(DAGS_FOLDER)).dags["dog_breed_rollback"]
+    order = ["resolve_settings", "plan_rollback", "deploy_endpoint", "record_serving"]
+    for earlier, later in pairwise(order):
+        assert earlier in upstream_closure(rollback, later), f"{earlier} must run before {later}"
+    assert rollback.params.get_param("model_package_version").schema["minimum"] == 1
+
+
+def test_the_version_records_when_the_endpoint_starts_serving_it(dag):
+    assert {"smoke_test_endpoint", "register_model"} <= upstream_closure(dag, "record_serving")

@@ -128,7 +128,7 @@ def test_the_version_request_is_valid_and_carries_provenance_and_real_content_ty
 
 def test_the_champions_model_and_transform_requests_are_valid(settings, names, staged_dataset):
     arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/dogbreed-models/1"
-    model = rb.model_from_version_request(settings, names, arn)
+    model = rb.model_from_version_request(settings, names.champion_model, arn)
     validate_parameters(model, SERVICE.operation_model("CreateModel").input_shape)
     transform = rb.transform_job_request(settings, names, staged_dataset,
                                          model=model["ModelName"],
@@ -321,3 +321,40 @@ def test_the_persons_answer_sets_the_versions_approval_status(
     version = runtime_connection.describe_model_package(ModelPackageName=arn)
     assert version["ModelApprovalStatus"] == status
     assert version["ApprovalDescription"].startswith(f"{answer} by ada: accuracy 0.6000")
+
+
+# ---- rollback ----------------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_a_rollback_takes_an_approved_version_only_and_the_version_records_its_serving(
+    runtime_connection, local_runtime, settings_with, names, staged_dataset, monkeypatch
+):
+    from sagemaker_lifecycle import tasks
+
+    monkeypatch.setattr(tasks, "current_run_names", lambda settings: names)
+    settings = settings_with({"registry": {"group": "rollback-test"}})
+    s3 = client(local_runtime, "s3")
+    bucket, _, key = TRAINING["ModelArtifact"].removeprefix("s3://").partition("/")
+    if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key=key, Body=b"model.tar.gz")
+    request = rb.model_version_request(settings, names, staged_dataset, TUNING, TRAINING, VERDICT)
+    version = _register(request)
+    with pytest.raises(ValueError, match="version 1 of rollback-test is PendingManualApproval"):
+        tasks.plan_rollback.function(settings, {"model_package_version": 1})
+    with pytest.raises(ValueError, match="rollback-test has no version 7"):
+        tasks.plan_rollback.function(settings, {"model_package_version": 7})
+    runtime_connection.update_model_package(
+        ModelPackageArn=version["ModelPackageArn"], ModelApprovalStatus="Approved"
+    )
+    plan = tasks.plan_rollback.function(settings, {"model_package_version": 1})
+    assert plan["version"] == {"ModelPackageArn": version["ModelPackageArn"]}
+    variant = plan["endpoint"]["EndpointConfig"]["ProductionVariants"][0]
+    model = runtime_connection.describe_model(ModelName=variant["ModelName"])
+    assert model["PrimaryContainer"]["ModelPackageName"] == version["ModelPackageArn"]
+    served = tasks.record_serving.function(settings, plan["version"], {"EndpointName": "ep"})
+    metadata = runtime_connection.describe_model_package(
+        ModelPackageName=version["ModelPackageArn"]
+    )["CustomerMetadataProperties"]
+    assert served.items() <= metadata.items() and list(served.values()) == ["ep"]
