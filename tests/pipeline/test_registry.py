@@ -163,6 +163,16 @@ def runtime_connection(local_runtime, monkeypatch):
     return client(local_runtime, "sagemaker")
 
 
+@pytest.fixture
+def model_artifact(local_runtime) -> None:
+    """TRAINING's model.tar.gz in the runtime's S3 (CreateModel checks that it exists)."""
+    s3 = client(local_runtime, "s3")
+    bucket, _, key = TRAINING["ModelArtifact"].removeprefix("s3://").partition("/")
+    if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key=key, Body=b"model.tar.gz")
+
+
 def _register(registration: dict, task_id: str = "register_model") -> dict:
     from sagemaker_lifecycle.operators.registry import RegisterModelVersionOperator
 
@@ -221,7 +231,7 @@ def test_the_champion_is_the_newest_approved_version_and_scores_are_kept(
 
 @pytest.mark.e2e
 def test_a_champion_scored_on_another_snapshot_gets_a_model_and_a_transform_here_first(
-    runtime_connection, local_runtime, settings_with, names, staged_dataset, monkeypatch
+    runtime_connection, model_artifact, settings_with, names, staged_dataset, monkeypatch
 ):
     """The tasks around the champion's scoring, against the runtime (the transform between them
     is the ordinary TransformJobOperator)."""
@@ -230,11 +240,6 @@ def test_a_champion_scored_on_another_snapshot_gets_a_model_and_a_transform_here
 
     monkeypatch.setattr(tasks, "current_run_names", lambda settings: names)
     settings = settings_with({"registry": {"group": "rescoring-test"}})
-    s3 = client(local_runtime, "s3")
-    bucket, _, key = TRAINING["ModelArtifact"].removeprefix("s3://").partition("/")
-    if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
-        s3.create_bucket(Bucket=bucket)
-    s3.put_object(Bucket=bucket, Key=key, Body=b"model.tar.gz")
     hook = SageMakerLifecycleHook(aws_conn_id="aws_default")
     champion = _register(rb.model_version_request(
         settings, names, {**staged_dataset, "snapshot_id": OTHER_SNAPSHOT}, TUNING,
@@ -328,17 +333,12 @@ def test_the_persons_answer_sets_the_versions_approval_status(
 
 @pytest.mark.e2e
 def test_a_rollback_takes_an_approved_version_only_and_the_version_records_its_serving(
-    runtime_connection, local_runtime, settings_with, names, staged_dataset, monkeypatch
+    runtime_connection, model_artifact, settings_with, names, staged_dataset, monkeypatch
 ):
     from sagemaker_lifecycle import tasks
 
     monkeypatch.setattr(tasks, "current_run_names", lambda settings: names)
     settings = settings_with({"registry": {"group": "rollback-test"}})
-    s3 = client(local_runtime, "s3")
-    bucket, _, key = TRAINING["ModelArtifact"].removeprefix("s3://").partition("/")
-    if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
-        s3.create_bucket(Bucket=bucket)
-    s3.put_object(Bucket=bucket, Key=key, Body=b"model.tar.gz")
     request = rb.model_version_request(settings, names, staged_dataset, TUNING, TRAINING, VERDICT)
     version = _register(request)
     with pytest.raises(ValueError, match="version 1 of rollback-test is PendingManualApproval"):
