@@ -2,8 +2,12 @@
 
     settings >> stage >> tune >> train (Debugger hooks + rules) >> gate on the rules
              >> approval (asks a person only when an `approve` rule found issues)
+             >> register the model version (Model Registry, PendingManualApproval)
              >> model >> endpoint (blue/green, deferred) >> smoke test (rolls back)
+             >> record on the version that the endpoint serves it
              >> batch transform >> evaluate
+             >> score the champion on this snapshot (only when it never was)
+             >> decide the promotion (Approved, or a reason; a person when registry.when_worse: ask)
              >> clean up;  any failure >> stop the run's jobs, delete its unused model and config
 
 Runs weekly (Monday 00:00 UTC) and whenever the dataset asset `dog_breed_dataset` is updated (by
@@ -29,17 +33,26 @@ from sagemaker_lifecycle.operators import (
     TransformJobOperator,
     TuningJobOperator,
 )
+from sagemaker_lifecycle.operators.registry import (
+    PromotionApprovalOperator,
+    RegisterModelVersionOperator,
+)
 from sagemaker_lifecycle.sensors import RuleGateSensor
 from sagemaker_lifecycle.settings import load_defaults
 from sagemaker_lifecycle.tasks import (
     AWS_CONN_ID,
     clean_up_endpoint,
     clean_up_failed_run,
+    decide_promotion,
     evaluate,
+    evaluate_champion,
+    plan_champion_scoring,
     plan_deployment,
+    plan_registration,
     plan_rule_jobs,
     plan_training,
     plan_tuning,
+    record_serving,
     resolve_settings,
     smoke_test_endpoint,
     stage_dataset,
@@ -51,6 +64,7 @@ POLL_INTERVAL = "{{ ti.xcom_pull(task_ids='resolve_settings')['polling']['interv
 WAIT_LIMIT = "{{ ti.xcom_pull(task_ids='resolve_settings')['polling']['timeout_seconds'] }}"
 RULES = "{{ ti.xcom_pull(task_ids='resolve_settings')['rules'] }}"
 APPROVAL = "{{ ti.xcom_pull(task_ids='resolve_settings')['rules']['approval'] }}"
+PROMOTION_APPROVAL = "{{ ti.xcom_pull(task_ids='resolve_settings')['registry']['approval'] }}"
 TRAINING_JOB = "{{ ti.xcom_pull(task_ids='train_best_model')['TrainingJobName'] }}"
 WAITS = {"check_interval": POLL_INTERVAL, "max_ingestion_time": WAIT_LIMIT}
 
@@ -132,18 +146,42 @@ def dog_breed_classifier():
         retries=0,
     )
 
+    registered = RegisterModelVersionOperator(
+        task_id="register_model",
+        registration=plan_registration(
+            settings, dataset, tuning.output, training.output, gate.output
+        ),
+    )
+
     deployment = plan_deployment(settings, dataset, training.output)
     model = ModelOperator(task_id="create_model", config=deployment["model"])
     endpoint = EndpointOperator(task_id="deploy_endpoint", config=deployment["endpoint"], **WAITS)
     smoke_test = smoke_test_endpoint(settings, dataset, endpoint.output)
+    served = record_serving(settings, registered.output, endpoint.output)
     transform = TransformJobOperator(
         task_id="batch_transform", config=deployment["transform"], **WAITS
     )
     report = evaluate(settings, dataset, transform.output)
 
-    gate >> approval >> deployment
+    champion = plan_champion_scoring(settings, dataset, registered.output, report)
+    champion_transform = TransformJobOperator(
+        task_id="score_champion", config=champion["transform"], **WAITS
+    )
+    champion_report = evaluate_champion(
+        settings, dataset, champion["ModelPackageArn"], champion_transform.output
+    )
+    decision = decide_promotion(settings, dataset, registered.output, report)
+    promotion_approval = PromotionApprovalOperator(
+        task_id="ask_about_promotion",
+        decision=decision,
+        approval=PROMOTION_APPROVAL,
+        retries=0,
+    )
+
+    gate >> approval >> registered >> deployment
+    champion_report >> decision >> promotion_approval
     model >> endpoint
-    smoke_test >> transform
+    smoke_test >> [served, transform]
     report >> clean_up_endpoint(settings, endpoint.output)
     # Any of these failing (or upstream_failed) triggers it; a successful run skips it.
     [
@@ -157,6 +195,9 @@ def dog_breed_classifier():
         smoke_test,
         transform,
         report,
+        registered,
+        champion_transform,
+        decision,
     ] >> (clean_up_failed_run(settings))
 
 

@@ -127,9 +127,31 @@ def summarize(stack: Stack, dataset: Path) -> None:
         print(f"\nEndpoint {endpoint} on {image.relative_to(dataset)}:")
         print(f"  {answer['Body'].read().decode()[:300]}")
 
-    transforms = sagemaker.list_transform_jobs()["TransformJobSummaries"]
-    if transforms:
-        print_evaluation(session, stack, latest(transforms)["TransformJobName"])
+    transforms = sagemaker.list_transform_jobs(NameContains="-transform-")["TransformJobSummaries"]
+    runs_own = [job for job in transforms if not job["TransformJobName"].endswith("-champion")]
+    if runs_own:
+        print_evaluation(session, stack, latest(runs_own)["TransformJobName"])
+    print_registry(sagemaker)
+
+
+def print_registry(sagemaker) -> None:
+    """Every version of each model package group (the project's), oldest first, with its approval
+    status and why (a second run shows its promotion decision against the first's model)."""
+    groups = sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]
+    for group in groups:
+        name = group["ModelPackageGroupName"]
+        print(f"\nModel Registry: group {name}")
+        pages = sagemaker.get_paginator("list_model_packages").paginate(ModelPackageGroupName=name)
+        for summary in (s for page in pages for s in page["ModelPackageSummaryList"]):
+            version = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+            metadata = version.get("CustomerMetadataProperties", {})
+            status = version["ModelApprovalStatus"]
+            print(
+                f"  version {version['ModelPackageVersion']}: {status:<21} "
+                f"{metadata.get('training_job', '')} on snapshot {metadata.get('snapshot_id')}"
+            )
+            if version.get("ApprovalDescription"):
+                print(f"    {version['ApprovalDescription']}")
 
 
 def print_evaluation(session: boto3.Session, stack: Stack, transform_name: str) -> None:

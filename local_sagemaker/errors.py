@@ -85,3 +85,11 @@ class SerializationException(AwsError):
 
     code = "SerializationException"
     status = 400
+
+
+class ConflictException(AwsError):
+    """SageMaker's answer when a resource's state forbids the change (a model package group that
+    still holds versions cannot be deleted)."""
+
+    code = "ConflictException"
+    status = 400

@@ -16,6 +16,8 @@ PAGINATION_MODEL = {
     "ListModels": ("Models", 100),
     "ListEndpointConfigs": ("EndpointConfigs", 100),
     "ListEndpoints": ("Endpoints", 100),
+    "ListModelPackageGroups": ("ModelPackageGroupSummaryList", 100),
+    "ListModelPackages": ("ModelPackageSummaryList", 100),
     "ListTags": ("Tags", 50),
     # CloudWatch
     "ListMetrics": ("Metrics", 500),

@@ -2,7 +2,8 @@
 table from each SageMaker operation to the family method that serves it.
 
 - A family is built from :class:`Services` (config, store, s3, logs, executor) and the other
-  families it needs: transform jobs are given hosting (models), tuning and rules are given
+  families it needs: hosting is given the model registry (models made from model packages),
+  transform jobs are given hosting (models), tuning and rules are given
   training (trials, observers). Job families share their life cycle through
   :class:`~local_sagemaker.sagemaker.jobs.JobFamily`.
 - Each operation's method takes the request (already validated against botocore's input shape)
@@ -18,6 +19,7 @@ table from each SageMaker operation to the family method that serves it.
 from dataclasses import dataclass
 
 from local_sagemaker.sagemaker.hosting import Hosting
+from local_sagemaker.sagemaker.model_packages import ModelPackages
 from local_sagemaker.sagemaker.processing import ProcessingJobs
 from local_sagemaker.sagemaker.rules import RuleEvaluations
 from local_sagemaker.sagemaker.tags import Tags
@@ -43,12 +45,14 @@ class SageMakerBackend:
     def __init__(self, services: Services):
         self.training = TrainingJobs(services)
         self.processing = ProcessingJobs(services)
-        self.hosting = Hosting(services)
+        self.model_packages = ModelPackages(services)
+        self.hosting = Hosting(services, self.model_packages)
         self.transform = TransformJobs(services, self.hosting)
         self.tuning = TuningJobs(services, self.training)
         self.rules = RuleEvaluations(services, self.training)
         self.families = {
             "training": self.training,
+            "model_packages": self.model_packages,
             "hosting": self.hosting,
             "transform": self.transform,
             "tuning": self.tuning,
@@ -80,6 +84,16 @@ class SageMakerBackend:
             "UpdateEndpoint": self.hosting.update_endpoint,
             "DeleteEndpoint": self.hosting.delete_endpoint,
             "ListEndpoints": self.hosting.list_endpoints,
+            # model registry: model package groups and versions
+            "CreateModelPackageGroup": self.model_packages.create_model_package_group,
+            "DescribeModelPackageGroup": self.model_packages.describe_model_package_group,
+            "ListModelPackageGroups": self.model_packages.list_model_package_groups,
+            "DeleteModelPackageGroup": self.model_packages.delete_model_package_group,
+            "CreateModelPackage": self.model_packages.create_model_package,
+            "DescribeModelPackage": self.model_packages.describe_model_package,
+            "ListModelPackages": self.model_packages.list_model_packages,
+            "UpdateModelPackage": self.model_packages.update_model_package,
+            "DeleteModelPackage": self.model_packages.delete_model_package,
             # transform jobs
             "CreateTransformJob": self.transform.create_transform_job,
             "DescribeTransformJob": self.transform.describe_transform_job,

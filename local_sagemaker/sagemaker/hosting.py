@@ -81,8 +81,9 @@ class Hosting:
 
     # -- life cycle ----------------------------------------------------------------------------
 
-    def __init__(self, services):
+    def __init__(self, services, model_packages):
         self.config = services.config
+        self.model_packages = model_packages  # CreateModel from a ModelPackageName
         self.store = services.store
         self.s3 = services.s3
         self.logs = services.logs
@@ -158,7 +159,14 @@ class Hosting:
                 "The local SageMaker runtime serves single-container models: give "
                 "PrimaryContainer (or exactly one entry in Containers)."
             )
-        self._check_model_data_exists(request.get("PrimaryContainer") or containers[0])
+        container = request.get("PrimaryContainer") or containers[0]
+        if container.get("ModelPackageName"):
+            container = self.model_packages.container_for_model(container)
+            if "PrimaryContainer" in request:
+                request = {**request, "PrimaryContainer": container}
+            else:
+                request = {**request, "Containers": [container]}
+        self._check_model_data_exists(container)
         return self._create_record(MODEL, request["ModelName"], request)
 
     def _check_model_data_exists(self, container: dict) -> None:

@@ -34,7 +34,15 @@ TAGGABLE = {
     "model": ("ListModels", "Models", "ModelArn"),
     "endpoint-config": ("ListEndpointConfigs", "EndpointConfigs", "EndpointConfigArn"),
     "endpoint": ("ListEndpoints", "Endpoints", "EndpointArn"),
+    "model-package-group": (
+        "ListModelPackageGroups",
+        "ModelPackageGroupSummaryList",
+        "ModelPackageGroupArn",
+    ),
+    "model-package": ("ListModelPackages", "ModelPackageSummaryList", "ModelPackageArn"),
 }
+# What a List* operation needs beyond NameContains to list every resource of its type.
+LIST_EVERY = {"model-package": {"ModelPackageType": "Both"}}
 
 
 def check_tags(tags: list[dict]) -> None:
@@ -53,8 +61,9 @@ def check_tags(tags: list[dict]) -> None:
 
 
 def _record_name(arn: str) -> str:
-    """The store name of an ARN's tags: ``<resource type>.<name>`` (both ``[a-z0-9-]``)."""
-    return arn.split(":", 5)[5].replace("/", ".", 1)
+    """The store name of an ARN's tags: ``<resource type>.<name>`` (both ``[a-z0-9-]``), and
+    ``.<version>`` for a model package version."""
+    return arn.split(":", 5)[5].replace("/", ".")
 
 
 class Tags:
@@ -124,7 +133,10 @@ class Tags:
         list_operation, list_key, arn_key = TAGGABLE[resource_type]
         if (service, region, account) == ("sagemaker", self.config.region, self.config.account):
             summaries = every_item(
-                self.operations[list_operation], list_key, {"NameContains": name}
+                self.operations[list_operation],
+                list_key,
+                # A model package version's ARN ends <group>/<version>; its name is the group's.
+                {"NameContains": name.partition("/")[0], **LIST_EVERY.get(resource_type, {})},
             )
             for summary in summaries:
                 if summary[arn_key] == arn:

@@ -47,7 +47,21 @@ def approval_body(
     ])  # fmt: skip
 
 
-class RuleApprovalOperator(ApprovalOperator):
+class TimedApprovalOperator(ApprovalOperator):
+    """An ApprovalOperator whose question is decided at run time: `ask` sets the subject, the
+    body and, from an approval setting (`timeout_seconds`, `default`), the default answer and
+    the timeout, then asks."""
+
+    def ask(self, context, subject: str, body: str, approval: Mapping[str, Any]):
+        self.subject, self.body = subject, body
+        self.defaults = [approval["default"]]
+        self.validate_defaults()
+        self.response_timeout = timedelta(seconds=float(approval["timeout_seconds"]))
+        self.log.info("Asking (Required Actions): %s", subject)
+        return super().execute(context)
+
+
+class RuleApprovalOperator(TimedApprovalOperator):
     """Asks a person whether to deploy when the gate's verdict is APPROVE; passes through (no
     request, downstream runs) when it is DEPLOY.
 
@@ -60,7 +74,7 @@ class RuleApprovalOperator(ApprovalOperator):
     :param training: the training task's XCom: job name and final metrics (templated).
     """
 
-    template_fields = (*ApprovalOperator.template_fields, "verdict", "approval", "tuning",
+    template_fields = (*TimedApprovalOperator.template_fields, "verdict", "approval", "tuning",
                        "training")  # fmt: skip
 
     def __init__(
@@ -84,15 +98,11 @@ class RuleApprovalOperator(ApprovalOperator):
             self.log.info("No rule with the approve policy found issues: nothing to ask")
             return None
         job = self.training["TrainingJobName"]
-        self.subject = f"Deploy {job}? {', '.join(self._asking_rules(verdict))} found issues"
-        self.body = approval_body(
+        subject = f"Deploy {job}? {', '.join(self._asking_rules(verdict))} found issues"
+        body = approval_body(
             verdict, self.verdict.get("profiler_report"), self.tuning, self.training, self.approval
         )
-        self.defaults = [self.approval["default"]]
-        self.validate_defaults()
-        self.response_timeout = timedelta(seconds=float(self.approval["timeout_seconds"]))
-        self.log.info("Asking for approval (Required Actions): %s", self.subject)
-        return super().execute(context)
+        return self.ask(context, subject, body, self.approval)
 
     def execute_complete(self, context, event: dict[str, Any]) -> Any:
         # Logged first: on Reject, the parent skips what follows by raising (Airflow's SkipMixin).

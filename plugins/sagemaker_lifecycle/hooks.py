@@ -18,13 +18,17 @@ What this adds to `SageMakerHook` (platform-notes "Amazon provider SageMaker ope
 - a job that failed on its script or input (AlgorithmError, ClientError) fails the task without
   a retry (`DeterministicJobError`).
 - `profiler_report_uri` finds the HTML report of a training job's ProfilerReport rule.
+- the Model Registry: `registered_version` finds the version a training job was registered as
+  (a retried or cleared registration reuses it), `champion_version` the newest Approved one,
+  `update_model_version` records scores and approval decisions, `model_version` finds a version
+  by its number (a rollback's).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,7 +113,9 @@ def _projection(items: list[Mapping], keys: tuple[str, ...]) -> list[dict]:
 
 
 def _same_container(existing: Mapping, requested: Mapping) -> bool:
-    keys = ("Image", "ModelDataUrl", "Environment")
+    # A model made from a model version is that version's container.
+    by_version = "ModelPackageName" in requested["PrimaryContainer"]
+    keys = ("ModelPackageName",) if by_version else ("Image", "ModelDataUrl", "Environment")
     return _projection([existing.get("PrimaryContainer", {})], keys) == _projection(
         [requested["PrimaryContainer"]], keys
     )
@@ -416,6 +422,51 @@ class SageMakerLifecycleHook(SageMakerHook):
             self.log.info("Deleted %s %s", resource.noun, name)
             deleted.append(f"{resource.noun} {name}")
         return deleted
+
+    def _model_versions(self, group: str, **filters) -> Iterator[dict]:
+        """DescribeModelPackage of the group's versions, newest first."""
+        pages = self.conn.get_paginator("list_model_packages").paginate(
+            ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending", **filters
+        )
+        for page in pages:
+            for summary in page["ModelPackageSummaryList"]:
+                yield self.conn.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+
+    def registered_version(self, group: str, training_job: str) -> dict | None:
+        """The version of `group` whose metadata names `training_job`, or None (also when the
+        group does not exist yet). Newest first: a retry finds its earlier try's at once."""
+        try:
+            for version in self._model_versions(group):
+                metadata = version.get("CustomerMetadataProperties", {})
+                if metadata.get("training_job") == training_job:
+                    return version
+        except ClientError as error:
+            if not is_not_found(error):
+                raise
+        return None
+
+    def model_version(self, group: str, number: int) -> dict | None:
+        """DescribeModelPackage of version `number` of `group`, or None when there is none."""
+        return next((v for v in self._model_versions(group)
+                     if v["ModelPackageVersion"] == number), None)  # fmt: skip
+
+    def champion_version(self, group: str, exclude_arn: str) -> dict | None:
+        """The newest Approved version of `group` other than `exclude_arn`, or None."""
+        for version in self._model_versions(group, ModelApprovalStatus="Approved"):
+            if version["ModelPackageArn"] != exclude_arn:
+                return version
+        return None
+
+    def update_model_version(self, arn: str, metadata: Mapping[str, str] | None = None,
+                             status: str | None = None, reason: str = "") -> None:  # fmt: skip
+        """Merge `metadata` into the version's CustomerMetadataProperties and, given `status`,
+        set its ModelApprovalStatus with `reason` as the ApprovalDescription."""
+        request: dict[str, Any] = {"ModelPackageArn": arn}
+        if metadata:
+            request["CustomerMetadataProperties"] = dict(metadata)
+        if status:
+            request.update(ModelApprovalStatus=status, ApprovalDescription=reason[:1024])
+        self.conn.update_model_package(**request)
 
     def delete_endpoint_and_config(self, endpoint_name: str) -> None:
         """Delete the endpoint and the config it serves (absent ones are skipped)."""

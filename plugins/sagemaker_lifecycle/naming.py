@@ -65,6 +65,16 @@ class RunNames:
     def transform_job(self) -> str:
         return self._name("transform")
 
+    @property
+    def champion_model(self) -> str:
+        """The champion's model, made from its Approved version to score it on this snapshot."""
+        return check_name(f"{self.model}-champion")
+
+    @property
+    def champion_transform_job(self) -> str:
+        """Its batch transform (named after the run's own, so clean-up finds it too)."""
+        return check_name(f"{self.transform_job}-champion")
+
 
 def retry_name(name: str, attempt: int, max_length: int = MAX_NAME_LENGTH) -> str:
     """A fresh name for attempt `attempt` (>= 2) after the job called `name` failed or stopped."""

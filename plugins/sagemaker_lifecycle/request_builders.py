@@ -2,10 +2,10 @@
 
 Each function returns the exact parameter dict of one API call (CreateHyperParameterTuningJob,
 CreateTrainingJob, CreateModel, CreateEndpointConfig, CreateEndpoint, CreateTransformJob,
-CreateProcessingJob, and a tuning job's WarmStartConfig), built from the pipeline settings
-(`settings.load_settings`), the run's names (`naming.RunNames`) and the staged dataset
-(`staging.StagedDataset.as_dict()`). The tests check every request against botocore's service
-model.
+CreateProcessingJob, CreateModelPackage, and a tuning job's WarmStartConfig), built from the
+pipeline settings (`settings.load_settings`), the run's names (`naming.RunNames`) and the staged
+dataset (`staging.StagedDataset.as_dict()`). The tests check every request against botocore's
+service model.
 
 Hyperparameters are JSON-encoded as the SageMaker Python SDK's framework estimators send them
 (`"lr": "0.001"`, `"backbone": "\"resnet50\""`); the training toolkit json-decodes them again.
@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sagemaker_lifecycle.naming import RunNames
+from sagemaker_lifecycle.registry import PENDING, provenance_metadata
 
 ENTRY_POINT = "train.py"
 INFERENCE_ENTRY_POINT = "inference.py"
@@ -33,6 +34,11 @@ HOOK_CONFIG_VARIABLE = "CLASSIFIER_DEBUG_HOOK_CONFIG"
 ENVIRONMENT_VALUE_MAX_CHARS = 512
 # ... and the hook writes under <checkpoint dir>/debug-output, synced by the CheckpointConfig.
 HOOK_CHECKPOINT_SUBFOLDER = "debug-output"
+# What sagemaker_code/classifier/serving.py reads (Content-Type) and answers (Accept): a model
+# version advertises these, not the provider's text/csv default.
+SERVED_CONTENT_TYPES = ["image/jpeg", "image/png", "application/x-image",
+                        "application/octet-stream", "application/json"]  # fmt: skip
+SERVED_RESPONSE_TYPES = ["application/json", "text/csv"]
 
 
 def encode_hyperparameter(value: Any) -> str:
@@ -340,6 +346,65 @@ def model_request(settings: Mapping, names: RunNames, model_data_url: str) -> di
     }
 
 
+def model_package_group(settings: Mapping) -> str:
+    """The project's model package group: registry.group, else `<project.name>-models`."""
+    return settings["registry"]["group"] or f"{settings['project']['name']}-models"
+
+
+def evaluation_report_prefix(
+    settings: Mapping, names: RunNames, transform_job: str | None = None
+) -> str:
+    """Where the evaluation of `transform_job` (default: the run's own) writes its report
+    (report.json, .html, ...): known before the evaluation runs, so the model version
+    registered before deployment can point at it."""
+    return f"s3://{settings['aws']['bucket']}/evaluation/{transform_job or names.transform_job}/"
+
+
+def model_version_request(
+    settings: Mapping,
+    names: RunNames,
+    dataset: Mapping,
+    tuning: Mapping,
+    training: Mapping,
+    verdict: Mapping,
+) -> dict[str, Any]:
+    """CreateModelPackage parameters of the run's version in the project's group: the same
+    inference container as CreateModel, the content types the handlers serve, the evaluation
+    report as ModelQuality statistics, and where the model came from in the metadata."""
+    container = model_request(settings, names, training["ModelArtifact"])["PrimaryContainer"]
+    report = f"{evaluation_report_prefix(settings, names)}report.json"
+    return {
+        "ModelPackageGroupName": model_package_group(settings),
+        "ModelPackageDescription": (
+            f"{training['TrainingJobName']} on dataset snapshot {dataset['snapshot_id']}"
+        ),
+        "ModelApprovalStatus": PENDING,
+        "InferenceSpecification": {
+            "Containers": [container],
+            "SupportedContentTypes": SERVED_CONTENT_TYPES,
+            "SupportedResponseMIMETypes": SERVED_RESPONSE_TYPES,
+            "SupportedRealtimeInferenceInstanceTypes": [settings["instances"]["endpoint"]],
+            "SupportedTransformInstanceTypes": [settings["instances"]["transform"]],
+        },
+        "ModelMetrics": {
+            "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": report}}
+        },
+        "CustomerMetadataProperties": provenance_metadata(dataset, tuning, training, verdict),
+    }
+
+
+def model_from_version_request(
+    settings: Mapping, model_name: str, version_arn: str
+) -> dict[str, Any]:
+    """CreateModel parameters of `model_name` from an Approved model version (the champion's,
+    to score it; a rollback's, to serve it)."""
+    return {
+        "ModelName": model_name,
+        "PrimaryContainer": {"ModelPackageName": version_arn},
+        "ExecutionRoleArn": settings["aws"]["role_arn"],
+    }
+
+
 def endpoint_config_request(settings: Mapping, names: RunNames) -> dict[str, Any]:
     """CreateEndpointConfig parameters: one variant serving this run's model."""
     deployment = settings["deployment"]
@@ -391,16 +456,24 @@ def deployment_config(update: Mapping) -> dict[str, Any]:
     return config
 
 
-def transform_output_path(settings: Mapping, names: RunNames) -> str:
-    return f"s3://{settings['aws']['bucket']}/transform/{names.transform_job}/"
+def transform_output_path(settings: Mapping, job_name: str) -> str:
+    return f"s3://{settings['aws']['bucket']}/transform/{job_name}/"
 
 
-def transform_job_request(settings: Mapping, names: RunNames, dataset: Mapping) -> dict[str, Any]:
-    """CreateTransformJob parameters: every image of the evaluation split, one request each."""
+def transform_job_request(
+    settings: Mapping,
+    names: RunNames,
+    dataset: Mapping,
+    model: str | None = None,
+    job_name: str | None = None,
+) -> dict[str, Any]:
+    """CreateTransformJob parameters: every image of the evaluation split, one request each, by
+    `model` (default: the run's own) as `job_name` (default: the run's transform job)."""
     transform = settings["transform"]
+    job_name = job_name or names.transform_job
     return {
-        "TransformJobName": names.transform_job,
-        "ModelName": names.model,
+        "TransformJobName": job_name,
+        "ModelName": model or names.model,
         "MaxConcurrentTransforms": transform["max_concurrent_transforms"],
         "TransformInput": {
             "DataSource": {
@@ -414,7 +487,7 @@ def transform_job_request(settings: Mapping, names: RunNames, dataset: Mapping) 
             "CompressionType": "None",
         },
         "TransformOutput": {
-            "S3OutputPath": transform_output_path(settings, names),
+            "S3OutputPath": transform_output_path(settings, job_name),
             "Accept": transform["accept"],
             "AssembleWith": "None",
         },

@@ -15,6 +15,9 @@ from typing import Any
 
 import yaml
 
+from sagemaker_lifecycle.naming import MAX_NAME_LENGTH, NAME_PATTERN
+from sagemaker_lifecycle.registry import METRICS, WHEN_WORSE
+
 # include/ sits next to plugins/ in the Astronomer layout; PIPELINE_SETTINGS_FILE points elsewhere.
 DEFAULT_SETTINGS_FILE = Path(__file__).resolve().parents[2] / "include" / "pipeline.yaml"
 PROFILE_VARIABLE = "PIPELINE_PROFILE"
@@ -168,6 +171,7 @@ def find_problems(settings: Mapping[str, Any]) -> list[str]:
         )
     problems += _gate_policy_problems(rules)
     problems += _update_problems(settings["deployment"]["update"])
+    problems += _registry_problems(settings["registry"])
     for dotted, value in (
         ("tuning.max_jobs", tuning["max_jobs"]),
         ("tuning.max_parallel_jobs", tuning["max_parallel_jobs"]),
@@ -253,14 +257,44 @@ def _gate_policy_problems(rules: Mapping[str, Any]) -> list[str]:
         for rule, value in policy.items()
         if value not in RULE_POLICIES
     ]
+    return problems + _approval_problems("rules.approval", approval)
+
+
+def _approval_problems(dotted: str, approval: Mapping[str, Any]) -> list[str]:
+    """What is wrong with an approval request's settings (`rules.approval`,
+    `registry.approval`)."""
+    problems = []
     if approval["default"] not in APPROVAL_ANSWERS:
         problems.append(
-            f"rules.approval.default is {approval['default']!r}; expected one of "
+            f"{dotted}.default is {approval['default']!r}; expected one of "
             f"{', '.join(APPROVAL_ANSWERS)}"
         )
     timeout = approval["timeout_seconds"]
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        problems.append(
-            f"rules.approval.timeout_seconds must be a positive number, got {timeout!r}"
-        )
+        problems.append(f"{dotted}.timeout_seconds must be a positive number, got {timeout!r}")
     return problems
+
+
+def _registry_problems(registry: Mapping[str, Any]) -> list[str]:
+    """What is wrong with `registry` (the promotion rule)."""
+    problems = []
+    for key, choices in (("metric", METRICS), ("when_worse", WHEN_WORSE)):
+        if registry[key] not in choices:
+            problems.append(
+                f"registry.{key} is {registry[key]!r}; expected one of {', '.join(choices)}"
+            )
+    for key in ("tolerance", "min_metric"):
+        value = registry[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            problems.append(
+                f"registry.{key} must be a number from 0 to 1 (a share, as the metrics are), "
+                f"got {value!r}"
+            )
+    group = registry["group"]
+    if group is not None and not (isinstance(group, str) and NAME_PATTERN.match(group)
+                                  and len(group) <= MAX_NAME_LENGTH):  # fmt: skip
+        problems.append(
+            f"registry.group must be null or a SageMaker name (letters, digits and hyphens, at "
+            f"most {MAX_NAME_LENGTH} characters), got {group!r}"
+        )
+    return problems + _approval_problems("registry.approval", registry["approval"])

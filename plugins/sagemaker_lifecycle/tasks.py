@@ -2,7 +2,8 @@
 
 Each task does one step that is not a SageMaker job: resolve the run's settings, stage the data,
 turn the previous step's result into the next API request, smoke-test the endpoint, evaluate the
-batch transform, clean up the endpoint and, when the run failed, what the run left behind.
+batch transform, score the champion and decide the promotion (`registry`), clean up the endpoint
+and, when the run failed, what the run left behind.
 Requests come from `request_builders`, names from `naming`.
 """
 
@@ -10,14 +11,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk import TriggerRule, Variable, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
 from botocore.exceptions import ClientError
 
-from sagemaker_lifecycle import evaluation, request_builders, rule_jobs, staging
+from sagemaker_lifecycle import evaluation, registry, request_builders, rule_jobs, staging
 from sagemaker_lifecycle.assets import SNAPSHOT_PUBLISHED, announce_new_snapshot
 from sagemaker_lifecycle.hooks import SageMakerLifecycleHook
 from sagemaker_lifecycle.images import resolve_image_uris
@@ -220,27 +223,170 @@ def smoke_test_endpoint(settings: dict, dataset: dict, endpoint: dict) -> dict[s
     return {"image": image_uri, "answer": answer[:2000]}
 
 
-@task
-def evaluate(settings: dict, dataset: dict, transform: dict) -> dict[str, Any]:
-    """Score the batch transform against the labels; fail below evaluation.min_accuracy."""
+def _evaluation_report(settings: Mapping, dataset: Mapping, transform: Mapping,
+                       report_prefix: str) -> dict[str, Any]:  # fmt: skip
     report = evaluation.evaluate_transform(
         _s3_client(),
         transform["InputPath"],
         transform["OutputPath"],
         dataset["classes"],
-        report_uri=f"s3://{settings['aws']['bucket']}/evaluation/{transform['TransformJobName']}/",
+        report_uri=report_prefix,
         top_k=settings["evaluation"]["top_k"],
     )
     print(evaluation.format_report(report))
+    return report
+
+
+def _report_summary(report: Mapping[str, Any]) -> dict[str, Any]:
+    top_key, _ = evaluation.top_k_accuracy(report)
+    kept = ("accuracy", top_key, "macro_f1", "count", "report_uri", "html_report_uri")
+    return {key: report[key] for key in kept}
+
+
+@task
+def evaluate(settings: dict, dataset: dict, transform: dict) -> dict[str, Any]:
+    """Score the batch transform against the labels; fail below evaluation.min_accuracy. The
+    report goes where the registered version's ModelMetrics point."""
+    names = current_run_names(settings)
+    report = _evaluation_report(
+        settings, dataset, transform, request_builders.evaluation_report_prefix(settings, names)
+    )
     minimum = settings["evaluation"]["min_accuracy"]
     if report["accuracy"] < minimum:
         raise ValueError(
             f"accuracy {report['accuracy']:.4f} on {settings['transform']['split']} is below "
             f"evaluation.min_accuracy {minimum}"
         )
-    top_key, _ = evaluation.top_k_accuracy(report)
-    kept = ("accuracy", top_key, "macro_f1", "count", "report_uri", "html_report_uri")
-    return {key: report[key] for key in kept}
+    return _report_summary(report)
+
+
+@task
+def plan_registration(
+    settings: dict, dataset: dict, tuning: dict, training: dict, verdict: dict
+) -> dict[str, Any]:
+    """The CreateModelPackage request of the run's model version."""
+    names = current_run_names(settings)
+    return request_builders.model_version_request(
+        settings, names, dataset, tuning, training, verdict
+    )
+
+
+@task(multiple_outputs=True)
+def plan_champion_scoring(
+    settings: dict, dataset: dict, registered: dict, report: dict
+) -> dict[str, Any]:
+    """Record the challenger's scores on this snapshot in its version's metadata; when the
+    champion (the newest Approved version) was never scored on this snapshot, make a model from
+    its version and return the CreateTransformJob request that scores it here. Skipped (and the
+    champion's scoring with it) when there is no champion or it has a score here already."""
+    names = current_run_names(settings)
+    hook = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID)
+    snapshot = dataset["snapshot_id"]
+    hook.update_model_version(
+        registered["ModelPackageArn"], metadata=registry.score_metadata(snapshot, report)
+    )
+    champion = hook.champion_version(
+        registered["ModelPackageGroupName"], exclude_arn=registered["ModelPackageArn"]
+    )
+    if champion is None:
+        raise AirflowSkipException("no champion yet: this is the project's first model")
+    if snapshot in registry.scores_of(champion.get("CustomerMetadataProperties", {})):
+        raise AirflowSkipException(f"the champion has scores on snapshot {snapshot} already")
+    arn = champion["ModelPackageArn"]
+    print(f"Champion {arn} was never scored on snapshot {snapshot}: scoring it there")
+    hook.ensure_model(
+        request_builders.model_from_version_request(settings, names.champion_model, arn)
+    )
+    return {
+        "ModelPackageArn": arn,
+        "transform": request_builders.transform_job_request(
+            settings, names, dataset, model=names.champion_model,
+            job_name=names.champion_transform_job,
+        ),
+    }  # fmt: skip
+
+
+@task
+def evaluate_champion(
+    settings: dict, dataset: dict, champion_arn: str, transform: dict
+) -> dict[str, Any]:
+    """Score the champion's batch transform and record the scores in its version's metadata."""
+    names = current_run_names(settings)
+    prefix = request_builders.evaluation_report_prefix(
+        settings, names, names.champion_transform_job
+    )
+    report = _evaluation_report(settings, dataset, transform, prefix)
+    SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID).update_model_version(
+        champion_arn, metadata=registry.score_metadata(dataset["snapshot_id"], report)
+    )
+    return _report_summary(report)
+
+
+# Runs after the champion's scoring whether it ran or was skipped (nothing to score).
+@task(trigger_rule=TriggerRule.NONE_FAILED)
+def decide_promotion(
+    settings: dict, dataset: dict, registered: dict | None, report: dict | None
+) -> dict:
+    """Compare the challenger with the champion on this snapshot (`registry.decide_promotion`)
+    and apply the outcome: approve -> Approved; reject -> PendingManualApproval with the reason;
+    ask -> left to `ask_about_promotion`. XCom: the decision with both versions' values.
+    Skipped when nothing was evaluated (a person rejected the deployment at the gate)."""
+    if registered is None or report is None:
+        raise AirflowSkipException("no evaluated model to promote")
+    hook = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID)
+    arn, snapshot = registered["ModelPackageArn"], dataset["snapshot_id"]
+    champion = hook.champion_version(registered["ModelPackageGroupName"], exclude_arn=arn)
+    champion_scores = registry.scores_of(champion.get("CustomerMetadataProperties", {})) if (
+        champion) else None  # fmt: skip
+    policy = registry.PromotionPolicy.from_settings(settings["registry"])
+    decision = registry.decide_promotion(report, champion_scores, snapshot, policy)
+    if decision.outcome == registry.Outcome.SCORE_CHAMPION:
+        raise RuntimeError(f"{decision.reason} (its scoring did not run)")
+    if decision.outcome != registry.Outcome.ASK:
+        hook.update_model_version(arn, status=decision.approval_status, reason=decision.reason)
+    print(f"Promotion decision for {arn}: {decision.outcome.value}, {decision.reason}")
+    return {
+        **decision.as_dict(),
+        "metric": policy.metric,
+        "snapshot_id": snapshot,
+        "challenger_version": {"arn": arn, "value": decision.challenger},
+        "champion_version": champion and {"arn": champion["ModelPackageArn"],
+                                          "value": decision.champion},
+    }  # fmt: skip
+
+
+@task
+def record_serving(settings: dict, version: dict, endpoint: dict) -> dict[str, str]:
+    """Record on the model version (`register_model`'s XCom) that the endpoint serves it from
+    now (`registry.served_metadata`)."""
+    version_arn = version["ModelPackageArn"]
+    since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    metadata = registry.served_metadata(endpoint["EndpointName"], since)
+    SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID).update_model_version(
+        version_arn, metadata=metadata
+    )
+    print(f"{endpoint['EndpointName']} serves {version_arn} since {since}")
+    return metadata
+
+
+@task(multiple_outputs=True)
+def plan_rollback(settings: dict, params: dict | None = None) -> dict[str, Any]:
+    """For the rollback DAG: find version `params.model_package_version` of the project's group
+    (it must be Approved), make this run's model from it, and return the endpoint config and
+    endpoint requests that put it on the endpoint."""
+    names = current_run_names(settings)
+    group, number = request_builders.model_package_group(settings), params["model_package_version"]
+    hook = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID)
+    arn = registry.rollback_target(hook.model_version(group, number), group, number)
+    hook.ensure_model(request_builders.model_from_version_request(settings, names.model, arn))
+    print(f"Rolling {names.endpoint} back to {arn} (model {names.model})")
+    return {
+        "version": {"ModelPackageArn": arn},
+        "endpoint": {
+            "EndpointConfig": request_builders.endpoint_config_request(settings, names),
+            "Endpoint": request_builders.endpoint_request(settings, names),
+        },
+    }
 
 
 @task

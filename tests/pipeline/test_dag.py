@@ -35,14 +35,23 @@ def test_life_cycle_runs_in_order(dag):
         assert earlier in upstream_closure(dag, later), f"{earlier} must run before {later}"
 
 
+def test_every_model_is_registered_then_promoted_after_its_evaluation(dag):
+    order = ["approve_deployment", "register_model", "create_model", "evaluate",
+             "plan_champion_scoring", "score_champion", "evaluate_champion", "decide_promotion",
+             "ask_about_promotion"]  # fmt: skip
+    for earlier, later in pairwise(order):
+        assert earlier in upstream_closure(dag, later), f"{earlier} must run before {later}"
+
+
 def test_nothing_deploys_unless_the_gate_and_the_approval_passed(dag):
     for task_id in ("plan_deployment", "create_model", "deploy_endpoint", "batch_transform"):
         assert {"gate_on_rules", "approve_deployment"} <= upstream_closure(dag, task_id)
     # A Reject skips the approval's direct downstream tasks; everything after follows from them.
     assert dag.get_task("approve_deployment").downstream_task_ids == {
-        "plan_deployment",
+        "register_model",
         "clean_up_failed_run",
     }
+    assert "plan_deployment" in dag.get_task("register_model").downstream_task_ids
 
 
 def test_only_the_person_s_approval_is_not_retried(dag):
@@ -104,3 +113,17 @@ def test_a_run_can_pin_a_snapshot_by_id(dag):
     assert PARAM_SETTINGS["dataset_snapshot"] == "dataset.snapshot"
     schema = dag.params.get_param("dataset_snapshot").schema
     assert schema["pattern"] == "^[0-9a-f]{16}$" and "null" in schema["type"]
+
+
+def test_the_rollback_dag_deploys_a_chosen_version_and_records_it():
+    from airflow.dag_processing.dagbag import DagBag
+
+    rollback = DagBag(str(DAGS_FOLDER)).dags["dog_breed_rollback"]
+    order = ["resolve_settings", "plan_rollback", "deploy_endpoint", "record_serving"]
+    for earlier, later in pairwise(order):
+        assert earlier in upstream_closure(rollback, later), f"{earlier} must run before {later}"
+    assert rollback.params.get_param("model_package_version").schema["minimum"] == 1
+
+
+def test_the_version_records_when_the_endpoint_starts_serving_it(dag):
+    assert {"smoke_test_endpoint", "register_model"} <= upstream_closure(dag, "record_serving")

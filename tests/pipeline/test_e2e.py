@@ -172,6 +172,9 @@ def test_full_run_tunes_trains_gates_deploys_and_evaluates(airflow, first_run, l
     output = result.stdout + result.stderr
     states = airflow.task_states(run_id)
     assert states.pop("clean_up_failed_run") == "skipped", output[-5000:]
+    # The project's first model: there is no champion to score.
+    champion_tasks = ("plan_champion_scoring", "score_champion", "evaluate_champion")
+    assert {states.pop(task) for task in champion_tasks} == {"skipped"}, output[-5000:]
     assert set(states.values()) == {"success"}, (states, output[-5000:])
     assert "Best training job dogbreed-tune-" in output
     rows = rule_rows(output)
@@ -197,6 +200,28 @@ def test_full_run_tunes_trains_gates_deploys_and_evaluates(airflow, first_run, l
     assert re.search(rf"Evaluation: images: 8, accuracy: {accuracy:.4f}, top_2_accuracy: 1.0000",
                      output), (accuracy, output[-5000:])  # fmt: skip
     assert re.search(r"\(HTML: s3://dog-breed-classifier/evaluation/\S+/report\.html\)", output)
+    assert_registered_and_promoted_first(output, local_runtime, accuracy)
+
+
+def assert_registered_and_promoted_first(output: str, runtime_url: str, accuracy: float) -> None:
+    """The first run's model is version 1 of the group, with its provenance and score, and
+    becomes the champion (the project's first model)."""
+    decided = re.search(r"Promotion decision for (\S+): approve, first model of the project",
+                        output)  # fmt: skip
+    assert decided, output[-5000:]
+    version = sagemaker(runtime_url).describe_model_package(ModelPackageName=decided.group(1))
+    assert version["ModelPackageGroupName"] == "dogbreed-models"
+    assert version["ModelApprovalStatus"] == "Approved"
+    assert version["ApprovalDescription"].startswith("first model of the project")
+    metadata = version["CustomerMetadataProperties"]
+    snapshot = metadata["snapshot_id"]
+    assert metadata["training_job"].startswith("dogbreed-train-")
+    assert metadata["tuning_job"].startswith("dogbreed-tune-")
+    assert metadata["rule:Overtraining"] == "IssuesFound"
+    assert float(metadata[f"score:{snapshot}:accuracy"]) == pytest.approx(accuracy, abs=1e-6)
+    report = version["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    bucket, _, key = report.removeprefix("s3://").partition("/")
+    assert client("s3", runtime_url).head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
 
 
 def test_the_first_run_trains_on_two_hosts_and_its_rules_read_the_masters_tensors(
@@ -395,3 +420,10 @@ def test_an_unanswered_approval_takes_its_default_after_the_timeout(
         client.describe_endpoint(EndpointName="dogbreed-endpoint")
     assert not [c for c in client.list_endpoint_configs()["EndpointConfigs"]
                 if stamp in c["EndpointConfigName"]]  # fmt: skip
+    # A later run over the same snapshot is compared with the champion scored there already.
+    decided = re.search(r"Promotion decision for (\S+): (approve|reject), accuracy \S+ against "
+                        r"the champion's \S+ on [0-9a-f]{16}", output)  # fmt: skip
+    assert decided and states["plan_champion_scoring"] == "skipped", output[-5000:]
+    version = client.describe_model_package(ModelPackageName=decided.group(1))
+    expected = {"approve": "Approved", "reject": "PendingManualApproval"}[decided.group(2)]
+    assert version["ModelApprovalStatus"] == expected

@@ -137,11 +137,13 @@ def test_too_few_predictions_for_top_k_are_named():
 
 @pytest.mark.parametrize(("minimum", "fails"), [(0.6, False), (0.7, True)])
 def test_accuracy_below_evaluation_min_accuracy_fails_the_task(
-    transform_in_s3, settings_with, monkeypatch, minimum, fails
+    transform_in_s3, settings_with, names, monkeypatch, minimum, fails
 ):
     from sagemaker_lifecycle import tasks
 
     monkeypatch.setattr(tasks, "_s3_client", lambda: transform_in_s3)
+    # The report's prefix is the run's (the registered model version points at it).
+    monkeypatch.setattr(tasks, "current_run_names", lambda settings: names)
     settings = settings_with({"aws": {"bucket": BUCKET}, "evaluation": {"min_accuracy": minimum}})
     transform = {"InputPath": INPUT, "OutputPath": OUTPUT, "TransformJobName": "job"}
     run = lambda: tasks.evaluate.function(settings, {"classes": CLASSES}, transform)  # noqa: E731

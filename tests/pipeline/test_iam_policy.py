@@ -46,6 +46,15 @@ S3_TRANSFER_METHODS = {
 }  # fmt: skip
 # Provider hook methods the plugins call, and the operations they send.
 PROVIDER_HOOK_METHODS = {"list_keys": ("s3", "ListObjectsV2")}
+# Provider operators the plugins build on whose execute() the plugins call, and what it sends
+# (read from the provider's source): the group is created when missing, and deleted again when
+# the version cannot be created in a group the operator just made.
+PROVIDER_OPERATOR_CALLS = {
+    "SageMakerRegisterModelVersionOperator": (
+        ("sagemaker", "CreateModelPackageGroup"), ("sagemaker", "CreateModelPackage"),
+        ("sagemaker", "DeleteModelPackageGroup"),
+    ),
+}  # fmt: skip
 # Attribute names that are operation names too, but no AWS call in plugins/ (regex searches).
 NOT_AWS_CALLS = {"search"}
 # Not a call the plugins make: SageMaker needs it to run jobs and models as the execution role.
@@ -116,6 +125,8 @@ def calls_in_plugins() -> set[tuple[str, str]]:
             if isinstance(node, ast.Call):
                 for service, method in [*_dispatched(node), *_paginated(node)]:
                     add(service, method)
+            if isinstance(node, ast.Name) and node.id in PROVIDER_OPERATOR_CALLS:
+                found.update(PROVIDER_OPERATOR_CALLS[node.id])
             if not isinstance(node, ast.Attribute):
                 continue
             if node.attr in methods:
