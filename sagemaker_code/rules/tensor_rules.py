@@ -397,20 +397,20 @@ class PoorWeightInitialization(TensorRule):
       steps' losses, has not improved on its best for ``patience`` analysed steps. Smoothed
       because the loss at one step is one mini-batch's, and ``patience`` keeps AWS's meaning
       ("steps to wait until the loss is considered to be no longer decreasing") without reading
-      batch noise as a stall. It needs ``2 * patience`` saved losses inside the window, so it
-      decides only when the hook saves (nearly) every step there.
+      batch noise as a stall. It needs ``2 * patience`` saved losses inside the window: with
+      the defaults (10 steps, patience 5), a hook that saves each of the first 10 steps.
 
-    ``steps`` counts training steps from the first (AWS: "the number of steps this rule
-    analyzes. You typically need to check only the first few steps"): the rule analyses the
-    saved TRAIN steps numbered below ``steps``, however often the hook saves. An earlier version
-    counted saved steps instead, which stretched "the initial steps" with the save interval:
-    over 20 training steps at the local profile's save_interval 2, over 4,500 at the 500 of AWS's
-    own collection configuration for this rule. Past the first few steps the loss reflects the
-    training recipe, not the initial weights; judged that far, the convergence check blocked
-    a healthy run (benchmarks/bench_rules.py's healthy-16: resnet18, batch 8, whose loss bounced
-    at training step 10). Only training steps count: in EVAL mode, batch normalisation uses
-    running statistics that are still warming up early on, which says nothing about the
-    initial weights.
+    ``steps`` counts training steps from the first (AWS: "the number of steps this rule analyzes.
+    You typically need to check only the first few steps"): the rule analyses the saved TRAIN (or
+    GLOBAL) steps numbered below ``steps``, however often the hook saves (a TRAIN step's number is
+    its mode step). An earlier version counted saved steps instead, which stretched "the initial
+    steps" with the save interval: over 20 training steps at the local profile's save_interval 2,
+    over 4,500 at the 500 of AWS's own collection configuration for this rule. Past the first few
+    steps the loss reflects the training recipe, not the initial weights; judged that far, the
+    convergence check blocked a healthy run (benchmarks/bench_rules.py's healthy-16: resnet18, batch
+    8, whose loss bounced at training step 10). Only training steps count: in EVAL mode, batch
+    normalisation uses running statistics that are still warming up early on, which says nothing
+    about the initial weights.
     """
 
     PARAMETERS = (
