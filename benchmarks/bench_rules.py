@@ -25,8 +25,9 @@ and the training code shipped to the jobs. Changing a rule re-evaluates the kept
 training; changing a run, or what trains, records just the runs it changes; an interrupted
 recording keeps the runs it finished.
 
-Prints, per parameter set, one row per rule: its false-positive rate on the healthy runs and its
-detection rate on each fault (the rule's own target fault marked with *), and how many healthy
+Prints, per parameter set, one row per rule: its false-positive rate on the healthy runs, its
+detection rate on each fault (the rule's own target fault marked with *) and its confusion counts
+(TP/FN over the runs of its target faults, FP/TN over the healthy runs), and how many healthy
 runs the default gate policy (include/pipeline.yaml `rules.policy`) blocks or asks about; and the
 seconds the recording took beside those of the evaluation. Writes everything to
 ``benchmarks/results/rules.json``. Two environments, as in real life: the runtime and the training
@@ -91,8 +92,8 @@ FAULTS = ("diverging-lr", "dead-activations", "zero-init", "frozen", "overfittin
 # local profile's collection_overrides save them (AWS's save_interval of 500 would save only the
 # first step of runs this small). Both parameter sets judge the same tensors. Two savings that
 # change no rule's input: gradients are saved as their mean absolute value only (an smdebug
-# reduction, which is all VanishingGradient reads), and relu inputs only for the first
-# PoorWeightInitialization `steps` (10, in both parameter sets) saved steps, all it examines. Full
+# reduction, which is all VanishingGradient reads), and relu inputs only up to step 20, which
+# holds the first PoorWeightInitialization `steps` (10, in both parameter sets) training steps. Full
 # resnet gradients and activations every 2 steps filled ~30 GB and took most of the evaluation.
 COLLECTIONS = [
     {"CollectionName": "losses", "CollectionParameters": {"save_interval": "2"}},
@@ -423,7 +424,9 @@ def rate(hits: int, total: int) -> str:
 
 
 def table(runs: list[Run], outcomes: dict, set_name: str, policy: dict[str, str]) -> Iterator[str]:
-    """One row per rule: false positives on healthy runs, detections per fault kind."""
+    """One row per rule: false positives on healthy runs, detections per fault kind, and the
+    rule's confusion counts (positives: runs of its target faults; negatives: healthy runs; the
+    other faults' runs are in neither)."""
 
     def fired(run: Run, rule: str) -> bool:  # a finding: IssuesFound, or Error (same policy)
         return outcomes[f"{run.name}|{set_name}|{rule}"]["status"] != "NoIssuesFound"
@@ -432,7 +435,7 @@ def table(runs: list[Run], outcomes: dict, set_name: str, policy: dict[str, str]
     by_fault = {fault: [run for run in runs if run.fault == fault] for fault in FAULTS}
     per_fault = ", ".join(f"{fault} {len(by_fault[fault])}" for fault in FAULTS)
     yield f"== {set_name}: healthy runs {len(healthy)}; runs per fault: {per_fault}"
-    yield " | ".join(["rule", "policy", "healthy FP", *FAULTS])
+    yield " | ".join(["rule", "policy", "healthy FP", *FAULTS, "TP", "FN", "FP", "TN"])
     for rule in TENSOR_RULES:
         cells = [rate(sum(fired(r, rule) for r in healthy), len(healthy))]
         for fault in FAULTS:
@@ -440,7 +443,11 @@ def table(runs: list[Run], outcomes: dict, set_name: str, policy: dict[str, str]
             cells.append(
                 rate(sum(fired(r, rule) for r in by_fault[fault]), len(by_fault[fault])) + mark
             )
-        yield " | ".join([rule, policy[rule], *cells])
+        targets = [r for fault in TARGET_FAULTS[rule] for r in by_fault[fault]]
+        caught = sum(fired(r, rule) for r in targets)
+        false_alarms = sum(fired(r, rule) for r in healthy)
+        counts = (caught, len(targets) - caught, false_alarms, len(healthy) - false_alarms)
+        yield " | ".join([rule, policy[rule], *cells, *map(str, counts)])
     for decision in ("block", "approve"):
         hit = [
             r.name

@@ -381,9 +381,10 @@ class Overtraining(TensorRule):
 
 
 class PoorWeightInitialization(TensorRule):
-    """Issue when the activation inputs of the first ``steps`` saved steps look badly initialised.
+    """Issue when the first ``steps`` training steps show badly initialised weights.
 
-    AWS documents three checks without their exact combination (UNCONFIRMED); any one suffices:
+    AWS documents three checks "for the initial steps" without their exact combination
+    (UNCONFIRMED); any one suffices:
 
     * variance: at a step, max/min of the per-layer variance of the activation inputs (tensors
       matching ``activation_inputs_regex``) exceeds ``threshold`` (signals shrinking or
@@ -393,19 +394,23 @@ class PoorWeightInitialization(TensorRule):
       text says "gradient distribution", but the rule only requests the ``relu_input``
       collection, so the distribution examined is the activation inputs';
     * convergence: the training loss, smoothed as the mean of the last ``patience`` analysed
-      steps' losses, has not improved on its best for ``patience`` analysed steps. With the
-      defaults (10 steps, patience 5) that is: no later 5-step mean of the first 10 analysed
-      steps is below the first one. Smoothed because the loss at one step is one mini-batch's:
-      comparing those, 2 of the 20 healthy runs of benchmarks/bench_rules.py met the condition
-      (a best batch early, then 5 worse ones) and the gate blocked them; the mean over
-      ``patience`` batches keeps AWS's meaning of ``patience`` ("steps to wait until the loss
-      is considered to be not decreasing anymore") without reading batch noise as a stall.
-      Not yet enough: it still met the condition on 1 of the 18 healthy runs judged since (a
-      loss that fell fast over the first 5 steps and then bounced), see the README's table.
+      steps' losses, has not improved on its best for ``patience`` analysed steps. Smoothed
+      because the loss at one step is one mini-batch's, and ``patience`` keeps AWS's meaning
+      ("steps to wait until the loss is considered to be no longer decreasing") without reading
+      batch noise as a stall. It needs ``2 * patience`` saved losses inside the window: with
+      the defaults (10 steps, patience 5), a hook that saves each of the first 10 steps.
 
-    ``steps`` counts the saved steps that hold activation inputs, from the first. Only training
-    steps count: in EVAL mode, batch normalisation uses running statistics that are still
-    warming up early on, which says nothing about the initial weights.
+    ``steps`` counts training steps from the first (AWS: "the number of steps this rule analyzes.
+    You typically need to check only the first few steps"): the rule analyses the saved TRAIN (or
+    GLOBAL) steps numbered below ``steps``, however often the hook saves (a TRAIN step's number is
+    its mode step). An earlier version counted saved steps instead, which stretched "the initial
+    steps" with the save interval: over 20 training steps at the local profile's save_interval 2,
+    over 4,500 at the 500 of AWS's own collection configuration for this rule. Past the first few
+    steps the loss reflects the training recipe, not the initial weights; judged that far, the
+    convergence check blocked a healthy run (benchmarks/bench_rules.py's healthy-16: resnet18, batch
+    8, whose loss bounced at training step 10). Only training steps count: in EVAL mode, batch
+    normalisation uses running statistics that are still warming up early on, which says nothing
+    about the initial weights.
     """
 
     PARAMETERS = (
@@ -415,7 +420,10 @@ class PoorWeightInitialization(TensorRule):
         count("patience", 5),
         count("steps", 10),
     )
-    NEEDS = "activation inputs matching activation_inputs_regex (the 'relu_input' collection)"
+    NEEDS = (
+        "activation inputs matching activation_inputs_regex (the 'relu_input' collection) in "
+        "the first `steps` training steps"
+    )
 
     def __init__(
         self,
@@ -436,7 +444,11 @@ class PoorWeightInitialization(TensorRule):
         self.smoothed_loss_plateau = _Plateau(delta=0.0)
 
     def invoke_at_step(self, step):
-        if self.examined_steps >= self.steps or self.base_trial.mode(step) not in TRAINING_MODES:
+        mode = self.base_trial.mode(step)
+        if mode not in TRAINING_MODES:
+            return False
+        training_step = step if mode == ModeKeys.GLOBAL else self.base_trial.mode_step(step)
+        if training_step >= self.steps:
             return False
         activations = {
             name: self.value_at(name, step).astype(np.float64).ravel()

@@ -123,6 +123,19 @@ def test_poor_weight_initialization_names_all_constant_activation_inputs(run, tm
     assert "The activation inputs of all 2 layers are constant (variance 0)" in outcome.details
 
 
+def test_poor_weight_initialization_counts_training_steps_not_saved_ones(run, tmp_path):
+    """Saved every 5 steps, a diverging run's activations explode by training step 5. Its first
+    2 training steps hold one saved step (0), which looks fine; the first 10 hold step 5 too."""
+    debug_output = run(dataclasses.replace(DIVERGING_LR, save_interval=5))
+    first_two = evaluate_rule("PoorWeightInitialization", debug_output, tmp_path, steps="2")
+    assert first_two.status == NO_ISSUES_FOUND, first_two.details
+    assert "examined 1 step(s)" in first_two.details
+    first_ten = evaluate_rule("PoorWeightInitialization", debug_output, tmp_path)
+    assert first_ten.status == ISSUES_FOUND, first_ten.details
+    assert first_ten.step == 5
+    assert "Activation-input variance differs" in first_ten.details
+
+
 def test_loss_not_decreasing_compares_steps_num_steps_apart(run, tmp_path):
     outcome = evaluate_rule("LossNotDecreasing", run(DIVERGING_LR), tmp_path, num_steps="4")
     assert outcome.status == ISSUES_FOUND
