@@ -39,6 +39,9 @@ class VariantSpec:
 
 @dataclass
 class RunningVariant:
+    """A variant's instances. ``weight`` is its CurrentWeight: UpdateEndpointWeightsAndCapacities
+    replaces it while requests are routed (a float assignment, atomic for readers)."""
+
     name: str
     weight: float
     servers: list[ModelServerProcess]
@@ -50,6 +53,10 @@ class RunningVariant:
 
 class UnknownVariantError(LookupError):
     """A TargetVariant header named a variant the endpoint does not have."""
+
+
+class NoWeightedVariantError(LookupError):
+    """An untargeted request reached an endpoint whose variants all have weight 0."""
 
 
 class Deployment:
@@ -68,7 +75,8 @@ class Deployment:
         self._server_errors = 0
 
     def choose(self, target_variant: str | None) -> RunningVariant:
-        """The variant named by ``target_variant``, else one drawn by InitialVariantWeight."""
+        """The variant named by ``target_variant``, else one drawn by CurrentWeight: a variant
+        of weight 0 gets only the requests that name it."""
         if target_variant:
             for variant in self.variants:
                 if variant.name == target_variant:
@@ -76,8 +84,13 @@ class Deployment:
             raise UnknownVariantError(target_variant)
         weights = [variant.weight for variant in self.variants]
         if sum(weights) <= 0:
-            weights = [1.0] * len(self.variants)
+            raise NoWeightedVariantError()
         return random.choices(self.variants, weights=weights)[0]
+
+    def set_weights(self, weights: dict[str, float]) -> None:
+        """Give the named variants new CurrentWeights (the others keep theirs)."""
+        for variant in self.variants:
+            variant.weight = weights.get(variant.name, variant.weight)
 
     def enter_request(self) -> bool:
         """Count a request as in flight (``drain_and_stop`` waits for it); False once retired."""

@@ -18,7 +18,7 @@ import json
 import uuid
 from collections.abc import Mapping
 
-from local_sagemaker.hosting.fleet import EndpointFleet, UnknownVariantError
+from local_sagemaker.hosting.fleet import EndpointFleet, NoWeightedVariantError, UnknownVariantError
 
 # Request headers SageMaker passes on to the container; it strips every other one (5.5).
 FORWARDED_HEADERS = (
@@ -104,6 +104,11 @@ def answer_invocation(
         except UnknownVariantError as error:
             return validation_error(
                 f"The variant {error} is not deployed on endpoint {endpoint_name}."
+            )
+        except NoWeightedVariantError:
+            return validation_error(
+                f"Every production variant of endpoint {endpoint_name} has weight 0: name one "
+                "with TargetVariant, or give one a weight with UpdateEndpointWeightsAndCapacities."
             )
         forwarded = {k: v for k, v in request_headers.items() if k in FORWARDED_HEADERS}
         try:

@@ -28,6 +28,7 @@ import secrets
 import shutil
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from werkzeug import Request, Response
@@ -76,6 +77,39 @@ ENDPOINT_CONFIG = HostedResource(
 ENDPOINT = HostedResource(ENDPOINTS, "endpoint", "endpoint", "EndpointArn")
 
 
+def _initial_weight(variant: dict) -> float:
+    return variant.get("InitialVariantWeight", 1.0)
+
+
+def _check_desired_variants(desired: list[dict], summaries: dict, config_name: str) -> None:
+    """SageMaker's refusals of an UpdateEndpointWeightsAndCapacities request (moto's texts)."""
+    names = [change["VariantName"] for change in desired]
+    for name in names:
+        if names.count(name) > 1:
+            raise ValidationException(
+                f'The variant name "{name}" was non-unique within the request.'
+            )
+    missing = [name for name in names if name not in summaries]
+    if missing:
+        raise ValidationException(
+            f'The variant name(s) "{", ".join(missing)}" is/are not present within endpoint '
+            f'configuration "{config_name}".'
+        )
+    for change in desired:
+        name = change["VariantName"]
+        if "DesiredWeight" not in change and "DesiredInstanceCount" not in change:
+            raise ValidationException(
+                f"Variant {name}: give DesiredWeight, DesiredInstanceCount or both."
+            )
+        count = change.get("DesiredInstanceCount", summaries[name]["CurrentInstanceCount"])
+        if count != summaries[name]["CurrentInstanceCount"] or "ServerlessUpdateConfig" in change:
+            raise ValidationException(
+                f"Variant {name}: the local SageMaker runtime changes variant weights only; to "
+                "change its instance count, UpdateEndpoint to a config with that "
+                "InitialInstanceCount."
+            )
+
+
 class Hosting:
     """CreateModel ... DeleteEndpoint, plus InvokeEndpoint for the runtime's HTTP server."""
 
@@ -99,8 +133,14 @@ class Hosting:
                 name = endpoint["EndpointName"]
                 log.info("endpoint %s was serving when the runtime stopped: relaunching", name)
                 self.store.update(ENDPOINTS, name, {"EndpointStatus": "Creating"})
+                weights = {
+                    summary["VariantName"]: summary["CurrentWeight"]
+                    for summary in endpoint.get("ProductionVariants", [])
+                }  # as UpdateEndpointWeightsAndCapacities left them, not the config's initial ones
                 with self._hosting_lock:
-                    self._start_endpoint_deployment(name, endpoint["EndpointConfigName"])
+                    self._start_endpoint_deployment(
+                        name, endpoint["EndpointConfigName"], weights=weights
+                    )
 
     def shutdown(self) -> None:
         self.endpoint_fleet.stop_all()
@@ -254,6 +294,42 @@ class Hosting:
             self._start_endpoint_deployment(name, config_name, plan)
         return {"EndpointArn": arn}
 
+    def update_endpoint_weights_and_capacities(self, request: dict) -> dict:
+        """Desired weights -> ``Updating`` -> applied to the live variants -> ``InService``."""
+        name = request["EndpointName"]
+        arn = self.config.arn("endpoint", name)
+        desired = request["DesiredWeightsAndCapacities"]
+        with self._hosting_lock:
+            endpoint = self._require(ENDPOINT, name)
+            if endpoint["EndpointStatus"] != "InService":
+                raise ValidationException(f'Cannot update in-progress endpoint "{arn}".')
+            summaries = {s["VariantName"]: s for s in endpoint["ProductionVariants"]}
+            _check_desired_variants(desired, summaries, endpoint["EndpointConfigName"])
+            weights = {}
+            for change in desired:
+                if "DesiredWeight" in change:
+                    weights[change["VariantName"]] = change["DesiredWeight"]
+                    summaries[change["VariantName"]]["DesiredWeight"] = change["DesiredWeight"]
+            endpoint.update(EndpointStatus="Updating", LastModifiedTime=time.time())
+            self.store.put(ENDPOINTS, name, endpoint)
+        threading.Thread(
+            target=self._apply_weights, args=(name, weights), name=f"weights-{name}", daemon=True
+        ).start()
+        return {"EndpointArn": arn}
+
+    def _apply_weights(self, name: str, weights: dict[str, float]) -> None:
+        with self._hosting_lock:
+            endpoint = self.store.get(ENDPOINTS, name)
+            deployment = self.endpoint_fleet.current(name)
+            if endpoint is None or deployment is None:  # deleted meanwhile
+                return
+            deployment.set_weights(weights)
+            for summary in endpoint["ProductionVariants"]:
+                summary["CurrentWeight"] = summary["DesiredWeight"]
+            endpoint.update(EndpointStatus="InService", LastModifiedTime=time.time())
+            self.store.put(ENDPOINTS, name, endpoint)
+        log.info("endpoint %s serves with weights %s", name, weights)
+
     def _instance_count(self, config_name: str) -> int:
         variants = self._require(ENDPOINT_CONFIG, config_name)["ProductionVariants"]
         return sum(variant.get("InitialInstanceCount", 1) for variant in variants)
@@ -290,26 +366,36 @@ class Hosting:
     # -- deployments (background) --------------------------------------------------------------
 
     def _start_endpoint_deployment(
-        self, name: str, config_name: str, plan: TrafficPlan = ALL_AT_ONCE_NO_BAKING
+        self,
+        name: str,
+        config_name: str,
+        plan: TrafficPlan = ALL_AT_ONCE_NO_BAKING,
+        weights: Mapping[str, float] | None = None,
     ) -> None:
         """Launch ``config_name`` for endpoint ``name`` in the background (lock held); an update
-        moves traffic to it along ``plan``."""
+        moves traffic to it along ``plan``. ``weights`` (variant -> weight) override the config's
+        InitialVariantWeights."""
         deployment_id = secrets.token_hex(4)
         self._endpoint_deploying[name] = deployment_id
         threading.Thread(
             target=self._deploy_endpoint,
-            args=(name, config_name, deployment_id, plan),
+            args=(name, config_name, deployment_id, plan, weights or {}),
             name=f"deploy-{name}",
             daemon=True,
         ).start()
 
     def _deploy_endpoint(
-        self, name: str, config_name: str, deployment_id: str, plan: TrafficPlan
+        self,
+        name: str,
+        config_name: str,
+        deployment_id: str,
+        plan: TrafficPlan,
+        weights: Mapping[str, float],
     ) -> None:
         work_dir = self.config.data_dir / "endpoints" / name / deployment_id
         try:
             deployment, summaries = self._launch_endpoint_config(
-                name, config_name, deployment_id, work_dir
+                name, config_name, deployment_id, work_dir, weights
             )
         except (ModelServerStartError, ModelArtifactError, ValidationException) as error:
             shutil.rmtree(work_dir, ignore_errors=True)
@@ -375,12 +461,16 @@ class Hosting:
         return False
 
     def _launch_endpoint_config(
-        self, name: str, config_name: str, deployment_id: str, work_dir
+        self, name: str, config_name: str, deployment_id: str, work_dir, weights
     ) -> tuple[Deployment, list[dict]]:
         """Fetch each variant's model and start its server; returns the deployment and its
         ProductionVariants summaries. Raises on any failure (nothing is left running)."""
         specs, images, timeouts = [], {}, []
-        for variant in self._require(ENDPOINT_CONFIG, config_name)["ProductionVariants"]:
+        variants = self._require(ENDPOINT_CONFIG, config_name)["ProductionVariants"]
+        weights = {
+            v["VariantName"]: weights.get(v["VariantName"], _initial_weight(v)) for v in variants
+        }
+        for variant in variants:
             model = self._require(MODEL, variant["ModelName"])
             container = model.get("PrimaryContainer") or model["Containers"][0]
             model_dir, environment = prepare_model_dir(
@@ -392,7 +482,7 @@ class Hosting:
             specs.append(
                 VariantSpec(
                     name=variant["VariantName"],
-                    weight=variant.get("InitialVariantWeight", 1.0),
+                    weight=weights[variant["VariantName"]],
                     python=self.config.python_for_image(image),
                     model_dir=model_dir,
                     environment=environment,
@@ -416,14 +506,15 @@ class Hosting:
         deployment = launch_deployment(
             deployment_id, specs, log_line, startup_timeout, work_dir, record_processes
         )
-        return deployment, self._variant_summaries(config_name, images)
+        return deployment, self._variant_summaries(variants, images, weights)
 
-    def _variant_summaries(self, config_name: str, images: dict[str, str]) -> list[dict]:
+    @staticmethod
+    def _variant_summaries(variants: list[dict], images: dict, weights: dict) -> list[dict]:
         now = time.time()
         summaries = []
-        for variant in self._require(ENDPOINT_CONFIG, config_name)["ProductionVariants"]:
+        for variant in variants:
             image = images[variant["VariantName"]]
-            weight = variant.get("InitialVariantWeight", 1.0)
+            weight = weights[variant["VariantName"]]
             summaries.append(
                 {
                     "VariantName": variant["VariantName"],
