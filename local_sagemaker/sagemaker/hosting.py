@@ -45,11 +45,21 @@ from local_sagemaker.hosting.deployment import (
 from local_sagemaker.hosting.fleet import (
     Deployment,
     EndpointFleet,
+    RunningVariant,
     VariantSpec,
     launch_deployment,
 )
 from local_sagemaker.hosting.invoke import answer_invocation, endpoint_log_group
-from local_sagemaker.hosting.process import STARTUP_TIMEOUT_S, ModelServerStartError
+from local_sagemaker.hosting.multi_model import (
+    ModelCache,
+    variant_metric_points,
+    variant_status,
+)
+from local_sagemaker.hosting.process import (
+    STARTUP_TIMEOUT_S,
+    ModelServerProcess,
+    ModelServerStartError,
+)
 from local_sagemaker.s3 import S3Error, parse_s3_uri
 from local_sagemaker.sagemaker.resources import list_response, new_instance_id, truncate_reason
 
@@ -75,6 +85,11 @@ ENDPOINT_CONFIG = HostedResource(
     CONFIGS, "endpoint-config", "endpoint configuration", "EndpointConfigArn"
 )
 ENDPOINT = HostedResource(ENDPOINTS, "endpoint", "endpoint", "EndpointArn")
+
+
+def _startup_timeout(variants: list[dict]) -> float:
+    timeouts = [v.get("ContainerStartupHealthCheckTimeoutInSeconds") for v in variants]
+    return min((t for t in timeouts if t), default=STARTUP_TIMEOUT_S)
 
 
 def _initial_weight(variant: dict) -> float:
@@ -202,13 +217,22 @@ class Hosting:
         return self._create_record(MODEL, request["ModelName"], request)
 
     def _check_model_data_exists(self, container: dict) -> None:
+        """A single model's archive must exist; a multi-model prefix may still be empty (models
+        are added under it while the endpoint serves)."""
         url = container.get("ModelDataUrl")
+        if not url and container.get("Mode") == "MultiModel":
+            raise ValidationException(
+                "A container with Mode MultiModel needs ModelDataUrl: the S3 prefix its "
+                "models (.tar.gz objects named by TargetModel) are under."
+            )
         if not url:
             return
         try:
             bucket, key = parse_s3_uri(url)
         except S3Error as error:
             raise ValidationException(str(error)) from None
+        if container.get("Mode") == "MultiModel":
+            return
         if not self.s3.exists(bucket, key):
             raise ValidationException(f"Could not find model data at {url}.")
 
@@ -262,7 +286,30 @@ class Hosting:
         return response
 
     def describe_endpoint(self, request: dict) -> dict:
-        return self._require(ENDPOINT, request["EndpointName"])
+        """The record; a multi-model variant's summary also carries ``MultiModelStatus`` (loaded
+        models and load counts). That member is the runtime's own: botocore's parser keeps only
+        the members of AWS's shape, so boto3 callers read the same figures from CloudWatch
+        (:meth:`endpoint_metric_points`)."""
+        endpoint = self._require(ENDPOINT, request["EndpointName"])
+        for summary in endpoint.get("ProductionVariants", []):
+            variant = self._live_variant(endpoint["EndpointName"], summary["VariantName"])
+            if variant is not None and variant.multi_model:
+                summary["MultiModelStatus"] = variant_status(variant.caches)
+        return endpoint
+
+    def _live_variant(self, endpoint_name: str, variant_name: str) -> RunningVariant | None:
+        deployment = self.endpoint_fleet.current(endpoint_name)
+        variants = deployment.variants if deployment is not None else []
+        return next((v for v in variants if v.name == variant_name), None)
+
+    def endpoint_metric_points(self, endpoint_name: str, variant_name: str) -> dict[str, list]:
+        """The multi-model metrics SageMaker publishes in ``AWS/SageMaker`` for one variant
+        (LoadedModelCount, ModelCacheHit, ModelLoadingTime, ModelDownloadingTime,
+        ModelUnloadingTime): metric name -> [{"Timestamp", "Value"}]; none for other variants."""
+        variant = self._live_variant(endpoint_name, variant_name)
+        if variant is None or not variant.multi_model:
+            return {}
+        return variant_metric_points(variant.caches)
 
     def update_endpoint(self, request: dict) -> dict:
         name, config_name = request["EndpointName"], request["EndpointConfigName"]
@@ -463,50 +510,84 @@ class Hosting:
     def _launch_endpoint_config(
         self, name: str, config_name: str, deployment_id: str, work_dir, weights
     ) -> tuple[Deployment, list[dict]]:
-        """Fetch each variant's model and start its server; returns the deployment and its
-        ProductionVariants summaries. Raises on any failure (nothing is left running)."""
-        specs, images, timeouts = [], {}, []
+        """Fetch each variant's model and start its server (a multi-model variant's servers
+        start on demand); returns the deployment and its ProductionVariants summaries. Raises on
+        any failure (nothing is left running)."""
         variants = self._require(ENDPOINT_CONFIG, config_name)["ProductionVariants"]
         weights = {
             v["VariantName"]: weights.get(v["VariantName"], _initial_weight(v)) for v in variants
         }
-        for variant in variants:
-            model = self._require(MODEL, variant["ModelName"])
-            container = model.get("PrimaryContainer") or model["Containers"][0]
-            model_dir, environment = prepare_model_dir(
-                self.s3, container, work_dir / variant["VariantName"]
-            )
-            image = container.get("Image", "")
-            images[variant["VariantName"]] = image
-            timeouts.append(variant.get("ContainerStartupHealthCheckTimeoutInSeconds"))
-            specs.append(
-                VariantSpec(
-                    name=variant["VariantName"],
-                    weight=weights[variant["VariantName"]],
-                    python=self.config.python_for_image(image),
-                    model_dir=model_dir,
-                    environment=environment,
-                    instance_ids=[
-                        new_instance_id() for _ in range(variant.get("InitialInstanceCount", 1))
-                    ],
-                )
-            )
         group = endpoint_log_group(name)
+        caches: list[ModelCache] = []
+        spawned: list[dict] = []
 
         def log_line(variant_name: str, instance_id: str, line: str) -> None:
             self.logs.append(group, f"{variant_name}/{instance_id}", line)
 
-        def record_processes(identities: list[dict]) -> None:
-            processes = {"EndpointName": name, "DeploymentId": deployment_id}
-            self.store.put(
-                ENDPOINT_PROCESSES, deployment_id, {**processes, "Processes": identities}
-            )
+        def record_processes(identities: list[dict] | None = None) -> None:
+            """Record every server of the deployment (for clean-up after a crash)."""
+            if identities is not None:
+                spawned[:] = identities
+            every = spawned + [identity for cache in caches for identity in cache.identities()]
+            processes = {"EndpointName": name, "DeploymentId": deployment_id, "Processes": every}
+            self.store.put(ENDPOINT_PROCESSES, deployment_id, processes)
 
-        startup_timeout = min((t for t in timeouts if t), default=STARTUP_TIMEOUT_S)
+        specs, images = [], {}
+        for variant in variants:
+            variant_name = variant["VariantName"]
+            model = self._require(MODEL, variant["ModelName"])
+            container = model.get("PrimaryContainer") or model["Containers"][0]
+            image = container.get("Image", "")
+            images[variant_name] = image
+            spec = VariantSpec(
+                name=variant_name,
+                weight=weights[variant_name],
+                python=self.config.python_for_image(image),
+                model_dir=work_dir / variant_name / "model",
+                environment=dict(container.get("Environment") or {}),
+                instance_ids=[
+                    new_instance_id() for _ in range(variant.get("InitialInstanceCount", 1))
+                ],
+            )
+            if container.get("Mode") == "MultiModel":
+                timeout = _startup_timeout([variant])
+                spec.caches = [
+                    self._model_cache(spec, iid, container, timeout, log_line, record_processes)
+                    for iid in spec.instance_ids
+                ]
+                caches += spec.caches
+            else:
+                spec.model_dir, spec.environment = prepare_model_dir(
+                    self.s3, container, work_dir / variant_name
+                )
+            specs.append(spec)
         deployment = launch_deployment(
-            deployment_id, specs, log_line, startup_timeout, work_dir, record_processes
+            deployment_id, specs, log_line, _startup_timeout(variants), work_dir, record_processes
         )
         return deployment, self._variant_summaries(variants, images, weights)
+
+    def _model_cache(
+        self, spec: VariantSpec, instance_id: str, container: dict, timeout, log_line, on_change
+    ) -> ModelCache:
+        """The loaded models of one instance of a multi-model variant."""
+
+        def start_server(target_model: str, model_dir) -> ModelServerProcess:
+            return ModelServerProcess(
+                spec.python,
+                model_dir,
+                spec.environment,
+                lambda line: log_line(spec.name, instance_id, f"[{target_model}] {line}"),
+            )
+
+        return ModelCache(
+            self.s3,
+            container["ModelDataUrl"],
+            spec.model_dir.parent / instance_id,
+            self.config.multi_model_memory_mb * 2**20,
+            start_server,
+            timeout,
+            on_change,
+        )
 
     @staticmethod
     def _variant_summaries(variants: list[dict], images: dict, weights: dict) -> list[dict]:
