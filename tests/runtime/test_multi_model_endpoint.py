@@ -37,7 +37,12 @@ def clients(tmp_path_factory):
             Body=model_tarball(fail_to_load="weights do not match"),
         )
         s3.put_object(Bucket="artifacts", Key="single/model.tar.gz", Body=model_tarball())
-        yield {"s3": s3, "sagemaker": sagemaker, "runtime": runtime.client("sagemaker-runtime")}
+        yield {
+            "s3": s3,
+            "sagemaker": sagemaker,
+            "runtime": runtime.client("sagemaker-runtime"),
+            "cloudwatch": runtime.client("cloudwatch"),
+        }
 
 
 def deploy(sagemaker, name: str, container: dict) -> str:
@@ -166,3 +171,29 @@ def test_target_model_headers_are_checked_against_the_endpoint_mode(clients, end
         "ValidationError",
         "Endpoint single is not a multi-model endpoint and does not support target model header.",
     )
+
+
+def test_load_counts_and_cache_hits_reach_cloudwatch(clients, endpoint):
+    invoke(clients, endpoint, "a.tar.gz")
+    now = time.time()
+
+    def statistics(metric: str) -> dict:
+        (point,) = clients["cloudwatch"].get_metric_statistics(
+            Namespace="AWS/SageMaker",
+            MetricName=metric,
+            Dimensions=[
+                {"Name": "EndpointName", "Value": endpoint},
+                {"Name": "VariantName", "Value": "AllTraffic"},
+            ],
+            StartTime=now - 3600,
+            EndTime=now + 60,
+            Period=3600 * 2,
+            Statistics=["SampleCount", "Sum", "Maximum"],
+        )["Datapoints"]
+        return point
+
+    status = multi_model_status(clients, endpoint)
+    # One LoadedModelCount point per load or unload; a ModelCacheHit point per request.
+    assert statistics("ModelLoadingTime")["SampleCount"] == status["ModelLoadCount"]
+    assert statistics("ModelCacheHit")["Sum"] == status["ModelCacheHitCount"]
+    assert statistics("LoadedModelCount")["Maximum"] >= 2
