@@ -8,12 +8,23 @@
    job's "Transforming N objects" log line to its end line), so model-server start-up is
    reported separately instead of being hidden in the number.
 
+3. Multi-model endpoint (the same model archive under three keys of one prefix, with the
+   runtime's memory budget set to 2.5 model servers' worth, so two fit and three do not):
+   - first-invocation latency of each model (download, extract, model server start, model_fn,
+     one request);
+   - warm p50 of two loaded models against the single-model endpoint of the same archive, in
+     alternating rounds (target: ratio <= 1.1);
+   - the three models invoked round-robin under the budget for two: every request is answered
+     (none dropped), and the unloads and loads the cycle cost are counted.
+   The budget is measured, not guessed: the RSS of the in-process handler worker (the same
+   model in the same environment) times 2.5.
+
 The model is built by sagemaker_code's ``save_model`` with freshly initialised weights (a
 trained one costs the same per request). Both sides run in the container environment with
 torch's default thread count.
 
     .venvs/airflow/bin/python benchmarks/bench_hosting.py [--backbone resnet18]
-        [--image-size 224] [--rounds 10] [--images 32] [--concurrency 2]
+        [--image-size 224] [--rounds 10] [--images 32] [--concurrency 2] [--cycle 9]
 """
 
 from __future__ import annotations
@@ -31,10 +42,12 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests"), str(REPO_ROOT / "tests" / "runtime")]
 
+import psutil  # noqa: E402
 from hosting_support import (  # noqa: E402
     FAST_WAITER,
     build_classifier_model_dir,
     container_python,
+    multi_model_status,
     running_runtime,
 )
 
@@ -43,6 +56,7 @@ from local_sagemaker.executor.archives import pack_directory  # noqa: E402
 
 MODEL_SERVER = REPO_ROOT / "local_sagemaker" / "hosting" / "model_server.py"
 BUCKET = "bench"
+MULTI_MODELS = ("model-a.tar.gz", "model-b.tar.gz", "model-c.tar.gz")
 LOG_GROUP = "/aws/sagemaker/TransformJobs"
 
 # Runs in the container environment: the handlers in-process, through the model server's own
@@ -112,31 +126,83 @@ class InProcessHandlers:
         self.process.stdin.flush()
         return json.loads(self.process.stdout.readline())
 
+    def memory_mb(self) -> float:
+        """The worker's RSS: one loaded model in the container environment."""
+        return psutil.Process(self.process.pid).memory_info().rss / 2**20
+
     def close(self) -> None:
         self.process.stdin.close()
         self.process.wait(timeout=30)
 
 
 def deploy(runtime, archive: Path) -> None:
-    s3, sagemaker = runtime.client("s3"), runtime.client("sagemaker")
+    s3 = runtime.client("s3")
     s3.create_bucket(Bucket=BUCKET)
     s3.upload_file(str(archive), BUCKET, "model/model.tar.gz")
+    started = time.monotonic()
+    create_endpoint(runtime, "bench", {"ModelDataUrl": f"s3://{BUCKET}/model/model.tar.gz"})
+    print(f"endpoint InService after {time.monotonic() - started:.1f} s (model server start-up)")
+
+
+def create_endpoint(runtime, name: str, container: dict) -> None:
+    sagemaker = runtime.client("sagemaker")
     sagemaker.create_model(
-        ModelName="bench",
+        ModelName=name,
         ExecutionRoleArn="arn:aws:iam::123456789012:role/local",
-        PrimaryContainer={
-            "Image": "pytorch-inference",
-            "ModelDataUrl": f"s3://{BUCKET}/model/model.tar.gz",
-        },
+        PrimaryContainer={"Image": "pytorch-inference", **container},
     )
     sagemaker.create_endpoint_config(
-        EndpointConfigName="bench",
-        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "bench"}],
+        EndpointConfigName=name,
+        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": name}],
     )
-    started = time.monotonic()
-    sagemaker.create_endpoint(EndpointName="bench", EndpointConfigName="bench")
-    sagemaker.get_waiter("endpoint_in_service").wait(EndpointName="bench", WaiterConfig=FAST_WAITER)
-    print(f"endpoint InService after {time.monotonic() - started:.1f} s (model server start-up)")
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    sagemaker.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=FAST_WAITER)
+
+
+def timed_invoke(client, endpoint: str, body: bytes, **target) -> float:
+    started = time.perf_counter()
+    client.invoke_endpoint(EndpointName=endpoint, Body=body, ContentType="image/jpeg", **target)
+    return time.perf_counter() - started
+
+
+def measure_multi_model(runtime, archive: Path, picture: Path, rounds: int, cycle: int) -> dict:
+    """The multi-model measurements of the module docstring (3.), on endpoint ``bench-mme``."""
+    s3, sagemaker = runtime.client("s3"), runtime.client("sagemaker")
+    client = runtime.client("sagemaker-runtime")
+    for key in MULTI_MODELS:
+        s3.upload_file(str(archive), BUCKET, f"models/{key}")
+    container = {"Mode": "MultiModel", "ModelDataUrl": f"s3://{BUCKET}/models/"}
+    create_endpoint(runtime, "bench-mme", container)
+    body = picture.read_bytes()
+    warm_models = MULTI_MODELS[:2]
+    first = {key: timed_invoke(client, "bench-mme", body, TargetModel=key) for key in warm_models}
+    for _ in range(20):  # the same warm-up the single-model endpoint had
+        for key in warm_models:
+            timed_invoke(client, "bench-mme", body, TargetModel=key)
+    warm: dict[str, list[float]] = {key: [] for key in ("single", *warm_models)}
+    for _ in range(rounds):
+        warm["single"] += [timed_invoke(client, "bench", body) for _ in range(5)]
+        for key in warm_models:
+            warm[key] += [
+                timed_invoke(client, "bench-mme", body, TargetModel=key) for _ in range(5)
+            ]
+    before = multi_model_status(sagemaker, "bench-mme")
+    first[MULTI_MODELS[2]] = timed_invoke(client, "bench-mme", body, TargetModel=MULTI_MODELS[2])
+    answered, cycle_started = 0, time.monotonic()
+    for number in range(cycle):  # round-robin over three models with room for two
+        timed_invoke(client, "bench-mme", body, TargetModel=MULTI_MODELS[number % 3])
+        answered += 1  # a dropped request raises: the run would stop here
+    after = multi_model_status(sagemaker, "bench-mme")
+    return {
+        "first": first,
+        "warm": warm,
+        "cycle_requests": cycle + 1,
+        "cycle_answered": answered + 1,
+        "cycle_seconds": time.monotonic() - cycle_started,
+        "unloads": after["ModelUnloadCount"] - before["ModelUnloadCount"],
+        "loads": after["ModelLoadCount"] - before["ModelLoadCount"],
+        "loaded_at_end": after["LoadedModels"],
+    }
 
 
 def compare_latencies(runtime, handlers: InProcessHandlers, picture: Path, rounds: int):
@@ -202,6 +268,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10, help="rounds of 5 requests per side")
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument(
+        "--cycle", type=int, default=9, help="round-robin requests over 3 models in a budget for 2"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-hosting-") as scratch:
         root = Path(scratch)
@@ -222,16 +291,20 @@ def main() -> None:
             f"{len(pictures)} JPEGs; torch default threads on each side"
         )
         handlers = InProcessHandlers(model_dir, pictures)
+        model_mb = handlers.memory_mb()
+        budget = {"LOCAL_SAGEMAKER_MULTI_MODEL_MEMORY_MB": str(int(2.5 * model_mb))}
         try:
-            with running_runtime(root / "state") as runtime:
+            with running_runtime(root / "state", budget) as runtime:
                 deploy(runtime, archive)
                 local, remote = compare_latencies(runtime, handlers, pictures[0], args.rounds)
                 batched_before = handlers.time("batch", 1)[0]
                 transform = measure_transform(runtime, pictures, args.concurrency)
                 batched_after = handlers.time("batch", 1)[0]
+                multi = measure_multi_model(runtime, archive, pictures[0], args.rounds, args.cycle)
         finally:
             handlers.close()
     report(args, local, remote, len(pictures), (batched_before + batched_after) / 2, transform)
+    report_multi_model(multi, model_mb, budget["LOCAL_SAGEMAKER_MULTI_MODEL_MEMORY_MB"])
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
@@ -252,6 +325,27 @@ def report(args, local, remote, images: int, batched_seconds: float, transform: 
         f"{transform['wall_seconds']:.1f} s including model server start-up"
     )
     print(f"throughput ratio    : {transformed / batched:.2f}x of in-process batched")
+
+
+def report_multi_model(multi: dict, model_mb: float, budget_mb: str) -> None:
+    print(
+        f"multi-model budget  : {budget_mb} MiB (2.5 x {model_mb:.0f} MiB, one loaded model's RSS)"
+    )
+    for key, seconds in multi["first"].items():
+        print(f"first invocation    : {key} {seconds:6.2f} s (download, server start, model_fn)")
+    single = statistics.median(multi["warm"]["single"])
+    print(f"warm single-model   : p50 {single * 1000:7.1f} ms")
+    for key in MULTI_MODELS[:2]:
+        p50 = statistics.median(multi["warm"][key])
+        print(
+            f"warm multi-model    : {key} p50 {p50 * 1000:7.1f} ms  "
+            f"ratio {p50 / single:.2f}x of single-model (target <= 1.1x)"
+        )
+    print(
+        f"3 models, room for 2: {multi['cycle_answered']}/{multi['cycle_requests']} requests "
+        f"answered, {multi['unloads']} unloads, {multi['loads']} loads in "
+        f"{multi['cycle_seconds']:.1f} s; loaded at the end: {', '.join(multi['loaded_at_end'])}"
+    )
 
 
 if __name__ == "__main__":

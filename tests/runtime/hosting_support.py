@@ -175,6 +175,22 @@ def running_runtime(data_dir: Path, extra_env: dict[str, str] | None = None):
 FAST_WAITER = {"Delay": 1, "MaxAttempts": 90}
 
 
+def multi_model_status(sagemaker, endpoint: str, variant: int = 0) -> dict:
+    """DescribeEndpoint's MultiModelStatus of a variant: a runtime member, which botocore's
+    parser drops (it is not in AWS's shape), so it is read from the raw response."""
+    raw = {}
+
+    def keep_raw(http_response, **_):
+        raw.update(json.loads(http_response.content))
+
+    sagemaker.meta.events.register("after-call.sagemaker.DescribeEndpoint", keep_raw)
+    try:
+        sagemaker.describe_endpoint(EndpointName=endpoint)
+    finally:
+        sagemaker.meta.events.unregister("after-call.sagemaker.DescribeEndpoint", keep_raw)
+    return raw["ProductionVariants"][variant]["MultiModelStatus"]
+
+
 BUILD_CLASSIFIER = """
 import sys
 from pathlib import Path

@@ -10,7 +10,7 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
-from hosting_support import FAST_WAITER, model_tarball, running_runtime
+from hosting_support import FAST_WAITER, model_tarball, multi_model_status, running_runtime
 
 pytestmark = pytest.mark.e2e
 ROLE = "arn:aws:iam::123456789012:role/local"
@@ -72,20 +72,8 @@ def invoke(clients, endpoint: str, target_model: str) -> str:
     return json.loads(response["Body"].read())[0]["version"]
 
 
-def multi_model_status(clients, endpoint: str) -> dict:
-    """DescribeEndpoint's MultiModelStatus (a runtime member, read from the raw response)."""
-    raw = {}
-
-    def keep_raw(http_response, **_):
-        raw.update(json.loads(http_response.content))
-
-    events = clients["sagemaker"].meta.events
-    events.register("after-call.sagemaker.DescribeEndpoint", keep_raw)
-    try:
-        clients["sagemaker"].describe_endpoint(EndpointName=endpoint)
-    finally:
-        events.unregister("after-call.sagemaker.DescribeEndpoint", keep_raw)
-    return raw["ProductionVariants"][0]["MultiModelStatus"]
+def status(clients, endpoint: str) -> dict:
+    return multi_model_status(clients["sagemaker"], endpoint)
 
 
 def error_of(call, **arguments) -> tuple[str, str]:
@@ -95,28 +83,28 @@ def error_of(call, **arguments) -> tuple[str, str]:
 
 
 def test_models_load_on_first_invocation_and_are_reused(clients, endpoint):
-    assert multi_model_status(clients, endpoint)["LoadedModels"] == []
+    assert status(clients, endpoint)["LoadedModels"] == []
     started = time.monotonic()
     assert invoke(clients, endpoint, "a.tar.gz") == "a"
     first = time.monotonic() - started
     started = time.monotonic()
     assert invoke(clients, endpoint, "a.tar.gz") == "a"
     warm = time.monotonic() - started
-    status = multi_model_status(clients, endpoint)
-    assert status["LoadedModels"] == ["a.tar.gz"]
-    assert status["LoadCountsByModel"] == {"a.tar.gz": 1}
-    assert status["ModelCacheHitCount"] >= 1
+    described = status(clients, endpoint)
+    assert described["LoadedModels"] == ["a.tar.gz"]
+    assert described["LoadCountsByModel"] == {"a.tar.gz": 1}
+    assert described["ModelCacheHitCount"] >= 1
     assert warm < first  # the second request found the model loaded
 
 
 def test_least_recently_used_model_is_unloaded_under_the_budget(clients, endpoint):
     for name in ("a", "b", "a", "c"):  # b is now the least recently used of three
         assert invoke(clients, endpoint, f"{name}.tar.gz") == name
-    status = multi_model_status(clients, endpoint)
-    assert status["LoadedModels"] == ["a.tar.gz", "c.tar.gz"]
-    assert status["ModelUnloadCount"] >= 1
+    described = status(clients, endpoint)
+    assert described["LoadedModels"] == ["a.tar.gz", "c.tar.gz"]
+    assert described["ModelUnloadCount"] >= 1
     assert invoke(clients, endpoint, "b.tar.gz") == "b"  # loads again, nothing dropped
-    assert multi_model_status(clients, endpoint)["LoadCountsByModel"]["b.tar.gz"] == 2
+    assert status(clients, endpoint)["LoadCountsByModel"]["b.tar.gz"] == 2
 
 
 def test_concurrent_first_requests_load_a_model_once(clients, endpoint):
@@ -133,7 +121,7 @@ def test_concurrent_first_requests_load_a_model_once(clients, endpoint):
     for thread in threads:
         thread.join()
     assert answers == ["d"] * 6  # d was put under the prefix while the endpoint served
-    assert multi_model_status(clients, endpoint)["LoadCountsByModel"]["d.tar.gz"] == 1
+    assert status(clients, endpoint)["LoadCountsByModel"]["d.tar.gz"] == 1
 
 
 def test_a_missing_target_model_is_a_validation_error_naming_it(clients, endpoint):
@@ -192,8 +180,8 @@ def test_load_counts_and_cache_hits_reach_cloudwatch(clients, endpoint):
         )["Datapoints"]
         return point
 
-    status = multi_model_status(clients, endpoint)
+    described = status(clients, endpoint)
     # One LoadedModelCount point per load or unload; a ModelCacheHit point per request.
-    assert statistics("ModelLoadingTime")["SampleCount"] == status["ModelLoadCount"]
-    assert statistics("ModelCacheHit")["Sum"] == status["ModelCacheHitCount"]
+    assert statistics("ModelLoadingTime")["SampleCount"] == described["ModelLoadCount"]
+    assert statistics("ModelCacheHit")["Sum"] == described["ModelCacheHitCount"]
     assert statistics("LoadedModelCount")["Maximum"] >= 2
