@@ -25,6 +25,10 @@ torch's default thread count.
 
     .venvs/airflow/bin/python benchmarks/bench_hosting.py [--backbone resnet18]
         [--image-size 224] [--rounds 10] [--images 32] [--concurrency 2] [--cycle 9]
+        [--multi-model-only]
+
+``--multi-model-only`` skips 1. and 2. (the single-model endpoint is still deployed: 3. compares
+against it), for a loaded machine where the whole run would take too long.
 """
 
 from __future__ import annotations
@@ -271,6 +275,7 @@ def main() -> None:
     parser.add_argument(
         "--cycle", type=int, default=9, help="round-robin requests over 3 models in a budget for 2"
     )
+    parser.add_argument("--multi-model-only", action="store_true", help="skip sections 1 and 2")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-hosting-") as scratch:
         root = Path(scratch)
