@@ -169,8 +169,9 @@ def timed_invoke(client, endpoint: str, body: bytes, **target) -> float:
     return time.perf_counter() - started
 
 
-def measure_multi_model(runtime, archive: Path, picture: Path, rounds: int, cycle: int) -> dict:
-    """The multi-model measurements of the module docstring (3.), on endpoint ``bench-mme``."""
+def measure_multi_model(runtime, archive: Path, picture: Path, rounds: int, cycle: int) -> None:
+    """The multi-model measurements of the module docstring (3.), on endpoint ``bench-mme``,
+    printed as they are taken (a run cut short still shows what it measured)."""
     s3, sagemaker = runtime.client("s3"), runtime.client("sagemaker")
     client = runtime.client("sagemaker-runtime")
     for key in MULTI_MODELS:
@@ -179,7 +180,8 @@ def measure_multi_model(runtime, archive: Path, picture: Path, rounds: int, cycl
     create_endpoint(runtime, "bench-mme", container)
     body = picture.read_bytes()
     warm_models = MULTI_MODELS[:2]
-    first = {key: timed_invoke(client, "bench-mme", body, TargetModel=key) for key in warm_models}
+    for key in warm_models:
+        report_first_invocation(key, timed_invoke(client, "bench-mme", body, TargetModel=key))
     for _ in range(20):  # the same warm-up the single-model endpoint had
         for key in warm_models:
             timed_invoke(client, "bench-mme", body, TargetModel=key)
@@ -190,43 +192,37 @@ def measure_multi_model(runtime, archive: Path, picture: Path, rounds: int, cycl
             warm[key] += [
                 timed_invoke(client, "bench-mme", body, TargetModel=key) for _ in range(5)
             ]
+    report_warm(warm)
     before = multi_model_status(sagemaker, "bench-mme")
-    first[MULTI_MODELS[2]] = timed_invoke(client, "bench-mme", body, TargetModel=MULTI_MODELS[2])
-    answered, cycle_started = 0, time.monotonic()
+    third = MULTI_MODELS[2]
+    report_first_invocation(third, timed_invoke(client, "bench-mme", body, TargetModel=third))
+    answered, cycle_started = 1, time.monotonic()
     for number in range(cycle):  # round-robin over three models with room for two
         timed_invoke(client, "bench-mme", body, TargetModel=MULTI_MODELS[number % 3])
         answered += 1  # a dropped request raises: the run would stop here
     after = multi_model_status(sagemaker, "bench-mme")
-    return {
-        "first": first,
-        "warm": warm,
-        "cycle_requests": cycle + 1,
-        "cycle_answered": answered + 1,
-        "cycle_seconds": time.monotonic() - cycle_started,
-        "unloads": after["ModelUnloadCount"] - before["ModelUnloadCount"],
-        "loads": after["ModelLoadCount"] - before["ModelLoadCount"],
-        "loaded_at_end": after["LoadedModels"],
-    }
+    print(
+        f"3 models, room for 2: {answered}/{cycle + 1} requests answered, "
+        f"{after['ModelUnloadCount'] - before['ModelUnloadCount']} unloads, "
+        f"{after['ModelLoadCount'] - before['ModelLoadCount']} loads in "
+        f"{time.monotonic() - cycle_started:.1f} s after the third model's first request; "
+        f"loaded at the end: {', '.join(after['LoadedModels'])}"
+    )
 
 
-def compare_latencies(runtime, handlers: InProcessHandlers, picture: Path, rounds: int):
-    """Alternate rounds of 5 requests on each side (so both see the same machine load), after a
-    warm-up of the model server; returns the (in-process, InvokeEndpoint) latencies in s."""
-    client = runtime.client("sagemaker-runtime")
-    body = picture.read_bytes()
+def report_first_invocation(key: str, seconds: float) -> None:
+    print(f"first invocation    : {key} {seconds:6.2f} s (download, server start, model_fn)")
 
-    def invoke() -> float:
-        started = time.perf_counter()
-        client.invoke_endpoint(EndpointName="bench", Body=body, ContentType="image/jpeg")
-        return time.perf_counter() - started
 
-    for _ in range(20):
-        invoke()
-    local, remote = [], []
-    for _ in range(rounds):
-        local += handlers.time("single", 5)
-        remote += [invoke() for _ in range(5)]
-    return local, remote
+def report_warm(warm: dict[str, list[float]]) -> None:
+    single = statistics.median(warm["single"])
+    print(f"warm single-model   : p50 {single * 1000:7.1f} ms ({len(warm['single'])} requests)")
+    for key in MULTI_MODELS[:2]:
+        p50 = statistics.median(warm[key])
+        print(
+            f"warm multi-model    : {key} p50 {p50 * 1000:7.1f} ms  "
+            f"ratio {p50 / single:.2f}x of single-model (target <= 1.1x)"
+        )
 
 
 def measure_transform(runtime, pictures: list[Path], concurrency: int) -> dict:
@@ -298,6 +294,10 @@ def main() -> None:
         handlers = InProcessHandlers(model_dir, pictures)
         model_mb = handlers.memory_mb()
         budget = {"LOCAL_SAGEMAKER_MULTI_MODEL_MEMORY_MB": str(int(2.5 * model_mb))}
+        print(
+            f"multi-model budget  : {budget['LOCAL_SAGEMAKER_MULTI_MODEL_MEMORY_MB']} MiB "
+            f"(2.5 x {model_mb:.0f} MiB, one loaded model's RSS)"
+        )
         try:
             with running_runtime(root / "state", budget) as runtime:
                 deploy(runtime, archive)
@@ -330,27 +330,6 @@ def report(args, local, remote, images: int, batched_seconds: float, transform: 
         f"{transform['wall_seconds']:.1f} s including model server start-up"
     )
     print(f"throughput ratio    : {transformed / batched:.2f}x of in-process batched")
-
-
-def report_multi_model(multi: dict, model_mb: float, budget_mb: str) -> None:
-    print(
-        f"multi-model budget  : {budget_mb} MiB (2.5 x {model_mb:.0f} MiB, one loaded model's RSS)"
-    )
-    for key, seconds in multi["first"].items():
-        print(f"first invocation    : {key} {seconds:6.2f} s (download, server start, model_fn)")
-    single = statistics.median(multi["warm"]["single"])
-    print(f"warm single-model   : p50 {single * 1000:7.1f} ms")
-    for key in MULTI_MODELS[:2]:
-        p50 = statistics.median(multi["warm"][key])
-        print(
-            f"warm multi-model    : {key} p50 {p50 * 1000:7.1f} ms  "
-            f"ratio {p50 / single:.2f}x of single-model (target <= 1.1x)"
-        )
-    print(
-        f"3 models, room for 2: {multi['cycle_answered']}/{multi['cycle_requests']} requests "
-        f"answered, {multi['unloads']} unloads, {multi['loads']} loads in "
-        f"{multi['cycle_seconds']:.1f} s; loaded at the end: {', '.join(multi['loaded_at_end'])}"
-    )
 
 
 if __name__ == "__main__":

@@ -188,3 +188,40 @@ def test_untargeted_request_to_all_zero_weights_names_the_way_out(clients, endpo
         assert code == "ValidationError" and "has weight 0" in message
     finally:
         set_weights(sagemaker, endpoint, champion=1.0, challenger=1.0)
+
+
+def test_champion_challenger_promotion_sequence(clients):
+    """The promotion the pipeline runs: champion alone; UpdateEndpoint to champion (weight 1)
+    beside challenger (weight 0); UpdateEndpointWeightsAndCapacities to swap the weights;
+    UpdateEndpoint to the challenger alone. Users never see the challenger before the swap."""
+    sagemaker, runtime = clients
+    configs = {
+        "champion-only": [("champion", 1.0)],
+        "champion-and-challenger": [("champion", 1.0), ("challenger", 0.0)],
+        "challenger-only": [("challenger", 1.0)],
+    }
+    for config, variants in configs.items():
+        sagemaker.create_endpoint_config(
+            EndpointConfigName=config,
+            ProductionVariants=[
+                {"VariantName": name, "ModelName": name, "InitialVariantWeight": weight}
+                for name, weight in variants
+            ],
+        )
+    waiter = sagemaker.get_waiter("endpoint_in_service")
+    sagemaker.create_endpoint(EndpointName="promote", EndpointConfigName="champion-only")
+    waiter.wait(EndpointName="promote", WaiterConfig=FAST_WAITER)
+    sagemaker.update_endpoint(EndpointName="promote", EndpointConfigName="champion-and-challenger")
+    waiter.wait(EndpointName="promote", WaiterConfig=FAST_WAITER)
+    assert set(shares(runtime, "promote", calls=100)) == {"champion"}
+    assert invoke(runtime, "promote", TargetVariant="challenger") == ("challenger",) * 2
+    set_weights(sagemaker, "promote", champion=0.0, challenger=1.0)
+    assert set(shares(runtime, "promote", calls=100)) == {"challenger"}
+    sagemaker.update_endpoint(EndpointName="promote", EndpointConfigName="challenger-only")
+    waiter.wait(EndpointName="promote", WaiterConfig=FAST_WAITER)
+    described = sagemaker.describe_endpoint(EndpointName="promote")
+    assert described["EndpointConfigName"] == "challenger-only"
+    assert [(v["VariantName"], v["CurrentWeight"]) for v in described["ProductionVariants"]] == [
+        ("challenger", 1.0)
+    ]
+    assert set(shares(runtime, "promote", calls=50)) == {"challenger"}
