@@ -225,6 +225,26 @@ def report_warm(warm: dict[str, list[float]]) -> None:
         )
 
 
+def compare_latencies(runtime, handlers: InProcessHandlers, picture: Path, rounds: int):
+    """Alternate rounds of 5 requests on each side (so both see the same machine load), after a
+    warm-up of the model server; returns the (in-process, InvokeEndpoint) latencies in s."""
+    client = runtime.client("sagemaker-runtime")
+    body = picture.read_bytes()
+
+    def invoke() -> float:
+        started = time.perf_counter()
+        client.invoke_endpoint(EndpointName="bench", Body=body, ContentType="image/jpeg")
+        return time.perf_counter() - started
+
+    for _ in range(20):
+        invoke()
+    local, remote = [], []
+    for _ in range(rounds):
+        local += handlers.time("single", 5)
+        remote += [invoke() for _ in range(5)]
+    return local, remote
+
+
 def measure_transform(runtime, pictures: list[Path], concurrency: int) -> dict:
     s3, sagemaker, logs = (runtime.client(name) for name in ("s3", "sagemaker", "logs"))
     for number, picture in enumerate(pictures):
@@ -301,15 +321,16 @@ def main() -> None:
         try:
             with running_runtime(root / "state", budget) as runtime:
                 deploy(runtime, archive)
-                local, remote = compare_latencies(runtime, handlers, pictures[0], args.rounds)
-                batched_before = handlers.time("batch", 1)[0]
-                transform = measure_transform(runtime, pictures, args.concurrency)
-                batched_after = handlers.time("batch", 1)[0]
-                multi = measure_multi_model(runtime, archive, pictures[0], args.rounds, args.cycle)
+                if not args.multi_model_only:
+                    local, remote = compare_latencies(runtime, handlers, pictures[0], args.rounds)
+                    batched_before = handlers.time("batch", 1)[0]
+                    transform = measure_transform(runtime, pictures, args.concurrency)
+                    batched_after = handlers.time("batch", 1)[0]
+                    batched = (batched_before + batched_after) / 2
+                    report(args, local, remote, len(pictures), batched, transform)
+                measure_multi_model(runtime, archive, pictures[0], args.rounds, args.cycle)
         finally:
             handlers.close()
-    report(args, local, remote, len(pictures), (batched_before + batched_after) / 2, transform)
-    report_multi_model(multi, model_mb, budget["LOCAL_SAGEMAKER_MULTI_MODEL_MEMORY_MB"])
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
