@@ -37,6 +37,7 @@ import collections
 import contextlib
 import hashlib
 import logging
+import secrets
 import shutil
 import threading
 import time
@@ -227,7 +228,11 @@ class ModelCache:
                 f"object for TargetModel {target_model} under {self.prefix_uri}"
             )
         started = time.monotonic()
-        slot = self.work_dir / hashlib.sha256(target_model.encode()).hexdigest()[:16]
+        # A fresh folder per load: nothing left of an earlier load of this model can meet it.
+        slot = (
+            self.work_dir
+            / f"{hashlib.sha256(target_model.encode()).hexdigest()[:16]}-{secrets.token_hex(4)}"
+        )
         model_dir = slot / "model"
         model_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -269,8 +274,8 @@ class ModelCache:
                 ]
                 if not idle:
                     log.warning(
-                        "loaded models use %.0f MB, over the %.0f MB budget, and every other "
-                        "model is serving a request: none is unloaded now",
+                        "loaded models use %.0f MB, over the %.0f MB budget, and no other "
+                        "loaded model is idle: none is unloaded now",
                         used / 2**20, self.memory_budget_bytes / 2**20,
                     )  # fmt: skip
                     return
