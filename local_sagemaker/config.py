@@ -85,8 +85,8 @@ class RuntimeConfig:
         default_factory=lambda: _positive_int_env("LOCAL_SAGEMAKER_MAX_CONCURRENT_JOBS", 8)
     )
     # Memory (RSS, MiB) one instance of a multi-model endpoint may give its loaded models before
-    # it unloads the least recently used (hosting/multi_model.py). 4096: what an ml.m5.large
-    # (8 GiB) leaves its models beside the OS and the model server.
+    # it unloads the least recently used (hosting/multi_model.py). 4096 holds about five of the
+    # project's classifier model servers (each ~700 MiB RSS here, most of it torch).
     multi_model_memory_mb: int = field(
         default_factory=lambda: _positive_int_env("LOCAL_SAGEMAKER_MULTI_MODEL_MEMORY_MB", 4096)
     )

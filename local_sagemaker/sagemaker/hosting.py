@@ -18,7 +18,13 @@ restart, endpoints that were serving are launched again
 
 Each variant runs InitialInstanceCount model servers (instances, each with its log stream
 ``<variant>/<instance id>``); requests pick an instance at random. Serverless variants run one.
-Multi-container (inference pipeline) models are refused.
+Multi-container (inference pipeline) models are refused. A model with ``Mode: MultiModel`` starts
+no server up front: each instance loads the models under its ``ModelDataUrl`` prefix on demand
+(``local_sagemaker.hosting.multi_model``).
+
+UpdateEndpointWeightsAndCapacities -> ``Updating`` -> the live variants route by the new
+CurrentWeights -> ``InService``; the weights are kept in the record, so a restart relaunches the
+endpoint with them. Instance counts cannot be changed this way here (the message says how).
 """
 
 from __future__ import annotations
