@@ -8,12 +8,27 @@
    job's "Transforming N objects" log line to its end line), so model-server start-up is
    reported separately instead of being hidden in the number.
 
+3. Multi-model endpoint (the same model archive under three keys of one prefix, with the
+   runtime's memory budget set to 2.5 model servers' worth, so two fit and three do not):
+   - first-invocation latency of each model (download, extract, model server start, model_fn,
+     one request);
+   - warm p50 of two loaded models against the single-model endpoint of the same archive, in
+     alternating rounds (target: ratio <= 1.1);
+   - the three models invoked round-robin under the budget for two: every request is answered
+     (none dropped), and the unloads and loads the cycle cost are counted.
+   The budget is measured, not guessed: the RSS of the in-process handler worker (the same
+   model in the same environment) times 2.5.
+
 The model is built by sagemaker_code's ``save_model`` with freshly initialised weights (a
 trained one costs the same per request). Both sides run in the container environment with
 torch's default thread count.
 
     .venvs/airflow/bin/python benchmarks/bench_hosting.py [--backbone resnet18]
-        [--image-size 224] [--rounds 10] [--images 32] [--concurrency 2]
+        [--image-size 224] [--rounds 10] [--images 32] [--concurrency 2] [--cycle 9]
+        [--multi-model-only]
+
+``--multi-model-only`` skips 1. and 2. (the single-model endpoint is still deployed: 3. compares
+against it), for a loaded machine where the whole run would take too long.
 """
 
 from __future__ import annotations
@@ -31,10 +46,12 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests"), str(REPO_ROOT / "tests" / "runtime")]
 
+import psutil  # noqa: E402
 from hosting_support import (  # noqa: E402
     FAST_WAITER,
     build_classifier_model_dir,
     container_python,
+    multi_model_status,
     running_runtime,
 )
 
@@ -43,6 +60,7 @@ from local_sagemaker.executor.archives import pack_directory  # noqa: E402
 
 MODEL_SERVER = REPO_ROOT / "local_sagemaker" / "hosting" / "model_server.py"
 BUCKET = "bench"
+MULTI_MODELS = ("model-a.tar.gz", "model-b.tar.gz", "model-c.tar.gz")
 LOG_GROUP = "/aws/sagemaker/TransformJobs"
 
 # Runs in the container environment: the handlers in-process, through the model server's own
@@ -112,31 +130,99 @@ class InProcessHandlers:
         self.process.stdin.flush()
         return json.loads(self.process.stdout.readline())
 
+    def memory_mb(self) -> float:
+        """The worker's RSS: one loaded model in the container environment."""
+        return psutil.Process(self.process.pid).memory_info().rss / 2**20
+
     def close(self) -> None:
         self.process.stdin.close()
         self.process.wait(timeout=30)
 
 
 def deploy(runtime, archive: Path) -> None:
-    s3, sagemaker = runtime.client("s3"), runtime.client("sagemaker")
+    s3 = runtime.client("s3")
     s3.create_bucket(Bucket=BUCKET)
     s3.upload_file(str(archive), BUCKET, "model/model.tar.gz")
+    started = time.monotonic()
+    create_endpoint(runtime, "bench", {"ModelDataUrl": f"s3://{BUCKET}/model/model.tar.gz"})
+    print(f"endpoint InService after {time.monotonic() - started:.1f} s (model server start-up)")
+
+
+def create_endpoint(runtime, name: str, container: dict) -> None:
+    sagemaker = runtime.client("sagemaker")
     sagemaker.create_model(
-        ModelName="bench",
+        ModelName=name,
         ExecutionRoleArn="arn:aws:iam::123456789012:role/local",
-        PrimaryContainer={
-            "Image": "pytorch-inference",
-            "ModelDataUrl": f"s3://{BUCKET}/model/model.tar.gz",
-        },
+        PrimaryContainer={"Image": "pytorch-inference", **container},
     )
     sagemaker.create_endpoint_config(
-        EndpointConfigName="bench",
-        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "bench"}],
+        EndpointConfigName=name,
+        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": name}],
     )
-    started = time.monotonic()
-    sagemaker.create_endpoint(EndpointName="bench", EndpointConfigName="bench")
-    sagemaker.get_waiter("endpoint_in_service").wait(EndpointName="bench", WaiterConfig=FAST_WAITER)
-    print(f"endpoint InService after {time.monotonic() - started:.1f} s (model server start-up)")
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    sagemaker.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=FAST_WAITER)
+
+
+def timed_invoke(client, endpoint: str, body: bytes, **target) -> float:
+    started = time.perf_counter()
+    client.invoke_endpoint(EndpointName=endpoint, Body=body, ContentType="image/jpeg", **target)
+    return time.perf_counter() - started
+
+
+def measure_multi_model(runtime, archive: Path, picture: Path, rounds: int, cycle: int) -> None:
+    """The multi-model measurements of the module docstring (3.), on endpoint ``bench-mme``,
+    printed as they are taken (a run cut short still shows what it measured)."""
+    s3, sagemaker = runtime.client("s3"), runtime.client("sagemaker")
+    client = runtime.client("sagemaker-runtime")
+    for key in MULTI_MODELS:
+        s3.upload_file(str(archive), BUCKET, f"models/{key}")
+    container = {"Mode": "MultiModel", "ModelDataUrl": f"s3://{BUCKET}/models/"}
+    create_endpoint(runtime, "bench-mme", container)
+    body = picture.read_bytes()
+    warm_models = MULTI_MODELS[:2]
+    for key in warm_models:
+        report_first_invocation(key, timed_invoke(client, "bench-mme", body, TargetModel=key))
+    for _ in range(20):  # the same warm-up the single-model endpoint had
+        for key in warm_models:
+            timed_invoke(client, "bench-mme", body, TargetModel=key)
+    warm: dict[str, list[float]] = {key: [] for key in ("single", *warm_models)}
+    for _ in range(rounds):
+        warm["single"] += [timed_invoke(client, "bench", body) for _ in range(5)]
+        for key in warm_models:
+            warm[key] += [
+                timed_invoke(client, "bench-mme", body, TargetModel=key) for _ in range(5)
+            ]
+    report_warm(warm)
+    before = multi_model_status(sagemaker, "bench-mme")
+    third = MULTI_MODELS[2]
+    report_first_invocation(third, timed_invoke(client, "bench-mme", body, TargetModel=third))
+    answered, cycle_started = 1, time.monotonic()
+    for number in range(cycle):  # round-robin over three models with room for two
+        timed_invoke(client, "bench-mme", body, TargetModel=MULTI_MODELS[number % 3])
+        answered += 1  # a dropped request raises: the run would stop here
+    after = multi_model_status(sagemaker, "bench-mme")
+    print(
+        f"3 models, room for 2: {answered}/{cycle + 1} requests answered, "
+        f"{after['ModelUnloadCount'] - before['ModelUnloadCount']} unloads, "
+        f"{after['ModelLoadCount'] - before['ModelLoadCount']} loads in "
+        f"{time.monotonic() - cycle_started:.1f} s after the third model's first request; "
+        f"loaded at the end: {', '.join(after['LoadedModels'])}"
+    )
+
+
+def report_first_invocation(key: str, seconds: float) -> None:
+    print(f"first invocation    : {key} {seconds:6.2f} s (download, server start, model_fn)")
+
+
+def report_warm(warm: dict[str, list[float]]) -> None:
+    single = statistics.median(warm["single"])
+    print(f"warm single-model   : p50 {single * 1000:7.1f} ms ({len(warm['single'])} requests)")
+    for key in MULTI_MODELS[:2]:
+        p50 = statistics.median(warm[key])
+        print(
+            f"warm multi-model    : {key} p50 {p50 * 1000:7.1f} ms  "
+            f"ratio {p50 / single:.2f}x of single-model (target <= 1.1x)"
+        )
 
 
 def compare_latencies(runtime, handlers: InProcessHandlers, picture: Path, rounds: int):
@@ -202,6 +288,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10, help="rounds of 5 requests per side")
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument(
+        "--cycle", type=int, default=9, help="round-robin requests over 3 models in a budget for 2"
+    )
+    parser.add_argument("--multi-model-only", action="store_true", help="skip sections 1 and 2")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-hosting-") as scratch:
         root = Path(scratch)
@@ -222,16 +312,25 @@ def main() -> None:
             f"{len(pictures)} JPEGs; torch default threads on each side"
         )
         handlers = InProcessHandlers(model_dir, pictures)
+        model_mb = handlers.memory_mb()
+        budget = {"LOCAL_SAGEMAKER_MULTI_MODEL_MEMORY_MB": str(int(2.5 * model_mb))}
+        print(
+            f"multi-model budget  : {budget['LOCAL_SAGEMAKER_MULTI_MODEL_MEMORY_MB']} MiB "
+            f"(2.5 x {model_mb:.0f} MiB, one loaded model's RSS)"
+        )
         try:
-            with running_runtime(root / "state") as runtime:
+            with running_runtime(root / "state", budget) as runtime:
                 deploy(runtime, archive)
-                local, remote = compare_latencies(runtime, handlers, pictures[0], args.rounds)
-                batched_before = handlers.time("batch", 1)[0]
-                transform = measure_transform(runtime, pictures, args.concurrency)
-                batched_after = handlers.time("batch", 1)[0]
+                if not args.multi_model_only:
+                    local, remote = compare_latencies(runtime, handlers, pictures[0], args.rounds)
+                    batched_before = handlers.time("batch", 1)[0]
+                    transform = measure_transform(runtime, pictures, args.concurrency)
+                    batched_after = handlers.time("batch", 1)[0]
+                    batched = (batched_before + batched_after) / 2
+                    report(args, local, remote, len(pictures), batched, transform)
+                measure_multi_model(runtime, archive, pictures[0], args.rounds, args.cycle)
         finally:
             handlers.close()
-    report(args, local, remote, len(pictures), (batched_before + batched_after) / 2, transform)
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 

@@ -7,8 +7,12 @@ both (its jobs' metrics are scraped from every host's log into one series, given
 The runtime keeps
 the same values with their timestamps (the training family's ``training_metric_series``), so
 ``GetMetricStatistics``, ``GetMetricData`` and ``ListMetrics`` are answered from them, over the
-JSON protocol (what botocore sends) and the Query protocol (older clients). Any other namespace
-holds no metrics here, as an AWS account's namespace without data holds none.
+JSON protocol (what botocore sends) and the Query protocol (older clients). Multi-model
+endpoints' metrics (``LoadedModelCount``, ``ModelCacheHit``, ``ModelLoadingTime``, ...) are in
+``AWS/SageMaker`` with dimensions ``EndpointName`` and ``VariantName``, as SageMaker publishes
+them; GetMetricStatistics and GetMetricData answer them (ListMetrics lists training metrics
+only). Any other namespace holds no metrics here, as an AWS account's namespace without data
+holds none.
 
 Statistics follow CloudWatch: values are grouped by ``Period`` (aligned to the epoch), each group
 gives ``SampleCount``, ``Average``, ``Sum``, ``Minimum`` and ``Maximum``, unit ``None``.
@@ -22,6 +26,7 @@ from local_sagemaker.errors import AwsError
 from local_sagemaker.paging import every_item, paginate
 
 NAMESPACE = "/aws/sagemaker/TrainingJobs"
+ENDPOINT_NAMESPACE = "AWS/SageMaker"
 HOST_DIMENSION = "Host"
 JOB_DIMENSION = "TrainingJobName"
 STATISTICS = {
@@ -74,13 +79,23 @@ def datapoints(points: list[dict], start: float, end: float, period: int, wanted
 
 class MetricsService:
     """CloudWatch's metric operations over the training family ``training`` (its public API:
-    ``list_training_jobs`` and ``training_metric_series``)."""
+    ``list_training_jobs`` and ``training_metric_series``) and the hosting family ``hosting``
+    (``endpoint_metric_points``)."""
 
-    def __init__(self, training):
+    def __init__(self, training, hosting=None):
         self.training = training
+        self.hosting = hosting
 
     def _series(self, namespace: str, metric_name: str, dimensions: list[dict]) -> list[dict]:
         """The points of one metric, or none (an unknown job or metric has no data)."""
+        if namespace == ENDPOINT_NAMESPACE and self.hosting is not None:
+            named = {dimension["Name"]: dimension["Value"] for dimension in dimensions}
+            if set(named) != {"EndpointName", "VariantName"}:
+                return []
+            points = self.hosting.endpoint_metric_points(
+                named["EndpointName"], named["VariantName"]
+            )
+            return points.get(metric_name, [])
         if namespace != NAMESPACE or len(dimensions) != 1:
             return []
         (dimension,) = dimensions

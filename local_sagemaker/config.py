@@ -84,6 +84,12 @@ class RuntimeConfig:
     max_concurrent_jobs: int = field(
         default_factory=lambda: _positive_int_env("LOCAL_SAGEMAKER_MAX_CONCURRENT_JOBS", 8)
     )
+    # Memory (RSS, MiB) one instance of a multi-model endpoint may give its loaded models before
+    # it unloads the least recently used (hosting/multi_model.py). 4096 holds about five of the
+    # project's classifier model servers (each ~700 MiB RSS here, most of it torch).
+    multi_model_memory_mb: int = field(
+        default_factory=lambda: _positive_int_env("LOCAL_SAGEMAKER_MULTI_MODEL_MEMORY_MB", 4096)
+    )
 
     def __post_init__(self):
         self.data_dir = Path(self.data_dir).resolve()

@@ -10,8 +10,8 @@ endpoint:
   (:mod:`local_sagemaker.sagemaker`); ``POST /endpoints/<name>/invocations`` is SageMaker Runtime
   (it signs as ``sagemaker`` too), delegated to the hosting family's ``invoke_endpoint``.
 - ``logs``: CloudWatch Logs (:mod:`local_sagemaker.logs`).
-- ``monitoring``: CloudWatch metrics of training jobs (:mod:`local_sagemaker.cloudwatch`), JSON or
-  Query protocol.
+- ``monitoring``: CloudWatch metrics of training jobs and multi-model endpoints
+  (:mod:`local_sagemaker.cloudwatch`), JSON or Query protocol.
 - ``sts`` and ``iam``: the runtime's caller (:mod:`local_sagemaker.identity`).
 - ``s3``: S3 (moto, journaled: :mod:`local_sagemaker.s3`).
 - any other service: an error in its protocol's form naming the service, never another
@@ -79,7 +79,7 @@ class Runtime:
         self.logs_api = JsonProtocolApi(
             "logs", logs_operations(self.logs), service_label="CloudWatch Logs"
         )
-        metrics = metrics_operations(MetricsService(self.backend.training))
+        metrics = metrics_operations(MetricsService(self.backend.training, self.backend.hosting))
         self.metrics_json = JsonProtocolApi("cloudwatch", metrics, service_label="CloudWatch")
         caller = Caller(self.config.account, self.gate.key_pair.access_key_id)
         self.query_apis = {

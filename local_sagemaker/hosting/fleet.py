@@ -1,6 +1,8 @@
 """Which model servers answer for which endpoint, and swapping them without dropping requests.
 
-A :class:`Deployment` is what one endpoint config runs: one model server per production variant.
+A :class:`Deployment` is what one endpoint config runs: per production variant, one model server
+per instance, or for a multi-model variant one ``multi_model.ModelCache`` per instance, whose
+servers start on demand.
 The :class:`EndpointFleet` maps endpoint names to their live deployment, and during a blue/green
 update (``deployment.py``) to the new one too, with its share of invocations. UpdateEndpoint
 builds the new deployment first, shifts traffic to it, installs it, then drains and stops the old
@@ -13,12 +15,14 @@ from __future__ import annotations
 import random
 import shutil
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from local_sagemaker.hosting.multi_model import ModelCache
 from local_sagemaker.hosting.process import ModelServerProcess, ModelServerStartError
 
 DRAIN_TIMEOUT_S = 60.0
@@ -35,21 +39,45 @@ class VariantSpec:
     model_dir: Path
     environment: dict[str, str]
     instance_ids: list[str]
+    # Multi-model variants: one cache per instance id, and no server started up front.
+    caches: list[ModelCache] = field(default_factory=list)
 
 
 @dataclass
 class RunningVariant:
+    """A variant's instances. ``weight`` is its CurrentWeight: UpdateEndpointWeightsAndCapacities
+    replaces it while requests are routed (a float assignment, atomic for readers)."""
+
     name: str
     weight: float
     servers: list[ModelServerProcess]
+    caches: list[ModelCache] = field(default_factory=list)
+
+    @property
+    def multi_model(self) -> bool:
+        return bool(self.caches)
 
     def pick_server(self) -> ModelServerProcess:
         """One of the variant's instances, drawn at random (spreads load across instances)."""
         return random.choice(self.servers)
 
+    def cache_for(self, target_model: str) -> ModelCache:
+        """The instance that holds ``target_model``: the same one for every request for it."""
+        return self.caches[zlib.crc32(target_model.encode()) % len(self.caches)]
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+        for cache in self.caches:
+            cache.stop()
+
 
 class UnknownVariantError(LookupError):
     """A TargetVariant header named a variant the endpoint does not have."""
+
+
+class NoWeightedVariantError(LookupError):
+    """An untargeted request reached an endpoint whose variants all have weight 0."""
 
 
 class Deployment:
@@ -68,7 +96,8 @@ class Deployment:
         self._server_errors = 0
 
     def choose(self, target_variant: str | None) -> RunningVariant:
-        """The variant named by ``target_variant``, else one drawn by InitialVariantWeight."""
+        """The variant named by ``target_variant``, else one drawn by CurrentWeight: a variant
+        of weight 0 gets only the requests that name it."""
         if target_variant:
             for variant in self.variants:
                 if variant.name == target_variant:
@@ -76,8 +105,13 @@ class Deployment:
             raise UnknownVariantError(target_variant)
         weights = [variant.weight for variant in self.variants]
         if sum(weights) <= 0:
-            weights = [1.0] * len(self.variants)
+            raise NoWeightedVariantError()
         return random.choices(self.variants, weights=weights)[0]
+
+    def set_weights(self, weights: dict[str, float]) -> None:
+        """Give the named variants new CurrentWeights (the others keep theirs)."""
+        for variant in self.variants:
+            variant.weight = weights.get(variant.name, variant.weight)
 
     def enter_request(self) -> bool:
         """Count a request as in flight (``drain_and_stop`` waits for it); False once retired."""
@@ -111,8 +145,7 @@ class Deployment:
             self._retired = True
             self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout_s)
         for variant in self.variants:
-            for server in variant.servers:
-                server.stop()
+            variant.stop()
         if self.work_dir is not None:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
@@ -135,7 +168,7 @@ def launch_deployment(
     """
     launched: list[tuple[VariantSpec, ModelServerProcess]] = []
     for spec in specs:
-        for instance_id in spec.instance_ids:
+        for instance_id in [] if spec.caches else spec.instance_ids:
             try:
                 server = ModelServerProcess(
                     spec.python,
@@ -159,14 +192,16 @@ def launch_deployment(
             return f"variant {spec.name}: {error}"
         return None
 
-    with ThreadPoolExecutor(max_workers=len(launched)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, len(launched))) as pool:
         failures = [f for f in pool.map(lambda pair: wait(*pair), launched) if f]
     if failures:
         for _, server in launched:
             server.stop()
         raise ModelServerStartError("; ".join(failures))
     variants = [
-        RunningVariant(spec.name, spec.weight, [s for owner, s in launched if owner is spec])
+        RunningVariant(
+            spec.name, spec.weight, [s for owner, s in launched if owner is spec], spec.caches
+        )
         for spec in specs
     ]
     return Deployment(deployment_id, variants, work_dir)

@@ -9,16 +9,33 @@ Wire behaviour (sagemaker-behaviour.md 5.5; botocore's sagemaker-runtime model, 
   ``ValidationError`` "Endpoint <name> of account <acct> not found."
 - a model server that died: HTTP 500 ``InternalFailure`` naming the variant and its log group
   (the endpoint is not healed: delete and re-create, or update, it).
+- ``TargetVariant`` naming no variant, or an untargeted request when every weight is 0: 400
+  ``ValidationError``.
+- multi-model (``multi_model.py``): ``TargetModel`` on a single-model endpoint, or none on a
+  multi-model one: 400 ``ValidationError`` with SageMaker's texts ("Endpoint <name> is not a
+  multi-model endpoint and does not support target model header.", "Request <id> is missing a
+  target model header."); a TargetModel with no object under the prefix: 400 ``ValidationError``
+  naming its bucket and key; a model whose archive or model_fn fails: 424 ``ModelError`` whose
+  message names the model and carries model_fn's error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
-from local_sagemaker.hosting.fleet import EndpointFleet, UnknownVariantError
+from local_sagemaker.hosting.fleet import (
+    Deployment,
+    EndpointFleet,
+    NoWeightedVariantError,
+    RunningVariant,
+    UnknownVariantError,
+)
+from local_sagemaker.hosting.multi_model import TargetModelLoadError, TargetModelNotFoundError
+from local_sagemaker.hosting.process import ModelServerProcess
 
 # Request headers SageMaker passes on to the container; it strips every other one (5.5).
 FORWARDED_HEADERS = (
@@ -27,6 +44,8 @@ FORWARDED_HEADERS = (
     "x-amzn-sagemaker-custom-attributes",
     "x-amzn-sagemaker-inference-id",
 )
+TARGET_VARIANT = "x-amzn-sagemaker-target-variant"
+TARGET_MODEL = "x-amzn-sagemaker-target-model"
 TIMEOUT_MESSAGE = (
     "Your invocation timed out while waiting for a response from container primary. Review the "
     "latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again."
@@ -81,6 +100,87 @@ def model_error(
     return error_response(424, "ModelError", fields)
 
 
+class Refusal(Exception):
+    """An invocation answered with an error before (or instead of) a model server's answer."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response[0])
+        self.response = response
+
+
+def choose_variant(deployment: Deployment, target_variant: str | None, endpoint_name: str):
+    """The RunningVariant that answers (TargetVariant's, else one drawn by weight)."""
+    try:
+        return deployment.choose(target_variant)
+    except UnknownVariantError as error:
+        raise Refusal(
+            validation_error(f"The variant {error} is not deployed on endpoint {endpoint_name}.")
+        ) from None
+    except NoWeightedVariantError:
+        raise Refusal(
+            validation_error(
+                f"Every production variant of endpoint {endpoint_name} has weight 0: name one "
+                "with TargetVariant, or give one a weight with UpdateEndpointWeightsAndCapacities."
+            )
+        ) from None
+
+
+@contextlib.contextmanager
+def server_for(
+    variant: RunningVariant, target_model: str | None, endpoint_name: str, region, account
+) -> Iterator[ModelServerProcess]:
+    """The model server that answers: one of the variant's instances, or for a multi-model
+    variant TargetModel's server (loaded first if need be, and kept loaded for the block)."""
+    if not variant.multi_model:
+        if target_model:
+            raise Refusal(
+                validation_error(
+                    f"Endpoint {endpoint_name} is not a multi-model endpoint and does not support "
+                    "target model header."
+                )
+            )
+        yield variant.pick_server()
+        return
+    if not target_model:
+        raise Refusal(validation_error(f"Request {uuid.uuid4()} is missing a target model header."))
+    try:
+        with variant.cache_for(target_model).serving(target_model) as server:
+            yield server
+    except TargetModelNotFoundError as error:
+        raise Refusal(validation_error(str(error))) from None
+    except TargetModelLoadError as error:
+        raise Refusal(model_error(endpoint_name, region, account, 500, str(error))) from None
+
+
+def exchange(
+    server: ModelServerProcess,
+    deployment: Deployment,
+    variant_name: str,
+    body: bytes,
+    request_headers: dict[str, str],
+    endpoint_name: str,
+) -> tuple[int, dict[str, str], bytes]:
+    """POST /invocations to ``server``, counted on ``deployment`` (the rollback alarms read it).
+    Raises TimeoutError, or Refusal (InternalFailure) when the server cannot be reached."""
+    forwarded = {k: v for k, v in request_headers.items() if k in FORWARDED_HEADERS}
+    try:
+        status, container_headers, payload = server.request("POST", "/invocations", body, forwarded)
+    except TimeoutError:
+        deployment.count_invocation(server_error=True)
+        raise
+    except (OSError, http.client.HTTPException) as error:  # the server process is gone
+        deployment.count_invocation(server_error=True)
+        message = (
+            f"The model server of variant {variant_name} could not be reached ({error}); "
+            f"see the log group {endpoint_log_group(endpoint_name)}."
+        )
+        raise Refusal(
+            error_response(500, "InternalFailure", {"message": message, "Message": message})
+        ) from None
+    deployment.count_invocation(server_error=status >= 500)
+    return status, container_headers, payload
+
+
 def answer_invocation(
     fleet: EndpointFleet,
     endpoint_name: str,
@@ -96,31 +196,22 @@ def answer_invocation(
     Each answer from a model server is counted on its deployment (the rollback alarms read it).
     """
     request_headers = {name.lower(): value for name, value in headers.items()}
-    with fleet.serving(endpoint_name) as deployment:
-        if deployment is None:
-            return validation_error(f"Endpoint {endpoint_name} of account {account} not found.")
-        try:
-            variant = deployment.choose(request_headers.get("x-amzn-sagemaker-target-variant"))
-        except UnknownVariantError as error:
-            return validation_error(
-                f"The variant {error} is not deployed on endpoint {endpoint_name}."
-            )
-        forwarded = {k: v for k, v in request_headers.items() if k in FORWARDED_HEADERS}
-        try:
-            status, container_headers, payload = variant.pick_server().request(
-                "POST", "/invocations", body, forwarded
-            )
-        except TimeoutError:
-            deployment.count_invocation(server_error=True)
-            return model_error(endpoint_name, region, account, None, "")
-        except (OSError, http.client.HTTPException) as error:  # the server process is gone
-            deployment.count_invocation(server_error=True)
-            message = (
-                f"The model server of variant {variant.name} could not be reached ({error}); "
-                f"see the log group {endpoint_log_group(endpoint_name)}."
-            )
-            return error_response(500, "InternalFailure", {"message": message, "Message": message})
-        deployment.count_invocation(server_error=status >= 500)
+    try:
+        with fleet.serving(endpoint_name) as deployment:
+            if deployment is None:
+                raise Refusal(
+                    validation_error(f"Endpoint {endpoint_name} of account {account} not found.")
+                )
+            variant = choose_variant(deployment, request_headers.get(TARGET_VARIANT), endpoint_name)
+            target_model = request_headers.get(TARGET_MODEL)
+            with server_for(variant, target_model, endpoint_name, region, account) as server:
+                status, container_headers, payload = exchange(
+                    server, deployment, variant.name, body, request_headers, endpoint_name
+                )
+    except Refusal as refusal:
+        return refusal.response
+    except TimeoutError:
+        return model_error(endpoint_name, region, account, None, "")
     if status >= 400:
         text = payload.decode("utf-8", errors="replace")
         return model_error(endpoint_name, region, account, status, text)

@@ -82,6 +82,9 @@ class SageMakerBackend:
             "CreateEndpoint": self.hosting.create_endpoint,
             "DescribeEndpoint": self.hosting.describe_endpoint,
             "UpdateEndpoint": self.hosting.update_endpoint,
+            "UpdateEndpointWeightsAndCapacities": (
+                self.hosting.update_endpoint_weights_and_capacities
+            ),
             "DeleteEndpoint": self.hosting.delete_endpoint,
             "ListEndpoints": self.hosting.list_endpoints,
             # model registry: model package groups and versions

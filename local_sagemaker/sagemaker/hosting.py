@@ -18,7 +18,13 @@ restart, endpoints that were serving are launched again
 
 Each variant runs InitialInstanceCount model servers (instances, each with its log stream
 ``<variant>/<instance id>``); requests pick an instance at random. Serverless variants run one.
-Multi-container (inference pipeline) models are refused.
+Multi-container (inference pipeline) models are refused. A model with ``Mode: MultiModel`` starts
+no server up front: each instance loads the models under its ``ModelDataUrl`` prefix on demand
+(``local_sagemaker.hosting.multi_model``).
+
+UpdateEndpointWeightsAndCapacities -> ``Updating`` -> the live variants route by the new
+CurrentWeights -> ``InService``; the weights are kept in the record, so a restart relaunches the
+endpoint with them. Instance counts cannot be changed this way here (the message says how).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import secrets
 import shutil
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from werkzeug import Request, Response
@@ -44,11 +51,21 @@ from local_sagemaker.hosting.deployment import (
 from local_sagemaker.hosting.fleet import (
     Deployment,
     EndpointFleet,
+    RunningVariant,
     VariantSpec,
     launch_deployment,
 )
 from local_sagemaker.hosting.invoke import answer_invocation, endpoint_log_group
-from local_sagemaker.hosting.process import STARTUP_TIMEOUT_S, ModelServerStartError
+from local_sagemaker.hosting.multi_model import (
+    ModelCache,
+    variant_metric_points,
+    variant_status,
+)
+from local_sagemaker.hosting.process import (
+    STARTUP_TIMEOUT_S,
+    ModelServerProcess,
+    ModelServerStartError,
+)
 from local_sagemaker.s3 import S3Error, parse_s3_uri
 from local_sagemaker.sagemaker.resources import list_response, new_instance_id, truncate_reason
 
@@ -76,6 +93,44 @@ ENDPOINT_CONFIG = HostedResource(
 ENDPOINT = HostedResource(ENDPOINTS, "endpoint", "endpoint", "EndpointArn")
 
 
+def _startup_timeout(variants: list[dict]) -> float:
+    timeouts = [v.get("ContainerStartupHealthCheckTimeoutInSeconds") for v in variants]
+    return min((t for t in timeouts if t), default=STARTUP_TIMEOUT_S)
+
+
+def _initial_weight(variant: dict) -> float:
+    return variant.get("InitialVariantWeight", 1.0)
+
+
+def _check_desired_variants(desired: list[dict], summaries: dict, config_name: str) -> None:
+    """SageMaker's refusals of an UpdateEndpointWeightsAndCapacities request (moto's texts)."""
+    names = [change["VariantName"] for change in desired]
+    for name in names:
+        if names.count(name) > 1:
+            raise ValidationException(
+                f'The variant name "{name}" was non-unique within the request.'
+            )
+    missing = [name for name in names if name not in summaries]
+    if missing:
+        raise ValidationException(
+            f'The variant name(s) "{", ".join(missing)}" is/are not present within endpoint '
+            f'configuration "{config_name}".'
+        )
+    for change in desired:
+        name = change["VariantName"]
+        if "DesiredWeight" not in change and "DesiredInstanceCount" not in change:
+            raise ValidationException(
+                f"Variant {name}: give DesiredWeight, DesiredInstanceCount or both."
+            )
+        count = change.get("DesiredInstanceCount", summaries[name]["CurrentInstanceCount"])
+        if count != summaries[name]["CurrentInstanceCount"] or "ServerlessUpdateConfig" in change:
+            raise ValidationException(
+                f"Variant {name}: the local SageMaker runtime changes variant weights only; to "
+                "change its instance count, UpdateEndpoint to a config with that "
+                "InitialInstanceCount."
+            )
+
+
 class Hosting:
     """CreateModel ... DeleteEndpoint, plus InvokeEndpoint for the runtime's HTTP server."""
 
@@ -100,8 +155,14 @@ class Hosting:
                 name = endpoint["EndpointName"]
                 log.info("endpoint %s was serving when the runtime stopped: relaunching", name)
                 self.store.update(ENDPOINTS, name, {"EndpointStatus": "Creating"})
+                weights = {
+                    summary["VariantName"]: summary["CurrentWeight"]
+                    for summary in endpoint.get("ProductionVariants", [])
+                }  # as UpdateEndpointWeightsAndCapacities left them, not the config's initial ones
                 with self._hosting_lock:
-                    self._start_endpoint_deployment(name, endpoint["EndpointConfigName"])
+                    self._start_endpoint_deployment(
+                        name, endpoint["EndpointConfigName"], weights=weights
+                    )
 
     def shutdown(self) -> None:
         self.endpoint_fleet.stop_all()
@@ -170,13 +231,22 @@ class Hosting:
         return self._create_record(MODEL, request["ModelName"], request)
 
     def _check_model_data_exists(self, container: dict) -> None:
+        """A single model's archive must exist; a multi-model prefix may still be empty (models
+        are added under it while the endpoint serves)."""
         url = container.get("ModelDataUrl")
+        if not url and container.get("Mode") == "MultiModel":
+            raise ValidationException(
+                "A container with Mode MultiModel needs ModelDataUrl: the S3 prefix its "
+                "models (.tar.gz objects named by TargetModel) are under."
+            )
         if not url:
             return
         try:
             bucket, key = parse_s3_uri(url)
         except S3Error as error:
             raise ValidationException(str(error)) from None
+        if container.get("Mode") == "MultiModel":
+            return
         if not self.s3.exists(bucket, key):
             raise ValidationException(f"Could not find model data at {url}.")
 
@@ -230,7 +300,30 @@ class Hosting:
         return response
 
     def describe_endpoint(self, request: dict) -> dict:
-        return self._require(ENDPOINT, request["EndpointName"])
+        """The record; a multi-model variant's summary also carries ``MultiModelStatus`` (loaded
+        models and load counts). That member is the runtime's own: botocore's parser keeps only
+        the members of AWS's shape, so boto3 callers read the same figures from CloudWatch
+        (:meth:`endpoint_metric_points`)."""
+        endpoint = self._require(ENDPOINT, request["EndpointName"])
+        for summary in endpoint.get("ProductionVariants", []):
+            variant = self._live_variant(endpoint["EndpointName"], summary["VariantName"])
+            if variant is not None and variant.multi_model:
+                summary["MultiModelStatus"] = variant_status(variant.caches)
+        return endpoint
+
+    def _live_variant(self, endpoint_name: str, variant_name: str) -> RunningVariant | None:
+        deployment = self.endpoint_fleet.current(endpoint_name)
+        variants = deployment.variants if deployment is not None else []
+        return next((v for v in variants if v.name == variant_name), None)
+
+    def endpoint_metric_points(self, endpoint_name: str, variant_name: str) -> dict[str, list]:
+        """The multi-model metrics SageMaker publishes in ``AWS/SageMaker`` for one variant
+        (LoadedModelCount, ModelCacheHit, ModelLoadingTime, ModelDownloadingTime,
+        ModelUnloadingTime): metric name -> [{"Timestamp", "Value"}]; none for other variants."""
+        variant = self._live_variant(endpoint_name, variant_name)
+        if variant is None or not variant.multi_model:
+            return {}
+        return variant_metric_points(variant.caches)
 
     def update_endpoint(self, request: dict) -> dict:
         name, config_name = request["EndpointName"], request["EndpointConfigName"]
@@ -261,6 +354,42 @@ class Hosting:
             self.store.update(ENDPOINTS, name, changes)
             self._start_endpoint_deployment(name, config_name, plan)
         return {"EndpointArn": arn}
+
+    def update_endpoint_weights_and_capacities(self, request: dict) -> dict:
+        """Desired weights -> ``Updating`` -> applied to the live variants -> ``InService``."""
+        name = request["EndpointName"]
+        arn = self.config.arn("endpoint", name)
+        desired = request["DesiredWeightsAndCapacities"]
+        with self._hosting_lock:
+            endpoint = self._require(ENDPOINT, name)
+            if endpoint["EndpointStatus"] != "InService":
+                raise ValidationException(f'Cannot update in-progress endpoint "{arn}".')
+            summaries = {s["VariantName"]: s for s in endpoint["ProductionVariants"]}
+            _check_desired_variants(desired, summaries, endpoint["EndpointConfigName"])
+            weights = {}
+            for change in desired:
+                if "DesiredWeight" in change:
+                    weights[change["VariantName"]] = change["DesiredWeight"]
+                    summaries[change["VariantName"]]["DesiredWeight"] = change["DesiredWeight"]
+            endpoint.update(EndpointStatus="Updating", LastModifiedTime=time.time())
+            self.store.put(ENDPOINTS, name, endpoint)
+        threading.Thread(
+            target=self._apply_weights, args=(name, weights), name=f"weights-{name}", daemon=True
+        ).start()
+        return {"EndpointArn": arn}
+
+    def _apply_weights(self, name: str, weights: dict[str, float]) -> None:
+        with self._hosting_lock:
+            endpoint = self.store.get(ENDPOINTS, name)
+            deployment = self.endpoint_fleet.current(name)
+            if endpoint is None or deployment is None:  # deleted meanwhile
+                return
+            deployment.set_weights(weights)
+            for summary in endpoint["ProductionVariants"]:
+                summary["CurrentWeight"] = summary["DesiredWeight"]
+            endpoint.update(EndpointStatus="InService", LastModifiedTime=time.time())
+            self.store.put(ENDPOINTS, name, endpoint)
+        log.info("endpoint %s serves with weights %s", name, weights)
 
     def _instance_count(self, config_name: str) -> int:
         variants = self._require(ENDPOINT_CONFIG, config_name)["ProductionVariants"]
@@ -298,26 +427,36 @@ class Hosting:
     # -- deployments (background) --------------------------------------------------------------
 
     def _start_endpoint_deployment(
-        self, name: str, config_name: str, plan: TrafficPlan = ALL_AT_ONCE_NO_BAKING
+        self,
+        name: str,
+        config_name: str,
+        plan: TrafficPlan = ALL_AT_ONCE_NO_BAKING,
+        weights: Mapping[str, float] | None = None,
     ) -> None:
         """Launch ``config_name`` for endpoint ``name`` in the background (lock held); an update
-        moves traffic to it along ``plan``."""
+        moves traffic to it along ``plan``. ``weights`` (variant -> weight) override the config's
+        InitialVariantWeights."""
         deployment_id = secrets.token_hex(4)
         self._endpoint_deploying[name] = deployment_id
         threading.Thread(
             target=self._deploy_endpoint,
-            args=(name, config_name, deployment_id, plan),
+            args=(name, config_name, deployment_id, plan, weights or {}),
             name=f"deploy-{name}",
             daemon=True,
         ).start()
 
     def _deploy_endpoint(
-        self, name: str, config_name: str, deployment_id: str, plan: TrafficPlan
+        self,
+        name: str,
+        config_name: str,
+        deployment_id: str,
+        plan: TrafficPlan,
+        weights: Mapping[str, float],
     ) -> None:
         work_dir = self.config.data_dir / "endpoints" / name / deployment_id
         try:
             deployment, summaries = self._launch_endpoint_config(
-                name, config_name, deployment_id, work_dir
+                name, config_name, deployment_id, work_dir, weights
             )
         except (ModelServerStartError, ModelArtifactError, ValidationException) as error:
             shutil.rmtree(work_dir, ignore_errors=True)
@@ -383,55 +522,94 @@ class Hosting:
         return False
 
     def _launch_endpoint_config(
-        self, name: str, config_name: str, deployment_id: str, work_dir
+        self, name: str, config_name: str, deployment_id: str, work_dir, weights
     ) -> tuple[Deployment, list[dict]]:
-        """Fetch each variant's model and start its server; returns the deployment and its
-        ProductionVariants summaries. Raises on any failure (nothing is left running)."""
-        specs, images, timeouts = [], {}, []
-        for variant in self._require(ENDPOINT_CONFIG, config_name)["ProductionVariants"]:
-            model = self._require(MODEL, variant["ModelName"])
-            container = model.get("PrimaryContainer") or model["Containers"][0]
-            model_dir, environment = prepare_model_dir(
-                self.s3, container, work_dir / variant["VariantName"]
-            )
-            image = container.get("Image", "")
-            images[variant["VariantName"]] = image
-            timeouts.append(variant.get("ContainerStartupHealthCheckTimeoutInSeconds"))
-            specs.append(
-                VariantSpec(
-                    name=variant["VariantName"],
-                    weight=variant.get("InitialVariantWeight", 1.0),
-                    python=self.config.python_for_image(image),
-                    model_dir=model_dir,
-                    environment=environment,
-                    instance_ids=[
-                        new_instance_id() for _ in range(variant.get("InitialInstanceCount", 1))
-                    ],
-                )
-            )
+        """Fetch each variant's model and start its server (a multi-model variant's servers
+        start on demand); returns the deployment and its ProductionVariants summaries. Raises on
+        any failure (nothing is left running)."""
+        variants = self._require(ENDPOINT_CONFIG, config_name)["ProductionVariants"]
+        weights = {
+            v["VariantName"]: weights.get(v["VariantName"], _initial_weight(v)) for v in variants
+        }
         group = endpoint_log_group(name)
+        caches: list[ModelCache] = []
+        spawned: list[dict] = []
 
         def log_line(variant_name: str, instance_id: str, line: str) -> None:
             self.logs.append(group, f"{variant_name}/{instance_id}", line)
 
-        def record_processes(identities: list[dict]) -> None:
-            processes = {"EndpointName": name, "DeploymentId": deployment_id}
-            self.store.put(
-                ENDPOINT_PROCESSES, deployment_id, {**processes, "Processes": identities}
+        def record_processes(identities: list[dict] | None = None) -> None:
+            """Record every server of the deployment (for clean-up after a crash)."""
+            if identities is not None:
+                spawned[:] = identities
+            every = spawned + [identity for cache in caches for identity in cache.identities()]
+            processes = {"EndpointName": name, "DeploymentId": deployment_id, "Processes": every}
+            self.store.put(ENDPOINT_PROCESSES, deployment_id, processes)
+
+        specs, images = [], {}
+        for variant in variants:
+            variant_name = variant["VariantName"]
+            model = self._require(MODEL, variant["ModelName"])
+            container = model.get("PrimaryContainer") or model["Containers"][0]
+            image = container.get("Image", "")
+            images[variant_name] = image
+            spec = VariantSpec(
+                name=variant_name,
+                weight=weights[variant_name],
+                python=self.config.python_for_image(image),
+                model_dir=work_dir / variant_name / "model",
+                environment=dict(container.get("Environment") or {}),
+                instance_ids=[
+                    new_instance_id() for _ in range(variant.get("InitialInstanceCount", 1))
+                ],
+            )
+            if container.get("Mode") == "MultiModel":
+                timeout = _startup_timeout([variant])
+                spec.caches = [
+                    self._model_cache(spec, iid, container, timeout, log_line, record_processes)
+                    for iid in spec.instance_ids
+                ]
+                caches += spec.caches
+            else:
+                spec.model_dir, spec.environment = prepare_model_dir(
+                    self.s3, container, work_dir / variant_name
+                )
+            specs.append(spec)
+        deployment = launch_deployment(
+            deployment_id, specs, log_line, _startup_timeout(variants), work_dir, record_processes
+        )
+        return deployment, self._variant_summaries(variants, images, weights)
+
+    def _model_cache(
+        self, spec: VariantSpec, instance_id: str, container: dict, timeout, log_line, on_change
+    ) -> ModelCache:
+        """The loaded models of one instance of a multi-model variant."""
+
+        def start_server(target_model: str, model_dir) -> ModelServerProcess:
+            return ModelServerProcess(
+                spec.python,
+                model_dir,
+                spec.environment,
+                lambda line: log_line(spec.name, instance_id, f"[{target_model}] {line}"),
             )
 
-        startup_timeout = min((t for t in timeouts if t), default=STARTUP_TIMEOUT_S)
-        deployment = launch_deployment(
-            deployment_id, specs, log_line, startup_timeout, work_dir, record_processes
+        return ModelCache(
+            self.s3,
+            container["ModelDataUrl"],
+            spec.model_dir.parent / instance_id,
+            self.config.multi_model_memory_mb * 2**20,
+            start_server,
+            timeout,
+            on_change,
         )
-        return deployment, self._variant_summaries(config_name, images)
 
-    def _variant_summaries(self, config_name: str, images: dict[str, str]) -> list[dict]:
+    @staticmethod
+    def _variant_summaries(variants: list[dict], images: dict, weights: dict) -> list[dict]:
         now = time.time()
         summaries = []
-        for variant in self._require(ENDPOINT_CONFIG, config_name)["ProductionVariants"]:
+        for variant in variants:
             image = images[variant["VariantName"]]
-            weight = variant.get("InitialVariantWeight", 1.0)
+            weight = weights[variant["VariantName"]]
             summaries.append(
                 {
                     "VariantName": variant["VariantName"],

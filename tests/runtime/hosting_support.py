@@ -9,7 +9,8 @@ have deliberate failure modes so the tests can prove how errors travel:
 - a JSON body ``{"sleep": seconds}`` makes predict_fn sleep (for update/stop tests);
 - a model built with ``fail_requests`` loads, answers /ping, and fails every prediction (-> 500),
   as a model with a bad inference script would;
-- Accept ``text/csv`` returns CSV through the ``(body, content_type)`` tuple form.
+- Accept ``text/csv`` returns CSV through the ``(body, content_type)`` tuple form;
+- a model built with ``ballast_mb`` holds that much memory once loaded (for memory budgets).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def model_fn(model_dir):
     if model.get("fail_to_load"):
         raise RuntimeError("model.json asks model_fn to fail: " + model["fail_to_load"])
     time.sleep(model.get("load_seconds", 0))
+    # Written bytes, so they count in the server's resident set (multi-model memory budgets).
+    model["ballast"] = b"x" * (model.get("ballast_mb", 0) * 2**20)
     return model
 
 
@@ -100,9 +103,12 @@ def model_files(
     fail_to_load: str | None = None,
     load_seconds: float = 0,
     fail_requests: str | None = None,
+    ballast_mb: int = 0,
 ) -> dict[str, bytes]:
-    """The model dir's files: relative path -> content."""
+    """The model dir's files: relative path -> content. ``ballast_mb``: memory model_fn holds."""
     model = {"classes": CLASSES, "weights": WEIGHTS, "version": version}
+    if ballast_mb:
+        model["ballast_mb"] = ballast_mb
     if fail_requests:
         model["fail_requests"] = fail_requests
     if load_seconds:
@@ -156,10 +162,10 @@ def create_bucket(s3, name: str) -> None:
 
 
 @contextlib.contextmanager
-def running_runtime(data_dir: Path):
+def running_runtime(data_dir: Path, extra_env: dict[str, str] | None = None):
     """A real ``python -m local_sagemaker serve`` (runtime_support's RuntimeProcess), stopped
     with SIGTERM at the end so its own shutdown stops the model servers; yields it."""
-    runtime = RuntimeProcess(data_dir).start()
+    runtime = RuntimeProcess(data_dir).start(extra_env)
     try:
         yield runtime
     finally:
@@ -167,6 +173,22 @@ def running_runtime(data_dir: Path):
 
 
 FAST_WAITER = {"Delay": 1, "MaxAttempts": 90}
+
+
+def multi_model_status(sagemaker, endpoint: str, variant: int = 0) -> dict:
+    """DescribeEndpoint's MultiModelStatus of a variant: a runtime member, which botocore's
+    parser drops (it is not in AWS's shape), so it is read from the raw response."""
+    raw = {}
+
+    def keep_raw(http_response, **_):
+        raw.update(json.loads(http_response.content))
+
+    sagemaker.meta.events.register("after-call.sagemaker.DescribeEndpoint", keep_raw)
+    try:
+        sagemaker.describe_endpoint(EndpointName=endpoint)
+    finally:
+        sagemaker.meta.events.unregister("after-call.sagemaker.DescribeEndpoint", keep_raw)
+    return raw["ProductionVariants"][variant]["MultiModelStatus"]
 
 
 BUILD_CLASSIFIER = """

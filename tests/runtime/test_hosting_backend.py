@@ -420,3 +420,45 @@ def test_rolling_update_policy_is_refused_with_a_clear_message(backend):
         )  # fmt: skip
     endpoint = backend.hosting.describe_endpoint({"EndpointName": "rolling"})
     assert endpoint["EndpointStatus"] == "InService"
+
+
+def test_weights_and_multi_model_servers_are_handled_across_a_restart(tmp_path):
+    first = start_backend(tmp_path / "state")
+    create_bucket(first.hosting.s3, BUCKET)
+    first.hosting.s3.write(BUCKET, "v1/model.tar.gz", model_tarball())
+    first.hosting.s3.write(BUCKET, "many/a.tar.gz", model_tarball(version="a"))
+    for name, container in (
+        ("single", {"Image": "local", "ModelDataUrl": f"s3://{BUCKET}/v1/model.tar.gz"}),
+        ("multi", {"Image": "local", "Mode": "MultiModel", "ModelDataUrl": f"s3://{BUCKET}/many/"}),
+    ):
+        first.hosting.create_model({"ModelName": name, "PrimaryContainer": container})
+    first.hosting.create_endpoint_config({
+        "EndpointConfigName": "mixed",
+        "ProductionVariants": [
+            {"VariantName": "single", "ModelName": "single", "InitialVariantWeight": 1.0},
+            {"VariantName": "multi", "ModelName": "multi", "InitialVariantWeight": 1.0},
+        ],
+    })  # fmt: skip
+    first.hosting.create_endpoint({"EndpointName": "mixed", "EndpointConfigName": "mixed"})
+    describe = lambda backend: backend.hosting.describe_endpoint({"EndpointName": "mixed"})  # noqa: E731
+    wait_for(lambda: describe(first), "EndpointStatus", ("InService",))
+    first.hosting.update_endpoint_weights_and_capacities({
+        "EndpointName": "mixed",
+        "DesiredWeightsAndCapacities": [{"VariantName": "single", "DesiredWeight": 0.0}],
+    })  # fmt: skip
+    wait_for(lambda: describe(first), "EndpointStatus", ("InService",))
+    multi = first.hosting.endpoint_fleet.current("mixed").variants[1]
+    with multi.cache_for("a.tar.gz").serving("a.tar.gz") as loaded_server:
+        pass
+    # No shutdown: the first runtime "dies" with a lazily loaded model server still running.
+    second = start_backend(tmp_path / "state")
+    try:
+        assert not loaded_server.is_running()
+        endpoint = wait_for(lambda: describe(second), "EndpointStatus", ("InService", "Failed"))
+        weights = {v["VariantName"]: v["CurrentWeight"] for v in endpoint["ProductionVariants"]}
+        assert weights == {"single": 0.0, "multi": 1.0}
+        live = second.hosting.endpoint_fleet.current("mixed").variants
+        assert [variant.weight for variant in live] == [0.0, 1.0]
+        assert endpoint["ProductionVariants"][1]["MultiModelStatus"]["LoadedModels"] == []
+    finally:
+        second.shutdown()
