@@ -173,7 +173,9 @@ def wait_for_task_state(page, stack: Stack, run_id: str, task_id: str, states) -
 
 
 def screenshot(page, stack: Stack, name: str) -> None:
-    page.screenshot(path=str(Path(SCREENSHOT_DIR or stack.run_dir) / name), full_page=True)
+    folder = Path(SCREENSHOT_DIR or stack.run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / name), full_page=True)
 
 
 def trigger_rows(stack: Stack) -> int:
@@ -232,7 +234,7 @@ def test_user_triggers_the_dag_and_reads_the_rule_table_in_the_gate_log(page, st
     page.goto(f"{stack.airflow_url}/dags/{DAG_ID}/runs/{run_id}/tasks/{GATE_TASK}")
     page.get_by_text("Rule outcomes of").first.wait_for()
     body = page.inner_text("body")
-    page.screenshot(path=str(stack.run_dir / "gate-log.png"), full_page=True)
+    screenshot(page, stack, "gate-log.png")
     table = rule_table(body)
     assert set(table) == set(DOCUMENTED_RULES), f"rule rows in the gate's log: {sorted(table)}"
     for rule, (kind, policy) in DOCUMENTED_RULES.items():
@@ -284,7 +286,7 @@ def test_user_approves_the_deployment_under_required_actions(page, stack):
     body = page.inner_text("body")
     for shown in ("Tuning objective", "Final metrics", "Profiler report", "IssuesFound"):
         assert shown in body, f"{shown!r} missing from the approval request"
-    page.screenshot(path=str(stack.run_dir / "required-action.png"), full_page=True)
+    screenshot(page, stack, "required-action.png")
     # Seen on Airflow 3.3.2 under load: an answer given before the scheduler has processed the
     # executor's event for the parked attempt resumes the task, then that late event ("finished
     # with state success, but the task instance's state attribute is queued") fails it. A person

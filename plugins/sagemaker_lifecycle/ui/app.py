@@ -8,6 +8,7 @@ connection, only from the run's bucket and only under the prefixes the pipeline 
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import quote
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
@@ -30,7 +31,10 @@ can_read_runs = Depends(requires_access_dag("GET", DagAccessEntity.XCOM, param_d
 app = FastAPI(title="Model runs of dog_breed_classifier", dependencies=[can_read_runs])
 
 
+@functools.cache
 def _client(service: str):
+    """One client per service for the api-server's life: a new one would load botocore's service
+    model again (seconds for SageMaker's on a busy machine). Clients are thread-safe."""
     return AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type=service).get_conn()
 
 
