@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import re
 from xml.etree import ElementTree
 
 import pytest
+from airflow.models.taskinstancekey import TaskInstanceKey
 from sagemaker_lifecycle.gate import Decision, RuleOutcome, Verdict
+from sagemaker_lifecycle.operators import TrainingJobOperator
+from sagemaker_lifecycle.sensors import RuleGateSensor
 from sagemaker_lifecycle.ui import charts, pages
-from sagemaker_lifecycle.ui.links import model_run_url
+from sagemaker_lifecycle.ui.links import (
+    RuleTableLink,
+    SageMakerJobLink,
+    TrainingLogLink,
+    model_run_url,
+)
 from sagemaker_lifecycle.ui.records import (
     SOURCES,
     RunDetails,
@@ -202,3 +211,45 @@ def test_links_point_at_the_run_page_section():
     assert model_run_url("manual__2026-12-01T00:00:00+00:00", "rules") == (
         "/model-runs/runs/manual__2026-12-01T00%3A00%3A00%2B00%3A00#rules"
     )
+
+
+@pytest.fixture
+def connections(monkeypatch):
+    """Two Airflow AWS connections from the environment: the local runtime's and AWS's."""
+    monkeypatch.setenv("AIRFLOW_CONN_LOCAL_RUNTIME", json.dumps({
+        "conn_type": "aws", "extra": {"region_name": "us-east-1",
+                                      "endpoint_url": "http://127.0.0.1:4570"}}))  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_ON_AWS", json.dumps({
+        "conn_type": "aws", "extra": {"region_name": "eu-west-1"}}))  # fmt: skip
+
+
+def gate_and_training(conn_id: str) -> tuple[RuleGateSensor, TrainingJobOperator]:
+    """The gate and the training task as the DAG builds them, once the job has started."""
+    gate = RuleGateSensor(task_id="gate_on_rules", training_job_name="dogbreed-train-1",
+                          rules={}, aws_conn_id=conn_id)  # fmt: skip
+    training = TrainingJobOperator(task_id="train_best_model", config={}, aws_conn_id=conn_id)
+    training.job_name = "dogbreed-train-1"
+    return gate, training
+
+
+RUN_KEY = TaskInstanceKey("dog_breed_classifier", "gate_on_rules", "manual__1", 1)
+
+
+def test_links_open_the_run_page_against_the_local_runtime(connections):
+    gate, training = gate_and_training("local_runtime")
+    assert RuleTableLink().get_link(gate, ti_key=RUN_KEY) == "/model-runs/runs/manual__1#rules"
+    assert TrainingLogLink().get_link(training, ti_key=RUN_KEY) == (
+        "/model-runs/runs/manual__1#training-log"
+    )
+
+
+def test_links_open_the_aws_consoles_on_aws(connections):
+    gate, training = gate_and_training("on_aws")
+    assert RuleTableLink().get_link(gate, ti_key=RUN_KEY) == (
+        "https://console.aws.amazon.com/sagemaker/home?region=eu-west-1#/jobs/dogbreed-train-1"
+    )
+    job_link = SageMakerJobLink().get_link(training, ti_key=RUN_KEY)
+    assert job_link.endswith("#/jobs/dogbreed-train-1")
+    log_link = TrainingLogLink().get_link(training, ti_key=RUN_KEY)
+    assert log_link.startswith("https://console.aws.amazon.com/cloudwatch/home?region=eu-west-1")
+    assert log_link.endswith("logStreamNameFilter$3Ddogbreed-train-1")
