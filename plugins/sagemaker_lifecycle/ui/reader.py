@@ -111,23 +111,31 @@ def _curves(record: RunRecord, details: RunDetails, clients) -> None:
         return
     job = record.training["TrainingJobName"]
     end = datetime.now(UTC)
+    # One-second periods keep epochs seconds apart as separate points, but CloudWatch answers
+    # them only for the last 3 hours; older runs are read by the minute.
+    for period, since in ((1, timedelta(hours=3)), (60, timedelta(days=15))):
+        details.curves = _metric_series(clients["cloudwatch"], job, period, end - since, end)
+        if details.curves:
+            return
+
+
+def _metric_series(cloudwatch, job: str, period: int, start, end) -> dict[str, list]:
     queries = [
         {"Id": f"m{index}", "ReturnData": True, "MetricStat": {
             "Metric": {"Namespace": LOG_GROUP, "MetricName": metric,
                        "Dimensions": [{"Name": "TrainingJobName", "Value": job}]},
-            "Period": 1, "Stat": "Average"}}
+            "Period": period, "Stat": "Average"}}
         for index, metric in enumerate(CURVE_METRICS)
     ]  # fmt: skip
-    answer = clients["cloudwatch"].get_metric_data(
-        MetricDataQueries=queries, StartTime=end - timedelta(days=14), EndTime=end,
-        ScanBy="TimestampAscending",
-    )  # fmt: skip
+    answer = cloudwatch.get_metric_data(MetricDataQueries=queries, StartTime=start, EndTime=end,
+                                        ScanBy="TimestampAscending")  # fmt: skip
+    curves = {}
     for result in answer["MetricDataResults"]:
-        metric = CURVE_METRICS[int(result["Id"][1:])]
         points = sorted(zip(result["Timestamps"], result["Values"], strict=True))
-        values = [value for _, value in points]
-        if values:
-            details.curves[metric] = [(epoch, value) for epoch, value in enumerate(values, 1)]
+        if points:
+            metric = CURVE_METRICS[int(result["Id"][1:])]
+            curves[metric] = [(epoch, value) for epoch, (_, value) in enumerate(points, 1)]
+    return curves
 
 
 def _log_tail(record: RunRecord, details: RunDetails, clients) -> None:
