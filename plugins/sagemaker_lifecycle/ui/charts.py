@@ -26,7 +26,10 @@ def _scale(value: float, low: float, high: float, start: float, length: float) -
 
 def _bounds(values: Sequence[float]) -> tuple[float, float]:
     low, high = min(values), max(values)
-    return (low - 0.5, high + 0.5) if low == high else (low, high)
+    if low != high:
+        return low, high
+    pad = abs(low) / 10 or 0.5  # a flat series sits mid-chart, on a scale its own size
+    return low - pad, high + pad
 
 
 def line_chart(
