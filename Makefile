@@ -73,7 +73,7 @@ test-fast: envs image-env  ## Only the fast unit tests
 bench-rules: envs  ## How often each Debugger rule is right (benchmarks/bench_rules.py)
 	nice -n 10 $(AIRFLOW_PY) benchmarks/bench_rules.py $(BENCH_ARGS)
 
-# The browser test against a real stack and two runs (about 15 minutes), writing its screenshots.
+# The browser test against a real stack and two runs (36 minutes on two shared cores), writing its screenshots.
 screenshots: envs browser  ## Regenerate the UI screenshots in docs/ (tests/ui/test_ui_e2e.py)
 	SCREENSHOT_DIR=$(CURDIR)/docs nice -n 10 $(AIRFLOW_PY) -m pytest tests/ui/test_ui_e2e.py $(PYTEST_ARGS)
 
