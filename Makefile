@@ -27,7 +27,7 @@ NAMED_PYTHON = "$(or $(PYTHON_VARIABLE_$(1)),PYTHON)=$($(or $(PYTHON_VARIABLE_$(
 # pytest exits 5 when a suite collects no test; that is not a failure of the suite.
 PYTEST_OK = rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc
 
-.PHONY: help envs image-env sdk-envs lock demo test test-fast lint format up down status clean browser compose-env bench-rules
+.PHONY: help envs image-env sdk-envs lock demo test test-fast lint format up down status clean browser compose-env bench-rules screenshots
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -73,6 +73,10 @@ test-fast: envs image-env  ## Only the fast unit tests
 # tensor rule; a second run only re-evaluates. BENCH_ARGS: e.g. --record, --jobs 3.
 bench-rules: envs  ## How often each Debugger rule is right (benchmarks/bench_rules.py)
 	nice -n 10 $(AIRFLOW_PY) benchmarks/bench_rules.py $(BENCH_ARGS)
+
+# The browser test against a real stack and two runs (36 minutes on two shared cores), writing its screenshots.
+screenshots: envs browser  ## Regenerate the UI screenshots in docs/ (tests/ui/test_ui_e2e.py)
+	SCREENSHOT_DIR=$(CURDIR)/docs nice -n 10 $(AIRFLOW_PY) -m pytest tests/ui/test_ui_e2e.py $(PYTEST_ARGS)
 
 lint: $(VENVS)/airflow/.installed  ## ruff check and format check
 	$(VENVS)/airflow/bin/ruff check .

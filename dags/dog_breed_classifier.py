@@ -57,6 +57,7 @@ from sagemaker_lifecycle.tasks import (
     smoke_test_endpoint,
     stage_dataset,
 )
+from sagemaker_lifecycle.ui.links import EvaluationReportLink
 
 DEFAULTS = load_defaults()
 # Rendered natively (render_template_as_native_obj), so these arrive as numbers and dicts.
@@ -162,6 +163,7 @@ def dog_breed_classifier():
         task_id="batch_transform", config=deployment["transform"], **WAITS
     )
     report = evaluate(settings, dataset, transform.output)
+    report.operator.operator_extra_links = (EvaluationReportLink(),)
 
     champion = plan_champion_scoring(settings, dataset, registered.output, report)
     champion_transform = TransformJobOperator(

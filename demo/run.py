@@ -1,83 +1,124 @@
 """`make demo`: the whole pipeline, locally, on a generated dataset, and a summary of what happened.
 
 1. generate a small dataset in `.demo/dataset` (once),
-2. start the local SageMaker runtime (or use the one `make up` started),
-3. run the `dog_breed_classifier` DAG with `airflow dags test` and the local profile
-   (`include/local.yaml`: a tiny CNN, four trials, one-second polling), with demo/approvals.py
-   beside it so an approval nobody answers gets the local profile's default (Approve, on the
-   person's behalf) after its short timeout,
+2. start `make up`'s stack (the local SageMaker runtime and Airflow's scheduler, triggerer,
+   dag-processor and api-server), or use the one `make up` started,
+3. trigger the `dog_breed_classifier` DAG through Airflow's REST API with the local profile
+   (`include/local.yaml`: a tiny CNN, four trials, one-second polling) and follow its tasks. The
+   run is a real one: the scheduler runs its tasks, the triggerer its deferred waits, so every
+   task log lands where the UI reads it, each trigger row ends with its task, and an approval
+   nobody answers gets the local profile's default (Approve, on the person's behalf) after its
+   short timeout, as under `make up`,
 4. say first, in one line, what the gate decided when it blocked, asked or was answered,
 5. ask the runtime, as any AWS client would, what the run produced, and print it: the best
    hyperparameters, the rule outcomes, an endpoint prediction on a real validation image, the
    evaluation numbers, and where the artifacts are.
 
-The full Airflow output goes to `.demo/dags-test.log`; the console shows each task as it ends.
+What the demo started it stops at the end (the DAG is paused again, so a later `make up` starts
+no scheduled run); `make up` serves the run's logs and pages afterwards. The components' logs
+are in `.run/`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import boto3
+import requests
 
-from devtools.stack import DEMO_DIR, LOCAL_REGION, REPO_ROOT, VENV_BIN, Stack
+from devtools.stack import DEMO_DIR, LOCAL_REGION, Stack
 
 DAG_ID = "dog_breed_classifier"
-LOG_PATH = DEMO_DIR / "dags-test.log"
-APPROVALS_LOG_PATH = DEMO_DIR / "approvals.log"
-# `airflow dags test` output: a task's state change, then the end of that task.
-TASK_STATE = re.compile(r"Task instance state updated .* new_state=(\w+)")
-TASK_END = re.compile(r"\[DAG TEST\] end task task_id=([\w.]+)")
 # The gate's and the approval's one-line outcome (sagemaker_lifecycle.gate.OUTCOME_PREFIX).
-GATE_OUTCOME = re.compile(r"(Gate outcome: .*?)(?: \[airflow\.task\.|$)")
+GATE_OUTCOME = re.compile(r"(Gate outcome: .*)")
+OUTCOME_TASKS = ("gate_on_rules", "approve_deployment")
+FINISHED_RUN = ("success", "failed")
+FINISHED_TASKS = ("success", "failed", "skipped", "upstream_failed", "removed")
+POLL_SECONDS = 2.0
+RUN_TIMEOUT_S = 1800
+DAG_PARSE_TIMEOUT_S = 300
 
 
-def run_dag(stack: Stack) -> tuple[bool, str | None]:
-    """`airflow dags test` with the output in LOG_PATH: whether the run succeeded, and the last
+class AirflowApi:
+    """Airflow's REST API as the admin of the stack (a token from the simple auth manager)."""
+
+    def __init__(self, stack: Stack):
+        self.base = f"{stack.airflow_url}/api/v2"
+        admin = {"username": "admin", "password": stack.admin_password()}
+        answer = requests.post(f"{stack.airflow_url}/auth/token", json=admin, timeout=60)
+        answer.raise_for_status()
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
+
+    def call(self, method: str, path: str, **kwargs) -> requests.Response:
+        return self.session.request(method, f"{self.base}{path}", timeout=120, **kwargs)
+
+    def wait_for_dag(self) -> None:
+        deadline = time.monotonic() + DAG_PARSE_TIMEOUT_S
+        while not self.call("GET", f"/dags/{DAG_ID}").ok:
+            if time.monotonic() > deadline:
+                errors = self.call("GET", "/importErrors").text
+                raise SystemExit(f"{DAG_ID} not parsed in {DAG_PARSE_TIMEOUT_S} s: {errors}")
+            time.sleep(POLL_SECONDS)
+
+    def set_paused(self, paused: bool) -> None:
+        self.call("PATCH", f"/dags/{DAG_ID}", json={"is_paused": paused}).raise_for_status()
+
+    def trigger(self) -> str:
+        # No conf: the run takes the local profile's defaults, as a run triggered in the UI.
+        answer = self.call("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None})
+        answer.raise_for_status()
+        return answer.json()["dag_run_id"]
+
+    def run_path(self, run_id: str) -> str:
+        return f"/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+
+    def task_states(self, run_id: str) -> dict[str, str | None]:
+        answer = self.call("GET", f"{self.run_path(run_id)}/taskInstances", params={"limit": 100})
+        return {ti["task_id"]: ti["state"] for ti in answer.json()["task_instances"]}
+
+    def run_state(self, run_id: str) -> str:
+        return self.call("GET", self.run_path(run_id)).json()["state"]
+
+    def log_text(self, run_id: str, task_id: str) -> str:
+        """The task's log of its first try, as the UI shows it."""
+        answer = self.call("GET", f"{self.run_path(run_id)}/taskInstances/{task_id}/logs/1",
+                           headers={"Accept": "application/json"})  # fmt: skip
+        if not answer.ok:
+            return ""
+        content = answer.json().get("content", [])
+        return "\n".join(str(line.get("event", line)) if isinstance(line, dict) else str(line)
+                         for line in content)  # fmt: skip
+
+
+def run_dag(api: AirflowApi) -> tuple[bool, str | None]:
+    """Trigger a run, print each task as it ends: whether the run succeeded, and the last
     outcome line of its gate (None when the gate never decided)."""
-    env = stack.airflow_environment()
-    subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip
-    # No conf: the run takes the local profile's defaults, as a run triggered in `make up`'s UI.
-    command = [str(VENV_BIN / "airflow"), "dags", "test", DAG_ID]
-    print(f"running {DAG_ID} (full log: {LOG_PATH.relative_to(REPO_ROOT)}) ...")
-    started, state, outcome = time.monotonic(), "?", None
-    with (
-        LOG_PATH.open("w") as log,
-        APPROVALS_LOG_PATH.open("w") as approvals_log,
-        subprocess.Popen(
-            [sys.executable, "-m", "demo.approvals"],
-            env=env,
-            cwd=REPO_ROOT,
-            stdout=approvals_log,
-            stderr=subprocess.STDOUT,
-        ) as approvals,
-        subprocess.Popen(
-            command,
-            env=env,
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        ) as process,
-    ):
-        for line in process.stdout:
-            log.write(line)
-            if match := GATE_OUTCOME.search(line):
-                outcome = match.group(1).strip()
-            if match := TASK_STATE.search(line):
-                state = match.group(1)
-            elif match := TASK_END.search(line):
-                elapsed = time.monotonic() - started
-                print(f"  [{elapsed:5.0f} s] {match.group(1):<28} {state}", flush=True)
-        process.wait()
-        approvals.terminate()
-    return process.returncode == 0, outcome
+    api.wait_for_dag()
+    api.set_paused(False)
+    try:
+        run_id = api.trigger()
+        print(f"running {DAG_ID} (run {run_id}) ...")
+        started, reported = time.monotonic(), set()
+        while (state := api.run_state(run_id)) not in FINISHED_RUN:
+            if time.monotonic() - started > RUN_TIMEOUT_S:
+                raise SystemExit(f"run {run_id} still {state} after {RUN_TIMEOUT_S} s")
+            for task_id, task_state in api.task_states(run_id).items():
+                if task_state in FINISHED_TASKS and task_id not in reported:
+                    reported.add(task_id)
+                    elapsed = time.monotonic() - started
+                    print(f"  [{elapsed:5.0f} s] {task_id:<28} {task_state}", flush=True)
+            time.sleep(POLL_SECONDS)
+    finally:
+        api.set_paused(True)
+    outcomes = [match.group(1).strip() for task_id in OUTCOME_TASKS
+                for match in GATE_OUTCOME.finditer(api.log_text(run_id, task_id))]  # fmt: skip
+    return state == "success", outcomes[-1] if outcomes else None
 
 
 def latest(items: list[dict], key: str = "CreationTime") -> dict:
@@ -171,20 +212,27 @@ def main() -> int:
     DEMO_DIR.mkdir(exist_ok=True)
     stack = Stack()
     dataset = stack.write_local_settings()
-    runtime = stack.runtime()
-    started_here = runtime.running_process() is None
-    runtime.start(stack.airflow_environment())
+    services = [stack.runtime(), stack.airflow()]
+    started_here = [service for service in services if service.running_process() is None]
+    started = time.monotonic()
+    # As in the browser tests: the DAG's weekly schedule makes no run beside the demo's.
+    environment = {**stack.airflow_environment(), "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
     try:
-        succeeded, outcome = run_dag(stack)
+        for service in services:
+            service.start(environment)
+        print(f"stack up after {time.monotonic() - started:.0f} s")
+        succeeded, outcome = run_dag(AirflowApi(stack))
         if outcome:
             print(f"\n{outcome}")
         summarize(stack, dataset)
     finally:
-        if started_here:
-            runtime.stop()
+        for service in reversed(started_here):
+            service.stop()
     print(f"\nArtifacts: S3 objects and job records in {stack.runtime_data_dir}")
-    print(f"  (`make up` serves them again at {stack.runtime_url}); Airflow log: {LOG_PATH}")
-    print("Demo run " + ("succeeded." if succeeded else f"FAILED: see {LOG_PATH}"))
+    print(f"  `make up` serves them again at {stack.runtime_url}, and the run's task logs and its")
+    print(f"  model-run page in the Airflow UI at {stack.airflow_url} (logs: {stack.run_dir})")
+    print(f"Demo run {'succeeded' if succeeded else 'FAILED: see the task logs in the UI'} "
+          f"in {time.monotonic() - started:.0f} s.")  # fmt: skip
     return 0 if succeeded else 1
 
 

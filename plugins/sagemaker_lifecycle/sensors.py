@@ -19,6 +19,9 @@ from sagemaker_lifecycle.gate import (
 )
 from sagemaker_lifecycle.hooks import SageMakerLifecycleHook
 from sagemaker_lifecycle.triggers import RuleOutcomeTrigger
+from sagemaker_lifecycle.ui.links import RuleTableLink
+
+VERDICT_KEY = "verdict"
 
 
 class RuleGateSensor(BaseSensorOperator):
@@ -28,8 +31,9 @@ class RuleGateSensor(BaseSensorOperator):
     returns the verdict dict (XCom) with the profiler report's location added (`profiler_report`:
     an s3:// URI, or None when the job has none); fails without retry (AirflowFailException: a
     retry cannot change a rule's outcome) when it is BLOCK, naming each rule that blocked and its
-    finding. The rule table (rule, kind, status, step, policy, finding) and the profiler report's
-    location go to the task log either way.
+    finding. Either way the same dict is pushed under the XCom key VERDICT_KEY. The rule table
+    (rule, kind, status, step, policy, finding) and the profiler report's location go to the task
+    log either way.
 
     :param training_job_name: the job whose rules are gated (templated).
     :param rule_jobs: rule name -> processing job name when rules run as processing jobs
@@ -40,6 +44,7 @@ class RuleGateSensor(BaseSensorOperator):
     """
 
     template_fields = ("training_job_name", "rule_jobs", "rules", "poll_interval", "max_wait")
+    operator_extra_links = (RuleTableLink(),)
 
     def __init__(
         self,
@@ -86,12 +91,15 @@ class RuleGateSensor(BaseSensorOperator):
         for reason in verdict.reasons:
             self.log.warning("%s", reason)
         self.log.info("%s %s", OUTCOME_PREFIX, _outcome(verdict))
+        result = {**verdict.as_dict(), "profiler_report": profiler_report}
+        # Kept for the model-run page also when the run stops here (no return value then).
+        context["ti"].xcom_push(key=VERDICT_KEY, value=result)
         if verdict.decision == Decision.BLOCK:
             raise AirflowFailException(
                 f"Deployment blocked by the rules of {self.training_job_name}: "
                 + "; ".join(verdict.reasons)
             )
-        return {**verdict.as_dict(), "profiler_report": profiler_report}
+        return result
 
     def _profiler_report(self) -> str | None:
         """The report's s3:// URI; None (with a warning) when it cannot be looked up, since the

@@ -14,7 +14,7 @@ from sagemaker_lifecycle.gate import (
 )
 from sagemaker_lifecycle.hooks import SageMakerLifecycleHook
 from sagemaker_lifecycle.rule_jobs import outcome_from_processing_job
-from sagemaker_lifecycle.sensors import RuleGateSensor
+from sagemaker_lifecycle.sensors import VERDICT_KEY, RuleGateSensor
 from sagemaker_lifecycle.triggers import RuleOutcomeTrigger
 
 STATUSES = ["InProgress", "Stopping", "NoIssuesFound", "IssuesFound", "Error", "Stopped", None]
@@ -240,14 +240,27 @@ def verdict_with_overfit(policy: str) -> Verdict:
     return decide(outcomes_from_training_job(DESCRIPTION, policies), {}, policies)
 
 
+class PushedXComs(dict):
+    """The task instance of a context, as far as the gate uses it: what it pushes to XCom."""
+
+    def xcom_push(self, key, value):
+        self[key] = value
+
+
+def gate_context() -> dict:
+    return {"ti": PushedXComs()}
+
+
 @pytest.mark.parametrize("policy", ["approve", "warn"])
 def test_sensor_returns_the_verdict_when_deploying_or_asking(monkeypatch, capsys, policy):
     report = "s3://b/jobs/job/rule-output/ProfilerReport/profiler-output/profiler-report.html"
     monkeypatch.setattr(SageMakerLifecycleHook, "profiler_report_uri", lambda self, job: report)
     sensor = RuleGateSensor(task_id="gate", training_job_name="job", rules={})
-    passed = sensor.execute_complete({}, verdict_with_overfit(policy).as_dict())
+    context = gate_context()
+    passed = sensor.execute_complete(context, verdict_with_overfit(policy).as_dict())
     decision = {"approve": "approve", "warn": "deploy"}[policy]
     assert (passed["decision"], passed["profiler_report"]) == (decision, report)
+    assert context["ti"][VERDICT_KEY] == passed
     outcome = next(line for line in capsys.readouterr().out.splitlines() if "Gate outcome:" in line)
     assert "Overfit found issues: RuleEvaluationConditionMet" in outcome
 
@@ -255,8 +268,11 @@ def test_sensor_returns_the_verdict_when_deploying_or_asking(monkeypatch, capsys
 def test_sensor_fails_without_retry_on_block_naming_rule_and_finding(monkeypatch):
     monkeypatch.setattr(SageMakerLifecycleHook, "profiler_report_uri", lambda self, job: None)
     sensor = RuleGateSensor(task_id="gate", training_job_name="job", rules={})
+    context = gate_context()
     with pytest.raises(AirflowFailException, match="Overfit found issues: RuleEvaluation"):
-        sensor.execute_complete({}, verdict_with_overfit("block").as_dict())
+        sensor.execute_complete(context, verdict_with_overfit("block").as_dict())
+    # The model-run page shows a blocked run's rule table from this XCom.
+    assert context["ti"][VERDICT_KEY]["decision"] == "block"
 
 
 def test_a_failed_profiler_report_lookup_does_not_hide_the_verdict(monkeypatch):
@@ -268,8 +284,6 @@ def test_a_failed_profiler_report_lookup_does_not_hide_the_verdict(monkeypatch):
     monkeypatch.setattr(SageMakerLifecycleHook, "profiler_report_uri", denied)
     sensor = RuleGateSensor(task_id="gate", training_job_name="job", rules={})
     with pytest.raises(AirflowFailException, match="Overfit found issues"):
-        sensor.execute_complete({}, verdict_with_overfit("block").as_dict())
-    assert (
-        sensor.execute_complete({}, verdict_with_overfit("warn").as_dict())["profiler_report"]
-        is None
-    )
+        sensor.execute_complete(gate_context(), verdict_with_overfit("block").as_dict())
+    passed = sensor.execute_complete(gate_context(), verdict_with_overfit("warn").as_dict())
+    assert passed["profiler_report"] is None

@@ -39,6 +39,7 @@ from sagemaker_lifecycle.hooks import (
     raise_unless_completed,
 )
 from sagemaker_lifecycle.job_triggers import SageMakerJobTrigger
+from sagemaker_lifecycle.ui.links import SageMakerJobLink, TrainingLogLink
 
 WAIT_TEMPLATE_FIELDS = ("check_interval", "max_ingestion_time")
 
@@ -135,6 +136,7 @@ class TuningJobOperator(_LifecycleJobMixin, SageMakerTuningOperator):
 
     job_kind = "tuning"
     template_fields = _template_fields(SageMakerTuningOperator.template_fields)
+    operator_extra_links = (SageMakerJobLink(), TrainingLogLink())
 
     def summarize(self, description: Mapping, context) -> dict[str, Any]:
         best = description.get("OverallBestTrainingJob") or description.get("BestTrainingJob")
@@ -166,6 +168,7 @@ class TrainingJobOperator(_LifecycleJobMixin, SageMakerTrainingOperator):
 
     job_kind = "training"
     template_fields = _template_fields(SageMakerTrainingOperator.template_fields)
+    operator_extra_links = (SageMakerJobLink(), TrainingLogLink())
 
     def summarize(self, description: Mapping, context) -> dict[str, Any]:
         metrics = {m["MetricName"]: m["Value"] for m in description.get("FinalMetricDataList", [])}

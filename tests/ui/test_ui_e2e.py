@@ -1,5 +1,9 @@
 """The Airflow UI as a user meets it after `make up`: log in, trigger the DAG, read the gate's log,
-approve a deployment under Required Actions.
+open the run's model-run page from the gate's extra link (rule table in colour, confusion matrix,
+reports streamed through the plugin, nothing for a logged-out user or outside the project's
+prefixes), approve a deployment under Required Actions, read the history across both runs.
+
+With SCREENSHOT_DIR set (`make screenshots`), the pages' screenshots are written there.
 
 Runs the real stack (`devtools.stack`: the local runtime and `airflow standalone`, each in its own
 process group) on free ports with its own folders, and drives Debian's chromium with Playwright.
@@ -7,10 +11,15 @@ process group) on free ports with its own folders, and drives Debian's chromium 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
+import sqlite3
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -20,7 +29,17 @@ from stack_access import log_tail, running_stack
 
 from devtools.stack import Stack
 
-RUN_TIMEOUT_S = 900
+SCREENSHOT_DIR = os.environ.get("SCREENSHOT_DIR")
+MODEL_RUNS = "/model-runs"
+RULE_LINK = "Rule table and profiler report"
+# The plugin's colour per rule status (sagemaker_lifecycle/ui/pages.py), as the browser computes it.
+STATUS_RGB = {"NoIssuesFound": "rgb(27, 127, 59)", "IssuesFound": "rgb(198, 40, 40)",
+              "Error": "rgb(230, 81, 0)"}  # fmt: skip
+DEMO_CLASSES = 4
+TRIGGER_CLEANUP_S = 120
+
+# The first run took 21 minutes on 2026-12-01 with the two cores shared at load 20.
+RUN_TIMEOUT_S = 1800
 # A run takes minutes on two cores; the waits below, not pytest's default 600 s, bound it.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2 * RUN_TIMEOUT_S)]
 
@@ -154,6 +173,54 @@ def wait_for_task_state(page, stack: Stack, run_id: str, task_id: str, states) -
     pytest.fail(f"{task_id} never reached {states} within {RUN_TIMEOUT_S} s")
 
 
+def screenshot(page, stack: Stack, name: str) -> None:
+    folder = Path(SCREENSHOT_DIR or stack.run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / name), full_page=True)
+
+
+def trigger_rows(stack: Stack) -> int:
+    """Rows of Airflow's trigger table (the stack's metadata database is SQLite)."""
+    with contextlib.closing(sqlite3.connect(stack.airflow_home / "airflow.db")) as db:
+        return db.execute("SELECT count(*) FROM trigger").fetchone()[0]
+
+
+def check_model_run_page(page, stack: Stack, run_id: str, statuses: dict[str, str]) -> None:
+    """The gate's extra link leads to the run's page; its rule table, confusion matrix and
+    reports are there, and the plugin refuses keys outside the project's prefixes."""
+    quoted = urllib.parse.quote(run_id, safe="")
+    # The run's "Model run" tab (the plugin's external view) shows the page in Airflow's frame.
+    page.goto(f"{stack.airflow_url}/dags/{DAG_ID}/runs/{quoted}")
+    page.get_by_text("Model run", exact=True).first.click()
+    page.frame_locator("iframe").locator("table.rules").wait_for()
+    gate = f"{stack.airflow_url}/api/v2/dags/{DAG_ID}/dagRuns/{quoted}/taskInstances/{GATE_TASK}"
+    links = page.request.get(f"{gate}/links", timeout=API_TIMEOUT_MS).json()
+    link = links["extra_links"][RULE_LINK]
+    assert link.endswith(f"{MODEL_RUNS}/runs/{quoted}#rules"), link
+    page.goto(urllib.parse.urljoin(stack.airflow_url, link))
+    page.locator("table.rules").wait_for()
+    shown = {}
+    for row in page.locator("table.rules tr").all()[1:]:
+        rule = row.locator("td").first.inner_text()
+        badge = row.locator(".status")
+        shown[rule] = badge.inner_text()
+        colour = badge.evaluate("element => getComputedStyle(element).backgroundColor")
+        assert colour == STATUS_RGB[shown[rule]], (rule, shown[rule], colour)
+    assert shown == statuses
+    cells = page.locator("svg.confusion-matrix rect.cell")
+    assert cells.count() == DEMO_CLASSES**2
+    assert page.locator("#tuning svg circle.best").count() == 1
+    screenshot(page, stack, "model-run.png")
+    report = page.get_by_role("link", name="Evaluation report").get_attribute("href")
+    answer = page.request.get(urllib.parse.urljoin(stack.airflow_url, report))
+    assert answer.ok and "Confusion matrix" in answer.text(), answer.status
+    assert answer.headers["content-security-policy"] == "sandbox"
+    objects = f"{stack.airflow_url}{MODEL_RUNS}/runs/{quoted}/objects/"
+    for refused in ("evaluation/%2E%2E/datasets/train/x.jpg", "datasets/train/x.jpg"):
+        answer = page.request.get(objects + refused)
+        assert answer.status == 403, (refused, answer.status, answer.text())
+
+
 def test_user_triggers_the_dag_and_reads_the_rule_table_in_the_gate_log(page, stack):
     log_in(page, stack)
     open_dag(page, stack)
@@ -168,7 +235,7 @@ def test_user_triggers_the_dag_and_reads_the_rule_table_in_the_gate_log(page, st
     page.goto(f"{stack.airflow_url}/dags/{DAG_ID}/runs/{run_id}/tasks/{GATE_TASK}")
     page.get_by_text("Rule outcomes of").first.wait_for()
     body = page.inner_text("body")
-    page.screenshot(path=str(stack.run_dir / "gate-log.png"), full_page=True)
+    screenshot(page, stack, "gate-log.png")
     table = rule_table(body)
     assert set(table) == set(DOCUMENTED_RULES), f"rule rows in the gate's log: {sorted(table)}"
     for rule, (kind, policy) in DOCUMENTED_RULES.items():
@@ -182,6 +249,20 @@ def test_user_triggers_the_dag_and_reads_the_rule_table_in_the_gate_log(page, st
         if row["kind"] == "debugger" and row["status"] == "IssuesFound":
             assert f"at step {row['step']}" in row["finding"], row
     assert run["state"] == "success", f"run ended {run['state']}; gate log:\n{body[-3000:]}"
+    check_model_run_page(page, stack, run["dag_run_id"], reported_statuses(stack, training_job))
+    # The triggerer ran every deferred wait of the run and removed its rows once they fired.
+    deadline = time.monotonic() + TRIGGER_CLEANUP_S
+    while trigger_rows(stack) and time.monotonic() < deadline:
+        time.sleep(5)
+    assert trigger_rows(stack) == 0
+
+
+def test_a_logged_out_user_gets_nothing_from_the_plugin(stack):
+    for path in ("/", "/runs/any", "/runs/any/objects/evaluation/x/report.html"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{stack.airflow_url}{MODEL_RUNS}{path}", timeout=60)
+        assert refused.value.code in (401, 403), (path, refused.value.code)
+        assert "Model" not in refused.value.read().decode(), path
 
 
 def test_user_approves_the_deployment_under_required_actions(page, stack):
@@ -206,7 +287,7 @@ def test_user_approves_the_deployment_under_required_actions(page, stack):
     body = page.inner_text("body")
     for shown in ("Tuning objective", "Final metrics", "Profiler report", "IssuesFound"):
         assert shown in body, f"{shown!r} missing from the approval request"
-    page.screenshot(path=str(stack.run_dir / "required-action.png"), full_page=True)
+    screenshot(page, stack, "required-action.png")
     # Seen on Airflow 3.3.2 under load: an answer given before the scheduler has processed the
     # executor's event for the parked attempt resumes the task, then that late event ("finished
     # with state success, but the task instance's state attribute is queued") fails it. A person
@@ -218,3 +299,16 @@ def test_user_approves_the_deployment_under_required_actions(page, stack):
     assert run["dag_run_id"] == run_id and run["state"] == "success", run
     assert task_state(page, stack, run_id, "create_model") == "success"
     assert task_state(page, stack, run_id, "evaluate") == "success"
+
+
+def test_the_history_has_a_point_and_a_grid_row_per_run(page, stack):
+    log_in(page, stack)
+    runs = page.request.get(f"{stack.airflow_url}/api/v2/dags/{DAG_ID}/dagRuns",
+                            timeout=API_TIMEOUT_MS).json()["dag_runs"]  # fmt: skip
+    page.goto(f"{stack.airflow_url}{MODEL_RUNS}/")
+    page.locator("table.history").wait_for()
+    assert page.locator("#metric svg circle.point").count() == len(runs) >= 2
+    assert page.locator("table.history tr").count() == len(runs) + 1
+    deployed = page.locator("table.history tr td:last-child").all_inner_texts()
+    assert deployed == ["yes"] * len(runs)
+    screenshot(page, stack, "model-history.png")

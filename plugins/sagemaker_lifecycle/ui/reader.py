@@ -1,0 +1,168 @@
+"""Reading what a run recorded: XCom and task states from Airflow's database, then S3, SageMaker
+and CloudWatch through the Airflow AWS connection. Every call here reads; nothing is written.
+
+AWS errors do not fail the page: each becomes one sentence in `RunDetails.problems`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+from airflow.models.dagrun import DagRun
+from airflow.models.taskinstance import TaskInstance
+from airflow.models.xcom import XComModel
+from botocore.exceptions import BotoCoreError, ClientError
+from sqlalchemy import select
+
+from sagemaker_lifecycle.ui.records import (
+    APPROVAL_TASK,
+    DAG_ID,
+    EVALUATION_PREFIX,
+    PICTURE_SUFFIXES,
+    SOURCES,
+    XCOM_TASKS,
+    RunDetails,
+    RunRecord,
+    run_record,
+)
+
+HISTORY_RUNS = 50
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+LOG_TAIL_LINES = 200
+CURVE_METRICS = ("train_loss", "valid_loss", "train_acc", "valid_acc")
+AWS_ERRORS = (ClientError, BotoCoreError)
+
+
+def run_records(session, run_id: str | None = None, limit: int = HISTORY_RUNS) -> list[RunRecord]:
+    """The newest `limit` runs of the DAG (or the one `run_id`), each from its XComs."""
+    query = select(DagRun).where(DagRun.dag_id == DAG_ID)
+    if run_id is not None:
+        query = query.where(DagRun.run_id == run_id)
+    runs = list(session.scalars(query.order_by(DagRun.run_after.desc()).limit(limit)))
+    wanted = set(SOURCES.values())
+    xcoms: dict[int, dict] = defaultdict(dict)
+    rows = session.scalars(select(XComModel).where(
+        XComModel.dag_run_id.in_([run.id for run in runs]), XComModel.task_id.in_(XCOM_TASKS),
+        XComModel.map_index == -1,
+    ))  # fmt: skip
+    for row in rows:
+        if (row.task_id, row.key) in wanted:
+            xcoms[row.dag_run_id][(row.task_id, row.key)] = XComModel.deserialize_value(row)
+    states = dict(session.execute(select(TaskInstance.run_id, TaskInstance.state).where(
+        TaskInstance.dag_id == DAG_ID, TaskInstance.task_id == APPROVAL_TASK,
+        TaskInstance.run_id.in_([run.run_id for run in runs]),
+    )).all())  # fmt: skip
+    return [
+        run_record(run.run_id, str(run.state), run.run_after.isoformat(), xcoms[run.id],
+                   {APPROVAL_TASK: states[run.run_id]} if states.get(run.run_id) else {})
+        for run in runs
+    ]  # fmt: skip
+
+
+def run_details(record: RunRecord, s3, sagemaker, logs, cloudwatch) -> RunDetails:
+    """What only the run page shows, read with the given boto3 clients."""
+    details = RunDetails()
+    readers = (
+        ("the catalog entry", _catalog_entry),
+        ("the tuning trials", _trials),
+        ("the training curves", _curves),
+        ("the training log", _log_tail),
+        ("the evaluation report", _evaluation),
+    )
+    clients = {"s3": s3, "sagemaker": sagemaker, "logs": logs, "cloudwatch": cloudwatch}
+    for what, read in readers:
+        try:
+            read(record, details, clients)
+        except AWS_ERRORS as error:
+            details.problems.append(f"Could not read {what}: {error}")
+    return details
+
+
+def _catalog_entry(record: RunRecord, details: RunDetails, clients) -> None:
+    if not (record.dataset and record.bucket):
+        return
+    prefix = record.settings["dataset"]["s3_prefix"].strip("/")
+    key = f"{prefix}/catalog/{record.dataset['snapshot_id']}.json"
+    try:
+        body = clients["s3"].get_object(Bucket=record.bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            return  # a snapshot staged before the catalog existed has no entry
+        raise
+    details.catalog_entry = json.loads(body)
+
+
+def _trials(record: RunRecord, details: RunDetails, clients) -> None:
+    if not record.tuning:
+        return
+    paginator = clients["sagemaker"].get_paginator(
+        "list_training_jobs_for_hyper_parameter_tuning_job"
+    )
+    pages = paginator.paginate(HyperParameterTuningJobName=record.tuning["TuningJobName"])
+    details.trials = [trial for page in pages for trial in page["TrainingJobSummaries"]]
+
+
+def _curves(record: RunRecord, details: RunDetails, clients) -> None:
+    """Per-epoch values of the training job's metrics, as SageMaker publishes them to CloudWatch
+    (one datapoint per scraped log line: the training script prints one line per epoch)."""
+    if not record.training:
+        return
+    job = record.training["TrainingJobName"]
+    end = datetime.now(UTC)
+    # One-second periods keep epochs seconds apart as separate points, but CloudWatch answers
+    # them only for the last 3 hours; older runs are read by the minute.
+    for period, since in ((1, timedelta(hours=3)), (60, timedelta(days=15))):
+        details.curves = _metric_series(clients["cloudwatch"], job, period, end - since, end)
+        if details.curves:
+            return
+
+
+def _metric_series(cloudwatch, job: str, period: int, start, end) -> dict[str, list]:
+    queries = [
+        {"Id": f"m{index}", "ReturnData": True, "MetricStat": {
+            "Metric": {"Namespace": LOG_GROUP, "MetricName": metric,
+                       "Dimensions": [{"Name": "TrainingJobName", "Value": job}]},
+            "Period": period, "Stat": "Average"}}
+        for index, metric in enumerate(CURVE_METRICS)
+    ]  # fmt: skip
+    answer = cloudwatch.get_metric_data(MetricDataQueries=queries, StartTime=start, EndTime=end,
+                                        ScanBy="TimestampAscending")  # fmt: skip
+    curves = {}
+    for result in answer["MetricDataResults"]:
+        points = sorted(zip(result["Timestamps"], result["Values"], strict=True))
+        if points:
+            metric = CURVE_METRICS[int(result["Id"][1:])]
+            curves[metric] = [(epoch, value) for epoch, (_, value) in enumerate(points, 1)]
+    return curves
+
+
+def _log_tail(record: RunRecord, details: RunDetails, clients) -> None:
+    if not record.training:
+        return
+    job = record.training["TrainingJobName"]
+    logs = clients["logs"]
+    streams = logs.describe_log_streams(logGroupName=LOG_GROUP, logStreamNamePrefix=f"{job}/")
+    for stream in streams.get("logStreams", [])[:1]:
+        events = logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=stream["logStreamName"],
+                                     limit=LOG_TAIL_LINES, startFromHead=False)  # fmt: skip
+        details.log_tail = [event["message"].rstrip() for event in events["events"]]
+
+
+def _evaluation(record: RunRecord, details: RunDetails, clients) -> None:
+    if not record.evaluation:
+        return
+    bucket, _, key = record.evaluation["report_uri"].removeprefix("s3://").partition("/")
+    s3 = clients["s3"]
+    details.report = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    prefix = key.rsplit("/", 1)[0] + "/"
+    if not prefix.startswith(EVALUATION_PREFIX):
+        return
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    details.pictures = [
+        f"s3://{bucket}/{item['Key']}"
+        for page in pages for item in page.get("Contents", [])
+        if item["Key"].lower().endswith(PICTURE_SUFFIXES)
+        and not item["Key"].endswith("/confusion_matrix.png")
+    ]  # fmt: skip

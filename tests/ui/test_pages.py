@@ -1,0 +1,255 @@
+"""The model-run pages' pure parts: records from XComs, the S3 key policy, charts and pages."""
+
+from __future__ import annotations
+
+import json
+import re
+from xml.etree import ElementTree
+
+import pytest
+from airflow.models.taskinstancekey import TaskInstanceKey
+from sagemaker_lifecycle.gate import Decision, RuleOutcome, Verdict
+from sagemaker_lifecycle.operators import TrainingJobOperator
+from sagemaker_lifecycle.sensors import RuleGateSensor
+from sagemaker_lifecycle.ui import charts, pages
+from sagemaker_lifecycle.ui.links import (
+    RuleTableLink,
+    SageMakerJobLink,
+    TrainingLogLink,
+    model_run_url,
+)
+from sagemaker_lifecycle.ui.records import (
+    SOURCES,
+    RunDetails,
+    RunRecord,
+    checked_key,
+    history_rows,
+    run_record,
+    trial_rows,
+)
+
+PREFIXES = ("jobs/", "evaluation/", "datasets/catalog/")
+CLASSES = ["001.Affenpinscher", "002.Afghan_hound", "003.Airedale_terrier"]
+
+
+def verdict(decision: Decision, **statuses: str) -> dict:
+    outcomes = [
+        RuleOutcome(rule, status, f"{rule} fired at step 7" if status == "IssuesFound" else "",
+                    policy="block" if rule == "VanishingGradient" else "warn")
+        for rule, status in statuses.items()
+    ]  # fmt: skip
+    return {**Verdict(decision, outcomes, []).as_dict(), "profiler_report": None}
+
+
+def recorded_run(run_id: str, run_after: str, accuracy: float | None, deployed: bool,
+                 **statuses: str) -> RunRecord:  # fmt: skip
+    """A run as its XComs would describe it (the shapes the tasks return)."""
+    xcoms = {
+        SOURCES["settings"]: {"aws": {"bucket": "bucket"}, "dataset": {"s3_prefix": "datasets"}},
+        SOURCES["training"]: {"TrainingJobName": f"train-{run_id}",
+                              "FinalMetrics": {"valid_acc": 0.5}},
+        SOURCES["verdict"]: verdict(Decision.DEPLOY, **statuses),
+    }  # fmt: skip
+    if deployed:
+        xcoms[SOURCES["endpoint"]] = {"EndpointName": "ep", "EndpointConfigName": f"cfg-{run_id}",
+                                      "PreviousEndpointConfigName": None}  # fmt: skip
+    if accuracy is not None:
+        xcoms[SOURCES["evaluation"]] = {
+            "accuracy": accuracy, "top_3_accuracy": 1.0, "macro_f1": 0.8, "count": 12,
+            "report_uri": "s3://bucket/evaluation/t/report.json",
+            "html_report_uri": "s3://bucket/evaluation/t/report.html",
+        }  # fmt: skip
+    return run_record(run_id, "success", run_after, xcoms, {"approve_deployment": "success"})
+
+
+def object_url(run_id: str, uri: str) -> str:
+    return f"/model-runs/runs/{run_id}/objects/{uri.removeprefix('s3://').partition('/')[2]}"
+
+
+def parse(svg: str) -> ElementTree.Element:
+    return ElementTree.fromstring(svg)
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def test_a_record_takes_each_part_from_its_task_xcom():
+    record = recorded_run("r1", "2026-12-01T00:00:00", 0.75, True, Overfit="NoIssuesFound")
+    assert record.bucket == "bucket"
+    assert record.deployed and record.headline_metric == ("accuracy", 0.75)
+    assert record.rule_statuses == {"Overfit": "NoIssuesFound"}
+    assert record.approval_state == "success"
+    unevaluated = recorded_run("r2", "2026-12-02T00:00:00", None, False)
+    assert unevaluated.headline_metric == ("valid_acc", 0.5) and not unevaluated.deployed
+
+
+@pytest.mark.parametrize("key", [
+    "jobs/train-1/rule-output/ProfilerReport/profiler-output/profiler-report.html",
+    "evaluation/transform-1/report.html",
+    "datasets/catalog/0123456789abcdef.json",
+])  # fmt: skip
+def test_keys_under_the_project_prefixes_are_served(key):
+    assert checked_key(key, PREFIXES) == key
+
+
+@pytest.mark.parametrize(("key", "why"), [
+    ("evaluation/../secrets/key.pem", "'..' segment"),
+    ("evaluation/./report.html", "'.' or '..' segment"),
+    ("evaluation//report.html", "empty"),
+    ("jobs/..", "'.' or '..' segment"),
+    ("/evaluation/report.html", "not a plain S3 key"),
+    ("evaluation\\..\\x", "not a plain S3 key"),
+    ("", "not a plain S3 key"),
+    ("datasets/train/001.A/1.jpg", "outside the project's prefixes"),
+    ("other/evaluation/report.html", "outside the project's prefixes"),
+])  # fmt: skip
+def test_keys_outside_the_prefixes_or_with_traversal_are_refused_naming_why(key, why):
+    with pytest.raises(ValueError, match=re.escape(why)):
+        checked_key(key, PREFIXES)
+
+
+def test_the_tuning_chart_has_a_point_per_trial_and_rings_the_best():
+    trials = [
+        {"TrainingJobName": f"t-{n}", "TrainingJobStatus": "Completed", "CreationTime": f"0{n}",
+         "FinalHyperParameterTuningJobObjectiveMetric": {"Value": value},
+         "TunedHyperParameters": {"lr": str(n)}}
+        for n, value in ((3, 0.6), (1, 0.4), (2, 0.9))
+    ]  # fmt: skip
+    rows = trial_rows(trials)
+    assert [(row["number"], row["name"]) for row in rows] == [(1, "t-1"), (2, "t-2"), (3, "t-3")]
+    record = RunRecord("r", "success", "x", tuning={
+        "TuningJobName": "tune", "BestTrainingJobName": "t-2",
+        "ObjectiveMetric": {"MetricName": "valid_acc"}})  # fmt: skip
+    html = pages.tuning_section(record, RunDetails(trials=trials))
+    svg = parse(re.search(r"<svg.*?</svg>", html).group(0))
+    assert len(svg.findall(f"{SVG}circle[@class='point']")) == 3
+    (best,) = svg.findall(f"{SVG}circle[@class='best']")
+    assert "0.9" in best.find(f"{SVG}title").text
+    assert "2 (best)" in html
+
+
+def test_a_line_chart_places_higher_values_higher():
+    svg = parse(charts.line_chart({"valid_acc": [(1, 0.2), (2, 0.8)]}, "epoch", "accuracy"))
+    low, high = svg.findall(f"{SVG}circle[@class='point']")
+    assert float(high.get("cy")) < float(low.get("cy"))
+    assert svg.find(f"{SVG}polyline") is not None
+
+
+def test_a_chart_without_data_says_so():
+    assert "no data recorded" in charts.line_chart({"loss": []}, "epoch", "loss")
+
+
+def test_the_confusion_matrix_has_a_cell_per_pair_with_its_count():
+    matrix = [[3, 1, 0], [0, 4, 0], [2, 0, 2]]
+    svg = parse(charts.confusion_matrix(matrix, CLASSES))
+    cells = svg.findall(f"{SVG}rect[@class='cell']")
+    assert len(cells) == 9
+    assert cells[1].find(f"{SVG}title").text == (
+        "true 001.Affenpinscher, predicted 002.Afghan_hound: 1"
+    )
+    # Shaded by the share of the row: the diagonal of a perfect row is the darkest cell.
+    assert cells[4].get("fill") == "rgb(55,55,255)"
+
+
+def test_the_rule_table_colours_each_status():
+    record = recorded_run("r", "x", None, False, VanishingGradient="IssuesFound",
+                          Overfit="NoIssuesFound", LowGPUUtilization="Error")  # fmt: skip
+    html = pages.gate_section(record, object_url)
+    badges = dict(re.findall(r"data-status='(\w+)' style='background:(#\w+)'", html))
+    assert badges == {"IssuesFound": "#c62828", "NoIssuesFound": "#1b7f3b", "Error": "#e65100"}
+    row = re.search(r"<tr><td>VanishingGradient</td>.*?</tr>", html).group(0)
+    assert "<td>7</td>" in row and "fired at step 7" in row
+    assert "not needed" in html
+
+
+def test_a_blocked_run_still_shows_its_rule_table():
+    blocked = verdict(Decision.BLOCK, VanishingGradient="IssuesFound")
+    record = RunRecord("r", "failed", "x", verdict=blocked)
+    assert "<strong class='verdict'>block</strong>" in pages.gate_section(record, object_url)
+
+
+def test_the_run_page_links_reports_through_the_plugin():
+    record = recorded_run("r1", "x", 0.75, True, Overfit="NoIssuesFound")
+    report = {"classes": CLASSES, "confusion_matrix": [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
+              "per_class": {name: {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1}
+                            for name in CLASSES}}  # fmt: skip
+    details = RunDetails(report=report, pictures=["s3://bucket/evaluation/t/explain/1.png"])
+    html = pages.run_page(record, details, object_url, "/model-runs")
+    assert "href='/model-runs/runs/r1/objects/evaluation/t/report.html'" in html
+    assert "src='/model-runs/runs/r1/objects/evaluation/t/explain/1.png'" in html
+    assert "class='confusion-matrix'" in html
+    assert html.count("<tr><td>00") == len(CLASSES)  # the per-class rows
+    for anchor in ("dataset", "tuning", "training", "rules", "evaluation", "deployment"):
+        assert f"<section id='{anchor}'>" in html
+
+
+def test_recorded_values_are_escaped():
+    record = recorded_run("<script>", "x", None, False, **{"Over<b>fit": "NoIssuesFound"})
+    html = pages.run_page(record, RunDetails(), object_url, "/model-runs")
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "Over<b>fit" not in html
+
+
+def test_the_history_has_one_point_per_measured_run_oldest_first_and_a_rule_grid():
+    records = [
+        recorded_run("r2", "2026-12-08", 0.9, True, Overfit="NoIssuesFound"),
+        recorded_run("r1", "2026-12-01", 0.7, False, Overfit="IssuesFound"),
+        recorded_run("r3", "2026-12-15", None, False, Overfit="Error"),
+    ]
+    assert [row["run_id"] for row in history_rows(records)] == ["r1", "r2", "r3"]
+    html = pages.history_page(records, "/model-runs")
+    svg = parse(re.search(r"<svg.*?</svg>", html).group(0))
+    points = svg.findall(f"{SVG}circle[@class='point']")
+    assert len(points) == 3  # two accuracies and r3's valid_acc
+    grid = re.search(r"<table class='history'>.*?</table>", html).group(0)
+    assert grid.count("data-status=") == 3
+    assert re.findall(r"<td>(yes|no)</td></tr>", grid) == ["no", "yes", "no"]
+    assert "href='/model-runs/runs/r1'" in grid
+
+
+def test_links_point_at_the_run_page_section():
+    assert model_run_url("manual__2026-12-01T00:00:00+00:00", "rules") == (
+        "/model-runs/runs/manual__2026-12-01T00%3A00%3A00%2B00%3A00#rules"
+    )
+
+
+@pytest.fixture
+def connections(monkeypatch):
+    """Two Airflow AWS connections from the environment: the local runtime's and AWS's."""
+    monkeypatch.setenv("AIRFLOW_CONN_LOCAL_RUNTIME", json.dumps({
+        "conn_type": "aws", "extra": {"region_name": "us-east-1",
+                                      "endpoint_url": "http://127.0.0.1:4570"}}))  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_ON_AWS", json.dumps({
+        "conn_type": "aws", "extra": {"region_name": "eu-west-1"}}))  # fmt: skip
+
+
+def gate_and_training(conn_id: str) -> tuple[RuleGateSensor, TrainingJobOperator]:
+    """The gate and the training task as the DAG builds them, once the job has started."""
+    gate = RuleGateSensor(task_id="gate_on_rules", training_job_name="dogbreed-train-1",
+                          rules={}, aws_conn_id=conn_id)  # fmt: skip
+    training = TrainingJobOperator(task_id="train_best_model", config={}, aws_conn_id=conn_id)
+    training.job_name = "dogbreed-train-1"
+    return gate, training
+
+
+RUN_KEY = TaskInstanceKey("dog_breed_classifier", "gate_on_rules", "manual__1", 1)
+
+
+def test_links_open_the_run_page_against_the_local_runtime(connections):
+    gate, training = gate_and_training("local_runtime")
+    assert RuleTableLink().get_link(gate, ti_key=RUN_KEY) == "/model-runs/runs/manual__1#rules"
+    assert TrainingLogLink().get_link(training, ti_key=RUN_KEY) == (
+        "/model-runs/runs/manual__1#training-log"
+    )
+
+
+def test_links_open_the_aws_consoles_on_aws(connections):
+    gate, training = gate_and_training("on_aws")
+    assert RuleTableLink().get_link(gate, ti_key=RUN_KEY) == (
+        "https://console.aws.amazon.com/sagemaker/home?region=eu-west-1#/jobs/dogbreed-train-1"
+    )
+    job_link = SageMakerJobLink().get_link(training, ti_key=RUN_KEY)
+    assert job_link.endswith("#/jobs/dogbreed-train-1")
+    log_link = TrainingLogLink().get_link(training, ti_key=RUN_KEY)
+    assert log_link.startswith("https://console.aws.amazon.com/cloudwatch/home?region=eu-west-1")
+    assert log_link.endswith("logStreamNameFilter$3Ddogbreed-train-1")
