@@ -34,7 +34,7 @@ if str(REPO_ROOT) not in sys.path:
 LONGEST_MODULES = (
     "tests/pipeline/test_backfill_e2e.py",  # a stack, two staging runs, a backfill of three
     "tests/pipeline/test_e2e.py",  # four full DAG runs
-    "tests/foundation/test_ui_e2e.py",  # a stack, a full run, a browser
+    "tests/ui/test_ui_e2e.py",  # a stack, a full run, a browser
     "tests/pipeline/test_deferred_jobs_e2e.py",  # a stack and a full run
 )
 
