@@ -3,7 +3,7 @@
     settings >> stage >> tune >> train (Debugger hooks + rules) >> gate on the rules
              >> approval (asks a person only when an `approve` rule found issues)
              >> model >> endpoint (blue/green, deferred) >> smoke test (rolls back)
-             >> batch transform >> evaluate
+             >> batch transform >> evaluate >> explain (saliency maps, a processing job)
              >> clean up;  any failure >> stop the run's jobs, delete its unused model and config
 
 Runs weekly (Monday 00:00 UTC) and whenever the dataset asset `dog_breed_dataset` is updated (by
@@ -23,6 +23,7 @@ from sagemaker_lifecycle.approval import RuleApprovalOperator
 from sagemaker_lifecycle.assets import DATASET_REFRESHED
 from sagemaker_lifecycle.operators import (
     EndpointOperator,
+    ExplanationJobOperator,
     ModelOperator,
     RuleProcessingJobsOperator,
     TrainingJobOperator,
@@ -37,6 +38,7 @@ from sagemaker_lifecycle.tasks import (
     clean_up_failed_run,
     evaluate,
     plan_deployment,
+    plan_explanations,
     plan_rule_jobs,
     plan_training,
     plan_tuning,
@@ -141,6 +143,11 @@ def dog_breed_classifier():
         task_id="batch_transform", config=deployment["transform"], **WAITS
     )
     report = evaluate(settings, dataset, transform.output)
+    explanation = ExplanationJobOperator(
+        task_id="explain_predictions",
+        config=plan_explanations(settings, dataset, training.output, report),
+        **WAITS,
+    )
 
     gate >> approval >> deployment
     model >> endpoint
@@ -158,6 +165,7 @@ def dog_breed_classifier():
         smoke_test,
         transform,
         report,
+        explanation,
     ] >> (clean_up_failed_run(settings))
 
 

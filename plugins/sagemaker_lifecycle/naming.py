@@ -65,6 +65,10 @@ class RunNames:
     def transform_job(self) -> str:
         return self._name("transform")
 
+    @property
+    def explanation_job(self) -> str:
+        return self._name("explain")
+
 
 def retry_name(name: str, attempt: int, max_length: int = MAX_NAME_LENGTH) -> str:
     """A fresh name for attempt `attempt` (>= 2) after the job called `name` failed or stopped."""

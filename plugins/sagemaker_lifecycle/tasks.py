@@ -1,8 +1,9 @@
 """The pipeline's Python tasks (TaskFlow), used by dags/dog_breed_classifier.py.
 
 Each task does one step that is not a SageMaker job: resolve the run's settings, stage the data,
-turn the previous step's result into the next API request, smoke-test the endpoint, evaluate the
-batch transform, clean up the endpoint and, when the run failed, what the run left behind.
+turn the previous step's result into the next API request (the explanation job's among them),
+smoke-test the endpoint, evaluate the batch transform, clean up the endpoint and, when the run
+failed, what the run left behind.
 Requests come from `request_builders`, names from `naming`.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk import TriggerRule, Variable, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
 from botocore.exceptions import ClientError
 
 from sagemaker_lifecycle import evaluation, request_builders, rule_jobs, staging
@@ -223,6 +225,7 @@ def smoke_test_endpoint(settings: dict, dataset: dict, endpoint: dict) -> dict[s
 @task
 def evaluate(settings: dict, dataset: dict, transform: dict) -> dict[str, Any]:
     """Score the batch transform against the labels; fail below evaluation.min_accuracy."""
+    explained = settings["explanations"]["enabled"]
     report = evaluation.evaluate_transform(
         _s3_client(),
         transform["InputPath"],
@@ -230,6 +233,7 @@ def evaluate(settings: dict, dataset: dict, transform: dict) -> dict[str, Any]:
         dataset["classes"],
         report_uri=f"s3://{settings['aws']['bucket']}/evaluation/{transform['TransformJobName']}/",
         top_k=settings["evaluation"]["top_k"],
+        explanations_folder=request_builders.EXPLANATIONS_FOLDER if explained else None,
     )
     print(evaluation.format_report(report))
     minimum = settings["evaluation"]["min_accuracy"]
@@ -244,6 +248,18 @@ def evaluate(settings: dict, dataset: dict, transform: dict) -> dict[str, Any]:
 
 
 @task
+def plan_explanations(settings: dict, dataset: dict, training: dict, report: dict) -> dict:
+    """The explanation job's CreateProcessingJob request, beside the evaluation `report`;
+    skipped (and the job with it) when explanations.enabled is false."""
+    if not settings["explanations"]["enabled"]:
+        raise AirflowSkipException("explanations.enabled is false")
+    names = current_run_names(settings)
+    return request_builders.explanation_job_request(
+        settings, names, dataset, training["ModelArtifact"], report["report_uri"]
+    )
+
+
+@task
 def clean_up_endpoint(settings: dict, endpoint: dict) -> str:
     """Delete the endpoint when deployment.delete_endpoint is set; keep it otherwise."""
     name = endpoint["EndpointName"]
@@ -253,14 +269,15 @@ def clean_up_endpoint(settings: dict, endpoint: dict) -> str:
     return f"deleted endpoint {name}"
 
 
-def run_job_filters(names: RunNames) -> dict[str, str]:
-    """Job kind -> what the names of that kind's jobs of the run contain (retries included)."""
-    return {
-        "tuning": names.tuning_job,
-        "training": names.run_stamp,  # the best-model job and the tuning job's trials
-        "transform": names.transform_job,
-        "processing": rule_jobs.rule_job_prefix(names.training_job),
-    }
+def run_job_filters(names: RunNames) -> list[tuple[str, str]]:
+    """(job kind, what the names of that kind's jobs of the run contain, retries included)."""
+    return [
+        ("tuning", names.tuning_job),
+        ("training", names.run_stamp),  # the best-model job and the tuning job's trials
+        ("transform", names.transform_job),
+        ("processing", rule_jobs.rule_job_prefix(names.training_job)),
+        ("processing", names.explanation_job),
+    ]
 
 
 @task(trigger_rule=TriggerRule.ONE_FAILED)
@@ -273,7 +290,7 @@ def clean_up_failed_run(settings: dict) -> dict[str, list[str]]:
     hook = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID)
     stopped = [
         name
-        for kind, name_contains in run_job_filters(names).items()
+        for kind, name_contains in run_job_filters(names)
         for name in hook.stop_running_jobs(kind, name_contains)
     ]
     deleted = [f"endpoint {names.endpoint}"] if hook.delete_endpoint_created_by_run(
