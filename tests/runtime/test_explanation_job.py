@@ -1,7 +1,7 @@
 """The explanation job (sagemaker_code/explain.py) as a processing job in the local runtime, with
 the CreateProcessingJob request the pipeline builds (request_builders.explanation_job_request),
-over a model.tar.gz and a validation split of JPEG, grey, palette and RGBA PNG pictures in S3;
-its report is read back from S3."""
+over a model.tar.gz and a validation split in S3; its report is read back from S3. (Pictures of
+every size and mode are tested in tests/container/explanations.)"""
 
 import json
 import subprocess
