@@ -340,7 +340,8 @@ def explain_split(
         max_misclassified=max_misclassified, pairs=confused_pairs,
         images_per_pair=images_per_pair, seed=seed,
     )  # fmt: skip
-    # Every map of the report, for the predicted class, and for the true one where they differ.
+    # Every map the report shows: for the predicted class; for a confused pair's images, also for
+    # the true class.
     wanted = sorted(
         {(i, int(predicted[i])) for i in [*selection.samples, *selection.misclassified]}
         | {(i, c) for true, _, _, members in selection.pairs for i in members
