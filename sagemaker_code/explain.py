@@ -18,9 +18,9 @@ Inputs: ``--model`` holds the training job's ``model.tar.gz`` (or its unpacked `
 
 The last line it prints is ``#explanation-result {"deletion": {..., "ratio": ...}, ...}``.
 
-Captum is in the project's container environments. A stock AWS PyTorch image may lack it: then
-the job pip-installs it first, which needs internet access from the job (or use an image that
-has it: ``images.training``).
+Captum is in the project's container environments. A stock AWS PyTorch image lacks it: with
+``--install-captum`` the job pip-installs it first when it is missing, which needs internet access
+from the job; without, it stops and says so (or use an image that has it: ``images.training``).
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--deletion-fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--install-captum", action="store_true", help="pip-install Captum when it is missing"
+    )
     args = parser.parse_args(argv)
     for name in ("samples_per_class", "max_misclassified", "confused_pairs", "images_per_pair"):
         if getattr(args, name) < 0:
@@ -64,11 +67,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def ensure_captum() -> None:
-    """Install Captum into this Python when the image lacks it (a stock AWS PyTorch image)."""
-    if importlib.util.find_spec("captum") is None:
-        print(f"Captum is missing from this image: pip install {CAPTUM_REQUIREMENT}", flush=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", CAPTUM_REQUIREMENT], check=True)
+def ensure_captum(install: bool) -> None:
+    """Captum importable, installed into this Python first when missing and ``install`` is set
+    (a stock AWS PyTorch image lacks it); SystemExit saying what to do otherwise."""
+    if importlib.util.find_spec("captum") is not None:
+        return
+    if not install:
+        raise SystemExit(
+            f"Captum is not installed in {sys.executable}: use an image that has it "
+            f"({CAPTUM_REQUIREMENT}), or pass --install-captum (explanations.install_captum), "
+            "which needs internet access from the job"
+        )
+    print(f"Captum is missing from this image: pip install {CAPTUM_REQUIREMENT}", flush=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", CAPTUM_REQUIREMENT], check=True)
 
 
 def model_directory(model: Path, scratch: Path) -> Path:
@@ -93,7 +104,7 @@ def model_directory(model: Path, scratch: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    ensure_captum()
+    ensure_captum(args.install_captum)
     from classifier.artifact import load_model
     from classifier.data import list_files, load_split
     from classifier.explanations import explain_split

@@ -483,7 +483,10 @@ def explanation_job_request(
         "AppSpecification": {
             "ImageUri": settings["images"]["training"],
             "ContainerEntrypoint": ["python3", f"{PROCESSING_CODE_DIR}/{EXPLANATION_ENTRY_POINT}"],
-            "ContainerArguments": [str(x) for pair in arguments.items() for x in pair],
+            "ContainerArguments": [
+                *(str(x) for pair in arguments.items() for x in pair),
+                *(["--install-captum"] if explanations["install_captum"] else []),
+            ],
         },
         "ProcessingInputs": [
             processing_input(name, uri, local) for name, (uri, local) in inputs.items()

@@ -240,9 +240,10 @@ def _update_problems(update: Mapping[str, Any]) -> list[str]:
 def _explanation_problems(explanations: Mapping[str, Any]) -> list[str]:
     """What is wrong with `explanations` (explain.py refuses the same values)."""
     problems = []
-    if not isinstance(explanations["enabled"], bool):
-        problems.append(f"explanations.enabled must be true or false, got "
-                        f"{explanations['enabled']!r}")  # fmt: skip
+    for key in ("enabled", "install_captum"):
+        if not isinstance(explanations[key], bool):
+            problems.append(f"explanations.{key} must be true or false, got "
+                            f"{explanations[key]!r}")  # fmt: skip
     if explanations["method"] not in EXPLANATION_METHODS:
         problems.append(
             f"explanations.method is {explanations['method']!r}; expected one of "

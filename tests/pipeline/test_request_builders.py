@@ -332,7 +332,9 @@ def test_the_explanation_job_explains_the_trained_model_on_the_evaluated_split(
     output = request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]
     # Beside the evaluation report, in the folder its HTML links to.
     assert output["S3Uri"] == report.replace("report.json", rb.EXPLANATIONS_FOLDER)
-    arguments = request["AppSpecification"]["ContainerArguments"]
+    *arguments, install = request["AppSpecification"]["ContainerArguments"]
+    # AWS's PyTorch images lack Captum (explanations.install_captum, true by default).
+    assert install == "--install-captum"
     given = dict(zip(arguments[::2], arguments[1::2], strict=True))
     # Container paths go in as arguments too: a runtime can rewrite those, not the defaults.
     assert given["--model"] == inputs["model"]["LocalPath"]
@@ -346,3 +348,11 @@ def test_the_explanation_job_explains_the_trained_model_on_the_evaluated_split(
     entry = request["AppSpecification"]["ContainerEntrypoint"]
     assert entry == ["python3", f"{rb.PROCESSING_CODE_DIR}/{rb.EXPLANATION_ENTRY_POINT}"]
     assert request["StoppingCondition"]["MaxRuntimeInSeconds"] == 3600
+
+
+def test_an_image_with_captum_gets_no_install_flag(settings_with, names, staged_dataset):
+    settings = settings_with({"explanations": {"install_captum": False}})
+    request = rb.explanation_job_request(
+        settings, names, staged_dataset, "s3://b/m.tar.gz", "s3://b/evaluation/t/report.json"
+    )
+    assert "--install-captum" not in request["AppSpecification"]["ContainerArguments"]

@@ -57,11 +57,13 @@ def test_invalid_explanation_settings_are_each_named():
     with pytest.raises(SettingsError) as raised:
         load_settings({
             "explanations": {"enabled": "yes", "method": "shap", "samples_per_class": -1,
+                             "install_captum": "no",
                              "max_misclassified": 2.5, "deletion_fraction": 1.0,
                              "max_runtime_seconds": 0},
         })  # fmt: skip
     message = str(raised.value)
     assert "explanations.enabled must be true or false, got 'yes'" in message
+    assert "explanations.install_captum must be true or false, got 'no'" in message
     assert "explanations.method is 'shap'; expected one of gradcam, integrated_gradients" in message
     assert "explanations.samples_per_class must be a whole number >= 0, got -1" in message
     assert "explanations.max_misclassified must be a whole number >= 0, got 2.5" in message
