@@ -5,7 +5,7 @@
              >> register the model version (Model Registry, PendingManualApproval)
              >> model >> endpoint (blue/green, deferred) >> smoke test (rolls back)
              >> record on the version that the endpoint serves it
-             >> batch transform >> evaluate
+             >> batch transform >> evaluate >> explain (saliency maps, a processing job)
              >> score the champion on this snapshot (only when it never was)
              >> decide the promotion (Approved, or a reason; a person when registry.when_worse: ask)
              >> clean up;  any failure >> stop the run's jobs, delete its unused model and config
@@ -27,6 +27,7 @@ from sagemaker_lifecycle.approval import RuleApprovalOperator
 from sagemaker_lifecycle.assets import DATASET_REFRESHED
 from sagemaker_lifecycle.operators import (
     EndpointOperator,
+    ExplanationJobOperator,
     ModelOperator,
     RuleProcessingJobsOperator,
     TrainingJobOperator,
@@ -48,6 +49,7 @@ from sagemaker_lifecycle.tasks import (
     evaluate_champion,
     plan_champion_scoring,
     plan_deployment,
+    plan_explanations,
     plan_registration,
     plan_rule_jobs,
     plan_training,
@@ -164,6 +166,11 @@ def dog_breed_classifier():
     )
     report = evaluate(settings, dataset, transform.output)
     report.operator.operator_extra_links = (EvaluationReportLink(),)
+    explanation = ExplanationJobOperator(
+        task_id="explain_predictions",
+        config=plan_explanations(settings, dataset, training.output, report),
+        **WAITS,
+    )
 
     champion = plan_champion_scoring(settings, dataset, registered.output, report)
     champion_transform = TransformJobOperator(
@@ -200,6 +207,7 @@ def dog_breed_classifier():
         registered,
         champion_transform,
         decision,
+        explanation,
     ] >> (clean_up_failed_run(settings))
 
 

@@ -12,7 +12,8 @@
 4. say first, in one line, what the gate decided when it blocked, asked or was answered,
 5. ask the runtime, as any AWS client would, what the run produced, and print it: the best
    hyperparameters, the rule outcomes, an endpoint prediction on a real validation image, the
-   evaluation numbers, and where the artifacts are.
+   evaluation numbers, where the explanation report is (with its deletion-test figure), and
+   where the artifacts are.
 
 What the demo started it stops at the end (the DAG is paused again, so a later `make up` starts
 no scheduled run); `make up` serves the run's logs and pages afterwards. The components' logs
@@ -206,6 +207,25 @@ def print_evaluation(session: boto3.Session, stack: Stack, transform_name: str) 
     print(f"  accuracy {report['accuracy']:.3f}  {top_k} {report[top_k]:.3f}"
           f"  macro F1 {report['macro_f1']:.3f}")  # fmt: skip
     print(f"  report: s3://{bucket}/evaluation/{transform_name}/report.md, confusion_matrix.png")
+    print_explanations(s3, bucket, f"evaluation/{transform_name}/explanations/")
+
+
+def print_explanations(s3, bucket: str, prefix: str) -> None:
+    """Where the explanation job put its report, and its deletion-test figure."""
+    try:
+        summary = json.loads(
+            s3.get_object(Bucket=bucket, Key=f"{prefix}summary.json")["Body"].read()
+        )
+    except s3.exceptions.NoSuchKey:
+        print(f"\nExplanations: none in s3://{bucket}/{prefix} (explanations.enabled, or the run "
+              "stopped before them)")  # fmt: skip
+        return
+    deletion = summary["deletion"]
+    ratio = f"{deletion['ratio']:.2f}" if deletion["ratio"] is not None else "undefined"
+    print(f"\nExplanations ({summary['method']}, {summary['explained_images']} images): "
+          f"s3://{bucket}/{prefix}report.html")  # fmt: skip
+    print(f"  deletion test: masking the {deletion['fraction']:.0%} most salient pixels lowers the "
+          f"predicted class's probability {ratio}x as much as masking random ones")  # fmt: skip
 
 
 def main() -> int:

@@ -8,8 +8,9 @@ exact output key rule is not documented); every input must have exactly one outp
 
 The report (accuracy, top-k accuracy, per-class precision/recall/F1, macro F1, the confusion
 matrix) is written as `report.json`, `report.md`, `report.html` (headline numbers, per-class
-table, the confusion matrix inlined) and `confusion_matrix.png` under a prefix the caller chooses
-(the pipeline uses `s3://<bucket>/evaluation/<transform job>/`).
+table, the confusion matrix inlined and, beside it, a link to the explanation report that the
+explanation job writes into `explanations/`) and `confusion_matrix.png` under a prefix the caller
+chooses (the pipeline uses `s3://<bucket>/evaluation/<transform job>/`).
 
 Top-k accuracy is the share of images whose true class is among the k most probable predicted
 classes, with k = min(top_k, number of classes) and top_k = evaluation.top_k (5 by default, the
@@ -181,8 +182,24 @@ def top_k_accuracy(report: Mapping[str, Any]) -> tuple[str, float]:
                 if key.startswith("top_") and key.endswith("_accuracy"))  # fmt: skip
 
 
-def render_html_report(report: Mapping[str, Any], confusion_matrix_png: bytes) -> str:
-    """A self-contained HTML page: headline numbers, per-class table, the confusion matrix."""
+def _explanations_section(folder: str | None) -> str:
+    """The link to the explanation report, which the explanation job writes into `folder`
+    beside this page (after this page is written: a run that stops earlier leaves it dangling)."""
+    if not folder:
+        return ""
+    return (
+        f"<h2>Explanations</h2><p>Where the model looked: <a href='{html.escape(folder)}/"
+        "report.html'>saliency maps</a> of a sample per class, of the misclassified images and "
+        "of the most confused class pairs above, with the top-k answers and a deletion test of "
+        "their faithfulness.</p>"
+    )
+
+
+def render_html_report(
+    report: Mapping[str, Any], confusion_matrix_png: bytes, explanations_folder: str | None = None
+) -> str:
+    """A self-contained HTML page: headline numbers, per-class table, the confusion matrix and,
+    given `explanations_folder`, a link to the explanation report in that folder beside it."""
     top_key, top_value = top_k_accuracy(report)
     k = top_key.removeprefix("top_").removesuffix("_accuracy")
     headline = [("images", str(report["count"])), ("accuracy", f"{report['accuracy']:.4f}"),
@@ -205,16 +222,25 @@ def render_html_report(report: Mapping[str, Any], confusion_matrix_png: bytes) -
         f"<th>F1</th><th>support</th></tr>{rows}</table>"
         "<h2>Confusion matrix</h2><p>Rows: true class; columns: predicted class (numbered in the"
         " row order); shade: share of the row.</p>"
-        f"<img alt='confusion matrix' src='data:image/png;base64,{picture}'></body></html>"
+        f"<img alt='confusion matrix' src='data:image/png;base64,{picture}'>"
+        + _explanations_section(explanations_folder)
+        + "</body></html>"
     )
 
 
 def evaluate_transform(
-    s3, input_uri: str, output_uri: str, classes: list[str], report_uri: str, top_k: int = TOP_K
+    s3,
+    input_uri: str,
+    output_uri: str,
+    classes: list[str],
+    report_uri: str,
+    top_k: int = TOP_K,
+    explanations_folder: str | None = None,
 ) -> dict[str, Any]:
     """Score the transform of `input_uri` written to `output_uri` (top-k with k = min(`top_k`,
     classes)); the report, also uploaded under the s3:// prefix `report_uri`. The returned
-    report names the uploads: report_uri (JSON), html_report_uri, confusion_matrix_uri."""
+    report names the uploads: report_uri (JSON), html_report_uri, confusion_matrix_uri. The HTML
+    links to the explanation report in `explanations_folder` under `report_uri`, when given."""
     _, input_prefix = split_s3_uri(input_uri)
     bucket, output_prefix = split_s3_uri(output_uri.rstrip("/") + "/")
     matched = match_outputs(
@@ -233,7 +259,10 @@ def evaluate_transform(
     uploads = {
         "confusion_matrix.png": (picture, "image/png"),
         "report.md": (format_report(report).encode(), "text/markdown"),
-        "report.html": (render_html_report(report, picture).encode(), "text/html"),
+        "report.html": (
+            render_html_report(report, picture, explanations_folder).encode(),
+            "text/html",
+        ),
         "report.json": (json.dumps(report, indent=2).encode(), "application/json"),
     }  # fmt: skip
     for name, (body, content_type) in uploads.items():

@@ -75,6 +75,10 @@ class RunNames:
         """Its batch transform (named after the run's own, so clean-up finds it too)."""
         return check_name(f"{self.transform_job}-champion")
 
+    @property
+    def explanation_job(self) -> str:
+        return self._name("explain")
+
 
 def retry_name(name: str, attempt: int, max_length: int = MAX_NAME_LENGTH) -> str:
     """A fresh name for attempt `attempt` (>= 2) after the job called `name` failed or stopped."""

@@ -2,10 +2,10 @@
 
 Each function returns the exact parameter dict of one API call (CreateHyperParameterTuningJob,
 CreateTrainingJob, CreateModel, CreateEndpointConfig, CreateEndpoint, CreateTransformJob,
-CreateProcessingJob, CreateModelPackage, and a tuning job's WarmStartConfig), built from the
-pipeline settings (`settings.load_settings`), the run's names (`naming.RunNames`) and the staged
-dataset (`staging.StagedDataset.as_dict()`). The tests check every request against botocore's
-service model.
+CreateProcessingJob (the rule jobs' and the explanation job's), CreateModelPackage, and a tuning
+job's WarmStartConfig), built from the pipeline settings (`settings.load_settings`), the run's
+names (`naming.RunNames`) and the staged dataset (`staging.StagedDataset.as_dict()`). The tests
+check every request against botocore's service model.
 
 Hyperparameters are JSON-encoded as the SageMaker Python SDK's framework estimators send them
 (`"lr": "0.001"`, `"backbone": "\"resnet50\""`); the training toolkit json-decodes them again.
@@ -23,6 +23,13 @@ from sagemaker_lifecycle.registry import PENDING, provenance_metadata
 ENTRY_POINT = "train.py"
 INFERENCE_ENTRY_POINT = "inference.py"
 RULE_ENTRY_POINT = "evaluate_rules.py"
+EXPLANATION_ENTRY_POINT = "explain.py"
+# Where a processing job finds sagemaker_code/ (the `code` input, dataset["code_uri"]).
+PROCESSING_CODE_DIR = "/opt/ml/processing/input/code"
+EXPLANATION_INPUT_DIR = "/opt/ml/processing/input"
+EXPLANATION_OUTPUT_DIR = "/opt/ml/processing/output/explanations"
+# The evaluation report's sub-folder the explanation report is written to (and linked from).
+EXPLANATIONS_FOLDER = "explanations"
 # Channels train.py reads (SM_CHANNEL_TRAIN, SM_CHANNEL_VALID, SM_CHANNEL_TEST): the splits.
 CHANNELS = ("train", "valid", "test")
 # The channel train.py takes a resnet's starting weights from (one state-dict file).
@@ -495,4 +502,86 @@ def transform_job_request(
             "InstanceType": settings["instances"]["transform"],
             "InstanceCount": 1,
         },
+    }
+
+
+def processing_input(name: str, uri: str, local_path: str) -> dict[str, Any]:
+    """A ProcessingInput copying every object under the s3:// prefix `uri` to `local_path`."""
+    return {
+        "InputName": name,
+        "S3Input": {
+            "S3Uri": uri,
+            "LocalPath": local_path,
+            "S3DataType": "S3Prefix",
+            "S3InputMode": "File",
+        },
+    }
+
+
+def explanation_output_uri(report_uri: str) -> str:
+    """The explanations' prefix: the `explanations/` folder beside the evaluation's report.json
+    (`report_uri`), so report.html links to them by a relative path."""
+    return f"{report_uri.rsplit('/', 1)[0]}/{EXPLANATIONS_FOLDER}"
+
+
+def explanation_job_request(
+    settings: Mapping, names: RunNames, dataset: Mapping, model_artifact: str, report_uri: str
+) -> dict[str, Any]:
+    """CreateProcessingJob parameters: sagemaker_code/explain.py in the training image over the
+    trained `model_artifact` (model.tar.gz) and the evaluated split, written beside the
+    evaluation report `report_uri` (see explanation_output_uri)."""
+    explanations = settings["explanations"]
+    inputs = {"code": (dataset["code_uri"], PROCESSING_CODE_DIR),
+              "model": (model_artifact, f"{EXPLANATION_INPUT_DIR}/model"),
+              "images": (dataset["channels"][settings["transform"]["split"]],
+                         f"{EXPLANATION_INPUT_DIR}/images")}  # fmt: skip
+    # Passed although they equal explain.py's defaults: the local runtime rewrites /opt/ml paths
+    # in arguments, not in a script's defaults.
+    arguments = {
+        "--model": inputs["model"][1],
+        "--images": inputs["images"][1],
+        "--output-dir": EXPLANATION_OUTPUT_DIR,
+        "--method": explanations["method"],
+        "--samples-per-class": explanations["samples_per_class"],
+        "--max-misclassified": explanations["max_misclassified"],
+        "--confused-pairs": explanations["confused_pairs"],
+        "--images-per-pair": explanations["images_per_pair"],
+        "--top-k": settings["evaluation"]["top_k"],
+        "--deletion-fraction": explanations["deletion_fraction"],
+        "--seed": settings["hyperparameters"].get("seed", 0),
+    }
+    return {
+        "ProcessingJobName": names.explanation_job,
+        "RoleArn": settings["aws"]["role_arn"],
+        "AppSpecification": {
+            "ImageUri": settings["images"]["training"],
+            "ContainerEntrypoint": ["python3", f"{PROCESSING_CODE_DIR}/{EXPLANATION_ENTRY_POINT}"],
+            "ContainerArguments": [
+                *(str(x) for pair in arguments.items() for x in pair),
+                *(["--install-captum"] if explanations["install_captum"] else []),
+            ],
+        },
+        "ProcessingInputs": [
+            processing_input(name, uri, local) for name, (uri, local) in inputs.items()
+        ],
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                {
+                    "OutputName": EXPLANATIONS_FOLDER,
+                    "S3Output": {
+                        "S3Uri": explanation_output_uri(report_uri),
+                        "LocalPath": EXPLANATION_OUTPUT_DIR,
+                        "S3UploadMode": "EndOfJob",
+                    },
+                }
+            ]
+        },
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceCount": 1,
+                "InstanceType": explanations["instance_type"],
+                "VolumeSizeInGB": settings["instances"]["volume_size_gb"],
+            }
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": explanations["max_runtime_seconds"]},
     }

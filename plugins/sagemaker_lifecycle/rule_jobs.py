@@ -25,11 +25,12 @@ from sagemaker_lifecycle.gate import PROFILER, RuleOutcome
 from sagemaker_lifecycle.naming import check_name
 from sagemaker_lifecycle.request_builders import (
     HOOK_CHECKPOINT_SUBFOLDER,
+    PROCESSING_CODE_DIR,
     RULE_ENTRY_POINT,
+    processing_input,
     training_output_path,
 )
 
-CODE_DIR = "/opt/ml/processing/input/code"
 DEBUG_OUTPUT_DIR = "/opt/ml/processing/input/debug-output"
 PROFILER_OUTPUT_DIR = "/opt/ml/processing/input/profiler-output"
 RULE_OUTPUT_DIR = "/opt/ml/processing/output/rule"
@@ -52,18 +53,6 @@ def rule_job_name(training_job: str, rule: str) -> str:
     """`<job[:26]>-<rule[:26]>-<8 hex>`, the form SageMaker gives Debugger's rule jobs."""
     digest = hashlib.blake2b(f"{training_job}/{rule}".encode(), digest_size=4).hexdigest()
     return check_name(f"{rule_job_prefix(training_job)}{rule[:26]}-{digest}")
-
-
-def _s3_input(name: str, uri: str, local_path: str) -> dict[str, Any]:
-    return {
-        "InputName": name,
-        "S3Input": {
-            "S3Uri": uri,
-            "LocalPath": local_path,
-            "S3DataType": "S3Prefix",
-            "S3InputMode": "File",
-        },
-    }
 
 
 def rule_processing_request(
@@ -93,15 +82,15 @@ def rule_processing_request(
         "RoleArn": settings["aws"]["role_arn"],
         "AppSpecification": {
             "ImageUri": settings["images"]["training"],
-            "ContainerEntrypoint": ["python3", f"{CODE_DIR}/{RULE_ENTRY_POINT}"],
+            "ContainerEntrypoint": ["python3", f"{PROCESSING_CODE_DIR}/{RULE_ENTRY_POINT}"],
             "ContainerArguments": [
                 *(x for pair in arguments.items() for x in pair),
                 "--training-complete",
             ],
         },
         "ProcessingInputs": [
-            _s3_input("code", dataset["code_uri"], CODE_DIR),
-            _s3_input("debug-output", tensors_uri, DEBUG_OUTPUT_DIR),
+            processing_input("code", dataset["code_uri"], PROCESSING_CODE_DIR),
+            processing_input("debug-output", tensors_uri, DEBUG_OUTPUT_DIR),
         ],
         "ProcessingOutputConfig": {
             "Outputs": [

@@ -30,6 +30,8 @@ OBJECTIVE_TYPES = ("Maximize", "Minimize")
 TRAFFIC_SHIFTING = ("all_at_once", "canary", "linear")
 MAX_ROLLBACK_ALARMS = 10  # AutoRollbackConfiguration.Alarms
 STEP_PERCENT_BOUNDS = {"canary": (1, 50), "linear": (10, 50)}
+EXPLANATION_METHODS = ("gradcam", "integrated_gradients")
+EXPLANATION_COUNTS = ("samples_per_class", "max_misclassified", "confused_pairs", "images_per_pair")
 
 
 # Settings a DAG run's `overrides` may not set: what points at this machine's files, and the
@@ -172,6 +174,7 @@ def find_problems(settings: Mapping[str, Any]) -> list[str]:
     problems += _gate_policy_problems(rules)
     problems += _update_problems(settings["deployment"]["update"])
     problems += _registry_problems(settings["registry"])
+    problems += _explanation_problems(settings["explanations"])
     for dotted, value in (
         ("tuning.max_jobs", tuning["max_jobs"]),
         ("tuning.max_parallel_jobs", tuning["max_parallel_jobs"]),
@@ -234,6 +237,36 @@ def _update_problems(update: Mapping[str, Any]) -> list[str]:
         problems.append(
             f"deployment.update.rollback_alarms names {len(alarms)} alarms; SageMaker takes at "
             f"most {MAX_ROLLBACK_ALARMS}"
+        )
+    return problems
+
+
+def _explanation_problems(explanations: Mapping[str, Any]) -> list[str]:
+    """What is wrong with `explanations` (explain.py refuses the same values)."""
+    problems = []
+    for key in ("enabled", "install_captum"):
+        if not isinstance(explanations[key], bool):
+            problems.append(f"explanations.{key} must be true or false, got "
+                            f"{explanations[key]!r}")  # fmt: skip
+    if explanations["method"] not in EXPLANATION_METHODS:
+        problems.append(
+            f"explanations.method is {explanations['method']!r}; expected one of "
+            f"{', '.join(EXPLANATION_METHODS)}"
+        )
+    for key in EXPLANATION_COUNTS:
+        value = explanations[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            problems.append(f"explanations.{key} must be a whole number >= 0, got {value!r}")
+    fraction = explanations["deletion_fraction"]
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction < 1:
+        problems.append(
+            f"explanations.deletion_fraction must be a number between 0 and 1, got {fraction!r}"
+        )
+    runtime = explanations["max_runtime_seconds"]
+    if isinstance(runtime, bool) or not isinstance(runtime, int) or not 1 <= runtime <= 777600:
+        problems.append(
+            "explanations.max_runtime_seconds must be a whole number from 1 to 777600 "
+            f"(StoppingCondition.MaxRuntimeInSeconds), got {runtime!r}"
         )
     return problems
 

@@ -1,9 +1,9 @@
 """The pipeline's Python tasks (TaskFlow), used by dags/dog_breed_classifier.py.
 
 Each task does one step that is not a SageMaker job: resolve the run's settings, stage the data,
-turn the previous step's result into the next API request, smoke-test the endpoint, evaluate the
-batch transform, score the champion and decide the promotion (`registry`), clean up the endpoint
-and, when the run failed, what the run left behind.
+turn the previous step's result into the next API request (the explanation job's among them),
+smoke-test the endpoint, evaluate the batch transform, score the champion and decide the
+promotion (`registry`), clean up the endpoint and, when the run failed, what the run left behind.
 Requests come from `request_builders`, names from `naming`.
 """
 
@@ -224,7 +224,8 @@ def smoke_test_endpoint(settings: dict, dataset: dict, endpoint: dict) -> dict[s
 
 
 def _evaluation_report(settings: Mapping, dataset: Mapping, transform: Mapping,
-                       report_prefix: str) -> dict[str, Any]:  # fmt: skip
+                       report_prefix: str, explanations_folder: str | None = None
+                       ) -> dict[str, Any]:  # fmt: skip
     report = evaluation.evaluate_transform(
         _s3_client(),
         transform["InputPath"],
@@ -232,6 +233,7 @@ def _evaluation_report(settings: Mapping, dataset: Mapping, transform: Mapping,
         dataset["classes"],
         report_uri=report_prefix,
         top_k=settings["evaluation"]["top_k"],
+        explanations_folder=explanations_folder,
     )
     print(evaluation.format_report(report))
     return report
@@ -248,9 +250,11 @@ def evaluate(settings: dict, dataset: dict, transform: dict) -> dict[str, Any]:
     """Score the batch transform against the labels; fail below evaluation.min_accuracy. The
     report goes where the registered version's ModelMetrics point."""
     names = current_run_names(settings)
+    explained = settings["explanations"]["enabled"]
     report = _evaluation_report(
-        settings, dataset, transform, request_builders.evaluation_report_prefix(settings, names)
-    )
+        settings, dataset, transform, request_builders.evaluation_report_prefix(settings, names),
+        request_builders.EXPLANATIONS_FOLDER if explained else None,
+    )  # fmt: skip
     minimum = settings["evaluation"]["min_accuracy"]
     if report["accuracy"] < minimum:
         raise ValueError(
@@ -258,6 +262,18 @@ def evaluate(settings: dict, dataset: dict, transform: dict) -> dict[str, Any]:
             f"evaluation.min_accuracy {minimum}"
         )
     return _report_summary(report)
+
+
+@task
+def plan_explanations(settings: dict, dataset: dict, training: dict, report: dict) -> dict:
+    """The explanation job's CreateProcessingJob request, beside the evaluation `report`;
+    skipped (and the job with it) when explanations.enabled is false."""
+    if not settings["explanations"]["enabled"]:
+        raise AirflowSkipException("explanations.enabled is false")
+    names = current_run_names(settings)
+    return request_builders.explanation_job_request(
+        settings, names, dataset, training["ModelArtifact"], report["report_uri"]
+    )
 
 
 @task
@@ -399,14 +415,15 @@ def clean_up_endpoint(settings: dict, endpoint: dict) -> str:
     return f"deleted endpoint {name}"
 
 
-def run_job_filters(names: RunNames) -> dict[str, str]:
-    """Job kind -> what the names of that kind's jobs of the run contain (retries included)."""
-    return {
-        "tuning": names.tuning_job,
-        "training": names.run_stamp,  # the best-model job and the tuning job's trials
-        "transform": names.transform_job,
-        "processing": rule_jobs.rule_job_prefix(names.training_job),
-    }
+def run_job_filters(names: RunNames) -> list[tuple[str, str]]:
+    """(job kind, what the names of that kind's jobs of the run contain, retries included)."""
+    return [
+        ("tuning", names.tuning_job),
+        ("training", names.run_stamp),  # the best-model job and the tuning job's trials
+        ("transform", names.transform_job),  # the champion's scoring too (named after it)
+        ("processing", rule_jobs.rule_job_prefix(names.training_job)),
+        ("processing", names.explanation_job),
+    ]
 
 
 @task(trigger_rule=TriggerRule.ONE_FAILED)
@@ -419,7 +436,7 @@ def clean_up_failed_run(settings: dict) -> dict[str, list[str]]:
     hook = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID)
     stopped = [
         name
-        for kind, name_contains in run_job_filters(names).items()
+        for kind, name_contains in run_job_filters(names)
         for name in hook.stop_running_jobs(kind, name_contains)
     ]
     deleted = [f"endpoint {names.endpoint}"] if hook.delete_endpoint_created_by_run(

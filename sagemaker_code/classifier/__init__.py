@@ -1,7 +1,8 @@
 """The image classifier that runs inside SageMaker's PyTorch containers.
 
-Used by the entry scripts beside this package: ``train.py`` (training jobs) and
-``inference.py`` (endpoints and batch transform). One module per concern:
+Used by the entry scripts beside this package: ``train.py`` (training jobs),
+``inference.py`` (endpoints and batch transform) and ``explain.py`` (the explanation job). One
+module per concern:
 
 - ``environment``: the SageMaker training contract (``SM_*`` variables, ``/opt/ml`` files).
 - ``hyperparameters``: the ``--name value`` arguments, with the SDK's JSON-encoded values.
@@ -14,5 +15,6 @@ Used by the entry scripts beside this package: ``train.py`` (training jobs) and
 - ``checkpoints``: resumable training state in the SageMaker checkpoint directory.
 - ``artifact``: the self-contained model directory (``model.pt`` + ``code/``).
 - ``serving``: request decoding and response encoding for the inference handlers.
+- ``explanations``: saliency maps (Captum), their deletion test, and the explanation report.
 - ``errors``: the failures the platform reports (training failure file, HTTP client errors).
 """

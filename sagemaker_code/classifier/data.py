@@ -94,13 +94,14 @@ def load_split(
     Raises ``TrainingError`` for a class the training split lacks, an empty split, or a file
     that is not a readable picture (naming the file).
     """
-    files, labels = _list_files(split_dir, split, class_names)
+    files, labels = list_files(split_dir, split, class_names)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         images = list(pool.map(lambda path: _load_checked(path, image_size), files))
     return ImageSet(torch.stack(images), torch.tensor(labels, dtype=torch.int64))
 
 
-def _list_files(split_dir: Path, split: str, class_names: list[str]) -> tuple[list, list]:
+def list_files(split_dir: Path, split: str, class_names: list[str]) -> tuple[list, list]:
+    """(picture paths, their label indices) of a split, in ``load_split``'s order."""
     index = {name: i for i, name in enumerate(class_names)}
     unknown = [name for name in list_classes(split_dir, split) if name not in index]
     if unknown:

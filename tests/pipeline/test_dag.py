@@ -102,8 +102,17 @@ def test_a_failure_anywhere_after_staging_triggers_the_clean_up(dag):
     assert clean_up.trigger_rule == "one_failed"
     for task_id in ("tune_hyperparameters", "train_best_model", "start_rule_jobs",
                     "gate_on_rules", "approve_deployment", "create_model", "deploy_endpoint",
-                    "smoke_test_endpoint", "batch_transform", "evaluate"):  # fmt: skip
+                    "smoke_test_endpoint", "batch_transform", "evaluate",
+                    "explain_predictions"):  # fmt: skip
         assert task_id in clean_up.upstream_task_ids
+
+
+def test_the_explanations_run_after_the_evaluation_beside_which_they_are_written(dag):
+    planned = upstream_closure(dag, "explain_predictions")
+    assert {"train_best_model", "evaluate", "plan_explanations"} <= planned
+    assert dag.get_task("plan_explanations").upstream_task_ids >= {"evaluate", "train_best_model"}
+    # The endpoint's clean-up does not wait for them: explaining needs the model, not the endpoint.
+    assert "explain_predictions" not in upstream_closure(dag, "clean_up_endpoint")
 
 
 def test_a_run_can_pin_a_snapshot_by_id(dag):

@@ -41,7 +41,7 @@ OVERTRAINING_FIRES = {
     "debugger": {"Overtraining": {"delta": "1000", "patience_train": "1"}},
 }
 DEPLOYMENT_TASKS = ("plan_deployment", "create_model", "deploy_endpoint", "batch_transform",
-                    "evaluate")  # fmt: skip
+                    "evaluate", "plan_explanations", "explain_predictions")  # fmt: skip
 RUN_ID = re.compile(r"run_id=(\S+?),")
 # include/pipeline.yaml's seven rules: rule -> (kind, policy).
 RULES = {
@@ -200,6 +200,21 @@ def test_full_run_tunes_trains_gates_deploys_and_evaluates(airflow, first_run, l
     assert re.search(rf"Evaluation: images: 8, accuracy: {accuracy:.4f}, top_2_accuracy: 1.0000",
                      output), (accuracy, output[-5000:])  # fmt: skip
     assert re.search(r"\(HTML: s3://dog-breed-classifier/evaluation/\S+/report\.html\)", output)
+    # The explanation job wrote its report into the folder the evaluation report links to.
+    explained = re.search(r"Explanation report: s3://dog-breed-classifier/(evaluation/\S+/)"
+                          r"explanations/report\.html", output)  # fmt: skip
+    assert explained, output[-5000:]
+    s3 = client("s3", local_runtime)
+    evaluation_page = s3.get_object(
+        Bucket="dog-breed-classifier", Key=f"{explained.group(1)}report.html"
+    )["Body"].read()
+    assert b"href='explanations/report.html'" in evaluation_page
+    summary = json.loads(
+        s3.get_object(
+            Bucket="dog-breed-classifier", Key=f"{explained.group(1)}explanations/summary.json"
+        )["Body"].read()
+    )
+    assert summary["deletion"]["images"] == 8 and summary["backbone"] == "simplecnn"
     assert_registered_and_promoted_first(output, local_runtime, accuracy)
 
 

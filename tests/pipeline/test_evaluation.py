@@ -122,6 +122,18 @@ def test_html_report_holds_the_headline_the_classes_and_the_inlined_matrix(trans
     assert base64.b64decode(inlined) == picture["Body"].read()
 
 
+def test_html_report_links_the_explanations_beside_the_confusion_matrix(transform_in_s3):
+    evaluation.evaluate_transform(
+        transform_in_s3, INPUT, OUTPUT, CLASSES, REPORT, explanations_folder="explanations"
+    )
+    page = transform_in_s3.get_object(Bucket=BUCKET, Key="evaluation/job/report.html")
+    after_matrix = page["Body"].read().decode().split("alt='confusion matrix'")[1]
+    assert "<h2>Explanations</h2>" in after_matrix
+    assert "href='explanations/report.html'" in after_matrix
+    without = evaluation.render_html_report(evaluation.score([], CLASSES, 3), b"png")
+    assert "Explanations" not in without
+
+
 def test_top_k_is_capped_by_the_classes_and_named_after_k():
     pairs = [(truth, ranking) for truth, _, ranking in CASES]
     assert "top_3_accuracy" in evaluation.score(pairs, CLASSES, top_k=5)

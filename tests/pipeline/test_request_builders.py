@@ -315,3 +315,44 @@ def test_no_rollback_alarms_means_no_auto_rollback_configuration(names, settings
     assert (
         "AutoRollbackConfiguration" not in rb.endpoint_request(settings, names)["DeploymentConfig"]
     )
+
+
+def test_the_explanation_job_explains_the_trained_model_on_the_evaluated_split(
+    settings, names, staged_dataset
+):
+    model = "s3://b/jobs/j/output/model.tar.gz"
+    report = f"s3://{settings['aws']['bucket']}/evaluation/{names.transform_job}/report.json"
+    request = rb.explanation_job_request(settings, names, staged_dataset, model, report)
+    assert_valid("CreateProcessingJob", request, "ProcessingJobName")
+    assert request["ProcessingJobName"] == names.explanation_job
+    inputs = {i["InputName"]: i["S3Input"] for i in request["ProcessingInputs"]}
+    assert inputs["code"]["S3Uri"] == staged_dataset["code_uri"]
+    assert inputs["model"]["S3Uri"] == model
+    assert inputs["images"]["S3Uri"] == staged_dataset["channels"][settings["transform"]["split"]]
+    output = request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]
+    # Beside the evaluation report, in the folder its HTML links to.
+    assert output["S3Uri"] == report.replace("report.json", rb.EXPLANATIONS_FOLDER)
+    *arguments, install = request["AppSpecification"]["ContainerArguments"]
+    # AWS's PyTorch images lack Captum (explanations.install_captum, true by default).
+    assert install == "--install-captum"
+    given = dict(zip(arguments[::2], arguments[1::2], strict=True))
+    # Container paths go in as arguments too: a runtime can rewrite those, not the defaults.
+    assert given["--model"] == inputs["model"]["LocalPath"]
+    assert given["--images"] == inputs["images"]["LocalPath"]
+    assert given["--output-dir"] == output["LocalPath"]
+    explanations = settings["explanations"]
+    assert given["--method"] == explanations["method"] == "gradcam"
+    assert given["--max-misclassified"] == str(explanations["max_misclassified"])
+    assert given["--deletion-fraction"] == "0.2"
+    assert given["--top-k"] == str(settings["evaluation"]["top_k"])
+    entry = request["AppSpecification"]["ContainerEntrypoint"]
+    assert entry == ["python3", f"{rb.PROCESSING_CODE_DIR}/{rb.EXPLANATION_ENTRY_POINT}"]
+    assert request["StoppingCondition"]["MaxRuntimeInSeconds"] == 3600
+
+
+def test_an_image_with_captum_gets_no_install_flag(settings_with, names, staged_dataset):
+    settings = settings_with({"explanations": {"install_captum": False}})
+    request = rb.explanation_job_request(
+        settings, names, staged_dataset, "s3://b/m.tar.gz", "s3://b/evaluation/t/report.json"
+    )
+    assert "--install-captum" not in request["AppSpecification"]["ContainerArguments"]

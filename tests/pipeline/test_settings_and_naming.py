@@ -53,6 +53,24 @@ def test_every_invalid_value_is_listed():
     assert "tuning.max_jobs must be a positive number" in message
 
 
+def test_invalid_explanation_settings_are_each_named():
+    with pytest.raises(SettingsError) as raised:
+        load_settings({
+            "explanations": {"enabled": "yes", "method": "shap", "samples_per_class": -1,
+                             "install_captum": "no",
+                             "max_misclassified": 2.5, "deletion_fraction": 1.0,
+                             "max_runtime_seconds": 0},
+        })  # fmt: skip
+    message = str(raised.value)
+    assert "explanations.enabled must be true or false, got 'yes'" in message
+    assert "explanations.install_captum must be true or false, got 'no'" in message
+    assert "explanations.method is 'shap'; expected one of gradcam, integrated_gradients" in message
+    assert "explanations.samples_per_class must be a whole number >= 0, got -1" in message
+    assert "explanations.max_misclassified must be a whole number >= 0, got 2.5" in message
+    assert "explanations.deletion_fraction must be a number between 0 and 1, got 1.0" in message
+    assert "explanations.max_runtime_seconds must be a whole number from 1 to 777600" in message
+
+
 def test_invalid_deployment_update_settings_are_each_named():
     with pytest.raises(SettingsError) as raised:
         load_settings({"deployment": {"update": {

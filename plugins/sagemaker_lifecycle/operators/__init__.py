@@ -2,6 +2,7 @@
 
 from sagemaker_lifecycle.operators.deployment import EndpointOperator, ModelOperator
 from sagemaker_lifecycle.operators.jobs import (
+    ExplanationJobOperator,
     RuleProcessingJobsOperator,
     TrainingJobOperator,
     TransformJobOperator,
@@ -10,6 +11,7 @@ from sagemaker_lifecycle.operators.jobs import (
 
 __all__ = [
     "EndpointOperator",
+    "ExplanationJobOperator",
     "ModelOperator",
     "RuleProcessingJobsOperator",
     "TrainingJobOperator",

@@ -1,4 +1,5 @@
-"""Operators that run one SageMaker job each: tuning, training, transform, rule processing.
+"""Operators that run one SageMaker job each: tuning, training, transform, rule processing and
+the explanation job.
 
 Each subclasses the provider's operator (templated `config`, integer parsing, role expansion) and
 replaces its `execute`: `SageMakerLifecycleHook.start_job` starts the job (or adopts the one an
@@ -206,6 +207,21 @@ class TransformJobOperator(_LifecycleJobMixin, SageMakerTransformOperator):
             "OutputPath": description["TransformOutput"]["S3OutputPath"],
             "InputPath": description["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"],
         }
+
+
+class ExplanationJobOperator(_LifecycleJobMixin, SageMakerProcessingOperator):
+    """Runs the explanation processing job (sagemaker_code/explain.py); XCom: its name and
+    where its report is."""
+
+    job_kind = "processing"
+    template_fields = _template_fields(SageMakerProcessingOperator.template_fields)
+
+    def summarize(self, description: Mapping, context) -> dict[str, Any]:
+        output = description["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+        report = f"{output.rstrip('/')}/report.html"
+        self.log.info("Explanation report: %s", report)
+        return {"ProcessingJobName": self.job_name, "ReportUri": report,
+                "SummaryUri": f"{output.rstrip('/')}/summary.json"}  # fmt: skip
 
 
 class RuleProcessingJobsOperator(SageMakerProcessingOperator):
