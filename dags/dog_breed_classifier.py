@@ -138,7 +138,11 @@ def dog_breed_classifier():
         rules=RULES,
         poll_interval=POLL_INTERVAL,
         max_wait=WAIT_LIMIT,
-    )  # retried like the job tasks: a BLOCK fails at once (AirflowFailException), a crash does not
+        # A BLOCK fails at once (AirflowFailException); a crash, or a deferral lost to Airflow
+        # 3.3.2's stale-event race (triggers.DEFERRAL_SETTLE_SECONDS), is retried. Seen lost
+        # twice in a row on a loaded machine, where the retry's verdict is ready at once.
+        retries=3,
+    )
 
     approval = RuleApprovalOperator(
         task_id="approve_deployment",

@@ -37,7 +37,7 @@ from sagemaker_lifecycle.rule_jobs import (
 # attribute is queued" or "running": apache/airflow#67287 and #72716, both unfixed in 3.3.2; seen
 # here with the gate and quick jobs). The wait narrows that window; on a loaded machine the
 # scheduler can lag longer (6 s was seen), so every deferring task except the person's approval
-# also has a retry, which adopts its job or re-reads the verdict.
+# also has a retry (the gate three), which adopts its job or re-reads the verdict.
 DEFERRAL_SETTLE_SECONDS = 3.0
 
 
