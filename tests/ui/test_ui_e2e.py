@@ -249,6 +249,12 @@ def test_user_triggers_the_dag_and_reads_the_rule_table_in_the_gate_log(page, st
         if row["kind"] == "debugger" and row["status"] == "IssuesFound":
             assert f"at step {row['step']}" in row["finding"], row
     assert run["state"] == "success", f"run ended {run['state']}; gate log:\n{body[-3000:]}"
+    # The training job's own epoch lines, which the deferred task's trigger streams from the
+    # runtime's CloudWatch Logs, are in the task log the UI shows.
+    page.goto(f"{stack.airflow_url}/dags/{DAG_ID}/runs/{run_id}/tasks/train_best_model")
+    epoch_line = re.compile(rf"\[{re.escape(training_job)}\] .*#metrics epoch=1 .*valid_acc=")
+    page.get_by_text(epoch_line).first.wait_for()
+    screenshot(page, stack, "training-log.png")
     check_model_run_page(page, stack, run["dag_run_id"], reported_statuses(stack, training_job))
     # The triggerer ran every deferred wait of the run and removed its rows once they fired.
     deadline = time.monotonic() + TRIGGER_CLEANUP_S
