@@ -12,17 +12,9 @@ from pathlib import Path
 
 import boto3
 import pytest
+from airflow_access import PLUGINS, REPO_ROOT, use_in_process_airflow
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PLUGINS = REPO_ROOT / "plugins"
-# Airflow puts plugins/ on sys.path; the tests import the plugin package the same way.
-if str(PLUGINS) not in sys.path:
-    sys.path.insert(0, str(PLUGINS))
-# In-process Airflow (DagBag, operators) keeps its config and database out of ~/airflow, one
-# home per pytest-xdist worker (PYTEST_XDIST_WORKER: gw0, gw1, ...) so that none shares a database.
-TEST_HOME = f"pipeline-tests-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-os.environ.setdefault("AIRFLOW_HOME", str(REPO_ROOT / ".airflow" / TEST_HOME))
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+use_in_process_airflow("pipeline")
 
 from runtime_access import RuntimeProcess, aws_connection, client_environment  # noqa: E402
 from sagemaker_lifecycle.naming import run_names  # noqa: E402
