@@ -168,7 +168,7 @@ def dog_breed_classifier():
     transform = TransformJobOperator(
         task_id="batch_transform", config=deployment["transform"], **WAITS
     )
-    report = evaluate(settings, dataset, transform.output)
+    report = evaluate(settings, dataset, transform.output, tuning.output, training.output)
     report.operator.operator_extra_links = (EvaluationReportLink(),)
     explanation = ExplanationJobOperator(
         task_id="explain_predictions",

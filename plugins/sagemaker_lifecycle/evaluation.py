@@ -7,10 +7,12 @@ matched to its input by relative path (with or without the input's sub-folders, 
 exact output key rule is not documented); every input must have exactly one output.
 
 The report (accuracy, top-k accuracy, per-class precision/recall/F1, macro F1, the confusion
-matrix) is written as `report.json`, `report.md`, `report.html` (headline numbers, per-class
-table, the confusion matrix inlined and, beside it, a link to the explanation report that the
-explanation job writes into `explanations/`) and `confusion_matrix.png` under a prefix the caller
-chooses (the pipeline uses `s3://<bucket>/evaluation/<transform job>/`).
+matrix) is written as `report.json`, `report.md`, `report.html` and `confusion_matrix.png` under a
+prefix the caller chooses (the pipeline uses `s3://<bucket>/evaluation/<transform job>/`). The
+HTML page is static (inline SVG drawn by `charts`, as the plugin's model-run page draws them; no
+script): headline numbers, per-class table, the confusion matrix, and, given what the run's jobs
+measured (`job_metrics`), the training curves and the tuning chart, then a link to the
+explanation report that the explanation job writes into `explanations/`.
 
 Top-k accuracy is the share of images whose true class is among the k most probable predicted
 classes, with k = min(top_k, number of classes) and top_k = evaluation.top_k (5 by default, the
@@ -20,7 +22,6 @@ figure ImageNet-style benchmarks quote). It is reported under the key `top_<k>_a
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import json
@@ -30,6 +31,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 from PIL import Image, ImageDraw
+
+from sagemaker_lifecycle import charts
+from sagemaker_lifecycle.job_metrics import JobMetrics, trial_table
 
 OUTPUT_SUFFIX = ".out"
 MAX_CELL_PIXELS = 40
@@ -195,11 +199,32 @@ def _explanations_section(folder: str | None) -> str:
     )
 
 
+def _jobs_section(measured: JobMetrics | None, tuning: Mapping | None) -> str:
+    """The training curves and the tuning chart of the run whose model this report scores."""
+    if measured is None:
+        return ""
+    problems = "".join(f"<p class='problem'>{html.escape(p)}</p>" for p in measured.problems)
+    parts = ["<h2>Training</h2><p>Loss and accuracy per epoch of the training job.</p>", problems,
+             charts.training_curves(measured.curves)]  # fmt: skip
+    if tuning:
+        trials = trial_table(measured.trials, tuning)
+        parts.append(f"<h2>Tuning</h2><p>{html.escape(trials.metric)} of each trial of tuning job "
+                     f"{html.escape(tuning['TuningJobName'])}; the best one "
+                     f"({html.escape(tuning['BestTrainingJobName'])}) ringed.</p>"
+                     + charts.tuning_chart(trials))  # fmt: skip
+    return "".join(parts)
+
+
 def render_html_report(
-    report: Mapping[str, Any], confusion_matrix_png: bytes, explanations_folder: str | None = None
+    report: Mapping[str, Any],
+    explanations_folder: str | None = None,
+    measured: JobMetrics | None = None,
+    tuning: Mapping | None = None,
 ) -> str:
-    """A self-contained HTML page: headline numbers, per-class table, the confusion matrix and,
-    given `explanations_folder`, a link to the explanation report in that folder beside it."""
+    """A self-contained HTML page: headline numbers, per-class table, the confusion matrix; given
+    `measured` (what the run's jobs measured) the training curves, and the tuning chart of the
+    `tuning` job (its XCom) when the run tuned; given `explanations_folder`, a link to the
+    explanation report in that folder beside it."""
     top_key, top_value = top_k_accuracy(report)
     k = top_key.removeprefix("top_").removesuffix("_accuracy")
     headline = [("images", str(report["count"])), ("accuracy", f"{report['accuracy']:.4f}"),
@@ -210,19 +235,19 @@ def render_html_report(
         f"<td>{c['f1']:.3f}</td><td>{c['support']}</td></tr>"
         for name, c in report["per_class"].items()
     )
-    picture = base64.b64encode(confusion_matrix_png).decode()
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Evaluation report</title>"
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
-        "td:first-child,th:first-child{text-align:left}</style></head><body>"
-        "<h1>Evaluation report</h1><table>"
+        "td:first-child,th:first-child{text-align:left}.problem{color:#c62828}</style></head>"
+        "<body><h1>Evaluation report</h1><table>"
         + "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in headline)
         + "</table><h2>Per class</h2><table><tr><th>class</th><th>precision</th><th>recall</th>"
         f"<th>F1</th><th>support</th></tr>{rows}</table>"
-        "<h2>Confusion matrix</h2><p>Rows: true class; columns: predicted class (numbered in the"
-        " row order); shade: share of the row.</p>"
-        f"<img alt='confusion matrix' src='data:image/png;base64,{picture}'>"
+        "<h2>Confusion matrix</h2><p>Rows: true class; columns: predicted class; shade: share of "
+        "the row.</p>"
+        + charts.confusion_matrix(report["confusion_matrix"], report["classes"])
+        + _jobs_section(measured, tuning)
         + _explanations_section(explanations_folder)
         + "</body></html>"
     )
@@ -236,11 +261,14 @@ def evaluate_transform(
     report_uri: str,
     top_k: int = TOP_K,
     explanations_folder: str | None = None,
+    measured: JobMetrics | None = None,
+    tuning: Mapping | None = None,
 ) -> dict[str, Any]:
     """Score the transform of `input_uri` written to `output_uri` (top-k with k = min(`top_k`,
     classes)); the report, also uploaded under the s3:// prefix `report_uri`. The returned
     report names the uploads: report_uri (JSON), html_report_uri, confusion_matrix_uri. The HTML
-    links to the explanation report in `explanations_folder` under `report_uri`, when given."""
+    draws the curves and trials in `measured` (of the `tuning` job), and links to the
+    explanation report in `explanations_folder` under `report_uri`, when given."""
     _, input_prefix = split_s3_uri(input_uri)
     bucket, output_prefix = split_s3_uri(output_uri.rstrip("/") + "/")
     matched = match_outputs(
@@ -260,7 +288,7 @@ def evaluate_transform(
         "confusion_matrix.png": (picture, "image/png"),
         "report.md": (format_report(report).encode(), "text/markdown"),
         "report.html": (
-            render_html_report(report, picture, explanations_folder).encode(),
+            render_html_report(report, explanations_folder, measured, tuning).encode(),
             "text/html",
         ),
         "report.json": (json.dumps(report, indent=2).encode(), "application/json"),

@@ -24,6 +24,7 @@ from sagemaker_lifecycle import evaluation, registry, request_builders, rule_job
 from sagemaker_lifecycle.assets import SNAPSHOT_PUBLISHED, announce_new_snapshot
 from sagemaker_lifecycle.hooks import SageMakerLifecycleHook
 from sagemaker_lifecycle.images import resolve_image_uris
+from sagemaker_lifecycle.job_metrics import JobMetrics, read_job_metrics
 from sagemaker_lifecycle.naming import RunNames, run_names
 from sagemaker_lifecycle.settings import check_run_overrides, in_region, load_settings
 from sagemaker_lifecycle.snapshots import SnapshotCatalog, choose_snapshot, new_entry
@@ -80,6 +81,10 @@ def current_run_names(settings: Mapping) -> RunNames:
 
 def _s3_client():
     return S3Hook(aws_conn_id=AWS_CONN_ID).get_conn()
+
+
+def _client(service: str):
+    return AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type=service).get_conn()
 
 
 @task
@@ -223,8 +228,18 @@ def smoke_test_endpoint(settings: dict, dataset: dict, endpoint: dict) -> dict[s
     return {"image": image_uri, "answer": answer[:2000]}
 
 
+def _job_metrics(tuning: Mapping | None, training: Mapping) -> JobMetrics:
+    """What the run's jobs measured (their operators' XComs), for the report's charts; what
+    cannot be read is left out of the report, not a failure of the evaluation."""
+    measured = read_job_metrics(_client("sagemaker"), _client("cloudwatch"), tuning, training)
+    for problem in measured.problems:
+        print(f"The report goes without it: {problem}")
+    return measured
+
+
 def _evaluation_report(settings: Mapping, dataset: Mapping, transform: Mapping,
-                       report_prefix: str, explanations_folder: str | None = None
+                       report_prefix: str, explanations_folder: str | None = None,
+                       measured: JobMetrics | None = None, tuning: Mapping | None = None
                        ) -> dict[str, Any]:  # fmt: skip
     report = evaluation.evaluate_transform(
         _s3_client(),
@@ -234,6 +249,8 @@ def _evaluation_report(settings: Mapping, dataset: Mapping, transform: Mapping,
         report_uri=report_prefix,
         top_k=settings["evaluation"]["top_k"],
         explanations_folder=explanations_folder,
+        measured=measured,
+        tuning=tuning,
     )
     print(evaluation.format_report(report))
     return report
@@ -246,14 +263,18 @@ def _report_summary(report: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @task
-def evaluate(settings: dict, dataset: dict, transform: dict) -> dict[str, Any]:
+def evaluate(
+    settings: dict, dataset: dict, transform: dict, tuning: dict | None, training: dict
+) -> dict[str, Any]:
     """Score the batch transform against the labels; fail below evaluation.min_accuracy. The
-    report goes where the registered version's ModelMetrics point."""
+    report goes where the registered version's ModelMetrics point, with the curves of the
+    `training` job and the trials of the `tuning` job (their operators' XComs) drawn in it."""
     names = current_run_names(settings)
     explained = settings["explanations"]["enabled"]
     report = _evaluation_report(
         settings, dataset, transform, request_builders.evaluation_report_prefix(settings, names),
         request_builders.EXPLANATIONS_FOLDER if explained else None,
+        _job_metrics(tuning, training), tuning,
     )  # fmt: skip
     minimum = settings["evaluation"]["min_accuracy"]
     if report["accuracy"] < minimum:

@@ -27,7 +27,8 @@ POLICY_DIR = REPO_ROOT / "include" / "iam"
 AIRFLOW_POLICY = POLICY_DIR / "airflow-identity-policy.json"
 # The clients the plugins build, and the IAM service prefix of each.
 IAM_PREFIX = {
-    "s3": "s3", "sagemaker": "sagemaker", "sagemaker-runtime": "sagemaker", "logs": "logs"
+    "s3": "s3", "sagemaker": "sagemaker", "sagemaker-runtime": "sagemaker", "logs": "logs",
+    "cloudwatch": "cloudwatch",
 }  # fmt: skip
 # S3 operations whose IAM action is not s3:<operation>.
 S3_ACTIONS = {

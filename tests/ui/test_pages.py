@@ -8,10 +8,12 @@ from xml.etree import ElementTree
 
 import pytest
 from airflow.models.taskinstancekey import TaskInstanceKey
+from sagemaker_lifecycle import charts
 from sagemaker_lifecycle.gate import Decision, RuleOutcome, Verdict
+from sagemaker_lifecycle.job_metrics import trial_table
 from sagemaker_lifecycle.operators import TrainingJobOperator
 from sagemaker_lifecycle.sensors import RuleGateSensor
-from sagemaker_lifecycle.ui import charts, pages
+from sagemaker_lifecycle.ui import pages
 from sagemaker_lifecycle.ui.links import (
     RuleTableLink,
     SageMakerJobLink,
@@ -25,7 +27,6 @@ from sagemaker_lifecycle.ui.records import (
     checked_key,
     history_rows,
     run_record,
-    trial_rows,
 )
 
 PREFIXES = ("jobs/", "evaluation/", "datasets/catalog/")
@@ -115,7 +116,7 @@ def test_the_tuning_chart_has_a_point_per_trial_and_rings_the_best():
          "TunedHyperParameters": {"lr": str(n)}}
         for n, value in ((3, 0.6), (1, 0.4), (2, 0.9))
     ]  # fmt: skip
-    rows = trial_rows(trials)
+    rows = trial_table(trials, None).rows
     assert [(row["number"], row["name"]) for row in rows] == [(1, "t-1"), (2, "t-2"), (3, "t-3")]
     record = RunRecord("r", "success", "x", tuning={
         "TuningJobName": "tune", "BestTrainingJobName": "t-2",

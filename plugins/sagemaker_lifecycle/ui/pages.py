@@ -11,15 +11,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from sagemaker_lifecycle import charts
 from sagemaker_lifecycle.gate import STEP_IN_DETAILS
-from sagemaker_lifecycle.ui import charts
-from sagemaker_lifecycle.ui.records import (
-    RunDetails,
-    RunRecord,
-    best_trial,
-    history_rows,
-    trial_rows,
-)
+from sagemaker_lifecycle.job_metrics import trial_table
+from sagemaker_lifecycle.ui.records import RunDetails, RunRecord, history_rows
 
 ObjectUrl = Callable[[str, str], str]
 # Colour per rule status: green passed, red found issues, orange could not vouch, grey waiting.
@@ -92,36 +87,30 @@ def tuning_section(record: RunRecord, details: RunDetails) -> str:
     tuning = record.tuning
     if not tuning:
         return _missing("No tuning job completed in this run.")
-    rows = trial_rows(details.trials)
-    best = best_trial(rows, tuning)
-    metric = tuning.get("ObjectiveMetric", {}).get("MetricName", "objective")
-    points = [(row["number"], row["objective"]) for row in rows if row["objective"] is not None]
-    chart = charts.line_chart({metric: points}, "trial", metric, connect=False,
-                              best=(best["number"], best["objective"]) if best and
-                              best["objective"] is not None else None)  # fmt: skip
+    trials = trial_table(details.trials, tuning)
     table = _table(
-        ("#", "trial", "status", metric, "hyperparameters"),
-        [(str(row["number"]) + (" (best)" if row is best else ""), html.escape(row["name"]),
+        ("#", "trial", "status", html.escape(trials.metric), "hyperparameters"),
+        [(str(row["number"]) + (" (best)" if row is trials.best else ""), html.escape(row["name"]),
           html.escape(row["status"]),
           "" if row["objective"] is None else f"{row['objective']:.4f}",
           html.escape(", ".join(f"{k}={v}" for k, v in sorted(row["hyperparameters"].items()))))
-         for row in rows],
+         for row in trials.rows],
         css="trials",
     )  # fmt: skip
     return (f"<p>Tuning job {html.escape(tuning['TuningJobName'])}; best trial "
-            f"{html.escape(tuning['BestTrainingJobName'])}.</p>{chart}{table}")  # fmt: skip
+            f"{html.escape(tuning['BestTrainingJobName'])}.</p>"
+            f"{charts.tuning_chart(trials)}{table}")  # fmt: skip
 
 
 def training_section(record: RunRecord, details: RunDetails) -> str:
     training = record.training
     if not training:
         return _missing("No training job completed in this run.")
-    losses = {name: points for name, points in details.curves.items() if "loss" in name}
-    accuracies = {name: points for name, points in details.curves.items() if "acc" in name}
-    parts = [f"<p>Training job {html.escape(training['TrainingJobName'])}.</p>",
-             _pairs(training.get("FinalMetrics", {})),
-             "<div class='curves'>", charts.line_chart(losses, "epoch", "loss"),
-             charts.line_chart(accuracies, "epoch", "accuracy"), "</div>"]  # fmt: skip
+    parts = [
+        f"<p>Training job {html.escape(training['TrainingJobName'])}.</p>",
+        _pairs(training.get("FinalMetrics", {})),
+        charts.training_curves(details.curves),
+    ]
     if details.log_tail:
         log = html.escape("\n".join(details.log_tail))
         parts.append(f"<h3 id='training-log'>Training log (last lines)</h3><pre>{log}</pre>")

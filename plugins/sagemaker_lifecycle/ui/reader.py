@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
 
 from airflow.models.dagrun import DagRun
 from airflow.models.taskinstance import TaskInstance
 from airflow.models.xcom import XComModel
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 from sqlalchemy import select
 
+from sagemaker_lifecycle.job_metrics import AWS_ERRORS, TRAINING_NAMESPACE, read_job_metrics
 from sagemaker_lifecycle.ui.records import (
     APPROVAL_TASK,
     DAG_ID,
@@ -29,10 +29,8 @@ from sagemaker_lifecycle.ui.records import (
 )
 
 HISTORY_RUNS = 50
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+LOG_GROUP = TRAINING_NAMESPACE  # the training jobs' log group has the same name
 LOG_TAIL_LINES = 200
-CURVE_METRICS = ("train_loss", "valid_loss", "train_acc", "valid_acc")
-AWS_ERRORS = (ClientError, BotoCoreError)
 
 
 def run_records(session, run_id: str | None = None, limit: int = HISTORY_RUNS) -> list[RunRecord]:
@@ -63,11 +61,10 @@ def run_records(session, run_id: str | None = None, limit: int = HISTORY_RUNS) -
 
 def run_details(record: RunRecord, s3, sagemaker, logs, cloudwatch) -> RunDetails:
     """What only the run page shows, read with the given boto3 clients."""
-    details = RunDetails()
+    measured = read_job_metrics(sagemaker, cloudwatch, record.tuning, record.training)
+    details = RunDetails(trials=measured.trials, curves=measured.curves, problems=measured.problems)
     readers = (
         ("the catalog entry", _catalog_entry),
-        ("the tuning trials", _trials),
-        ("the training curves", _curves),
         ("the training log", _log_tail),
         ("the evaluation report", _evaluation),
     )
@@ -92,50 +89,6 @@ def _catalog_entry(record: RunRecord, details: RunDetails, clients) -> None:
             return  # a snapshot staged before the catalog existed has no entry
         raise
     details.catalog_entry = json.loads(body)
-
-
-def _trials(record: RunRecord, details: RunDetails, clients) -> None:
-    if not record.tuning:
-        return
-    paginator = clients["sagemaker"].get_paginator(
-        "list_training_jobs_for_hyper_parameter_tuning_job"
-    )
-    pages = paginator.paginate(HyperParameterTuningJobName=record.tuning["TuningJobName"])
-    details.trials = [trial for page in pages for trial in page["TrainingJobSummaries"]]
-
-
-def _curves(record: RunRecord, details: RunDetails, clients) -> None:
-    """Per-epoch values of the training job's metrics, as SageMaker publishes them to CloudWatch
-    (one datapoint per scraped log line: the training script prints one line per epoch)."""
-    if not record.training:
-        return
-    job = record.training["TrainingJobName"]
-    end = datetime.now(UTC)
-    # One-second periods keep epochs seconds apart as separate points, but CloudWatch answers
-    # them only for the last 3 hours; older runs are read by the minute.
-    for period, since in ((1, timedelta(hours=3)), (60, timedelta(days=15))):
-        details.curves = _metric_series(clients["cloudwatch"], job, period, end - since, end)
-        if details.curves:
-            return
-
-
-def _metric_series(cloudwatch, job: str, period: int, start, end) -> dict[str, list]:
-    queries = [
-        {"Id": f"m{index}", "ReturnData": True, "MetricStat": {
-            "Metric": {"Namespace": LOG_GROUP, "MetricName": metric,
-                       "Dimensions": [{"Name": "TrainingJobName", "Value": job}]},
-            "Period": period, "Stat": "Average"}}
-        for index, metric in enumerate(CURVE_METRICS)
-    ]  # fmt: skip
-    answer = cloudwatch.get_metric_data(MetricDataQueries=queries, StartTime=start, EndTime=end,
-                                        ScanBy="TimestampAscending")  # fmt: skip
-    curves = {}
-    for result in answer["MetricDataResults"]:
-        points = sorted(zip(result["Timestamps"], result["Values"], strict=True))
-        if points:
-            metric = CURVE_METRICS[int(result["Id"][1:])]
-            curves[metric] = [(epoch, value) for epoch, (_, value) in enumerate(points, 1)]
-    return curves
 
 
 def _log_tail(record: RunRecord, details: RunDetails, clients) -> None:

@@ -106,27 +106,6 @@ class RunDetails:
     problems: list[str] = field(default_factory=list)  # what could not be read, and why
 
 
-def trial_rows(trials: list[dict]) -> list[dict[str, Any]]:
-    """One row per tuning trial, in creation order: number, name, status, objective, values."""
-    ordered = sorted(trials, key=lambda trial: str(trial.get("CreationTime", "")))
-    return [
-        {
-            "number": number,
-            "name": trial["TrainingJobName"],
-            "status": trial.get("TrainingJobStatus", ""),
-            "objective": trial.get("FinalHyperParameterTuningJobObjectiveMetric", {}).get("Value"),
-            "hyperparameters": trial.get("TunedHyperParameters", {}),
-        }
-        for number, trial in enumerate(ordered, start=1)
-    ]
-
-
-def best_trial(rows: list[dict[str, Any]], tuning: Mapping | None) -> dict[str, Any] | None:
-    """The tuning job's best trial among `rows` (by name, as the tuning XCom records it)."""
-    best_name = (tuning or {}).get("BestTrainingJobName")
-    return next((row for row in rows if row["name"] == best_name), None)
-
-
 def checked_key(requested: str, prefixes: tuple[str, ...]) -> str:
     """`requested` when it is a plain S3 key under one of `prefixes`; ValueError saying why not.
 

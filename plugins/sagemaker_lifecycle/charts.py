@@ -1,7 +1,8 @@
-"""Inline SVG charts for the model-run page and the evaluation report: no script, no CDN.
+"""Inline SVG charts for the model-run page (ui/pages.py) and the evaluation report
+(evaluation.py), which both draw with these: no script, no CDN.
 
 Each function is pure: numbers in, an `<svg>` string out, sized in CSS pixels. Points carry
-`class` attributes (`point`, `best`) so a reader, or a test, can count what is drawn.
+`class` attributes (`point`, `best`, `cell`) so a reader, or a test, can count what is drawn.
 """
 
 from __future__ import annotations
@@ -9,12 +10,18 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 
+from sagemaker_lifecycle.job_metrics import TrialTable
+
 WIDTH, HEIGHT = 520, 240
 MARGIN = {"left": 48, "right": 16, "top": 16, "bottom": 36}
 # One colour per series, in the order given (colour-blind safe: Okabe-Ito).
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")
 MATRIX_CELL = 28
 MATRIX_LABEL = 150
+# Past this many classes (133 dog breeds) cells shrink so the matrix stays about this wide,
+# and carry their count in their tooltip only.
+MATRIX_PIXELS = 800
+MIN_CELL_FOR_COUNT = 18
 
 
 def _scale(value: float, low: float, high: float, start: float, length: float) -> float:
@@ -111,9 +118,11 @@ def _axes(x_low, x_high, y_low, y_high, x_label, y_label, plot_w, plot_h) -> str
 
 def confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str]) -> str:
     """The row-normalised confusion matrix (rows: true class, columns: predicted), each cell
-    shaded by its share of the row and labelled with its count."""
+    shaded by its share of the row and labelled with its count (in its tooltip only when
+    cells are too small to print it)."""
     n = len(classes)
-    size = MATRIX_LABEL + n * MATRIX_CELL + 8
+    cell = max(4, min(MATRIX_CELL, MATRIX_PIXELS // max(n, 1)))
+    size = MATRIX_LABEL + n * cell + 8
     parts = [f"<svg xmlns='http://www.w3.org/2000/svg' class='confusion-matrix' width='{size}' "
              f"height='{size}' viewBox='0 0 {size} {size}' role='img' aria-label='confusion "
              "matrix' font-family='sans-serif' font-size='10'>"]  # fmt: skip
@@ -122,21 +131,42 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str]) ->
         for column, count in enumerate(counts):
             share = count / total
             shade = 255 - round(200 * share)
-            x, y = MATRIX_LABEL + column * MATRIX_CELL, MATRIX_LABEL + row * MATRIX_CELL
-            ink = "#fff" if share > 0.6 else "#000"
+            x, y = MATRIX_LABEL + column * cell, MATRIX_LABEL + row * cell
             parts.append(
-                f"<rect class='cell' x='{x}' y='{y}' width='{MATRIX_CELL - 1}' "
-                f"height='{MATRIX_CELL - 1}' fill='rgb({shade},{shade},255)'><title>true "
-                f"{html.escape(classes[row])}, predicted {html.escape(classes[column])}: {count}"
-                f"</title></rect><text x='{x + MATRIX_CELL / 2}' y='{y + MATRIX_CELL / 2 + 4}' "
-                f"text-anchor='middle' fill='{ink}'>{count}</text>"
+                f"<rect class='cell' x='{x}' y='{y}' width='{cell - 1}' height='{cell - 1}' "
+                f"fill='rgb({shade},{shade},255)'><title>true {html.escape(classes[row])}, "
+                f"predicted {html.escape(classes[column])}: {count}</title></rect>"
             )
+            if cell >= MIN_CELL_FOR_COUNT:
+                ink = "#fff" if share > 0.6 else "#000"
+                parts.append(f"<text x='{x + cell / 2}' y='{y + cell / 2 + 4}' "
+                             f"text-anchor='middle' fill='{ink}'>{count}</text>")  # fmt: skip
+    font = min(10, cell)
     for index, name in enumerate(classes):
-        middle = MATRIX_LABEL + index * MATRIX_CELL + MATRIX_CELL / 2
+        middle = MATRIX_LABEL + index * cell + cell / 2
         label = html.escape(name[:22])
         top = MATRIX_LABEL - 4
-        parts.append(f"<text x='{top}' y='{middle + 4}' text-anchor='end'>{label}</text>"
-                     f"<text x='{middle}' y='{top}' transform='rotate(-60 {middle} {top})'>"
-                     f"{label}</text>")  # fmt: skip
+        parts.append(
+            f"<text x='{top}' y='{middle + font / 2:.1f}' text-anchor='end' font-size='{font}'>"
+            f"{label}</text><text x='{middle}' y='{top}' font-size='{font}' "
+            f"transform='rotate(-60 {middle} {top})'>{label}</text>"
+        )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def tuning_chart(trials: TrialTable) -> str:
+    """The objective of each trial against its number, unconnected, the best one ringed."""
+    points = [(row["number"], row["objective"]) for row in trials.rows
+              if row["objective"] is not None]  # fmt: skip
+    best = trials.best
+    marked = (best["number"], best["objective"]) if best and best["objective"] is not None else None
+    return line_chart({trials.metric: points}, "trial", trials.metric, best=marked, connect=False)
+
+
+def training_curves(curves: Mapping[str, Sequence[tuple[float, float]]]) -> str:
+    """Two charts side by side: the loss metrics per epoch, and the accuracy metrics."""
+    losses = {name: points for name, points in curves.items() if "loss" in name}
+    accuracies = {name: points for name, points in curves.items() if "acc" in name}
+    return (f"<div class='curves'>{line_chart(losses, 'epoch', 'loss')}"
+            f"{line_chart(accuracies, 'epoch', 'accuracy')}</div>")  # fmt: skip
