@@ -27,6 +27,7 @@ import re
 import sys
 import time
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -97,9 +98,16 @@ class AirflowApi:
                          for line in content)  # fmt: skip
 
 
-def run_dag(api: AirflowApi) -> tuple[bool, str | None]:
-    """Trigger a run, print each task as it ends: whether the run succeeded, and the last
-    outcome line of its gate (None when the gate never decided)."""
+@dataclass(frozen=True)
+class DemoRun:
+    run_id: str
+    succeeded: bool
+    gate_outcome: str | None  # the gate's last outcome line; None when it never decided
+
+
+def run_dag(api: AirflowApi) -> DemoRun:
+    """Trigger a run as `make demo` does (unpaused for it, paused again after it) and print each
+    task as it ends; returns once the run has finished. The browser tests' demo run too."""
     api.wait_for_dag()
     api.set_paused(False)
     try:
@@ -119,7 +127,7 @@ def run_dag(api: AirflowApi) -> tuple[bool, str | None]:
         api.set_paused(True)
     outcomes = [match.group(1).strip() for task_id in OUTCOME_TASKS
                 for match in GATE_OUTCOME.finditer(api.log_text(run_id, task_id))]  # fmt: skip
-    return state == "success", outcomes[-1] if outcomes else None
+    return DemoRun(run_id, state == "success", outcomes[-1] if outcomes else None)
 
 
 def latest(items: list[dict], key: str = "CreationTime") -> dict:
@@ -241,9 +249,9 @@ def main() -> int:
         for service in services:
             service.start(environment)
         print(f"stack up after {time.monotonic() - started:.0f} s")
-        succeeded, outcome = run_dag(AirflowApi(stack))
-        if outcome:
-            print(f"\n{outcome}")
+        run = run_dag(AirflowApi(stack))
+        if run.gate_outcome:
+            print(f"\n{run.gate_outcome}")
         summarize(stack, dataset)
     finally:
         for service in reversed(started_here):
@@ -251,9 +259,9 @@ def main() -> int:
     print(f"\nArtifacts: S3 objects and job records in {stack.runtime_data_dir}")
     print(f"  `make up` serves them again at {stack.runtime_url}, and the run's task logs and its")
     print(f"  model-run page in the Airflow UI at {stack.airflow_url} (logs: {stack.run_dir})")
-    print(f"Demo run {'succeeded' if succeeded else 'FAILED: see the task logs in the UI'} "
+    print(f"Demo run {'succeeded' if run.succeeded else 'FAILED: see the task logs in the UI'} "
           f"in {time.monotonic() - started:.0f} s.")  # fmt: skip
-    return 0 if succeeded else 1
+    return 0 if run.succeeded else 1
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""The Airflow UI as a user meets it after `make up`: log in, trigger the DAG, read the gate's log,
-open the run's model-run page from the gate's extra link (rule table in colour, confusion matrix,
-reports streamed through the plugin, nothing for a logged-out user or outside the project's
-prefixes), approve a deployment under Required Actions, read the history across both runs.
+"""The Airflow UI as a user meets it after `make demo` and `make up`: a run triggered as the demo
+triggers it (`demo.run.run_dag`), then log in, read the gate's log (the rule table) and the
+training task's log (the job's epochs), open the run's model-run page from the gate's extra link
+(rule table in colour, confusion matrix, the evaluation report with its charts, reports streamed
+through the plugin, nothing for a logged-out user or outside the project's prefixes), approve a
+deployment under Required Actions, read the history across both runs.
 
 With SCREENSHOT_DIR set (`make screenshots`), the pages' screenshots are written there.
 
@@ -20,14 +22,24 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import Counter
 from pathlib import Path
+from xml.etree import ElementTree
 
 import boto3
 import pytest
 from playwright.sync_api import sync_playwright
 from stack_access import log_tail, running_stack
 
+from demo.run import DAG_ID, AirflowApi, run_dag
 from devtools.stack import Stack
+
+# The DAG's task ids this module reads, in one place (they move into TaskGroups: <group>.<task>).
+GATE_TASK = "gate_on_rules"
+APPROVAL_TASK = "approve_deployment"
+TRAINING_TASK = "train_best_model"
+MODEL_TASK = "create_model"
+EVALUATE_TASK = "evaluate"
 
 SCREENSHOT_DIR = os.environ.get("SCREENSHOT_DIR")
 MODEL_RUNS = "/model-runs"
@@ -43,9 +55,6 @@ RUN_TIMEOUT_S = 1800
 # A run takes minutes on two cores; the waits below, not pytest's default 600 s, bound it.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2 * RUN_TIMEOUT_S)]
 
-DAG_ID = "dog_breed_classifier"
-GATE_TASK = "gate_on_rules"
-APPROVAL_TASK = "approve_deployment"
 # A run whose Overtraining (policy approve) fires at once, and whose approval waits long enough
 # for the browser: no saved step improves the loss by 1000.
 APPROVAL_CONF = {"overrides": {"rules": {
@@ -75,6 +84,7 @@ TABLE_ROW = re.compile(
     r"\s+(?P<step>\d*)\s*(?P<policy>block|approve|warn)\s+(?P<finding>.+)$"
 )
 TRAINING_JOB_IN_LOG = re.compile(r"Rule outcomes of (\S+):")
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 @pytest.fixture(scope="module")
@@ -133,13 +143,17 @@ def rule_table(log_text: str) -> dict[str, dict[str, str]]:
     return rows
 
 
-def reported_statuses(stack: Stack, training_job: str) -> dict[str, str]:
-    """The rule statuses the runtime reports for the job, read apart from the UI."""
+def runtime_sagemaker(stack: Stack):
+    """A SageMaker client of the stack's runtime, to read what it reports apart from the UI."""
     key_pair = stack.key_pair()
-    sagemaker = boto3.client("sagemaker", endpoint_url=stack.runtime_url, region_name="us-east-1",
-                             aws_access_key_id=key_pair.access_key_id,
-                             aws_secret_access_key=key_pair.secret_access_key)  # fmt: skip
-    job = sagemaker.describe_training_job(TrainingJobName=training_job)
+    return boto3.client("sagemaker", endpoint_url=stack.runtime_url, region_name="us-east-1",
+                        aws_access_key_id=key_pair.access_key_id,
+                        aws_secret_access_key=key_pair.secret_access_key)  # fmt: skip
+
+
+def reported_statuses(stack: Stack, training_job: str) -> dict[str, str]:
+    """The rule statuses the runtime reports for the job."""
+    job = runtime_sagemaker(stack).describe_training_job(TrainingJobName=training_job)
     statuses = [*job.get("DebugRuleEvaluationStatuses", []),
                 *job.get("ProfilerRuleEvaluationStatuses", [])]  # fmt: skip
     return {status["RuleConfigurationName"]: status["RuleEvaluationStatus"] for status in statuses}
@@ -185,9 +199,43 @@ def trigger_rows(stack: Stack) -> int:
         return db.execute("SELECT count(*) FROM trigger").fetchone()[0]
 
 
-def check_model_run_page(page, stack: Stack, run_id: str, statuses: dict[str, str]) -> None:
+def scored_trials(stack: Stack) -> int:
+    """How many trials of the stack's newest tuning job have an objective, as the runtime
+    lists them (the tuning chart has a point for each)."""
+    sagemaker = runtime_sagemaker(stack)
+    tunings = sagemaker.list_hyper_parameter_tuning_jobs(SortBy="CreationTime",
+                                                         SortOrder="Descending")  # fmt: skip
+    newest = tunings["HyperParameterTuningJobSummaries"][0]["HyperParameterTuningJobName"]
+    paginator = sagemaker.get_paginator("list_training_jobs_for_hyper_parameter_tuning_job")
+    pages = paginator.paginate(HyperParameterTuningJobName=newest)
+    return sum("FinalHyperParameterTuningJobObjectiveMetric" in trial
+               for page in pages for trial in page["TrainingJobSummaries"])  # fmt: skip
+
+
+def svg_elements(html: str, css_class: str) -> list:
+    """The elements of class `css_class` in the inline SVGs of an HTML page."""
+    found = [e for svg in re.findall(r"<svg.*?</svg>", html, re.S)
+             for e in ElementTree.fromstring(svg).iter()]  # fmt: skip
+    return [element for element in found if element.get("class") == css_class]
+
+
+def check_evaluation_report(report: str, epochs: int, trials: int) -> None:
+    """The report draws a point per epoch of each training curve, a point per tuning trial with
+    the best one ringed, and a cell per class pair of the confusion matrix."""
+    training, tuning = report.split("<h2>Training</h2>")[1].split("<h2>Tuning</h2>")
+    per_series = Counter(point.get("data-series") for point in svg_elements(training, "point"))
+    assert per_series and set(per_series.values()) == {epochs}, per_series
+    assert len(svg_elements(tuning, "point")) == trials
+    assert len(svg_elements(tuning, "best")) == 1
+    assert len(svg_elements(report, "cell")) == DEMO_CLASSES**2
+
+
+def check_model_run_page(
+    page, stack: Stack, run_id: str, statuses: dict[str, str], epochs: int, trials: int
+) -> None:
     """The gate's extra link leads to the run's page; its rule table, confusion matrix and
-    reports are there, and the plugin refuses keys outside the project's prefixes."""
+    reports are there (the evaluation report with its charts: `epochs` and `trials` are what
+    the run's jobs did), and the plugin refuses keys outside the project's prefixes."""
     quoted = urllib.parse.quote(run_id, safe="")
     # The run's "Model run" tab (the plugin's external view) shows the page in Airflow's frame.
     page.goto(f"{stack.airflow_url}/dags/{DAG_ID}/runs/{quoted}")
@@ -212,27 +260,27 @@ def check_model_run_page(page, stack: Stack, run_id: str, statuses: dict[str, st
     assert page.locator("#tuning svg circle.best").count() == 1
     screenshot(page, stack, "model-run.png")
     report = page.get_by_role("link", name="Evaluation report").get_attribute("href")
-    answer = page.request.get(urllib.parse.urljoin(stack.airflow_url, report))
+    report_url = urllib.parse.urljoin(stack.airflow_url, report)
+    answer = page.request.get(report_url)
     assert answer.ok and "Confusion matrix" in answer.text(), answer.status
     assert answer.headers["content-security-policy"] == "sandbox"
+    check_evaluation_report(answer.text(), epochs, trials)
+    page.goto(report_url)
+    page.locator("svg.confusion-matrix").wait_for()
+    screenshot(page, stack, "evaluation-report.png")
     objects = f"{stack.airflow_url}{MODEL_RUNS}/runs/{quoted}/objects/"
     for refused in ("evaluation/%2E%2E/datasets/train/x.jpg", "datasets/train/x.jpg"):
         answer = page.request.get(objects + refused)
         assert answer.status == 403, (refused, answer.status, answer.text())
 
 
-def test_user_triggers_the_dag_and_reads_the_rule_table_in_the_gate_log(page, stack):
+def test_a_demo_run_shows_the_rule_table_in_the_gate_log_and_the_epochs_in_training(page, stack):
+    # Triggered as `make demo` triggers its run: through the REST API, run by the stack's
+    # scheduler and triggerer, so its task logs land where the UI reads them.
+    run = run_dag(AirflowApi(stack))
     log_in(page, stack)
-    open_dag(page, stack)
-
-    page.get_by_role("button", name="Trigger Dag").click()
-    dialog = page.get_by_role("dialog")
-    dialog.get_by_text(f"Unpause {DAG_ID} on trigger").wait_for()
-    dialog.get_by_role("button", name="Trigger").click()
-
-    run = wait_for_run(page, stack)
-    run_id = urllib.parse.quote(run["dag_run_id"], safe="")
-    page.goto(f"{stack.airflow_url}/dags/{DAG_ID}/runs/{run_id}/tasks/{GATE_TASK}")
+    run_path = f"{stack.airflow_url}/dags/{DAG_ID}/runs/{urllib.parse.quote(run.run_id, safe='')}"
+    page.goto(f"{run_path}/tasks/{GATE_TASK}")
     page.get_by_text("Rule outcomes of").first.wait_for()
     body = page.inner_text("body")
     screenshot(page, stack, "gate-log.png")
@@ -248,14 +296,19 @@ def test_user_triggers_the_dag_and_reads_the_rule_table_in_the_gate_log(page, st
     for row in table.values():
         if row["kind"] == "debugger" and row["status"] == "IssuesFound":
             assert f"at step {row['step']}" in row["finding"], row
-    assert run["state"] == "success", f"run ended {run['state']}; gate log:\n{body[-3000:]}"
+    assert run.succeeded, f"the demo run failed; gate log:\n{body[-3000:]}"
     # The training job's own epoch lines, which the deferred task's trigger streams from the
     # runtime's CloudWatch Logs, are in the task log the UI shows.
-    page.goto(f"{stack.airflow_url}/dags/{DAG_ID}/runs/{run_id}/tasks/train_best_model")
+    page.goto(f"{run_path}/tasks/{TRAINING_TASK}")
     epoch_line = re.compile(rf"\[{re.escape(training_job)}\] .*#metrics epoch=1 .*valid_acc=")
     page.get_by_text(epoch_line).first.wait_for()
     screenshot(page, stack, "training-log.png")
-    check_model_run_page(page, stack, run["dag_run_id"], reported_statuses(stack, training_job))
+    # What the run's jobs did, as the runtime reports it: the report draws a point per epoch.
+    job = runtime_sagemaker(stack).describe_training_job(TrainingJobName=training_job)
+    epochs = int(job["HyperParameters"]["epochs"].strip('"'))
+    trials = scored_trials(stack)
+    check_model_run_page(page, stack, run.run_id, reported_statuses(stack, training_job),
+                         epochs, trials)  # fmt: skip
     # The triggerer ran every deferred wait of the run and removed its rows once they fired.
     deadline = time.monotonic() + TRIGGER_CLEANUP_S
     while trigger_rows(stack) and time.monotonic() < deadline:
@@ -303,8 +356,8 @@ def test_user_approves_the_deployment_under_required_actions(page, stack):
 
     run = wait_for_run(page, stack)
     assert run["dag_run_id"] == run_id and run["state"] == "success", run
-    assert task_state(page, stack, run_id, "create_model") == "success"
-    assert task_state(page, stack, run_id, "evaluate") == "success"
+    assert task_state(page, stack, run_id, MODEL_TASK) == "success"
+    assert task_state(page, stack, run_id, EVALUATE_TASK) == "success"
 
 
 def test_the_history_has_a_point_and_a_grid_row_per_run(page, stack):
