@@ -150,6 +150,19 @@ def test_the_confusion_matrix_has_a_cell_per_pair_with_its_count():
     )
     # Shaded by the share of the row: the diagonal of a perfect row is the darkest cell.
     assert cells[4].get("fill") == "rgb(55,55,255)"
+    assert [text.text for text in svg.findall(f"{SVG}text")][:9] == [
+        str(n) for row in matrix for n in row]  # fmt: skip
+
+
+def test_a_133_class_matrix_shrinks_its_cells_and_keeps_counts_in_the_tooltips():
+    breeds = [f"{n:03d}.Breed" for n in range(1, 134)]
+    matrix = [[5 if row == column else 0 for column in range(133)] for row in range(133)]
+    svg = parse(charts.confusion_matrix(matrix, breeds))
+    cells = svg.findall(f"{SVG}rect[@class='cell']")
+    assert len(cells) == 133**2
+    assert int(svg.get("width")) <= charts.MATRIX_LABEL + charts.MATRIX_PIXELS + 8
+    assert cells[0].find(f"{SVG}title").text == "true 001.Breed, predicted 001.Breed: 5"
+    assert len(svg.findall(f"{SVG}text")) == 2 * 133  # the class labels only, no counts
 
 
 def test_the_rule_table_colours_each_status():
