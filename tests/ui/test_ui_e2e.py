@@ -44,8 +44,8 @@ RUN_TIMEOUT_S = 1800
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2 * RUN_TIMEOUT_S)]
 
 DAG_ID = "dog_breed_classifier"
-GATE_TASK = "gate_on_rules"
-APPROVAL_TASK = "approve_deployment"
+GATE_TASK = "gate.gate_on_rules"
+APPROVAL_TASK = "gate.approve_deployment"
 # A run whose Overtraining (policy approve) fires at once, and whose approval waits long enough
 # for the browser: no saved step improves the loss by 1000.
 APPROVAL_CONF = {"overrides": {"rules": {
@@ -251,7 +251,7 @@ def test_user_triggers_the_dag_and_reads_the_rule_table_in_the_gate_log(page, st
     assert run["state"] == "success", f"run ended {run['state']}; gate log:\n{body[-3000:]}"
     # The training job's own epoch lines, which the deferred task's trigger streams from the
     # runtime's CloudWatch Logs, are in the task log the UI shows.
-    page.goto(f"{stack.airflow_url}/dags/{DAG_ID}/runs/{run_id}/tasks/train_best_model")
+    page.goto(f"{stack.airflow_url}/dags/{DAG_ID}/runs/{run_id}/tasks/train.train_best_model")
     epoch_line = re.compile(rf"\[{re.escape(training_job)}\] .*#metrics epoch=1 .*valid_acc=")
     page.get_by_text(epoch_line).first.wait_for()
     screenshot(page, stack, "training-log.png")
@@ -303,8 +303,8 @@ def test_user_approves_the_deployment_under_required_actions(page, stack):
 
     run = wait_for_run(page, stack)
     assert run["dag_run_id"] == run_id and run["state"] == "success", run
-    assert task_state(page, stack, run_id, "create_model") == "success"
-    assert task_state(page, stack, run_id, "evaluate") == "success"
+    assert task_state(page, stack, run_id, "deploy.create_model") == "success"
+    assert task_state(page, stack, run_id, "evaluate.evaluate") == "success"
 
 
 def test_the_history_has_a_point_and_a_grid_row_per_run(page, stack):
