@@ -10,6 +10,9 @@
              >> decide the promotion (Approved, or a reason; a person when registry.when_worse: ask)
              >> clean up;  any failure >> stop the run's jobs, delete its unused model and config
 
+Each phase is a TaskGroup (stage, train, gate, deploy, evaluate, promote, clean_up), so the grid
+reads as this flow and a task's id is `<phase>.<task>`, e.g. `train.train_best_model`.
+
 Runs weekly (Monday 00:00 UTC) and whenever the dataset asset `dog_breed_dataset` is updated (by
 whoever refreshes the data); announces each NEW dataset snapshot on the asset alias
 `dog_breed_dataset_snapshot_published`. Defaults live in include/pipeline.yaml; a run overrides
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, TaskGroup, dag
 from sagemaker_lifecycle.approval import RuleApprovalOperator
 from sagemaker_lifecycle.assets import DATASET_REFRESHED
 from sagemaker_lifecycle.operators import (
@@ -68,7 +71,7 @@ WAIT_LIMIT = "{{ ti.xcom_pull(task_ids='resolve_settings')['polling']['timeout_s
 RULES = "{{ ti.xcom_pull(task_ids='resolve_settings')['rules'] }}"
 APPROVAL = "{{ ti.xcom_pull(task_ids='resolve_settings')['rules']['approval'] }}"
 PROMOTION_APPROVAL = "{{ ti.xcom_pull(task_ids='resolve_settings')['registry']['approval'] }}"
-TRAINING_JOB = "{{ ti.xcom_pull(task_ids='train_best_model')['TrainingJobName'] }}"
+TRAINING_JOB = "{{ ti.xcom_pull(task_ids='train.train_best_model')['TrainingJobName'] }}"
 WAITS = {"check_interval": POLL_INTERVAL, "max_ingestion_time": WAIT_LIMIT}
 
 
@@ -118,101 +121,112 @@ WAITS = {"check_interval": POLL_INTERVAL, "max_ingestion_time": WAIT_LIMIT}
 )
 def dog_breed_classifier():
     settings = resolve_settings()
-    dataset = stage_dataset(settings)
 
-    tuning = TuningJobOperator(
-        task_id="tune_hyperparameters", config=plan_tuning(settings, dataset), **WAITS
-    )
-    training = TrainingJobOperator(
-        task_id="train_best_model",
-        config=plan_training(settings, dataset, tuning.output),
-        **WAITS,
-    )
-    rule_jobs = RuleProcessingJobsOperator(
-        task_id="start_rule_jobs", config=plan_rule_jobs(settings, dataset, training.output)
-    )
-    gate = RuleGateSensor(
-        task_id="gate_on_rules",
-        training_job_name=TRAINING_JOB,
-        rule_jobs=rule_jobs.output,
-        rules=RULES,
-        poll_interval=POLL_INTERVAL,
-        max_wait=WAIT_LIMIT,
-        # A BLOCK fails at once (AirflowFailException); a crash, or a deferral lost to Airflow
-        # 3.3.2's stale-event race (triggers.DEFERRAL_SETTLE_SECONDS), is retried. Seen lost
-        # twice in a row on a loaded machine, where the retry's verdict is ready at once.
-        retries=3,
-    )
+    with TaskGroup("stage", tooltip="Verify the dataset and publish it as a snapshot in S3"):
+        dataset = stage_dataset(settings)
 
-    approval = RuleApprovalOperator(
-        task_id="approve_deployment",
-        verdict=gate.output,
-        approval=APPROVAL,
-        tuning=tuning.output,
-        training=training.output,
-        retries=0,
-    )
+    with TaskGroup("train", tooltip="Tune the hyperparameters, train the best configuration"):
+        tuning = TuningJobOperator(
+            task_id="tune_hyperparameters", config=plan_tuning(settings, dataset), **WAITS
+        )
+        training = TrainingJobOperator(
+            task_id="train_best_model",
+            config=plan_training(settings, dataset, tuning.output),
+            **WAITS,
+        )
 
-    registered = RegisterModelVersionOperator(
-        task_id="register_model",
-        registration=plan_registration(
-            settings, dataset, tuning.output, training.output, gate.output
-        ),
-    )
+    with TaskGroup("gate", tooltip="Decide on the rules' outcomes; ask a person when they say so"):
+        rule_jobs = RuleProcessingJobsOperator(
+            task_id="start_rule_jobs", config=plan_rule_jobs(settings, dataset, training.output)
+        )
+        gate = RuleGateSensor(
+            task_id="gate_on_rules",
+            training_job_name=TRAINING_JOB,
+            rule_jobs=rule_jobs.output,
+            rules=RULES,
+            poll_interval=POLL_INTERVAL,
+            max_wait=WAIT_LIMIT,
+            # A BLOCK fails at once (AirflowFailException); a crash, or a deferral lost to
+            # Airflow 3.3.2's stale-event race (triggers.DEFERRAL_SETTLE_SECONDS), is retried.
+            # Seen lost twice in a row on a loaded machine, where the retry's verdict is ready
+            # at once.
+            retries=3,
+        )
+        approval = RuleApprovalOperator(
+            task_id="approve_deployment",
+            verdict=gate.output,
+            approval=APPROVAL,
+            tuning=tuning.output,
+            training=training.output,
+            retries=0,
+        )
 
-    deployment = plan_deployment(settings, dataset, training.output)
-    model = ModelOperator(task_id="create_model", config=deployment["model"])
-    endpoint = EndpointOperator(task_id="deploy_endpoint", config=deployment["endpoint"], **WAITS)
-    smoke_test = smoke_test_endpoint(settings, dataset, endpoint.output)
-    served = record_serving(settings, registered.output, endpoint.output)
-    transform = TransformJobOperator(
-        task_id="batch_transform", config=deployment["transform"], **WAITS
-    )
-    report = evaluate(settings, dataset, transform.output, tuning.output, training.output)
-    report.operator.operator_extra_links = (EvaluationReportLink(),)
-    explanation = ExplanationJobOperator(
-        task_id="explain_predictions",
-        config=plan_explanations(settings, dataset, training.output, report),
-        **WAITS,
-    )
+    with TaskGroup("deploy", tooltip="Register the version, serve it, smoke-test the endpoint"):
+        registered = RegisterModelVersionOperator(
+            task_id="register_model",
+            registration=plan_registration(
+                settings, dataset, tuning.output, training.output, gate.output
+            ),
+        )
+        deployment = plan_deployment(settings, dataset, training.output)
+        model = ModelOperator(task_id="create_model", config=deployment["model"])
+        endpoint = EndpointOperator(
+            task_id="deploy_endpoint", config=deployment["endpoint"], **WAITS
+        )
+        smoke_test = smoke_test_endpoint(settings, dataset, endpoint.output)
+        served = record_serving(settings, registered.output, endpoint.output)
 
-    champion = plan_champion_scoring(settings, dataset, registered.output, report)
-    champion_transform = TransformJobOperator(
-        task_id="score_champion", config=champion["transform"], **WAITS
-    )
-    champion_report = evaluate_champion(
-        settings, dataset, champion["ModelPackageArn"], champion_transform.output
-    )
-    decision = decide_promotion(settings, dataset, registered.output, report)
-    promotion_approval = PromotionApprovalOperator(
-        task_id="ask_about_promotion",
-        decision=decision,
-        approval=PROMOTION_APPROVAL,
-        retries=0,
-    )
+    with TaskGroup("evaluate", tooltip="Batch transform the validation split, score, explain"):
+        transform = TransformJobOperator(
+            task_id="batch_transform", config=deployment["transform"], **WAITS
+        )
+        report = evaluate(settings, dataset, transform.output, tuning.output, training.output)
+        report.operator.operator_extra_links = (EvaluationReportLink(),)
+        explanation = ExplanationJobOperator(
+            task_id="explain_predictions",
+            config=plan_explanations(settings, dataset, training.output, report),
+            **WAITS,
+        )
+
+    with TaskGroup("promote", tooltip="Challenger against champion on this snapshot"):
+        champion = plan_champion_scoring(settings, dataset, registered.output, report)
+        champion_transform = TransformJobOperator(
+            task_id="score_champion", config=champion["transform"], **WAITS
+        )
+        champion_report = evaluate_champion(
+            settings, dataset, champion["ModelPackageArn"], champion_transform.output
+        )
+        decision = decide_promotion(settings, dataset, registered.output, report)
+        promotion_approval = PromotionApprovalOperator(
+            task_id="ask_about_promotion",
+            decision=decision,
+            approval=PROMOTION_APPROVAL,
+            retries=0,
+        )
 
     gate >> approval >> registered >> deployment
     champion_report >> decision >> promotion_approval
     model >> endpoint
     smoke_test >> [served, transform]
-    report >> clean_up_endpoint(settings, endpoint.output)
-    # Any of these failing (or upstream_failed) triggers it; a successful run skips it.
-    [
-        tuning,
-        training,
-        rule_jobs,
-        gate,
-        approval,
-        model,
-        endpoint,
-        smoke_test,
-        transform,
-        report,
-        registered,
-        champion_transform,
-        decision,
-        explanation,
-    ] >> (clean_up_failed_run(settings))
+    with TaskGroup("clean_up", tooltip="Teardown; after a failure, stop and delete what is left"):
+        report >> clean_up_endpoint(settings, endpoint.output)
+        # Any of these failing (or upstream_failed) triggers it; a successful run skips it.
+        [
+            tuning,
+            training,
+            rule_jobs,
+            gate,
+            approval,
+            model,
+            endpoint,
+            smoke_test,
+            transform,
+            report,
+            registered,
+            champion_transform,
+            decision,
+            explanation,
+        ] >> (clean_up_failed_run(settings))
 
 
 dog_breed_classifier()

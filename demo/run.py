@@ -38,7 +38,7 @@ from devtools.stack import DEMO_DIR, LOCAL_REGION, Stack
 DAG_ID = "dog_breed_classifier"
 # The gate's and the approval's one-line outcome (sagemaker_lifecycle.gate.OUTCOME_PREFIX).
 GATE_OUTCOME = re.compile(r"(Gate outcome: .*)")
-OUTCOME_TASKS = ("gate_on_rules", "approve_deployment")
+OUTCOME_TASKS = ("gate.gate_on_rules", "gate.approve_deployment")
 FINISHED_RUN = ("success", "failed")
 FINISHED_TASKS = ("success", "failed", "skipped", "upstream_failed", "removed")
 POLL_SECONDS = 2.0
@@ -121,7 +121,7 @@ def run_dag(api: AirflowApi) -> DemoRun:
                 if task_state in FINISHED_TASKS and task_id not in reported:
                     reported.add(task_id)
                     elapsed = time.monotonic() - started
-                    print(f"  [{elapsed:5.0f} s] {task_id:<28} {task_state}", flush=True)
+                    print(f"  [{elapsed:5.0f} s] {task_id:<32} {task_state}", flush=True)
             time.sleep(POLL_SECONDS)
     finally:
         api.set_paused(True)

@@ -8,7 +8,8 @@ module per concern:
 - ``hyperparameters``: the ``--name value`` arguments, with the SDK's JSON-encoded values.
 - ``images``: decoding and resizing one picture, shared by training and serving.
 - ``data``: the ``<split>/<NNN.Class>/*.jpg`` dataset, cached as one uint8 tensor per split.
-- ``models``: the backbones (``simplecnn``, ``resnet18/34/50``) and the freezing policies.
+- ``models``: the backbones (``simplecnn``, ``resnet18/34/50``, ``mobilenet_v2``) and the
+  freezing policies.
 - ``training``: the epoch loop and the ``#metrics`` lines the tuner scrapes.
 - ``debugger``: the SageMaker Debugger (smdebug) hook.
 - ``distributed``: multi-host data parallel training with torch.distributed.

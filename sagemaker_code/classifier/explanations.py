@@ -50,8 +50,8 @@ OVERLAY_OPACITY = 0.5
 
 
 def last_conv_block(network: nn.Module) -> nn.Module:
-    """The block Grad-CAM reads: a resnet's ``layer4``, simplecnn's last ``features`` block,
-    else the network's last ``Conv2d``."""
+    """The block Grad-CAM reads: a resnet's ``layer4``, simplecnn's or mobilenet_v2's last
+    ``features`` block, else the network's last ``Conv2d``."""
     if hasattr(network, "layer4"):
         return network.layer4
     if isinstance(getattr(network, "features", None), nn.Sequential):

@@ -1,19 +1,22 @@
 """The backbones and what is trained of them.
 
-Backbones: ``resnet18``, ``resnet34``, ``resnet50`` (torchvision) and ``simplecnn``, three conv
-blocks that train in seconds on a CPU for tests, demos and tuning trials. Every backbone's
-classifier layer is called ``fc``. A resnet's starting weights come, in this order, from a
-state-dict file in the ``pretrained`` channel (network-isolated jobs; ``load_backbone_weights``),
-from torchvision's ImageNet weights (downloaded, or found in torch hub's cache;
-``load_imagenet_weights``), or nowhere (``pretrained-weights none``: trained from scratch).
+Backbones: ``resnet18``, ``resnet34``, ``resnet50``, ``mobilenet_v2`` (torchvision) and
+``simplecnn``, three conv blocks that train in seconds on a CPU for tests, demos and tuning
+trials. The classifier layer (the head, ``head_prefix``) is ``fc`` in the resnets and simplecnn,
+``classifier.1`` in mobilenet_v2. A torchvision backbone's starting weights come, in this order,
+from a state-dict file in the ``pretrained`` channel (network-isolated jobs;
+``load_backbone_weights``), from torchvision's ImageNet weights (downloaded, or found in torch
+hub's cache; ``load_imagenet_weights``), or nowhere (``pretrained-weights none``: trained from
+scratch).
 
-Freeze policies: ``head`` trains ``fc`` only, ``full`` trains everything, ``staged`` trains
-``fc`` for the first epoch and everything afterwards (``trainable_for_epoch``).
+Freeze policies: ``head`` trains the head only, ``full`` trains everything, ``staged`` trains
+the head for the first epoch and everything afterwards (``trainable_for_epoch``).
 """
 
 from __future__ import annotations
 
 import itertools
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -22,9 +25,10 @@ from torch import nn
 
 from classifier.errors import TrainingError
 
-BACKBONES = ("simplecnn", "resnet18", "resnet34", "resnet50")
+BACKBONES = ("simplecnn", "resnet18", "resnet34", "resnet50", "mobilenet_v2")
 FREEZE_POLICIES = ("head", "full", "staged")
-HEAD_PREFIX = "fc."
+# mobilenet_v2's classifier is Sequential(Dropout, Linear): its Linear is the head.
+MOBILENET_HEAD = "classifier.1"
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin")
 
 
@@ -66,8 +70,29 @@ def build_model(backbone: str, num_classes: int) -> nn.Module:
     if backbone not in BACKBONES:
         raise TrainingError(f"unknown backbone {backbone!r}; choose one of {BACKBONES}")
     model = getattr(torchvision.models, backbone)(weights=None)
-    model.fc = nn.Linear(model.fc.in_features, num_classes)
+    if backbone == "mobilenet_v2":
+        model.classifier[1] = nn.Linear(model.classifier[1].in_features, num_classes)
+        _name_activations_relu(model)
+    else:
+        model.fc = nn.Linear(model.fc.in_features, num_classes)
     return model
+
+
+def head_prefix(model: nn.Module) -> str:
+    """The state-dict prefix of the classifier layer: what ``head`` trains and no weights file
+    brings (its class count is the dataset's)."""
+    return "fc." if hasattr(model, "fc") else f"{MOBILENET_HEAD}."
+
+
+def _name_activations_relu(model: nn.Module) -> None:
+    """Wrap each ReLU6 as a child named ``relu``, so SageMaker Debugger's ``relu_input``
+    collection (regex ``.*relu_input``) finds mobilenet_v2's activations as it finds a resnet's
+    (``features.1.conv.0.2.relu_input_0``). Activations hold no parameters: the state dict,
+    and so ImageNet weights, keep their keys."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.ReLU6):
+                setattr(parent, name, nn.Sequential(OrderedDict(relu=child)))
 
 
 def find_weights_file(folder: Path) -> Path:
@@ -114,13 +139,14 @@ def load_imagenet_weights(model: nn.Module, backbone: str) -> None:
 
 
 def _load_backbone_state(model: nn.Module, state: dict, source: str) -> None:
-    expected = {k: v for k, v in model.state_dict().items() if not k.startswith(HEAD_PREFIX)}
+    head = head_prefix(model)
+    expected = {k: v for k, v in model.state_dict().items() if not k.startswith(head)}
     wrong = [
         name
         for name, tensor in expected.items()
         if name not in state or state[name].shape != tensor.shape
     ]
-    wrong += [n for n in state if n not in expected and not n.startswith(HEAD_PREFIX)]
+    wrong += [n for n in state if n not in expected and not n.startswith(head)]
     if wrong:
         raise TrainingError(
             f"{source} does not fit the {type(model).__name__} backbone: "
@@ -130,14 +156,14 @@ def _load_backbone_state(model: nn.Module, state: dict, source: str) -> None:
 
 
 def use_out_of_place_relu(model: nn.Module) -> None:
-    """Replace in-place ReLUs by ordinary ones.
+    """Make in-place ReLUs (and mobilenet_v2's ReLU6s) ordinary ones.
 
     Forward hooks see a module's inputs after it ran: an in-place ReLU has overwritten them
     by then, so the Debugger's ``relu_input`` tensors would hold ReLU outputs (never
     negative) and PoorWeightInitialization would judge the wrong numbers.
     """
     for module in model.modules():
-        if isinstance(module, nn.ReLU):
+        if isinstance(module, (nn.ReLU, nn.ReLU6)):
             module.inplace = False
 
 
@@ -149,6 +175,7 @@ def trainable_for_epoch(policy: str, epoch: int) -> str:
 
 
 def set_trainable(model: nn.Module, part: str) -> None:
-    """Make ``fc`` (``head``) or every parameter (``full``) require gradients, nothing else."""
+    """Make the head (``head``) or every parameter (``full``) require gradients, nothing else."""
+    head = head_prefix(model)
     for name, parameter in model.named_parameters():
-        parameter.requires_grad_(part == "full" or name.startswith(HEAD_PREFIX))
+        parameter.requires_grad_(part == "full" or name.startswith(head))

@@ -30,7 +30,7 @@ PUBLISHED = {"A": "2026-11-01T12:00:00+00:00", "B": "2026-11-05T12:00:00+00:00"}
 BACKFILL_DATES = ["2026-11-02", "2026-11-09", "2026-11-16"]
 # Every other task is marked success. `dags test` fullmatches the pattern against each task id: the
 # old `^(?!...)` matched only an empty prefix, so both staging runs ran the whole pipeline.
-ONLY_STAGING = r"(?!(resolve_settings|stage_dataset)$).*"
+ONLY_STAGING = r"(?!(resolve_settings|stage\.stage_dataset)$).*"
 RUNS_TIMEOUT_S = 1500
 
 
@@ -169,7 +169,7 @@ def backfill(stack, datasets, published):
 def test_each_backfill_date_trains_on_the_snapshot_of_its_date(stack, backfill):
     if backfill["states"] != dict.fromkeys(BACKFILL_DATES, "success"):
         pytest.fail(f"{backfill['states']}\n{failed_tasks(stack)}")
-    staged = xcom(stack, "stage_dataset")
+    staged = xcom(stack, "stage.stage_dataset")
     by_date = {date: staged[date]["snapshot_id"] for date in BACKFILL_DATES}
     a, b = by_date["2026-11-02"], by_date["2026-11-09"]
     assert a != b and by_date["2026-11-16"] == b
@@ -189,7 +189,7 @@ def test_the_backfill_uploads_no_snapshot(backfill):
 
 
 def test_every_backfill_run_has_its_own_job_names(stack, backfill):
-    training = xcom(stack, "train_best_model")
+    training = xcom(stack, "train.train_best_model")
     names = [training[date]["TrainingJobName"] for date in BACKFILL_DATES]
     assert len(set(names)) == 3, names
     assert [name.split("-")[2] for name in names] == ["261102", "261109", "261116"]

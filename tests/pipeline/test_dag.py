@@ -28,38 +28,45 @@ def upstream_closure(dag, task_id):
 
 
 def test_life_cycle_runs_in_order(dag):
-    order = ["stage_dataset", "tune_hyperparameters", "train_best_model", "gate_on_rules",
-             "approve_deployment", "create_model", "deploy_endpoint", "smoke_test_endpoint",
-             "batch_transform", "evaluate", "clean_up_endpoint"]  # fmt: skip
+    order = ["stage.stage_dataset", "train.tune_hyperparameters", "train.train_best_model",
+             "gate.gate_on_rules", "gate.approve_deployment", "deploy.create_model",
+             "deploy.deploy_endpoint", "deploy.smoke_test_endpoint", "evaluate.batch_transform",
+             "evaluate.evaluate", "clean_up.clean_up_endpoint"]  # fmt: skip
     for earlier, later in pairwise(order):
         assert earlier in upstream_closure(dag, later), f"{earlier} must run before {later}"
 
 
 def test_every_model_is_registered_then_promoted_after_its_evaluation(dag):
-    order = ["approve_deployment", "register_model", "create_model", "evaluate",
-             "plan_champion_scoring", "score_champion", "evaluate_champion", "decide_promotion",
-             "ask_about_promotion"]  # fmt: skip
+    order = ["gate.approve_deployment", "deploy.register_model", "deploy.create_model",
+             "evaluate.evaluate", "promote.plan_champion_scoring", "promote.score_champion",
+             "promote.evaluate_champion", "promote.decide_promotion",
+             "promote.ask_about_promotion"]  # fmt: skip
     for earlier, later in pairwise(order):
         assert earlier in upstream_closure(dag, later), f"{earlier} must run before {later}"
 
 
 def test_nothing_deploys_unless_the_gate_and_the_approval_passed(dag):
-    for task_id in ("plan_deployment", "create_model", "deploy_endpoint", "batch_transform"):
-        assert {"gate_on_rules", "approve_deployment"} <= upstream_closure(dag, task_id)
+    for task_id in (
+        "deploy.plan_deployment",
+        "deploy.create_model",
+        "deploy.deploy_endpoint",
+        "evaluate.batch_transform",
+    ):
+        assert {"gate.gate_on_rules", "gate.approve_deployment"} <= upstream_closure(dag, task_id)
     # A Reject skips the approval's direct downstream tasks; everything after follows from them.
-    assert dag.get_task("approve_deployment").downstream_task_ids == {
-        "register_model",
-        "clean_up_failed_run",
+    assert dag.get_task("gate.approve_deployment").downstream_task_ids == {
+        "deploy.register_model",
+        "clean_up.clean_up_failed_run",
     }
-    assert "plan_deployment" in dag.get_task("register_model").downstream_task_ids
+    assert "deploy.plan_deployment" in dag.get_task("deploy.register_model").downstream_task_ids
 
 
 def test_only_the_person_s_approval_is_not_retried(dag):
     # A retry would ask again. The gate is retried (a deferral lost to apache/airflow#67287, a
     # crash); its BLOCK is not, since it raises AirflowFailException (test_gate.py).
-    assert dag.get_task("approve_deployment").retries == 0
-    assert dag.get_task("gate_on_rules").retries == 3
-    assert dag.get_task("train_best_model").retries == 1
+    assert dag.get_task("gate.approve_deployment").retries == 0
+    assert dag.get_task("gate.gate_on_rules").retries == 3
+    assert dag.get_task("train.train_best_model").retries == 1
 
 
 def test_params_default_to_the_pipeline_yaml(dag):
@@ -91,28 +98,32 @@ def test_runs_weekly_or_when_the_dataset_asset_is_updated(dag):
 def test_stage_dataset_announces_snapshots_through_an_alias_the_dag_does_not_run_on(dag):
     from sagemaker_lifecycle.assets import DATASET_REFRESHED, SNAPSHOT_PUBLISHED
 
-    assert dag.get_task("stage_dataset").outlets == [SNAPSHOT_PUBLISHED]
+    assert dag.get_task("stage.stage_dataset").outlets == [SNAPSHOT_PUBLISHED]
     # Scheduled on what it announces, every new snapshot would start one more run.
     assert SNAPSHOT_PUBLISHED.name != DATASET_REFRESHED.name
-    assert all(not task.outlets for task in dag.tasks if task.task_id != "stage_dataset")
+    assert all(not task.outlets for task in dag.tasks if task.task_id != "stage.stage_dataset")
 
 
 def test_a_failure_anywhere_after_staging_triggers_the_clean_up(dag):
-    clean_up = dag.get_task("clean_up_failed_run")
+    clean_up = dag.get_task("clean_up.clean_up_failed_run")
     assert clean_up.trigger_rule == "one_failed"
-    for task_id in ("tune_hyperparameters", "train_best_model", "start_rule_jobs",
-                    "gate_on_rules", "approve_deployment", "create_model", "deploy_endpoint",
-                    "smoke_test_endpoint", "batch_transform", "evaluate",
-                    "explain_predictions"):  # fmt: skip
+    for task_id in ("train.tune_hyperparameters", "train.train_best_model",
+                    "gate.start_rule_jobs", "gate.gate_on_rules", "gate.approve_deployment",
+                    "deploy.create_model", "deploy.deploy_endpoint", "deploy.smoke_test_endpoint",
+                    "evaluate.batch_transform", "evaluate.evaluate",
+                    "evaluate.explain_predictions"):  # fmt: skip
         assert task_id in clean_up.upstream_task_ids
 
 
 def test_the_explanations_run_after_the_evaluation_beside_which_they_are_written(dag):
-    planned = upstream_closure(dag, "explain_predictions")
-    assert {"train_best_model", "evaluate", "plan_explanations"} <= planned
-    assert dag.get_task("plan_explanations").upstream_task_ids >= {"evaluate", "train_best_model"}
+    planned = upstream_closure(dag, "evaluate.explain_predictions")
+    assert {"train.train_best_model", "evaluate.evaluate", "evaluate.plan_explanations"} <= planned
+    assert dag.get_task("evaluate.plan_explanations").upstream_task_ids >= {
+        "evaluate.evaluate",
+        "train.train_best_model",
+    }
     # The endpoint's clean-up does not wait for them: explaining needs the model, not the endpoint.
-    assert "explain_predictions" not in upstream_closure(dag, "clean_up_endpoint")
+    assert "evaluate.explain_predictions" not in upstream_closure(dag, "clean_up.clean_up_endpoint")
 
 
 def test_a_run_can_pin_a_snapshot_by_id(dag):
@@ -134,5 +145,13 @@ def test_the_rollback_dag_deploys_a_chosen_version_and_records_it():
     assert rollback.params.get_param("model_package_version").schema["minimum"] == 1
 
 
+def test_the_grid_groups_the_tasks_into_the_readme_s_phases(dag):
+    groups = {task.task_id.partition(".")[0] for task in dag.tasks if "." in task.task_id}
+    assert groups == {"stage", "train", "gate", "deploy", "evaluate", "promote", "clean_up"}
+    assert [task.task_id for task in dag.tasks if "." not in task.task_id] == ["resolve_settings"]
+
+
 def test_the_version_records_when_the_endpoint_starts_serving_it(dag):
-    assert {"smoke_test_endpoint", "register_model"} <= upstream_closure(dag, "record_serving")
+    assert {"deploy.smoke_test_endpoint", "deploy.register_model"} <= upstream_closure(
+        dag, "deploy.record_serving"
+    )

@@ -27,7 +27,7 @@ RUN_TIMEOUT_S = 900
 AIRFLOW_START_S = 600
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(RUN_TIMEOUT_S + AIRFLOW_START_S + 300)]
 DAG_ID = "dog_breed_classifier"
-JOB_TASKS = ("tune_hyperparameters", "train_best_model")
+JOB_TASKS = ("train.tune_hyperparameters", "train.train_best_model")
 # One trial, then the final training: eight epochs give time to read its log and mark it failed.
 CONF = {
     "max_tuning_jobs": 1,
@@ -145,16 +145,18 @@ def test_deferred_job_tasks_hold_no_worker_and_marking_training_failed_stops_its
             samples.seen.append(
                 ([ti["task_id"] for ti in running["task_instances"]], jobs_in_progress(sagemaker))
             )
-        train = states.get("train_best_model", {})
+        train = states.get("train.train_best_model", {})
         if train.get("state") == "deferred":
             training_job = next(
                 (name for name in jobs_in_progress(sagemaker) if TRAINING_MARKER in name), None
             )
-            log = api.get(f"{tis}/train_best_model/logs/{train['try_number']}?full_content=true")
+            log = api.get(
+                f"{tis}/train.train_best_model/logs/{train['try_number']}?full_content=true"
+            )
             log_text = json.dumps(log)
             if training_job and f"[{training_job}]" in log_text and "epoch" in log_text:
                 break
-        if states.get("train_best_model", {}).get("state") in ("success", "failed"):
+        if states.get("train.train_best_model", {}).get("state") in ("success", "failed"):
             pytest.fail(
                 f"training ended before it was seen deferred and logging: {log_text[-2000:]}"
             )
@@ -170,7 +172,7 @@ def test_deferred_job_tasks_hold_no_worker_and_marking_training_failed_stops_its
     assert len(with_jobs) >= 3, samples
     assert all(not running for running, _ in with_jobs), with_jobs
 
-    api.send("PATCH", f"{tis}/train_best_model", {"new_state": "failed"})
+    api.send("PATCH", f"{tis}/train.train_best_model", {"new_state": "failed"})
     stopping_deadline = time.monotonic() + 90
     while time.monotonic() < stopping_deadline:
         status = sagemaker.describe_training_job(TrainingJobName=training_job)["TrainingJobStatus"]
@@ -181,15 +183,17 @@ def test_deferred_job_tasks_hold_no_worker_and_marking_training_failed_stops_its
     # The kill reached the trigger: its on_kill asked SageMaker to stop the job. The run's
     # clean-up (which stops what still runs) may get there first on a loaded machine; then
     # on_kill's stop finds the job already stopping, and says so.
-    cleanup = wait_for_task(api, tis, "clean_up_failed_run")
+    cleanup = wait_for_task(api, tis, "clean_up.clean_up_failed_run")
     assert cleanup["state"] == "success", cleanup
-    stopped_by_cleanup = api.get(f"{tis}/clean_up_failed_run/xcomEntries/return_value")["value"]
+    stopped_by_cleanup = api.get(f"{tis}/clean_up.clean_up_failed_run/xcomEntries/return_value")[
+        "value"
+    ]
     asked = f"Asked SageMaker to stop training job {training_job}"
     refused = f"training job {training_job} was not stopped"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         log_text = json.dumps(
-            api.get(f"{tis}/train_best_model/logs/{train['try_number']}?full_content=true")
+            api.get(f"{tis}/train.train_best_model/logs/{train['try_number']}?full_content=true")
         )
         if asked in log_text or (refused in log_text and training_job in str(stopped_by_cleanup)):
             break

@@ -40,8 +40,15 @@ OVERTRAINING_FIRES = {
     "collection_overrides": {"save_interval": "2"},
     "debugger": {"Overtraining": {"delta": "1000", "patience_train": "1"}},
 }
-DEPLOYMENT_TASKS = ("plan_deployment", "create_model", "deploy_endpoint", "batch_transform",
-                    "evaluate", "plan_explanations", "explain_predictions")  # fmt: skip
+DEPLOYMENT_TASKS = (
+    "deploy.plan_deployment",
+    "deploy.create_model",
+    "deploy.deploy_endpoint",
+    "evaluate.batch_transform",
+    "evaluate.evaluate",
+    "evaluate.plan_explanations",
+    "evaluate.explain_predictions",
+)
 RUN_ID = re.compile(r"run_id=(\S+?),")
 # include/pipeline.yaml's seven rules: rule -> (kind, policy).
 RULES = {
@@ -171,9 +178,13 @@ def test_full_run_tunes_trains_gates_deploys_and_evaluates(airflow, first_run, l
     result, run_id = first_run
     output = result.stdout + result.stderr
     states = airflow.task_states(run_id)
-    assert states.pop("clean_up_failed_run") == "skipped", output[-5000:]
+    assert states.pop("clean_up.clean_up_failed_run") == "skipped", output[-5000:]
     # The project's first model: there is no champion to score.
-    champion_tasks = ("plan_champion_scoring", "score_champion", "evaluate_champion")
+    champion_tasks = (
+        "promote.plan_champion_scoring",
+        "promote.score_champion",
+        "promote.evaluate_champion",
+    )
     assert {states.pop(task) for task in champion_tasks} == {"skipped"}, output[-5000:]
     assert set(states.values()) == {"success"}, (states, output[-5000:])
     assert "Best training job dogbreed-tune-" in output
@@ -280,22 +291,29 @@ def test_a_blocking_rule_stops_the_run_before_deployment(airflow, blocked_run, l
     result, run_id = blocked_run
     output = result.stdout + result.stderr
     states = airflow.task_states(run_id)
-    assert states["train_best_model"] == "success"
-    assert states["gate_on_rules"] == "failed", (states, output[-5000:])
-    assert all(states[task] != "success" for task in ("create_model", "deploy_endpoint",
-                                                       "batch_transform", "evaluate"))  # fmt: skip
+    assert states["train.train_best_model"] == "success"
+    assert states["gate.gate_on_rules"] == "failed", (states, output[-5000:])
+    assert all(
+        states[task] != "success"
+        for task in (
+            "deploy.create_model",
+            "deploy.deploy_endpoint",
+            "evaluate.batch_transform",
+            "evaluate.evaluate",
+        )
+    )
     assert re.search(r"VanishingGradient\s+debugger\s+IssuesFound\s+\d+\s+block", output)
     assert "Gate outcome: deployment blocked. VanishingGradient found issues: " in output
     # Without Debugger no system metrics exist: the profiler rules are reported, not evaluated.
     assert re.search(r"ProfilerReport\s+profiler\s+Error\s+warn\s+not evaluable with "
                      r"rules.engine processing", output)  # fmt: skip
     assert "Profiler report: none written" in output
-    assert states["start_rule_jobs"] == "success"
+    assert states["gate.start_rule_jobs"] == "success"
     assert "Deployment blocked by the rules of" in output
     stamp = re.search(r"Rule outcomes of dogbreed-train-(\S+):", output).group(1)
     models = sagemaker(local_runtime).list_models()["Models"]
     assert f"dogbreed-model-{stamp}" not in [model["ModelName"] for model in models]
-    assert states["clean_up_failed_run"] == "success"
+    assert states["clean_up.clean_up_failed_run"] == "success"
     assert f"Clean-up of failed run {stamp}: stopped no job; deleted nothing" in output
 
 
@@ -317,7 +335,9 @@ def test_the_clean_up_of_a_failed_run_stops_its_job_still_running(
     request["TrainingJobName"] = left_running
     request["HyperParameters"] = {**request["HyperParameters"], "epochs": "100000"}
     client.create_training_job(**request)
-    cleaned = airflow.run("tasks", "test", "dog_breed_classifier", "clean_up_failed_run", run_id)
+    cleaned = airflow.run(
+        "tasks", "test", "dog_breed_classifier", "clean_up.clean_up_failed_run", run_id
+    )
     cleaned_output = cleaned.stdout + cleaned.stderr
     assert cleaned.returncode == 0, cleaned_output[-5000:]
     stamp = re.search(r"Rule outcomes of dogbreed-train-(\S+):", output).group(1)
@@ -353,7 +373,7 @@ def test_a_backfill_of_two_dates_trains_once_per_date_without_uploading_again(
     runs = {run["run_id"]: run for run in json.loads(document)}
     run_ids = [first_run[1], blocked_run[1]]
     assert [runs[run_id]["logical_date"][:10] for run_id in run_ids] == ["2026-11-01", "2026-11-08"]
-    assert [airflow.task_states(run_id)["train_best_model"] for run_id in run_ids] == [
+    assert [airflow.task_states(run_id)["train.train_best_model"] for run_id in run_ids] == [
         "success",
         "success",
     ]
@@ -384,7 +404,7 @@ def test_second_date_warm_starts_from_the_first_dates_tuning_job(blocked_run, lo
 
 def test_a_rerun_training_task_adopts_its_completed_job(airflow, first_run, local_runtime):
     _, run_id = first_run
-    result = airflow.run("tasks", "test", "dog_breed_classifier", "train_best_model", run_id)
+    result = airflow.run("tasks", "test", "dog_breed_classifier", "train.train_best_model", run_id)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
     # The task state store names the job its earlier try followed; else start_job adopts by name.
@@ -402,9 +422,12 @@ def test_a_rejected_approval_skips_deployment_and_nothing_after_the_gate_runs(
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
     states = airflow.task_states(run_id)
-    assert (states["gate_on_rules"], states["approve_deployment"]) == ("success", "success")
+    assert (states["gate.gate_on_rules"], states["gate.approve_deployment"]) == (
+        "success",
+        "success",
+    )
     assert {states[task] for task in DEPLOYMENT_TASKS} == {"skipped"}, states
-    assert states["clean_up_failed_run"] == "skipped"
+    assert states["clean_up.clean_up_failed_run"] == "skipped"
     assert re.search(r"Gate outcome: Reject by Anonymous, deployment skipped\. .*Overtraining "
                      r"found issues: ", output), output[-5000:]  # fmt: skip
     stamp = re.search(r"Rule outcomes of dogbreed-train-(\S+):", output).group(1)
@@ -422,13 +445,13 @@ def test_an_unanswered_approval_takes_its_default_after_the_timeout(
     result, run_id = unanswered_run
     output = result.stdout + result.stderr
     states = airflow.task_states(run_id)
-    assert states["approve_deployment"] == "success", (states, output[-5000:])
+    assert states["gate.approve_deployment"] == "success", (states, output[-5000:])
     assert {states[task] for task in DEPLOYMENT_TASKS} == {"success"}, states
     assert re.search(r"Gate outcome: no answer within 3 s, so the default Approve applied on "
                      r"the person's behalf \(rules\.approval\.default\), deploying\. "
                      r".*Overtraining found issues: ", output), output[-5000:]  # fmt: skip
     # delete_endpoint: true: the run deleted its endpoint and the endpoint's config.
-    assert states["clean_up_endpoint"] == "success", states
+    assert states["clean_up.clean_up_endpoint"] == "success", states
     stamp = re.search(r"Rule outcomes of dogbreed-train-(\S+):", output).group(1)
     client = sagemaker(local_runtime)
     with pytest.raises(client.exceptions.ClientError, match="Could not find endpoint"):
@@ -438,7 +461,7 @@ def test_an_unanswered_approval_takes_its_default_after_the_timeout(
     # A later run over the same snapshot is compared with the champion scored there already.
     decided = re.search(r"Promotion decision for (\S+): (approve|reject), accuracy \S+ against "
                         r"the champion's \S+ on [0-9a-f]{16}", output)  # fmt: skip
-    assert decided and states["plan_champion_scoring"] == "skipped", output[-5000:]
+    assert decided and states["promote.plan_champion_scoring"] == "skipped", output[-5000:]
     version = client.describe_model_package(ModelPackageName=decided.group(1))
     expected = {"approve": "Approved", "reject": "PendingManualApproval"}[decided.group(2)]
     assert version["ModelApprovalStatus"] == expected

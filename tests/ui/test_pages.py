@@ -60,7 +60,7 @@ def recorded_run(run_id: str, run_after: str, accuracy: float | None, deployed: 
             "report_uri": "s3://bucket/evaluation/t/report.json",
             "html_report_uri": "s3://bucket/evaluation/t/report.html",
         }  # fmt: skip
-    return run_record(run_id, "success", run_after, xcoms, {"approve_deployment": "success"})
+    return run_record(run_id, "success", run_after, xcoms, {"gate.approve_deployment": "success"})
 
 
 def object_url(run_id: str, uri: str) -> str:
@@ -239,14 +239,14 @@ def connections(monkeypatch):
 
 def gate_and_training(conn_id: str) -> tuple[RuleGateSensor, TrainingJobOperator]:
     """The gate and the training task as the DAG builds them, once the job has started."""
-    gate = RuleGateSensor(task_id="gate_on_rules", training_job_name="dogbreed-train-1",
+    gate = RuleGateSensor(task_id="gate.gate_on_rules", training_job_name="dogbreed-train-1",
                           rules={}, aws_conn_id=conn_id)  # fmt: skip
-    training = TrainingJobOperator(task_id="train_best_model", config={}, aws_conn_id=conn_id)
+    training = TrainingJobOperator(task_id="train.train_best_model", config={}, aws_conn_id=conn_id)
     training.job_name = "dogbreed-train-1"
     return gate, training
 
 
-RUN_KEY = TaskInstanceKey("dog_breed_classifier", "gate_on_rules", "manual__1", 1)
+RUN_KEY = TaskInstanceKey("dog_breed_classifier", "gate.gate_on_rules", "manual__1", 1)
 
 
 def test_links_open_the_run_page_against_the_local_runtime(connections):

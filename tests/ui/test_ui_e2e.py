@@ -35,11 +35,11 @@ from demo.run import DAG_ID, AirflowApi, run_dag
 from devtools.stack import Stack
 
 # The DAG's task ids this module reads, in one place (they move into TaskGroups: <group>.<task>).
-GATE_TASK = "gate_on_rules"
-APPROVAL_TASK = "approve_deployment"
-TRAINING_TASK = "train_best_model"
-MODEL_TASK = "create_model"
-EVALUATE_TASK = "evaluate"
+GATE_TASK = "gate.gate_on_rules"
+APPROVAL_TASK = "gate.approve_deployment"
+TRAINING_TASK = "train.train_best_model"
+MODEL_TASK = "deploy.create_model"
+EVALUATE_TASK = "evaluate.evaluate"
 
 SCREENSHOT_DIR = os.environ.get("SCREENSHOT_DIR")
 MODEL_RUNS = "/model-runs"

@@ -19,17 +19,17 @@ URL_PREFIX = "/model-runs"
 # The task whose XCom (key return_value, unless named) feeds each part of the record.
 SOURCES = {
     "settings": ("resolve_settings", "return_value"),
-    "dataset": ("stage_dataset", "return_value"),
-    "tuning": ("tune_hyperparameters", "return_value"),
-    "training": ("train_best_model", "return_value"),
-    "verdict": ("gate_on_rules", "verdict"),
-    "approval": ("approve_deployment", "return_value"),
-    "model": ("create_model", "return_value"),
-    "endpoint": ("deploy_endpoint", "return_value"),
-    "evaluation": ("evaluate", "return_value"),
+    "dataset": ("stage.stage_dataset", "return_value"),
+    "tuning": ("train.tune_hyperparameters", "return_value"),
+    "training": ("train.train_best_model", "return_value"),
+    "verdict": ("gate.gate_on_rules", "verdict"),
+    "approval": ("gate.approve_deployment", "return_value"),
+    "model": ("deploy.create_model", "return_value"),
+    "endpoint": ("deploy.deploy_endpoint", "return_value"),
+    "evaluation": ("evaluate.evaluate", "return_value"),
 }
 XCOM_TASKS = sorted({task for task, _ in SOURCES.values()})
-APPROVAL_TASK = "approve_deployment"
+APPROVAL_TASK = "gate.approve_deployment"
 # The prefixes (under the run's bucket) the plugin may read: what the pipeline writes there.
 JOB_OUTPUT_PREFIX = "jobs/"
 EVALUATION_PREFIX = "evaluation/"

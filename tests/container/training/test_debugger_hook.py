@@ -10,7 +10,7 @@ import torch
 import torchvision
 from classifier.debugger import HOOK_CONFIG_VARIABLE, DebuggerHook
 from classifier.errors import TrainingError
-from classifier.models import build_model, load_backbone_weights
+from classifier.models import build_model, load_backbone_weights, set_trainable
 from sagemaker_job import FAST_HYPERPARAMETERS, FinishedJob, JobTree, hook_config, run_training
 from smdebug import modes
 from smdebug.trials import create_trial
@@ -35,18 +35,23 @@ def test_simplecnn_saves_train_and_eval_losses_relu_inputs_and_gradients(
 
 
 @pytest.mark.e2e  # runs train.py as a process
-def test_resnet18_from_the_pretrained_channel_records_true_relu_inputs(
-    tmp_path: Path, dataset: Path
+@pytest.mark.parametrize(
+    ("backbone", "name"),
+    [("resnet18", "layer1.0.relu_input_0"), ("mobilenet_v2", "features.1.conv.0.2.relu_input_0")],
+)
+def test_a_torchvision_backbone_from_the_pretrained_channel_records_true_relu_inputs(
+    tmp_path: Path, dataset: Path, backbone: str, name: str
 ) -> None:
-    """torchvision's ReLUs are in-place: the hook must see their inputs, not their outputs."""
-    weights = tmp_path / "pretrained" / "resnet18.pth"
+    """torchvision's ReLUs (mobilenet_v2's ReLU6s) are in-place: the hook must see their
+    inputs, not their outputs; mobilenet_v2's are found under the ``relu_input`` regex too."""
+    weights = tmp_path / "pretrained" / f"{backbone}.pth"
     weights.parent.mkdir()
-    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
+    torch.save(getattr(torchvision.models, backbone)(weights=None).state_dict(), weights)
     channels = {
         "train": dataset / "train", "valid": dataset / "valid", "pretrained": weights.parent,
     }  # fmt: skip
     hyperparameters = {
-        "backbone": "resnet18", "epochs": "1", "batch-size": "18", "image-size": "32",
+        "backbone": backbone, "epochs": "1", "batch-size": "18", "image-size": "32",
         "freeze": "head",
     }  # fmt: skip
 
@@ -58,7 +63,6 @@ def test_resnet18_from_the_pretrained_channel_records_true_relu_inputs(
     assert result.returncode == 0, result.stderr
     trial = create_trial(str(tensors))
 
-    name = "layer1.0.relu_input_0"
     first_step = trial.tensor(name).steps()[0]
     assert trial.tensor(name).value(first_step).min() < 0  # an input; a ReLU output is >= 0
     assert trial.tensor_names(regex=".*relu_input")  # every block's ReLU is there
@@ -106,3 +110,27 @@ def test_weights_of_another_architecture_are_refused(tmp_path: Path) -> None:
 
     with pytest.raises(TrainingError, match="does not fit the ResNet backbone"):
         load_backbone_weights(build_model("resnet18", num_classes=3), weights)
+
+
+def test_mobilenet_v2_takes_torchvisions_weights_and_trains_its_own_head(tmp_path: Path) -> None:
+    weights = tmp_path / "mobilenet_v2.pth"
+    stand_in = torchvision.models.mobilenet_v2(weights=None).state_dict()
+    torch.save(stand_in, weights)
+    network = build_model("mobilenet_v2", num_classes=3)
+
+    load_backbone_weights(network, weights)
+    set_trainable(network, "head")
+
+    loaded = network.state_dict()
+    assert torch.equal(loaded["features.18.0.weight"], stand_in["features.18.0.weight"])
+    assert loaded["classifier.1.weight"].shape == (3, 1280)  # sized to the dataset
+    trained = [name for name, p in network.named_parameters() if p.requires_grad]
+    assert trained == ["classifier.1.weight", "classifier.1.bias"]
+
+
+def test_resnet_weights_do_not_fit_mobilenet_v2(tmp_path: Path) -> None:
+    weights = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
+
+    with pytest.raises(TrainingError, match="does not fit the MobileNetV2 backbone"):
+        load_backbone_weights(build_model("mobilenet_v2", num_classes=3), weights)
