@@ -32,13 +32,7 @@ PYTEST_OK = rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || exit $$rc
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-PIPELINE_ENVS := $(VENVS)/airflow/.installed $(VENVS)/container/.installed
-
-# The two are built side by side (a sub-make with two jobs, after one check of the Python both
-# need): a sync waits on downloads and files more than on the cores.
-envs:  ## Create the two Python environments the pipeline runs in, from their locks
-	@$(PYTHON) -m devtools.envs check $(call NAMED_PYTHON,airflow) airflow container
-	@$(MAKE) --no-print-directory --jobs 2 $(PIPELINE_ENVS)
+envs: $(VENVS)/airflow/.installed $(VENVS)/container/.installed  ## Create the two Python environments the pipeline runs in, from their locks
 
 image-env: $(VENVS)/container-image/.installed  ## Create the default AWS image's container environment (Python 3.10, torch 2.0.1) the tests also use
 
@@ -49,8 +43,8 @@ lock: $(UV)  ## Refresh locks/<env>.txt from pyproject.toml (after changing a de
 
 # uv builds the environments; make installs this pinned version of it with the Python's own pip.
 $(UV):
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(VENVS)/uv uv==$(UV_VERSION) \
-		|| { $(PYTHON) -m pip --version >/dev/null 2>&1 || echo "make installs uv with pip, which $(PYTHON) lacks: install python3-pip (or put uv $(UV_VERSION) at $(UV))"; exit 1; }
+	@$(PYTHON) -m pip --version >/dev/null 2>&1 || { echo "make installs uv with pip, which $(PYTHON) lacks: install python3-pip (or put uv $(UV_VERSION) at $(UV))"; exit 1; }
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(VENVS)/uv uv==$(UV_VERSION)
 
 # A stamp per environment (declared in pyproject.toml): uv syncs it again when its lock changes.
 $(VENVS)/%/.installed: locks/%.txt | $(UV)

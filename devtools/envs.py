@@ -8,7 +8,6 @@ get the same versions.
 
     python -m devtools.envs lock UV [NAME ...]
     python -m devtools.envs build UV NAME VENV PYTHON=/path/to/python
-    python -m devtools.envs check PYTHON=/path/to/python NAME ...
 """
 
 import json
@@ -148,9 +147,10 @@ def python_version(python: str) -> str | None:
     return ".".join(map(str, json.loads(probe.stdout)))
 
 
-def checked_python(env: Environment, named_python: str) -> str:
-    """The "3.11" of the Python make names ("PYTHON=/usr/bin/python3") when the environment runs
-    on it; otherwise stops with one sentence saying what to install."""
+def build(uv: str, env: Environment, venv: Path, named_python: str) -> None:
+    """Create the venv with the Python make names ("PYTHON=/usr/bin/python3"; kept when the venv
+    already runs that version) and sync it to exactly the lock. A Python the environment does not
+    run on stops the build with what to install."""
     variable, _, python = named_python.partition("=")
     found = python_version(python)
     if found not in env.pythons:
@@ -161,14 +161,6 @@ def checked_python(env: Environment, named_python: str) -> str:
             f"python{env.pythons[0]} (apt, pyenv, or uv python install {env.pythons[0]}) and run "
             f"make again (make {variable}=/path/to/python{env.pythons[0]} if it is not on PATH)."
         )
-    return found
-
-
-def build(uv: str, env: Environment, venv: Path, named_python: str) -> None:
-    """Create the venv with the Python make names (kept when the venv already runs that version)
-    and sync it to exactly the lock."""
-    python = named_python.partition("=")[2]
-    found = checked_python(env, named_python)
     interpreter = venv / "bin" / "python"
     if python_version(str(interpreter)) != found:
         subprocess.run([uv, "venv", "--quiet", "--python", python, str(venv)], check=True)
@@ -189,13 +181,7 @@ def build(uv: str, env: Environment, venv: Path, named_python: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    command, *args = argv
-    if command == "check":  # before environments are built side by side: one sentence, not two
-        named_python, *names = args
-        for name in names:
-            checked_python(environment(name), named_python)
-        return
-    uv, *args = args
+    command, uv, *args = argv
     if command == "lock":
         for name in args or environments():
             lock(uv, environment(name))
@@ -203,7 +189,7 @@ def main(argv: list[str]) -> None:
         name, venv, named_python = args
         build(uv, environment(name), Path(venv), named_python)
     else:
-        raise SystemExit(f"unknown command {command!r}: lock, build or check")
+        raise SystemExit(f"unknown command {command!r}: lock or build")
 
 
 if __name__ == "__main__":
