@@ -5,7 +5,8 @@ its own process, so every session- or module-scoped fixture exists once per work
 runs whole on one worker (its module fixtures are never built twice). A new test that needs a
 runtime therefore:
 
-- asks for an existing fixture: `runtime` (tests/runtime, one per module), `local_runtime` and
+- asks for an existing fixture: `runtime` (tests/runtime: one per module, or the worker's one
+  for a module with `SHARES_RUNTIME = True`, see tests/runtime/conftest.py), `local_runtime` and
   `airflow` (tests/pipeline, one per worker), or starts `runtime_access.RuntimeProcess(data_dir)`
   itself; never a fixed port (`runtime_access.free_port()`) or a shared path outside
   `tmp_path`/`tmp_path_factory` (per worker already);
