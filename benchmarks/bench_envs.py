@@ -11,6 +11,10 @@ Each builds the airflow and container environments (target: uv cold under 2 minu
 niced: the builds are disk heavy (the container environment is 5.5 GB, torch's CUDA build).
 
     python3.11 benchmarks/bench_envs.py [--work /tmp/bench-envs] [--pip-limit 900] [--skip-pip]
+
+`--against REV` times instead an earlier commit's `make envs` and this commit's, side by side,
+both into new venvs with this machine's uv cache as it is (warm: no download): what a change to
+the Makefile or devtools/envs.py gained.
 """
 
 import argparse
@@ -68,13 +72,35 @@ def uv_build(clone: Path, venvs: Path, cache: Path) -> float:
     return timed(command, cwd=clone, env=environ)
 
 
+def against(revision: str, work: Path) -> None:
+    """`make envs` of `revision` and of HEAD, each from its own clone into new venvs, warm."""
+    results = {}
+    for label in (revision, "HEAD"):
+        clone = work / f"clone-{len(results)}"
+        subprocess.run(["git", "clone", "--quiet", str(REPO_ROOT), str(clone)], check=True)
+        subprocess.run(["git", "-C", str(clone), "checkout", "--quiet", label], check=True)
+        command = ["make", "--no-print-directory", "envs", f"VENVS={clone / '.venvs'}"]
+        results[label] = timed([*command, f"PYTHON={sys.executable}"], cwd=clone)
+        shutil.rmtree(clone)
+    (before, after), width = results.values(), max(map(len, results))
+    for label, seconds in results.items():
+        print(f"make envs at {label:{width}} (warm uv cache): {seconds:6.1f} s")
+    print(f"ratio (before / after): {before / after:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--against", metavar="REV", help="time REV's make envs against HEAD's")
     parser.add_argument("--work", type=Path, default=None, help="scratch directory (deleted after)")
     parser.add_argument("--skip-pip", action="store_true", help="time the uv builds only")
     parser.add_argument("--pip-limit", type=float, default=900, help="seconds pip may take")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-envs-", dir=args.work))
+    if args.against:
+        try:
+            return against(args.against, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     pip_label = "pip (its cache as found)"
     try:
         clone = work / "clone"

@@ -5,14 +5,15 @@ its own process, so every session- or module-scoped fixture exists once per work
 runs whole on one worker (its module fixtures are never built twice). A new test that needs a
 runtime therefore:
 
-- asks for an existing fixture: `runtime` (tests/runtime, one per module), `local_runtime` and
+- asks for an existing fixture: `runtime` (tests/runtime: one per module, or the worker's one
+  for a module with `SHARES_RUNTIME = True`, see tests/runtime/conftest.py), `local_runtime` and
   `airflow` (tests/pipeline, one per worker), or starts `runtime_access.RuntimeProcess(data_dir)`
   itself; never a fixed port (`runtime_access.free_port()`) or a shared path outside
   `tmp_path`/`tmp_path_factory` (per worker already);
 - gets its clients and keys from `runtime_access` (client, client_environment, aws_connection);
 - is marked `e2e` when it starts a server or a process (`pytestmark = pytest.mark.e2e`), so that
-  `make test-fast` stays fast (a test that asks for one of SERVER_FIXTURES below is marked so
-  here); `--strict-markers` refuses any other marker name;
+  `make test-fast` stays fast (a test that asks for one of SERVER_FIXTURES or PROCESS_FIXTURES
+  below is marked so here); `--strict-markers` refuses any other marker name;
 - does not depend on another module's jobs, endpoints or Airflow runs: under xdist, and under
   `-k`, that module may run elsewhere or not at all.
 """
@@ -39,22 +40,25 @@ LONGEST_MODULES = (
 )
 
 
-# Fixtures that start a server (the local runtime, an Airflow home wired to one): a test that asks
-# for one is an end-to-end test whether or not its module says so.
+# Fixtures that start a server (the local runtime, an Airflow home wired to one) or a process (a
+# training job's train.py, for the model the container tests explain or serve): a test that asks
+# for one is an end-to-end test whether or not its module says so. The explanation job's tests
+# took 2 of `make test-fast`'s 5 container-side minutes training their model before this said so.
 SERVER_FIXTURES = {"runtime", "local_runtime", "airflow", "new_airflow_home"}
+PROCESS_FIXTURES = {"model_archive", "trained_model_dir", "finished_job"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` selects by marker
 def pytest_collection_modifyitems(session, config, items):
-    """Marks e2e every test that asks for a SERVER_FIXTURES fixture, then runs modules in this
-    order: LONGEST_MODULES, every other module with an e2e test, then the rest (fast ones fill
-    the workers' last minutes). A module's tests stay together and in their order, so its module
-    fixtures are built once."""
+    """Marks e2e every test that asks for a SERVER_FIXTURES or PROCESS_FIXTURES fixture, then
+    runs modules in this order: LONGEST_MODULES, every other module with an e2e test, then the
+    rest (fast ones fill the workers' last minutes). A module's tests stay together and in their
+    order, so its module fixtures are built once."""
     missing = [path for path in LONGEST_MODULES if not (REPO_ROOT / path).is_file()]
     if missing:
         raise pytest.UsageError(f"tests/conftest.py LONGEST_MODULES names no module at {missing}")
     for item in items:
-        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if (SERVER_FIXTURES | PROCESS_FIXTURES) & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
     modules_with_e2e = {item.path for item in items if item.get_closest_marker("e2e")}
 

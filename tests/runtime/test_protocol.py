@@ -24,6 +24,7 @@ from runtime_support import (
 )
 
 pytestmark = pytest.mark.e2e
+SHARES_RUNTIME = True  # names of its own; lists only those (tests/runtime/conftest.py)
 LOGS = botocore.session.get_session().get_service_model("logs")
 AWS_CLI = Path(__file__).resolve().parents[2] / ".venvs" / "airflow" / "bin" / "aws"
 

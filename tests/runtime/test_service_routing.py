@@ -11,6 +11,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from runtime_support import BUCKET, start_script_job, wait_for_status
 
+SHARES_RUNTIME = True  # names of its own; lists only those (tests/runtime/conftest.py)
+
 METRIC_SCRIPT = """
 import time
 for epoch, loss in enumerate([0.9, 0.5, 0.25], start=1):

@@ -4,6 +4,8 @@ import pytest
 from botocore.exceptions import ClientError
 from runtime_support import PYTORCH_IMAGE, ROLE_ARN
 
+SHARES_RUNTIME = True  # names of its own; lists only those (tests/runtime/conftest.py)
+
 
 def _create_model(sagemaker, name: str, **extra) -> str:
     return sagemaker.create_model(
