@@ -3,12 +3,17 @@
     settings >> stage >> tune >> train (Debugger hooks + rules) >> gate on the rules
              >> approval (asks a person only when an `approve` rule found issues)
              >> register the model version (Model Registry, PendingManualApproval)
-             >> model >> endpoint (blue/green, deferred) >> smoke test (rolls back)
-             >> record on the version that the endpoint serves it
+             >> model >> endpoint: the challenger joins as a second variant with weight 0, beside
+                the champion that keeps all the traffic (blue/green, deferred)
+             >> smoke test of the challenger's variant (TargetVariant; rolls back)
              >> batch transform >> evaluate >> explain (saliency maps, a processing job)
              >> score the champion on this snapshot (only when it never was)
              >> decide the promotion (Approved, or a reason; a person when registry.when_worse: ask)
-             >> clean up;  any failure >> stop the run's jobs, delete its unused model and config
+             >> Approved: its variant takes the traffic (UpdateEndpointWeightsAndCapacities), then
+                the endpoint keeps it alone; otherwise: the champion alone, the challenger unseen
+             >> record on the version that the endpoint serves it
+             >> clean up;  any failure >> stop the run's jobs, take the challenger off the
+                endpoint, delete its unused models and configs
 
 Runs weekly (Monday 00:00 UTC) and whenever the dataset asset `dog_breed_dataset` is updated (by
 whoever refreshes the data); announces each NEW dataset snapshot on the asset alias
@@ -29,6 +34,7 @@ from sagemaker_lifecycle.operators import (
     EndpointOperator,
     ExplanationJobOperator,
     ModelOperator,
+    PromotionOperator,
     RuleProcessingJobsOperator,
     TrainingJobOperator,
     TransformJobOperator,
@@ -50,6 +56,7 @@ from sagemaker_lifecycle.tasks import (
     plan_champion_scoring,
     plan_deployment,
     plan_explanations,
+    plan_promotion,
     plan_registration,
     plan_rule_jobs,
     plan_training,
@@ -164,7 +171,6 @@ def dog_breed_classifier():
     model = ModelOperator(task_id="create_model", config=deployment["model"])
     endpoint = EndpointOperator(task_id="deploy_endpoint", config=deployment["endpoint"], **WAITS)
     smoke_test = smoke_test_endpoint(settings, dataset, endpoint.output)
-    served = record_serving(settings, registered.output, endpoint.output)
     transform = TransformJobOperator(
         task_id="batch_transform", config=deployment["transform"], **WAITS
     )
@@ -191,11 +197,21 @@ def dog_breed_classifier():
         retries=0,
     )
 
+    actions = plan_promotion(settings, registered.output, endpoint.output)
+    promotion = PromotionOperator(
+        task_id="promote_or_withdraw",
+        config=actions["endpoint"],
+        traffic=actions["traffic"],
+        retired=actions["retired"],
+        **WAITS,
+    )
+    record_serving(settings, registered.output, promotion.output)
+
     gate >> approval >> registered >> deployment
-    champion_report >> decision >> promotion_approval
+    champion_report >> decision >> promotion_approval >> actions
     model >> endpoint
-    smoke_test >> [served, transform]
-    report >> clean_up_endpoint(settings, endpoint.output)
+    smoke_test >> transform
+    clean_up_endpoint(settings, promotion.output)
     # Any of these failing (or upstream_failed) triggers it; a successful run skips it.
     [
         tuning,
@@ -211,6 +227,9 @@ def dog_breed_classifier():
         registered,
         champion_transform,
         decision,
+        promotion_approval,
+        actions,
+        promotion,
         explanation,
     ] >> (clean_up_failed_run(settings))
 
