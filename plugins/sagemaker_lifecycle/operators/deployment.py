@@ -17,7 +17,7 @@ from airflow.providers.amazon.aws.operators.sagemaker import (
 )
 from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 
-from sagemaker_lifecycle.hooks import SageMakerLifecycleHook
+from sagemaker_lifecycle.hooks import SageMakerJobError, SageMakerLifecycleHook
 from sagemaker_lifecycle.operators.jobs import wait_limit
 
 PREVIOUS_CONFIG_KEY = "previous_endpoint_config"
@@ -138,7 +138,9 @@ class PromotionOperator(EndpointOperator):
 
     def settle(self, context, event=None) -> dict[str, Any]:
         """After the traffic moved (or with none to move): the endpoint's one-variant config."""
-        self._log_failed_wait(event)
+        if event and event["status"] != "success":
+            raise SageMakerJobError(f"moving the traffic of endpoint {event.get('job_name')} to "
+                                    f"the challenger: {event.get('message')}")  # fmt: skip
         if self.config is not None:
             return super().execute(context)
         endpoint_name = self.retired["EndpointName"]
