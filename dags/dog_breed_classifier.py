@@ -3,12 +3,17 @@
     settings >> stage >> tune >> train (Debugger hooks + rules) >> gate on the rules
              >> approval (asks a person only when an `approve` rule found issues)
              >> register the model version (Model Registry, PendingManualApproval)
-             >> model >> endpoint (blue/green, deferred) >> smoke test (rolls back)
-             >> record on the version that the endpoint serves it
+             >> model >> endpoint: the challenger joins as a second variant with weight 0, beside
+                the champion that keeps all the traffic (blue/green, deferred)
+             >> smoke test of the challenger's variant (TargetVariant; rolls back)
              >> batch transform >> evaluate >> explain (saliency maps, a processing job)
              >> score the champion on this snapshot (only when it never was)
              >> decide the promotion (Approved, or a reason; a person when registry.when_worse: ask)
-             >> clean up;  any failure >> stop the run's jobs, delete its unused model and config
+             >> Approved: its variant takes the traffic (UpdateEndpointWeightsAndCapacities), then
+                the endpoint keeps it alone; otherwise: the champion alone, the challenger unseen
+             >> record on the version that the endpoint serves it
+             >> clean up;  any failure >> stop the run's jobs, take the challenger off the
+                endpoint, delete its unused models and configs
 
 Each phase is a TaskGroup (stage, train, gate, deploy, evaluate, promote, clean_up), so the grid
 reads as this flow and a task's id is `<phase>.<task>`, e.g. `train.train_best_model`.
@@ -32,6 +37,7 @@ from sagemaker_lifecycle.operators import (
     EndpointOperator,
     ExplanationJobOperator,
     ModelOperator,
+    PromotionOperator,
     RuleProcessingJobsOperator,
     TrainingJobOperator,
     TransformJobOperator,
@@ -53,6 +59,7 @@ from sagemaker_lifecycle.tasks import (
     plan_champion_scoring,
     plan_deployment,
     plan_explanations,
+    plan_promotion,
     plan_registration,
     plan_rule_jobs,
     plan_training,
@@ -161,7 +168,9 @@ def dog_breed_classifier():
             retries=0,
         )
 
-    with TaskGroup("deploy", tooltip="Register the version, serve it, smoke-test the endpoint"):
+    with TaskGroup(
+        "deploy", tooltip="Register the version, add it to the endpoint at weight 0, smoke-test it"
+    ):
         registered = RegisterModelVersionOperator(
             task_id="register_model",
             registration=plan_registration(
@@ -174,7 +183,6 @@ def dog_breed_classifier():
             task_id="deploy_endpoint", config=deployment["endpoint"], **WAITS
         )
         smoke_test = smoke_test_endpoint(settings, dataset, endpoint.output)
-        served = record_serving(settings, registered.output, endpoint.output)
 
     with TaskGroup("evaluate", tooltip="Batch transform the validation split, score, explain"):
         transform = TransformJobOperator(
@@ -188,7 +196,10 @@ def dog_breed_classifier():
             **WAITS,
         )
 
-    with TaskGroup("promote", tooltip="Challenger against champion on this snapshot"):
+    with TaskGroup(
+        "promote",
+        tooltip="Challenger against champion on this snapshot; the winner takes the traffic",
+    ):
         champion = plan_champion_scoring(settings, dataset, registered.output, report)
         champion_transform = TransformJobOperator(
             task_id="score_champion", config=champion["transform"], **WAITS
@@ -203,13 +214,22 @@ def dog_breed_classifier():
             approval=PROMOTION_APPROVAL,
             retries=0,
         )
+        actions = plan_promotion(settings, registered.output, endpoint.output)
+        promotion = PromotionOperator(
+            task_id="promote_or_withdraw",
+            config=actions["endpoint"],
+            traffic=actions["traffic"],
+            retired=actions["retired"],
+            **WAITS,
+        )
+        record_serving(settings, registered.output, promotion.output)
 
     gate >> approval >> registered >> deployment
-    champion_report >> decision >> promotion_approval
+    champion_report >> decision >> promotion_approval >> actions
     model >> endpoint
-    smoke_test >> [served, transform]
+    smoke_test >> transform
     with TaskGroup("clean_up", tooltip="Teardown; after a failure, stop and delete what is left"):
-        report >> clean_up_endpoint(settings, endpoint.output)
+        clean_up_endpoint(settings, promotion.output)
         # Any of these failing (or upstream_failed) triggers it; a successful run skips it.
         [
             tuning,
@@ -225,6 +245,9 @@ def dog_breed_classifier():
             registered,
             champion_transform,
             decision,
+            promotion_approval,
+            actions,
+            promotion,
             explanation,
         ] >> (clean_up_failed_run(settings))
 

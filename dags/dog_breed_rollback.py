@@ -5,7 +5,8 @@
     >> record on the version that the endpoint serves it
 
 Trigger it with the version number the registry shows (Model Registry, `registry.group`). Its
-blue/green update follows `deployment.update`, as the pipeline's own deployments do.
+blue/green update follows `deployment.update`, as the pipeline's own deployments do; `overrides`
+takes any nested setting, as the pipeline's param does.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ WAIT_LIMIT = "{{ ti.xcom_pull(task_ids='resolve_settings')['polling']['timeout_s
     params={
         "model_package_version": Param(
             type="integer", minimum=1, description="The Approved version to serve again"
+        ),
+        "overrides": Param(
+            {}, type="object", description="Any nested setting of include/pipeline.yaml"
         ),
     },
     doc_md=__doc__,

@@ -186,7 +186,8 @@ def summarize(stack: Stack, dataset: Path) -> None:
 
 def print_registry(sagemaker) -> None:
     """Every version of each model package group (the project's), oldest first, with its approval
-    status and why (a second run shows its promotion decision against the first's model)."""
+    status and why (a second run shows its promotion decision against the first's model), and
+    since when an endpoint served it (only Approved versions ever do)."""
     groups = sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]
     for group in groups:
         name = group["ModelPackageGroupName"]
@@ -202,6 +203,9 @@ def print_registry(sagemaker) -> None:
             )
             if version.get("ApprovalDescription"):
                 print(f"    {version['ApprovalDescription']}")
+            for key, endpoint in sorted(metadata.items()):
+                if key.startswith("served:"):
+                    print(f"    served by {endpoint} since {key.removeprefix('served:')}")
 
 
 def print_evaluation(session: boto3.Session, stack: Stack, transform_name: str) -> None:

@@ -11,7 +11,8 @@ What this adds to `SageMakerHook` (platform-notes "Amazon provider SageMaker ope
 - `start_endpoint_deployment` creates or updates the endpoint (or adopts a deployment of the same
   config in progress); `served_endpoint` then checks that the endpoint serves the config asked
   for, so an update that SageMaker rolled back (InService on the old config) fails the task.
-  `deploy_endpoint` does both around botocore's `endpoint_in_service` waiter.
+  `deploy_endpoint` does both around botocore's `endpoint_in_service` waiter. `shift_traffic`
+  moves traffic between the variants of one config (UpdateEndpointWeightsAndCapacities).
 - `latest_completed_tuning_job` finds the tuning job a new one can warm-start from.
 - `stop_running_jobs`, `delete_endpoint_created_by_run` and `delete_unused_deployment` clean up
   after a failed run.
@@ -282,6 +283,35 @@ class SageMakerLifecycleHook(SageMakerHook):
         endpoint = self._endpoint_or_none(endpoint_name)
         return endpoint["EndpointConfigName"] if endpoint else None
 
+    def serving_config(self, endpoint_name: str) -> dict | None:
+        """DescribeEndpointConfig of the config the endpoint serves, or None without endpoint."""
+        name = self.endpoint_config_of(endpoint_name)
+        return name and self._resource_call(ENDPOINT_CONFIG, "describe")(EndpointConfigName=name)
+
+    def shift_traffic(self, request: Mapping[str, Any]) -> bool:
+        """Send the UpdateEndpointWeightsAndCapacities `request`. Returns False when there is
+        nothing to wait for: the variants have those weights InService already, or the endpoint
+        no longer has them all (it moved on to another config: a retried task). A weight change
+        under way (Updating) is waited for, not sent again."""
+        name = request["EndpointName"]
+        endpoint = self.conn.describe_endpoint(EndpointName=name)
+        current = {v["VariantName"]: v.get("CurrentWeight") for v in
+                   endpoint.get("ProductionVariants", [])}  # fmt: skip
+        desired = {c["VariantName"]: c["DesiredWeight"] for c in
+                   request["DesiredWeightsAndCapacities"]}  # fmt: skip
+        if not desired.keys() <= current.keys():
+            self.log.info("Endpoint %s has moved on from variants %s", name, sorted(desired))
+            return False
+        if endpoint["EndpointStatus"] != "InService":
+            self.log.info("Endpoint %s is %s; waiting for it", name, endpoint["EndpointStatus"])
+            return True
+        if all(current[variant] == weight for variant, weight in desired.items()):
+            self.log.info("Endpoint %s already routes by weights %s", name, desired)
+            return False
+        self.log.info("Endpoint %s: variant weights %s", name, desired)
+        self.conn.update_endpoint_weights_and_capacities(**request)
+        return True
+
     def start_endpoint_deployment(self, request: Mapping[str, Any]) -> bool:
         """Create the endpoint, or update it, to serve `request`'s config (a CreateEndpoint /
         UpdateEndpoint request). Returns False when it already serves that config InService
@@ -410,18 +440,29 @@ class SageMakerLifecycleHook(SageMakerHook):
                 "ProductionVariants"
             ]
         }
-        deleted = []
-        for resource, name, in_use in ((ENDPOINT_CONFIG, config_name, serving),
-                                       (MODEL, model_name, models_in_use)):  # fmt: skip
-            key = {resource.name_key: name}
-            if name in in_use or not self._describe_or_none(
-                self._resource_call(resource, "describe"), **key
-            ):
-                continue
-            self._resource_call(resource, "delete")(**key)
-            self.log.info("Deleted %s %s", resource.noun, name)
-            deleted.append(f"{resource.noun} {name}")
-        return deleted
+        return [
+            f"{resource.noun} {name}"
+            for resource, name, in_use in ((ENDPOINT_CONFIG, config_name, serving),
+                                           (MODEL, model_name, models_in_use))
+            if name not in in_use and self.delete_if_present(resource, name)
+        ]  # fmt: skip
+
+    def delete_if_present(self, resource: ImmutableResource, name: str) -> bool:
+        """Delete the model or endpoint config `name`; False when there is none."""
+        key = {resource.name_key: name}
+        if not self._describe_or_none(self._resource_call(resource, "describe"), **key):
+            return False
+        self._resource_call(resource, "delete")(**key)
+        self.log.info("Deleted %s %s", resource.noun, name)
+        return True
+
+    def delete_endpoint_if_present(self, endpoint_name: str) -> bool:
+        """Delete the endpoint; False when there is none."""
+        if self._endpoint_or_none(endpoint_name) is None:
+            return False
+        self.conn.delete_endpoint(EndpointName=endpoint_name)
+        self.log.info("Deleted endpoint %s", endpoint_name)
+        return True
 
     def _model_versions(self, group: str, **filters) -> Iterator[dict]:
         """DescribeModelPackage of the group's versions, newest first."""

@@ -58,6 +58,11 @@ class RunNames:
         return self._name("epc")
 
     @property
+    def challenger_endpoint_config(self) -> str:
+        """The config that adds this run's model to the endpoint beside the champion, untried."""
+        return check_name(f"{self.endpoint_config}-challenger")
+
+    @property
     def endpoint(self) -> str:
         return check_name(f"{self.project}-endpoint")
 

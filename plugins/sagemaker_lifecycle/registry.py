@@ -37,6 +37,8 @@ WHEN_WORSE = ("reject", "ask")
 SCORE_PREFIX = "score:"
 RULE_PREFIX = "rule:"
 SERVED_PREFIX = "served:"
+# How the task log introduces what the endpoint does with the decided challenger.
+PROMOTION_PREFIX = "Endpoint after the decision:"
 
 
 class Outcome(StrEnum):

@@ -412,30 +412,110 @@ def model_from_version_request(
     }
 
 
-def endpoint_config_request(settings: Mapping, names: RunNames) -> dict[str, Any]:
-    """CreateEndpointConfig parameters: one variant serving this run's model."""
+def _variant(settings: Mapping, variant_name: str, model_name: str, weight: float) -> dict:
     deployment = settings["deployment"]
     return {
-        "EndpointConfigName": names.endpoint_config,
-        "ProductionVariants": [
-            {
-                "VariantName": deployment["variant_name"],
-                "ModelName": names.model,
-                "InitialInstanceCount": deployment["instance_count"],
-                "InstanceType": settings["instances"]["endpoint"],
-                "InitialVariantWeight": 1.0,
-            }
-        ],
+        "VariantName": variant_name,
+        "ModelName": model_name,
+        "InitialInstanceCount": deployment["instance_count"],
+        "InstanceType": settings["instances"]["endpoint"],
+        "InitialVariantWeight": weight,
     }
 
 
-def endpoint_request(settings: Mapping, names: RunNames) -> dict[str, Any]:
-    """CreateEndpoint (or UpdateEndpoint) parameters, with the blue/green DeploymentConfig of
-    `deployment.update` (CreateEndpoint keeps it as the endpoint's LastDeploymentConfig)."""
+def endpoint_config_request(settings: Mapping, names: RunNames) -> dict[str, Any]:
+    """CreateEndpointConfig parameters: one variant serving this run's model (a rollback's)."""
+    variant = _variant(settings, settings["deployment"]["variant_name"], names.model, 1.0)
+    return {"EndpointConfigName": names.endpoint_config, "ProductionVariants": [variant]}
+
+
+def _named(config: Mapping, variant_name: str) -> dict | None:
+    return next((dict(v) for v in config["ProductionVariants"]
+                 if v["VariantName"] == variant_name), None)  # fmt: skip
+
+
+def challenger_endpoint_config_request(
+    settings: Mapping, names: RunNames, serving_config: Mapping | None
+) -> dict[str, Any]:
+    """CreateEndpointConfig parameters of the config that adds this run's model (the challenger)
+    to the endpoint without traffic: the champion's variant as it serves now (DescribeEndpoint-
+    Config of `serving_config`, variant `deployment.variant_name`) keeps every untargeted request,
+    and the challenger's variant (`deployment.challenger_variant_name`) has weight 0, so only
+    requests that name it (TargetVariant) reach it. Without an endpoint yet (`serving_config`
+    None: the project's first model) the challenger is alone, still at weight 0."""
+    deployment = settings["deployment"]
+    variants = []
+    if serving_config is not None:
+        champion = _named(serving_config, deployment["variant_name"])
+        if champion is None:
+            raise ValueError(
+                f"endpoint config {serving_config['EndpointConfigName']} has no variant "
+                f"{deployment['variant_name']!r} (deployment.variant_name): the endpoint was not "
+                "deployed by this pipeline, or deployment.variant_name changed since"
+            )
+        variants.append({**champion, "InitialVariantWeight": 1.0})
+    variants.append(_variant(settings, deployment["challenger_variant_name"], names.model, 0.0))
+    return {"EndpointConfigName": names.challenger_endpoint_config, "ProductionVariants": variants}
+
+
+def endpoint_request(
+    settings: Mapping, names: RunNames, config_name: str | None = None
+) -> dict[str, Any]:
+    """CreateEndpoint (or UpdateEndpoint) parameters for `config_name` (default: the run's
+    one-variant config), with the blue/green DeploymentConfig of `deployment.update`
+    (CreateEndpoint keeps it as the endpoint's LastDeploymentConfig)."""
     return {
         "EndpointName": names.endpoint,
-        "EndpointConfigName": names.endpoint_config,
+        "EndpointConfigName": config_name or names.endpoint_config,
         "DeploymentConfig": deployment_config(settings["deployment"]["update"]),
+    }
+
+
+def promotion_actions(
+    settings: Mapping, names: RunNames, challenger_config: Mapping, approved: bool
+) -> dict[str, Any]:
+    """What the endpoint does once the challenger's version is decided, given the config it was
+    tried on (DescribeEndpointConfig of `challenger_endpoint_config_request`'s):
+
+    - `traffic`: Approved only, the UpdateEndpointWeightsAndCapacities request that gives the
+      challenger's variant every request at once (weight 1, every other variant 0);
+    - `endpoint`: the one-variant config the endpoint then settles on (`endpoint_config_request`'s
+      name, variant `deployment.variant_name`, weight 1), with its UpdateEndpoint request: the
+      challenger's model when Approved, else the champion's, as it served before; the
+      challenger's variant is gone either way. None when a rejected challenger has no champion
+      beside it (the project's first model): the endpoint, which only it was on, is deleted;
+    - `retired`: the endpoint, challenger config and model: the config and model are deleted
+      once the endpoint no longer serves them (a promoted challenger's model it still does).
+    """
+    deployment = settings["deployment"]
+    challenger = _named(challenger_config, deployment["challenger_variant_name"])
+    champion = _named(challenger_config, deployment["variant_name"])
+    retired = {
+        "EndpointName": names.endpoint,
+        "EndpointConfigName": challenger_config["EndpointConfigName"],
+        "ModelName": challenger["ModelName"],
+    }
+    traffic = None
+    if approved:
+        traffic = {
+            "EndpointName": names.endpoint,
+            "DesiredWeightsAndCapacities": [
+                {"VariantName": v["VariantName"],
+                 "DesiredWeight": 1.0 if v["VariantName"] == challenger["VariantName"] else 0.0}
+                for v in challenger_config["ProductionVariants"]
+            ],
+        }  # fmt: skip
+        settled = challenger
+    elif champion is not None:
+        settled = champion
+    else:
+        return {"traffic": None, "endpoint": None, "retired": retired}
+    variant = {**settled, "VariantName": deployment["variant_name"], "InitialVariantWeight": 1.0}
+    config = {"EndpointConfigName": names.endpoint_config, "ProductionVariants": [variant]}
+    return {
+        "traffic": traffic,
+        "endpoint": {"EndpointConfig": config, "Endpoint": endpoint_request(settings, names)},
+        "retired": retired,
     }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from sagemaker_lifecycle.naming import MAX_NAME_LENGTH, NAME_PATTERN
+from sagemaker_lifecycle.naming import MAX_NAME_LENGTH, NAME_PATTERN, check_name
 from sagemaker_lifecycle.registry import METRICS, WHEN_WORSE
 
 # include/ sits next to plugins/ in the Astronomer layout; PIPELINE_SETTINGS_FILE points elsewhere.
@@ -173,6 +173,7 @@ def find_problems(settings: Mapping[str, Any]) -> list[str]:
         )
     problems += _gate_policy_problems(rules)
     problems += _update_problems(settings["deployment"]["update"])
+    problems += _variant_problems(settings["deployment"])
     problems += _registry_problems(settings["registry"])
     problems += _explanation_problems(settings["explanations"])
     for dotted, value in (
@@ -203,6 +204,24 @@ def find_problems(settings: Mapping[str, Any]) -> list[str]:
     if not settings["aws"]["role_arn"].startswith("arn:"):
         problems.append(
             f"aws.role_arn must be an IAM role ARN, got {settings['aws']['role_arn']!r}"
+        )
+    return problems
+
+
+def _variant_problems(deployment: Mapping[str, Any]) -> list[str]:
+    """The champion's and the challenger's variant names: valid SageMaker names, and distinct
+    (both serve on one endpoint while the challenger is tried)."""
+    names = {key: deployment[key] for key in ("variant_name", "challenger_variant_name")}
+    problems = []
+    for key, name in names.items():
+        try:
+            check_name(str(name))
+        except ValueError as error:
+            problems.append(f"deployment.{key}: {error}")
+    if names["variant_name"] == names["challenger_variant_name"]:
+        problems.append(
+            f"deployment.variant_name and deployment.challenger_variant_name are both "
+            f"{names['variant_name']!r}: the challenger's variant must have its own name"
         )
     return problems
 

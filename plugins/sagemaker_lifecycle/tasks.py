@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from sagemaker_lifecycle import evaluation, registry, request_builders, rule_jobs, staging
 from sagemaker_lifecycle.assets import SNAPSHOT_PUBLISHED, announce_new_snapshot
-from sagemaker_lifecycle.hooks import SageMakerLifecycleHook
+from sagemaker_lifecycle.hooks import MODEL, SageMakerLifecycleHook
 from sagemaker_lifecycle.images import resolve_image_uris
 from sagemaker_lifecycle.job_metrics import JobMetrics, read_job_metrics
 from sagemaker_lifecycle.naming import RunNames, run_names
@@ -174,23 +174,31 @@ def plan_rule_jobs(settings: dict, dataset: dict, training: dict) -> list[dict[s
 
 @task(multiple_outputs=True)
 def plan_deployment(settings: dict, dataset: dict, training: dict) -> dict[str, Any]:
-    """The CreateModel, endpoint (config + endpoint) and CreateTransformJob requests."""
+    """The CreateModel, endpoint (config + endpoint) and CreateTransformJob requests. The
+    endpoint config adds the run's model beside the champion that serves now, at weight 0
+    (`request_builders.challenger_endpoint_config_request`)."""
     names = current_run_names(settings)
+    serving = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID).serving_config(names.endpoint)
+    config = request_builders.challenger_endpoint_config_request(settings, names, serving)
     return {
         "model": request_builders.model_request(settings, names, training["ModelArtifact"]),
         "endpoint": {
-            "EndpointConfig": request_builders.endpoint_config_request(settings, names),
-            "Endpoint": request_builders.endpoint_request(settings, names),
+            "EndpointConfig": config,
+            "Endpoint": request_builders.endpoint_request(
+                settings, names, config["EndpointConfigName"]
+            ),
         },
         "transform": request_builders.transform_job_request(settings, names, dataset),
     }
 
 
-def _predict(settings: Mapping, endpoint_name: str, body: bytes) -> str:
-    """The endpoint's answer to one image; ValueError when it is not a list of predictions."""
+def _predict(settings: Mapping, endpoint_name: str, variant: str, body: bytes) -> str:
+    """The answer of the endpoint's `variant` to one image; ValueError when it is not a list of
+    predictions."""
     runtime = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="sagemaker-runtime").get_conn()
     response = runtime.invoke_endpoint(
         EndpointName=endpoint_name,
+        TargetVariant=variant,
         ContentType=settings["transform"]["content_type"],
         Accept=settings["transform"]["accept"],
         Body=body,
@@ -202,7 +210,8 @@ def _predict(settings: Mapping, endpoint_name: str, body: bytes) -> str:
 
 @task
 def smoke_test_endpoint(settings: dict, dataset: dict, endpoint: dict) -> dict[str, Any]:
-    """Send one test-split image to the endpoint and log its answer.
+    """Send one test-split image to the challenger's variant (TargetVariant: it has no traffic
+    of its own) and log its answer.
 
     When the endpoint fails to answer with predictions, it is rolled back to the config it
     served before this run (if any) and the task fails.
@@ -210,7 +219,7 @@ def smoke_test_endpoint(settings: dict, dataset: dict, endpoint: dict) -> dict[s
     image_uri, body = evaluation.first_image(_s3_client(), dataset["channels"]["test"])
     name, previous = endpoint["EndpointName"], endpoint["PreviousEndpointConfigName"]
     try:
-        answer = _predict(settings, name, body)
+        answer = _predict(settings, name, settings["deployment"]["challenger_variant_name"], body)
     except (ClientError, ValueError) as error:
         if previous and previous != endpoint["EndpointConfigName"]:
             SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID).deploy_endpoint(
@@ -347,15 +356,19 @@ def plan_champion_scoring(
 def evaluate_champion(
     settings: dict, dataset: dict, champion_arn: str, transform: dict
 ) -> dict[str, Any]:
-    """Score the champion's batch transform and record the scores in its version's metadata."""
+    """Score the champion's batch transform, record the scores in its version's metadata, and
+    delete the model made to score it."""
     names = current_run_names(settings)
     prefix = request_builders.evaluation_report_prefix(
         settings, names, names.champion_transform_job
     )
     report = _evaluation_report(settings, dataset, transform, prefix)
-    SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID).update_model_version(
+    hook = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID)
+    hook.update_model_version(
         champion_arn, metadata=registry.score_metadata(dataset["snapshot_id"], report)
     )
+    # Made only to be scored: the endpoint never serves it.
+    hook.delete_if_present(MODEL, names.champion_model)
     return _report_summary(report)
 
 
@@ -392,16 +405,39 @@ def decide_promotion(
     }  # fmt: skip
 
 
+@task(multiple_outputs=True)
+def plan_promotion(settings: dict, registered: dict, endpoint: dict) -> dict[str, Any]:
+    """What the endpoint does with the challenger now that its version is decided (by the
+    decision, or by a person): `request_builders.promotion_actions` for its ModelApprovalStatus
+    and the config `deploy_endpoint` tried it on."""
+    names = current_run_names(settings)
+    hook = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID)
+    arn = registered["ModelPackageArn"]
+    status = hook.conn.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"]
+    tried_on = hook.conn.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    actions = request_builders.promotion_actions(
+        settings, names, tried_on, approved=status == registry.APPROVED
+    )
+    step = ("takes the traffic" if actions["traffic"] else "is withdrawn") + (
+        "" if actions["endpoint"] else ", with the endpoint it was alone on"
+    )
+    print(f"{registry.PROMOTION_PREFIX} {arn} is {status}: the challenger {step}")
+    return actions
+
+
 @task
 def record_serving(settings: dict, version: dict, endpoint: dict) -> dict[str, str]:
     """Record on the model version (`register_model`'s XCom) that the endpoint serves it from
-    now (`registry.served_metadata`)."""
+    now (`registry.served_metadata`). Skipped for a version that is not Approved: the endpoint
+    serves Approved versions only, and the challenger's was withdrawn."""
     version_arn = version["ModelPackageArn"]
+    hook = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID)
+    status = hook.conn.describe_model_package(ModelPackageName=version_arn)["ModelApprovalStatus"]
+    if status != registry.APPROVED:
+        raise AirflowSkipException(f"{version_arn} is {status}: the endpoint does not serve it")
     since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     metadata = registry.served_metadata(endpoint["EndpointName"], since)
-    SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID).update_model_version(
-        version_arn, metadata=metadata
-    )
+    hook.update_model_version(version_arn, metadata=metadata)
     print(f"{endpoint['EndpointName']} serves {version_arn} since {since}")
     return metadata
 
@@ -447,12 +483,30 @@ def run_job_filters(names: RunNames) -> list[tuple[str, str]]:
     ]
 
 
+def _withdraw_challenger(settings: Mapping, names: RunNames, hook: SageMakerLifecycleHook) -> bool:
+    """When the endpoint still serves the run's challenger config beside a champion, settle it on
+    the champion alone again (waiting here, as the smoke test's rollback does); True if it did.
+    Alone on an endpoint (the first model), the challenger goes with it: the run created it."""
+    serving = hook.serving_config(names.endpoint)
+    if not serving or serving["EndpointConfigName"] != names.challenger_endpoint_config:
+        return False
+    actions = request_builders.promotion_actions(settings, names, serving, approved=False)
+    if actions["endpoint"] is None:
+        return False
+    hook.ensure_endpoint_config(actions["endpoint"]["EndpointConfig"])
+    hook.deploy_endpoint(actions["endpoint"]["Endpoint"],
+                         interval=settings["polling"]["interval_seconds"],
+                         timeout=settings["polling"]["timeout_seconds"])  # fmt: skip
+    return True
+
+
 @task(trigger_rule=TriggerRule.ONE_FAILED)
 def clean_up_failed_run(settings: dict) -> dict[str, list[str]]:
     """After a failed task: stop the run's jobs still running (a retried or killed task's job
-    would otherwise run, and bill, on), delete the endpoint when this run created it (one that
-    served before the run is kept), then delete the run's model and endpoint config unless the
-    endpoint serves them. Skipped when nothing failed."""
+    would otherwise run, and bill, on), take the challenger off the endpoint (it settles on the
+    champion again), delete the endpoint when this run created it (one that served before the
+    run is kept), then delete the run's models (the champion's scoring one too) and endpoint
+    configs unless the endpoint serves them. Skipped when nothing failed."""
     names = current_run_names(settings)
     hook = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID)
     stopped = [
@@ -460,10 +514,14 @@ def clean_up_failed_run(settings: dict) -> dict[str, list[str]]:
         for kind, name_contains in run_job_filters(names)
         for name in hook.stop_running_jobs(kind, name_contains)
     ]
-    deleted = [f"endpoint {names.endpoint}"] if hook.delete_endpoint_created_by_run(
-        names.endpoint, names.endpoint_config
-    ) else []  # fmt: skip
-    deleted += hook.delete_unused_deployment(names.endpoint, names.endpoint_config, names.model)
+    deleted = [f"challenger variant of {names.endpoint}"] if _withdraw_challenger(
+        settings, names, hook) else []  # fmt: skip
+    if hook.delete_endpoint_created_by_run(names.endpoint, names.challenger_endpoint_config):
+        deleted.append(f"endpoint {names.endpoint}")
+    for config in (names.challenger_endpoint_config, names.endpoint_config):
+        deleted += hook.delete_unused_deployment(names.endpoint, config, names.model)
+    if hook.delete_if_present(MODEL, names.champion_model):
+        deleted.append(f"model {names.champion_model}")
     print(f"Clean-up of failed run {names.run_stamp}: stopped {stopped or 'no job'}; "
           f"deleted {deleted or 'nothing'}")  # fmt: skip
     return {"stopped": stopped, "deleted": deleted}

@@ -153,5 +153,5 @@ def test_the_grid_groups_the_tasks_into_the_readme_s_phases(dag):
 
 def test_the_version_records_when_the_endpoint_starts_serving_it(dag):
     assert {"deploy.smoke_test_endpoint", "deploy.register_model"} <= upstream_closure(
-        dag, "deploy.record_serving"
+        dag, "promote.record_serving"
     )

@@ -84,8 +84,12 @@ def approval_timeouts(airflow):
     process.wait(timeout=30)
 
 
+# Endpoint updates (the challenger joining, the promotion, the rollback) without baking periods.
+NO_BAKING = {"update": {"wait_seconds": 0}}
+
+
 def approval_conf(e2e_conf, dataset, timeout_seconds: int, default: str) -> dict:
-    return e2e_conf(dataset, rules={
+    return e2e_conf(dataset, deployment=NO_BAKING, rules={
         **OVERTRAINING_FIRES, "approval": {"timeout_seconds": timeout_seconds, "default": default},
     })  # fmt: skip
 
@@ -227,6 +231,7 @@ def test_full_run_tunes_trains_gates_deploys_and_evaluates(airflow, first_run, l
     )
     assert summary["deletion"]["images"] == 8 and summary["backbone"] == "simplecnn"
     assert_registered_and_promoted_first(output, local_runtime, accuracy)
+    assert_the_challenger_took_the_traffic_and_serves_alone(output, local_runtime, stamp)
 
 
 def assert_registered_and_promoted_first(output: str, runtime_url: str, accuracy: float) -> None:
@@ -248,6 +253,30 @@ def assert_registered_and_promoted_first(output: str, runtime_url: str, accuracy
     report = version["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
     bucket, _, key = report.removeprefix("s3://").partition("/")
     assert client("s3", runtime_url).head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
+
+
+def assert_the_challenger_took_the_traffic_and_serves_alone(
+    output: str, runtime_url: str, stamp: str
+) -> None:
+    """The first run's model joined the endpoint as the Challenger variant at weight 0 (the
+    smoke test named it), took the traffic once Approved, and now serves alone as AllTraffic; the
+    challenger config is gone and no champion-scoring model is left."""
+    assert re.search(r"Endpoint after the decision: \S+ is Approved: the challenger takes the "
+                     r"traffic", output), output[-5000:]  # fmt: skip
+    assert "Endpoint dogbreed-endpoint: variant weights {'Challenger': 1.0}" in output
+    api = sagemaker(runtime_url)
+    endpoint = api.describe_endpoint(EndpointName="dogbreed-endpoint")
+    assert endpoint["EndpointConfigName"] == f"dogbreed-epc-{stamp}"
+    assert [v["VariantName"] for v in endpoint["ProductionVariants"]] == ["AllTraffic"]
+    config = api.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    assert [v["ModelName"] for v in config["ProductionVariants"]] == [f"dogbreed-model-{stamp}"]
+    configs = [c["EndpointConfigName"] for c in api.list_endpoint_configs()["EndpointConfigs"]]
+    assert not [name for name in configs if name.endswith("-challenger")], configs
+    assert not [m for m in api.list_models()["Models"] if m["ModelName"].endswith("-champion")]
+    runtime = client("sagemaker-runtime", runtime_url)
+    with pytest.raises(runtime.exceptions.ClientError, match="Challenger"):
+        runtime.invoke_endpoint(EndpointName="dogbreed-endpoint", TargetVariant="Challenger",
+                                ContentType="application/x-image", Body=b"x")  # fmt: skip
 
 
 def test_the_first_run_trains_on_two_hosts_and_its_rules_read_the_masters_tensors(
@@ -465,3 +494,52 @@ def test_an_unanswered_approval_takes_its_default_after_the_timeout(
     version = client.describe_model_package(ModelPackageName=decided.group(1))
     expected = {"approve": "Approved", "reject": "PendingManualApproval"}[decided.group(2)]
     assert version["ModelApprovalStatus"] == expected
+
+
+@pytest.fixture(scope="module")
+def rollback_run(airflow, unanswered_run):
+    """dog_breed_rollback to version 1 (the first run's, Approved) once later runs deployed."""
+    conf = {"model_package_version": 1,
+            "overrides": {"deployment": NO_BAKING, "polling": {"interval_seconds": 1}}}  # fmt: skip
+    result = airflow.run("dags", "test", "dog_breed_rollback", "-c", json.dumps(conf))
+    return result, run_id_of(result.stdout + result.stderr)
+
+
+def test_the_rollback_dag_serves_the_earlier_approved_version_again(
+    airflow, rollback_run, local_runtime
+):
+    result, _ = rollback_run
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    api = sagemaker(local_runtime)
+    [first] = api.list_model_packages(
+        ModelPackageGroupName="dogbreed-models", SortBy="CreationTime", SortOrder="Ascending"
+    )["ModelPackageSummaryList"][:1]
+    assert re.search(rf"Rolling dogbreed-endpoint back to {re.escape(first['ModelPackageArn'])}",
+                     output), output[-5000:]  # fmt: skip
+    endpoint = api.describe_endpoint(EndpointName="dogbreed-endpoint")
+    assert endpoint["EndpointStatus"] == "InService"
+    [variant] = api.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])[
+        "ProductionVariants"
+    ]
+    model = api.describe_model(ModelName=variant["ModelName"])
+    assert model["PrimaryContainer"]["ModelPackageName"] == first["ModelPackageArn"]
+    # It answers untargeted requests: the version serves.
+    s3 = client("s3", local_runtime)
+    image = next(item["Key"] for item in s3.list_objects_v2(
+        Bucket="dog-breed-classifier", Prefix="datasets/")["Contents"]
+        if item["Key"].endswith(".jpg"))  # fmt: skip
+    body = s3.get_object(Bucket="dog-breed-classifier", Key=image)["Body"].read()
+    answer = client("sagemaker-runtime", local_runtime).invoke_endpoint(
+        EndpointName="dogbreed-endpoint", ContentType="application/x-image", Body=body
+    )
+    assert answer["InvokedProductionVariant"] == "AllTraffic"
+    assert b"predictions" in answer["Body"].read()
+    # The registry's history: served once after the first run, and again after the rollback.
+    metadata = api.describe_model_package(ModelPackageName=first["ModelPackageArn"])[
+        "CustomerMetadataProperties"
+    ]
+    served = sorted(key for key, value in metadata.items()
+                    if key.startswith("served:") and value == "dogbreed-endpoint")  # fmt: skip
+    assert len(served) == 2, metadata
+    api.delete_endpoint(EndpointName="dogbreed-endpoint")

@@ -135,7 +135,7 @@ def test_a_failed_smoke_test_rolls_the_endpoint_back_to_its_previous_config(
     monkeypatch.setattr(tasks.evaluation, "first_image", lambda s3, uri: ("s3://b/k.jpg", b"jpg"))
     monkeypatch.setattr(tasks, "_s3_client", lambda: None)
 
-    def broken_model(settings, name, body):
+    def broken_model(settings, name, variant, body):
         raise ValueError("the answer of dogbreed-endpoint is not inference.py's JSON")
 
     monkeypatch.setattr(tasks, "_predict", broken_model)

@@ -154,6 +154,134 @@ def test_bad_registry_settings_are_refused_by_name(settings_with, override, mess
         settings_with({"registry": override})
 
 
+# ---- the challenger on the endpoint -----------------------------------------------------------
+
+CHAMPION_MODEL = "dogbreed-model-261114-0000aaaa"
+
+
+def serving_config(model: str = CHAMPION_MODEL) -> dict:
+    """DescribeEndpointConfig of a champion's config, as the pipeline deployed it."""
+    return {
+        "EndpointConfigName": "dogbreed-epc-261114-0000aaaa",
+        "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": model,
+                                "InitialInstanceCount": 1, "InstanceType": "ml.m5.large",
+                                "InitialVariantWeight": 1.0}],
+    }  # fmt: skip
+
+
+def test_the_challenger_joins_beside_the_champion_with_weight_zero(settings, names):
+    request = rb.challenger_endpoint_config_request(settings, names, serving_config())
+    validate_parameters(request, SERVICE.operation_model("CreateEndpointConfig").input_shape)
+    variants = {v["VariantName"]: v for v in request["ProductionVariants"]}
+    assert variants["AllTraffic"] == serving_config()["ProductionVariants"][0]
+    assert variants["Challenger"]["ModelName"] == names.model
+    assert variants["Challenger"]["InitialVariantWeight"] == 0.0
+    assert request["EndpointConfigName"] == names.challenger_endpoint_config
+    endpoint = rb.endpoint_request(settings, names, request["EndpointConfigName"])
+    validate_parameters(endpoint, SERVICE.operation_model("UpdateEndpoint").input_shape)
+
+
+def test_the_first_model_joins_a_new_endpoint_alone_and_still_without_traffic(settings, names):
+    request = rb.challenger_endpoint_config_request(settings, names, None)
+    [variant] = request["ProductionVariants"]
+    assert (variant["VariantName"], variant["InitialVariantWeight"]) == ("Challenger", 0.0)
+
+
+def test_an_endpoint_without_the_champions_variant_is_refused_by_name(settings, names):
+    foreign = {**serving_config(), "ProductionVariants": [
+        {**serving_config()["ProductionVariants"][0], "VariantName": "Blue"}]}  # fmt: skip
+    with pytest.raises(ValueError, match=r"has no variant 'AllTraffic' \(deployment\.variant_name"):
+        rb.challenger_endpoint_config_request(settings, names, foreign)
+
+
+def test_an_approved_challenger_takes_the_traffic_then_serves_alone(settings, names):
+    tried_on = rb.challenger_endpoint_config_request(settings, names, serving_config())
+    actions = rb.promotion_actions(settings, names, tried_on, approved=True)
+    traffic = actions["traffic"]
+    validate_parameters(
+        traffic, SERVICE.operation_model("UpdateEndpointWeightsAndCapacities").input_shape
+    )
+    weights = {c["VariantName"]: c["DesiredWeight"] for c in traffic["DesiredWeightsAndCapacities"]}
+    assert weights == {"AllTraffic": 0.0, "Challenger": 1.0}
+    config = actions["endpoint"]["EndpointConfig"]
+    validate_parameters(config, SERVICE.operation_model("CreateEndpointConfig").input_shape)
+    assert config["EndpointConfigName"] == names.endpoint_config
+    [variant] = config["ProductionVariants"]
+    assert (variant["VariantName"], variant["ModelName"], variant["InitialVariantWeight"]) == (
+        "AllTraffic", names.model, 1.0)  # fmt: skip
+    assert actions["endpoint"]["Endpoint"]["EndpointConfigName"] == names.endpoint_config
+    assert actions["retired"] == {"EndpointName": names.endpoint,
+                                  "EndpointConfigName": names.challenger_endpoint_config,
+                                  "ModelName": names.model}  # fmt: skip
+
+
+def test_a_rejected_challenger_is_withdrawn_and_the_champion_serves_alone_again(settings, names):
+    tried_on = rb.challenger_endpoint_config_request(settings, names, serving_config())
+    actions = rb.promotion_actions(settings, names, tried_on, approved=False)
+    assert actions["traffic"] is None
+    [variant] = actions["endpoint"]["EndpointConfig"]["ProductionVariants"]
+    assert variant == serving_config()["ProductionVariants"][0]
+
+
+def test_a_rejected_first_model_takes_its_endpoint_with_it(settings, names):
+    tried_on = rb.challenger_endpoint_config_request(settings, names, None)
+    actions = rb.promotion_actions(settings, names, tried_on, approved=False)
+    assert actions["traffic"] is None and actions["endpoint"] is None
+    assert actions["retired"]["ModelName"] == names.model
+
+
+def untargeted_models(variants: list[dict], weights: dict | None = None) -> set[str]:
+    """The models an untargeted InvokeEndpoint can reach: those of variants with weight > 0."""
+    weights = weights or {v["VariantName"]: v["InitialVariantWeight"] for v in variants}
+    return {v["ModelName"] for v in variants if weights[v["VariantName"]] > 0}
+
+
+@pytest.mark.parametrize("champion", [True, False], ids=["champion", "first-model"])
+@pytest.mark.parametrize("approved", [True, False], ids=["approved", "not-approved"])
+def test_the_endpoint_never_routes_untargeted_traffic_to_an_unapproved_version(
+    settings, names, champion, approved
+):
+    """Every state the endpoint passes through, from the challenger's arrival to the settled
+    config: untargeted requests reach Approved versions' models only. The champion's is
+    Approved; the challenger's is unapproved until the decision, and then as decided."""
+    tried_on = rb.challenger_endpoint_config_request(
+        settings, names, serving_config() if champion else None
+    )
+    variants = tried_on["ProductionVariants"]
+    approved_models = {CHAMPION_MODEL}
+    assert untargeted_models(variants) <= approved_models  # tried: smoke test, batch transform
+    actions = rb.promotion_actions(settings, names, tried_on, approved=approved)
+    if approved:
+        approved_models.add(names.model)
+    if actions["traffic"]:
+        weights = {c["VariantName"]: c["DesiredWeight"]
+                   for c in actions["traffic"]["DesiredWeightsAndCapacities"]}  # fmt: skip
+        assert untargeted_models(variants, weights) <= approved_models
+        assert untargeted_models(variants, weights)  # someone serves
+    assert approved or not actions["traffic"]
+    if actions["endpoint"]:
+        settled = actions["endpoint"]["EndpointConfig"]["ProductionVariants"]
+        assert untargeted_models(settled) <= approved_models and untargeted_models(settled)
+        assert [v["VariantName"] for v in settled] == ["AllTraffic"]  # the challenger's is gone
+    else:
+        assert not champion and not approved  # nothing left to serve: the endpoint is deleted
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"challenger_variant_name": "AllTraffic"}, r"the challenger's variant must have its own"),
+        (
+            {"variant_name": "all_traffic"},
+            r"deployment\.variant_name: 'all_traffic' is not a valid",
+        ),
+    ],
+)
+def test_bad_variant_names_are_refused_by_name(settings_with, override, message):
+    with pytest.raises(SettingsError, match=message):
+        settings_with({"deployment": override})
+
+
 # ---- against the local runtime ---------------------------------------------------------------
 
 

@@ -140,6 +140,8 @@ def test_the_smoke_test_rolls_a_failing_v2_back_to_v1_without_alarms(
     settings = load_settings({
         "polling": {"interval_seconds": 1, "timeout_seconds": 120},
         "transform": {"content_type": "application/json"},  # what the test model reads
+        # The smoke test names the challenger's variant: here v2's.
+        "deployment": {"variant_name": "Champion", "challenger_variant_name": "AllTraffic"},
     })  # fmt: skip
     s3.put_object(Bucket=BUCKET, Key="updates/test/001.Cat/one.json", Body=json.dumps(FEATURES))
     dataset = {"channels": {"test": f"s3://{BUCKET}/updates/test/"}}

@@ -1,6 +1,10 @@
 """Thin operators over the Amazon provider's SageMaker operators (see `jobs` and `deployment`)."""
 
-from sagemaker_lifecycle.operators.deployment import EndpointOperator, ModelOperator
+from sagemaker_lifecycle.operators.deployment import (
+    EndpointOperator,
+    ModelOperator,
+    PromotionOperator,
+)
 from sagemaker_lifecycle.operators.jobs import (
     ExplanationJobOperator,
     RuleProcessingJobsOperator,
@@ -13,6 +17,7 @@ __all__ = [
     "EndpointOperator",
     "ExplanationJobOperator",
     "ModelOperator",
+    "PromotionOperator",
     "RuleProcessingJobsOperator",
     "TrainingJobOperator",
     "TransformJobOperator",

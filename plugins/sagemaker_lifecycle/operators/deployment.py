@@ -7,6 +7,7 @@ already there is reused, a different one replaced, and the endpoint updated in p
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ from airflow.providers.amazon.aws.operators.sagemaker import (
 )
 from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 
-from sagemaker_lifecycle.hooks import SageMakerLifecycleHook
+from sagemaker_lifecycle.hooks import SageMakerJobError, SageMakerLifecycleHook
 from sagemaker_lifecycle.operators.jobs import wait_limit
 
 PREVIOUS_CONFIG_KEY = "previous_endpoint_config"
@@ -61,27 +62,35 @@ class EndpointOperator(SageMakerEndpointOperator):
         context["ti"].xcom_push(key=PREVIOUS_CONFIG_KEY, value=previous)
         self.hook.ensure_endpoint_config(self.config["EndpointConfig"])
         if self.hook.start_endpoint_deployment(endpoint):
-            delay = int(float(self.check_interval)) or 1
-            limit = wait_limit(self.max_ingestion_time)
-            finite = math.isfinite(limit)
-            self.defer(
-                trigger=SageMakerTrigger(
-                    job_name=endpoint["EndpointName"],
-                    job_type="endpoint",
-                    waiter_delay=delay,
-                    waiter_max_attempts=math.ceil(limit / delay) if finite else 10**9,
-                    aws_conn_id=self.aws_conn_id,
-                ),
-                method_name="execute_complete",
-                timeout=timedelta(seconds=limit) if finite else None,
-            )
+            self._defer_until_in_service(endpoint["EndpointName"], "execute_complete")
         return self._checked(previous)
+
+    def _defer_until_in_service(self, endpoint_name: str, method_name: str) -> None:
+        """Defer to the provider's SageMakerTrigger until the endpoint is InService again."""
+        delay = int(float(self.check_interval)) or 1
+        limit = wait_limit(self.max_ingestion_time)
+        finite = math.isfinite(limit)
+        self.defer(
+            trigger=SageMakerTrigger(
+                job_name=endpoint_name,
+                job_type="endpoint",
+                waiter_delay=delay,
+                waiter_max_attempts=math.ceil(limit / delay) if finite else 10**9,
+                aws_conn_id=self.aws_conn_id,
+            ),
+            method_name=method_name,
+            timeout=timedelta(seconds=limit) if finite else None,
+        )
+
+    def _log_failed_wait(self, event: dict | None) -> None:
+        # The check after the wait (served_endpoint) fails the task with SageMaker's reason.
+        if event and event["status"] != "success":
+            self.log.error("Waiting for endpoint %s: %s", event.get("job_name"),
+                           event.get("message"))  # fmt: skip
 
     def execute_complete(self, context, event=None) -> dict[str, Any]:
         """Resumes once the trigger saw the endpoint InService (or Failed, or the wait ran out)."""
-        if event["status"] != "success":
-            self.log.error("Waiting for endpoint %s: %s", event.get("job_name"),
-                           event.get("message"))  # fmt: skip
+        self._log_failed_wait(event)
         previous = context["ti"].xcom_pull(task_ids=self.task_id, key=PREVIOUS_CONFIG_KEY)
         return self._checked(previous)
 
@@ -98,3 +107,56 @@ class EndpointOperator(SageMakerEndpointOperator):
             "EndpointConfigName": description["EndpointConfigName"],
             "PreviousEndpointConfigName": previous,
         }
+
+
+class PromotionOperator(EndpointOperator):
+    """Puts the promotion decision on the endpoint (`request_builders.promotion_actions`):
+
+    - Approved: `traffic` (UpdateEndpointWeightsAndCapacities) gives the challenger's variant
+      every request, deferred until the endpoint is InService again; then the endpoint settles
+      on `config`, the challenger's model alone (a blue/green UpdateEndpoint, deferred, as
+      EndpointOperator deploys);
+    - not Approved: the endpoint settles on the champion's model alone, as it served before the
+      run: the challenger's variant, which never had traffic, is removed. `config` None (no
+      champion: the project's first model): the endpoint, which only it was on, is deleted.
+
+    Then the `retired` challenger config and model are deleted unless the endpoint serves them.
+    XCom: EndpointOperator's (EndpointConfigName None once the endpoint is deleted).
+    """
+
+    template_fields = (*EndpointOperator.template_fields, "traffic", "retired")
+
+    def __init__(self, *, traffic: Mapping | str | None, retired: Mapping | str, **kwargs):
+        super().__init__(**kwargs)
+        self.traffic = traffic
+        self.retired = retired
+
+    def execute(self, context) -> dict[str, Any]:
+        if self.traffic and self.hook.shift_traffic(self.traffic):
+            self._defer_until_in_service(self.traffic["EndpointName"], "settle")
+        return self.settle(context)
+
+    def settle(self, context, event=None) -> dict[str, Any]:
+        """After the traffic moved (or with none to move): the endpoint's one-variant config."""
+        if event and event["status"] != "success":
+            raise SageMakerJobError(f"moving the traffic of endpoint {event.get('job_name')} to "
+                                    f"the challenger: {event.get('message')}")  # fmt: skip
+        if self.config is not None:
+            return super().execute(context)
+        endpoint_name = self.retired["EndpointName"]
+        self.hook.delete_endpoint_if_present(endpoint_name)
+        self._retire()
+        return {"EndpointName": endpoint_name, "EndpointConfigName": None,
+                "PreviousEndpointConfigName": None}  # fmt: skip
+
+    def _checked(self, previous: str | None) -> dict[str, Any]:
+        checked = super()._checked(previous)
+        self._retire()
+        return checked
+
+    def _retire(self) -> None:
+        deleted = self.hook.delete_unused_deployment(
+            self.retired["EndpointName"], self.retired["EndpointConfigName"],
+            self.retired["ModelName"],
+        )  # fmt: skip
+        self.log.info("Challenger deployment retired: deleted %s", deleted or "nothing")

@@ -25,7 +25,9 @@ SOURCES = {
     "verdict": ("gate.gate_on_rules", "verdict"),
     "approval": ("gate.approve_deployment", "return_value"),
     "model": ("deploy.create_model", "return_value"),
-    "endpoint": ("deploy.deploy_endpoint", "return_value"),
+    # What the endpoint serves once the promotion settled it (deploy_endpoint's config also
+    # holds the challenger's weight-0 variant, which no user ever reached).
+    "endpoint": ("promote.promote_or_withdraw", "return_value"),
     "evaluation": ("evaluate.evaluate", "return_value"),
 }
 XCOM_TASKS = sorted({task for task, _ in SOURCES.values()})
