@@ -24,6 +24,8 @@ from demo.dataset import make_dataset  # noqa: E402
 
 AIRFLOW_BIN = Path(sys.executable).parent / "airflow"
 DAG_ID = "dog_breed_classifier"
+# One `airflow dags test` of the whole pipeline: a generous bound, since load, not work, decides it.
+DAG_RUN_TIMEOUT_S = 1200
 # The region of the tests' AWS connection (moto and the local runtime).
 CONNECTION_REGION = "us-east-1"
 # For moto's in-process S3 only; the local runtime has its own keys (tests/runtime_access.py).
@@ -149,7 +151,8 @@ class AirflowRunner:
     def dags_test(self, conf: dict, logical_date: str | None = None) -> subprocess.CompletedProcess:
         """`airflow dags test dog_breed_classifier [date] -c conf`; output in .stdout."""
         date = [logical_date] if logical_date else []
-        return self.run("dags", "test", DAG_ID, *date, "-c", json.dumps(conf))
+        return self.run("dags", "test", DAG_ID, *date, "-c", json.dumps(conf),
+                        timeout=DAG_RUN_TIMEOUT_S)  # fmt: skip
 
     def task_states(self, run_id: str) -> dict[str, str]:
         result = self.run("tasks", "states-for-dag-run", DAG_ID, run_id, "-o", "json")

@@ -30,7 +30,9 @@ import pytest
 import runtime_access
 from sagemaker_lifecycle.naming import retry_name
 
-pytestmark = pytest.mark.e2e
+# A full run takes 6-8 minutes on two quiet cores and twice that under load: the module's runs are
+# bounded by conftest's DAG_RUN_TIMEOUT_S, not by pytest's default 600 s per test.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 FIRST_DATE, SECOND_DATE = "2026-11-01T00:00:00+00:00", "2026-11-08T00:00:00+00:00"
 THIRD_DATE, FOURTH_DATE = "2026-11-15T00:00:00+00:00", "2026-11-22T00:00:00+00:00"
