@@ -25,11 +25,12 @@ and the training code shipped to the jobs. Changing a rule re-evaluates the kept
 training; changing a run, or what trains, records just the runs it changes; an interrupted
 recording keeps the runs it finished.
 
-Prints, per parameter set, one row per rule: its false-positive rate on the healthy runs, its
-detection rate on each fault (the rule's own target fault marked with *) and its confusion counts
-(TP/FN over the runs of its target faults, FP/TN over the healthy runs), and how many healthy
-runs the default gate policy (include/pipeline.yaml `rules.policy`) blocks or asks about; and the
-seconds the recording took beside those of the evaluation. Writes everything to
+Prints, per parameter set, a Markdown table (the README's rules section quotes it) with one row
+per rule: its false-positive rate on the healthy runs, its detection rate on each fault (the
+rule's own target fault marked with *) and its confusion counts (TP/FN over the runs of its
+target faults, FP/TN over the healthy runs), and how many healthy runs the default gate policy
+(include/pipeline.yaml `rules.policy`) blocks or asks about; and the seconds the recording took
+beside those of the evaluation. Writes everything to
 ``benchmarks/results/rules.json``. Two environments, as in real life: the runtime and the training
 jobs are driven from the Airflow one, the rules are evaluated in the container one (smdebug),
 ``--jobs`` processes each judging a share of the corpus::
@@ -423,10 +424,14 @@ def rate(hits: int, total: int) -> str:
     return f"{hits}/{total}" if total else "-"
 
 
+def markdown_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
 def table(runs: list[Run], outcomes: dict, set_name: str, policy: dict[str, str]) -> Iterator[str]:
     """One row per rule: false positives on healthy runs, detections per fault kind, and the
     rule's confusion counts (positives: runs of its target faults; negatives: healthy runs; the
-    other faults' runs are in neither)."""
+    other faults' runs are in neither). In Markdown, as the README's rules section shows it."""
 
     def fired(run: Run, rule: str) -> bool:  # a finding: IssuesFound, or Error (same policy)
         return outcomes[f"{run.name}|{set_name}|{rule}"]["status"] != "NoIssuesFound"
@@ -434,8 +439,10 @@ def table(runs: list[Run], outcomes: dict, set_name: str, policy: dict[str, str]
     healthy = [run for run in runs if run.fault is None]
     by_fault = {fault: [run for run in runs if run.fault == fault] for fault in FAULTS}
     per_fault = ", ".join(f"{fault} {len(by_fault[fault])}" for fault in FAULTS)
-    yield f"== {set_name}: healthy runs {len(healthy)}; runs per fault: {per_fault}"
-    yield " | ".join(["rule", "policy", "healthy FP", *FAULTS, "TP", "FN", "FP", "TN"])
+    yield f"**{set_name}**: healthy runs {len(healthy)}; runs per fault: {per_fault}\n"
+    header = ["rule (policy)", "healthy: fired", *FAULTS, "TP", "FN", "FP", "TN"]
+    yield markdown_row(header)
+    yield markdown_row(["---"] * len(header))
     for rule in TENSOR_RULES:
         cells = [rate(sum(fired(r, rule) for r in healthy), len(healthy))]
         for fault in FAULTS:
@@ -447,14 +454,15 @@ def table(runs: list[Run], outcomes: dict, set_name: str, policy: dict[str, str]
         caught = sum(fired(r, rule) for r in targets)
         false_alarms = sum(fired(r, rule) for r in healthy)
         counts = (caught, len(targets) - caught, false_alarms, len(healthy) - false_alarms)
-        yield " | ".join([rule, policy[rule], *cells, *map(str, counts)])
+        yield markdown_row([f"{rule} ({policy[rule]})", *cells, *map(str, counts)])
+    yield ""
     for decision in ("block", "approve"):
         hit = [
             r.name
             for r in healthy
             if any(fired(r, rule) for rule in TENSOR_RULES if policy[rule] == decision)
         ]
-        yield f"healthy runs the default gate policy would {decision}: {len(hit)} {hit}"
+        yield f"- healthy runs the default gate policy would {decision}: {len(hit)} {hit}"
 
 
 def main() -> int:
