@@ -23,7 +23,9 @@ The rules judge saved tensors, not live jobs, so each run is recorded once and k
 where the key hashes what shapes the run's tensors: its settings, the collections, its dataset
 and the training code shipped to the jobs. Changing a rule re-evaluates the kept corpus without
 training; changing a run, or what trains, records just the runs it changes; an interrupted
-recording keeps the runs it finished.
+recording keeps the runs it finished. A run's verdicts are kept beside its tensors too, under a
+key of the rule engine's code and both parameter sets: a run already judged by the same rules is
+not judged again, so judging a recording as it grows (``--kept-only``) only judges what is new.
 
 Prints, per parameter set, a Markdown table (the README's rules section quotes it) with one row
 per rule: its false-positive rate on the healthy runs, its detection rate on each fault (the
@@ -117,6 +119,7 @@ LONG_RUN_BATCH = 8
 CORPUS = REPO_ROOT / "benchmarks" / "results" / "rule-corpus"
 JOB_RECORD = "job.json"  # in a run's folder, written once its debug output is there
 DEBUG_OUTPUT = "debug-output"
+VERDICTS = "verdicts"  # in a run's folder: verdicts-<key>.json, its outcomes (see verdicts_name)
 
 
 @dataclass(frozen=True)
@@ -398,12 +401,28 @@ def record(runs: list[Run], folders: dict[str, Path], parallel: int) -> float:
     return time.monotonic() - started
 
 
-def evaluate(folders: dict[str, Path], parallel: int, work: Path) -> dict[str, dict]:
+def verdicts_name() -> str:
+    """The file, in a run's folder, of its outcomes under the current rules: named by a hash of
+    what decides them besides the tensors (the rule engine's code, this benchmark's evaluator
+    and both parameter sets)."""
+    engine = [*sorted((SAGEMAKER_CODE / "rules").glob("*.py")), EVALUATE_CORPUS]
+    deciding = {
+        "code": {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in engine},
+        "parameter_sets": parameter_sets(),
+    }
+    key = hashlib.sha256(json.dumps(deciding, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{VERDICTS}-{key}.json"
+
+
+def evaluate(folders: dict[str, Path], parallel: int, work: Path) -> tuple[dict[str, dict], int]:
     """Every tensor rule, both parameter sets, over every job (rule_faults/evaluate_corpus.py),
-    in `parallel` container processes that each judge every `parallel`-th job."""
-    names = sorted(folders)
+    in `parallel` container processes that each judge every `parallel`-th job, but a job whose
+    folder keeps its verdicts under the current rules (verdicts_name) is not judged again.
+    Returns the outcomes of all jobs and how many were judged now."""
+    kept = {name: folder / verdicts_name() for name, folder in folders.items()}
+    names = sorted(name for name, verdicts in kept.items() if not verdicts.exists())
     evaluators = []
-    for share in range(parallel):
+    for share in range(min(parallel, len(names))):
         manifest = work / f"manifest-{share}.json"
         manifest.write_text(json.dumps({
             "parameter_sets": parameter_sets(),
@@ -412,12 +431,32 @@ def evaluate(folders: dict[str, Path], parallel: int, work: Path) -> dict[str, d
         }))  # fmt: skip
         command = [str(CONTAINER_PYTHON), str(EVALUATE_CORPUS), str(manifest)]
         evaluators.append((manifest, subprocess.Popen(command, stdout=subprocess.DEVNULL)))
-    outcomes = {}
+    judged = {}
     for manifest, evaluator in evaluators:
         if evaluator.wait() != 0:
             raise SystemExit(f"{EVALUATE_CORPUS.name} failed on {manifest}: see its output")
-        outcomes.update(json.loads(manifest.with_suffix(".outcomes.json").read_text()))
-    return outcomes
+        judged.update(json.loads(manifest.with_suffix(".outcomes.json").read_text()))
+    for name in names:
+        for stale in folders[name].glob(f"{VERDICTS}-*.json"):
+            stale.unlink()
+        own = {key: outcome for key, outcome in judged.items() if key.split("|")[0] == name}
+        kept[name].write_text(json.dumps(own))
+    outcomes = {}
+    for verdicts in kept.values():
+        outcomes.update(json.loads(verdicts.read_text()))
+    return outcomes, len(names)
+
+
+def judging(judged: int, seconds: float) -> str:
+    kept = "" if judged else ", all verdicts kept from an earlier evaluation by the same rules"
+    return f"the rules judged {judged} runs now in {seconds:.0f} s{kept}"
+
+
+def speedup(recording_seconds_per_run: float, judged: int, seconds: float) -> str:
+    """Judging a run beside recording one, both `--jobs` at a time."""
+    if not judged:
+        return ""
+    return f", {recording_seconds_per_run / (seconds / judged):.1f}x faster a run than recording it"
 
 
 def rate(hits: int, total: int) -> str:
@@ -485,15 +524,14 @@ def main() -> int:
     started = time.monotonic()
     print(f"evaluating the rules, {args.jobs} evaluators at a time ...", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-rules-") as tmp:
-        outcomes = evaluate(folders, args.jobs, Path(tmp))
+        outcomes, judged = evaluate(folders, args.jobs, Path(tmp))
     evaluated = time.monotonic() - started
     job_seconds = sum(job["seconds"] for job in jobs.values())
     print(
         f"\n{len(runs)} runs: {len(missing)} recorded now in {recorded:.0f} s; the corpus took "
         f"{job_seconds:.0f} s of training job time to record (about "
-        f"{job_seconds / args.jobs:.0f} s at {args.jobs} at a time); the rules judged it in "
-        f"{evaluated:.0f} s, "
-        f"{job_seconds / args.jobs / evaluated:.1f}x faster than recording it; "
+        f"{job_seconds / args.jobs:.0f} s at {args.jobs} at a time); {judging(judged, evaluated)}"
+        f"{speedup(job_seconds / args.jobs / max(len(runs), 1), judged, evaluated)}; "
         f"failed jobs: {failed or 'none'}"
     )
     for set_name in parameter_sets():
