@@ -351,9 +351,11 @@ def train_corpus(runtime, runs: list[Run], folders: dict[str, Path], parallel: i
                 },
             }
             download(s3, f"debug/{name}/debug-output/", folders[name] / DEBUG_OUTPUT)
+            folders[name].mkdir(parents=True, exist_ok=True)  # a job that saved no tensors
             (folders[name] / JOB_RECORD).write_text(json.dumps(job))
             print(
-                f"  {name:<22} {job['status']:<9} {job['seconds']:6.1f} s  {job['metrics']}",
+                f"  {name:<22} {job['status']:<9} {job['seconds']:6.1f} s  {job['metrics']}"
+                f"{job['failure']}",
                 flush=True,
             )
 
