@@ -23,13 +23,16 @@ The rules judge saved tensors, not live jobs, so each run is recorded once and k
 where the key hashes what shapes the run's tensors: its settings, the collections, its dataset
 and the training code shipped to the jobs. Changing a rule re-evaluates the kept corpus without
 training; changing a run, or what trains, records just the runs it changes; an interrupted
-recording keeps the runs it finished.
+recording keeps the runs it finished. A run's verdicts are kept beside its tensors too, under a
+key of the rule engine's code and both parameter sets: a run already judged by the same rules is
+not judged again, so judging a recording as it grows (``--kept-only``) only judges what is new.
 
-Prints, per parameter set, one row per rule: its false-positive rate on the healthy runs, its
-detection rate on each fault (the rule's own target fault marked with *) and its confusion counts
-(TP/FN over the runs of its target faults, FP/TN over the healthy runs), and how many healthy
-runs the default gate policy (include/pipeline.yaml `rules.policy`) blocks or asks about; and the
-seconds the recording took beside those of the evaluation. Writes everything to
+Prints, per parameter set, a Markdown table (the README's rules section quotes it) with one row
+per rule: its false-positive rate on the healthy runs, its detection rate on each fault (the
+rule's own target fault marked with *) and its confusion counts (TP/FN over the runs of its
+target faults, FP/TN over the healthy runs), and how many healthy runs the default gate policy
+(include/pipeline.yaml `rules.policy`) blocks or asks about; and the seconds the recording took
+beside those of the evaluation. Writes everything to
 ``benchmarks/results/rules.json``. Two environments, as in real life: the runtime and the training
 jobs are driven from the Airflow one, the rules are evaluated in the container one (smdebug),
 ``--jobs`` processes each judging a share of the corpus::
@@ -116,6 +119,7 @@ LONG_RUN_BATCH = 8
 CORPUS = REPO_ROOT / "benchmarks" / "results" / "rule-corpus"
 JOB_RECORD = "job.json"  # in a run's folder, written once its debug output is there
 DEBUG_OUTPUT = "debug-output"
+VERDICTS = "verdicts"  # in a run's folder: verdicts-<key>.json, its outcomes (see verdicts_name)
 
 
 @dataclass(frozen=True)
@@ -347,9 +351,11 @@ def train_corpus(runtime, runs: list[Run], folders: dict[str, Path], parallel: i
                 },
             }
             download(s3, f"debug/{name}/debug-output/", folders[name] / DEBUG_OUTPUT)
+            folders[name].mkdir(parents=True, exist_ok=True)  # a job that saved no tensors
             (folders[name] / JOB_RECORD).write_text(json.dumps(job))
             print(
-                f"  {name:<22} {job['status']:<9} {job['seconds']:6.1f} s  {job['metrics']}",
+                f"  {name:<22} {job['status']:<9} {job['seconds']:6.1f} s  {job['metrics']}"
+                f"{job['failure']}",
                 flush=True,
             )
 
@@ -397,12 +403,28 @@ def record(runs: list[Run], folders: dict[str, Path], parallel: int) -> float:
     return time.monotonic() - started
 
 
-def evaluate(folders: dict[str, Path], parallel: int, work: Path) -> dict[str, dict]:
+def verdicts_name() -> str:
+    """The file, in a run's folder, of its outcomes under the current rules: named by a hash of
+    what decides them besides the tensors (the rule engine's code, this benchmark's evaluator
+    and both parameter sets)."""
+    engine = [*sorted((SAGEMAKER_CODE / "rules").glob("*.py")), EVALUATE_CORPUS]
+    deciding = {
+        "code": {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in engine},
+        "parameter_sets": parameter_sets(),
+    }
+    key = hashlib.sha256(json.dumps(deciding, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{VERDICTS}-{key}.json"
+
+
+def evaluate(folders: dict[str, Path], parallel: int, work: Path) -> tuple[dict[str, dict], int]:
     """Every tensor rule, both parameter sets, over every job (rule_faults/evaluate_corpus.py),
-    in `parallel` container processes that each judge every `parallel`-th job."""
-    names = sorted(folders)
+    in `parallel` container processes that each judge every `parallel`-th job, but a job whose
+    folder keeps its verdicts under the current rules (verdicts_name) is not judged again.
+    Returns the outcomes of all jobs and how many were judged now."""
+    kept = {name: folder / verdicts_name() for name, folder in folders.items()}
+    names = sorted(name for name, verdicts in kept.items() if not verdicts.exists())
     evaluators = []
-    for share in range(parallel):
+    for share in range(min(parallel, len(names))):
         manifest = work / f"manifest-{share}.json"
         manifest.write_text(json.dumps({
             "parameter_sets": parameter_sets(),
@@ -411,22 +433,46 @@ def evaluate(folders: dict[str, Path], parallel: int, work: Path) -> dict[str, d
         }))  # fmt: skip
         command = [str(CONTAINER_PYTHON), str(EVALUATE_CORPUS), str(manifest)]
         evaluators.append((manifest, subprocess.Popen(command, stdout=subprocess.DEVNULL)))
-    outcomes = {}
+    judged = {}
     for manifest, evaluator in evaluators:
         if evaluator.wait() != 0:
             raise SystemExit(f"{EVALUATE_CORPUS.name} failed on {manifest}: see its output")
-        outcomes.update(json.loads(manifest.with_suffix(".outcomes.json").read_text()))
-    return outcomes
+        judged.update(json.loads(manifest.with_suffix(".outcomes.json").read_text()))
+    for name in names:
+        for stale in folders[name].glob(f"{VERDICTS}-*.json"):
+            stale.unlink()
+        own = {key: outcome for key, outcome in judged.items() if key.split("|")[0] == name}
+        kept[name].write_text(json.dumps(own))
+    outcomes = {}
+    for verdicts in kept.values():
+        outcomes.update(json.loads(verdicts.read_text()))
+    return outcomes, len(names)
+
+
+def judging(judged: int, seconds: float) -> str:
+    kept = "" if judged else ", all verdicts kept from an earlier evaluation by the same rules"
+    return f"the rules judged {judged} runs now in {seconds:.0f} s{kept}"
+
+
+def speedup(recording_seconds_per_run: float, judged: int, seconds: float) -> str:
+    """Judging a run beside recording one, both `--jobs` at a time."""
+    if not judged:
+        return ""
+    return f", {recording_seconds_per_run / (seconds / judged):.1f}x faster a run than recording it"
 
 
 def rate(hits: int, total: int) -> str:
     return f"{hits}/{total}" if total else "-"
 
 
+def markdown_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
 def table(runs: list[Run], outcomes: dict, set_name: str, policy: dict[str, str]) -> Iterator[str]:
     """One row per rule: false positives on healthy runs, detections per fault kind, and the
     rule's confusion counts (positives: runs of its target faults; negatives: healthy runs; the
-    other faults' runs are in neither)."""
+    other faults' runs are in neither). In Markdown, as the README's rules section shows it."""
 
     def fired(run: Run, rule: str) -> bool:  # a finding: IssuesFound, or Error (same policy)
         return outcomes[f"{run.name}|{set_name}|{rule}"]["status"] != "NoIssuesFound"
@@ -434,8 +480,10 @@ def table(runs: list[Run], outcomes: dict, set_name: str, policy: dict[str, str]
     healthy = [run for run in runs if run.fault is None]
     by_fault = {fault: [run for run in runs if run.fault == fault] for fault in FAULTS}
     per_fault = ", ".join(f"{fault} {len(by_fault[fault])}" for fault in FAULTS)
-    yield f"== {set_name}: healthy runs {len(healthy)}; runs per fault: {per_fault}"
-    yield " | ".join(["rule", "policy", "healthy FP", *FAULTS, "TP", "FN", "FP", "TN"])
+    yield f"**{set_name}**: healthy runs {len(healthy)}; runs per fault: {per_fault}\n"
+    header = ["rule (policy)", "healthy: fired", *FAULTS, "TP", "FN", "FP", "TN"]
+    yield markdown_row(header)
+    yield markdown_row(["---"] * len(header))
     for rule in TENSOR_RULES:
         cells = [rate(sum(fired(r, rule) for r in healthy), len(healthy))]
         for fault in FAULTS:
@@ -447,14 +495,15 @@ def table(runs: list[Run], outcomes: dict, set_name: str, policy: dict[str, str]
         caught = sum(fired(r, rule) for r in targets)
         false_alarms = sum(fired(r, rule) for r in healthy)
         counts = (caught, len(targets) - caught, false_alarms, len(healthy) - false_alarms)
-        yield " | ".join([rule, policy[rule], *cells, *map(str, counts)])
+        yield markdown_row([f"{rule} ({policy[rule]})", *cells, *map(str, counts)])
+    yield ""
     for decision in ("block", "approve"):
         hit = [
             r.name
             for r in healthy
             if any(fired(r, rule) for rule in TENSOR_RULES if policy[rule] == decision)
         ]
-        yield f"healthy runs the default gate policy would {decision}: {len(hit)} {hit}"
+        yield f"- healthy runs the default gate policy would {decision}: {len(hit)} {hit}"
 
 
 def main() -> int:
@@ -477,15 +526,14 @@ def main() -> int:
     started = time.monotonic()
     print(f"evaluating the rules, {args.jobs} evaluators at a time ...", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-rules-") as tmp:
-        outcomes = evaluate(folders, args.jobs, Path(tmp))
+        outcomes, judged = evaluate(folders, args.jobs, Path(tmp))
     evaluated = time.monotonic() - started
     job_seconds = sum(job["seconds"] for job in jobs.values())
     print(
         f"\n{len(runs)} runs: {len(missing)} recorded now in {recorded:.0f} s; the corpus took "
         f"{job_seconds:.0f} s of training job time to record (about "
-        f"{job_seconds / args.jobs:.0f} s at {args.jobs} at a time); the rules judged it in "
-        f"{evaluated:.0f} s, "
-        f"{job_seconds / args.jobs / evaluated:.1f}x faster than recording it; "
+        f"{job_seconds / args.jobs:.0f} s at {args.jobs} at a time); {judging(judged, evaluated)}"
+        f"{speedup(job_seconds / args.jobs / max(len(runs), 1), judged, evaluated)}; "
         f"failed jobs: {failed or 'none'}"
     )
     for set_name in parameter_sets():
