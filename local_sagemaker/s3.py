@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 MUTATING_METHODS = {"PUT", "POST", "DELETE"}
 # Object sub-resources whose requests do not change the object's bytes or metadata.
 MULTIPART_PART_PARAMS = {"partNumber", "uploads"}
+# S3's limit on an object key: its UTF-8 encoding, in bytes (moto does not check it).
+MAX_KEY_BYTES = 1024
 
 
 class S3Error(Exception):
@@ -241,6 +243,8 @@ class S3Service:
             # moto answers a KeyError (500) for an upload it does not hold, e.g. one a restart
             # forgot (in-progress uploads are not journaled); S3 answers NoSuchUpload.
             return unknown(environ, start_response)
+        if too_long := _key_too_long(environ):
+            return too_long(environ, start_response)
         body = Request(environ).get_data()
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
@@ -346,6 +350,16 @@ class S3Service:
             target.write_bytes(self.read(bucket, key))
             written.append(target)
         return written
+
+
+def _key_too_long(environ):
+    """S3's KeyTooLongError answer for a write whose object key is over MAX_KEY_BYTES; moto
+    would store it, and a pipeline that works here would then fail on AWS."""
+    # PATH_INFO carries the request's bytes as latin-1 (PEP 3333): its length is the key's.
+    key = environ["PATH_INFO"].lstrip("/").partition("/")[2]
+    if environ["REQUEST_METHOD"] == "DELETE" or len(key.encode("latin-1")) <= MAX_KEY_BYTES:
+        return None
+    return s3_error_response("KeyTooLongError", "Your key is too long", 400, environ["PATH_INFO"])
 
 
 def _form_post_key(environ, body: bytes) -> str:

@@ -200,3 +200,19 @@ def test_health_route_lists_the_families(runtime):
         health = json.loads(response.read())
     assert health["status"] == "ok"
     assert health["families"][0] == "training"
+
+
+def test_an_object_key_over_1024_bytes_is_refused_as_s3_does(runtime):
+    s3 = runtime.client("s3")
+    longest = "too-long/" + "é" * 507 + "x"  # 1024 bytes of UTF-8: S3's limit
+    s3.put_object(Bucket=BUCKET, Key=longest, Body=b"fits")
+    with pytest.raises(ClientError) as raised:
+        s3.put_object(Bucket=BUCKET, Key=longest + "x", Body=b"too long")
+    assert raised.value.response["Error"]["Code"] == "KeyTooLongError"
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    with pytest.raises(ClientError) as raised:
+        s3.create_multipart_upload(Bucket=BUCKET, Key=longest + "x")
+    assert raised.value.response["Error"]["Code"] == "KeyTooLongError"
+    assert s3.get_object(Bucket=BUCKET, Key=longest)["Body"].read() == b"fits"
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="too-long/")["Contents"]
+    assert [entry["Key"] for entry in listed] == [longest]
