@@ -4,13 +4,15 @@
              >> approval (asks a person only when an `approve` rule found issues)
              >> register the model version (Model Registry, PendingManualApproval)
              >> model >> endpoint: the challenger joins as a second variant with weight 0, beside
-                the champion that keeps all the traffic (blue/green, deferred)
+                the champion that keeps all the traffic (blue/green, deferred); the project's
+                first model is tried alone on a trial endpoint of the run's own instead
              >> smoke test of the challenger's variant (TargetVariant; rolls back)
              >> batch transform >> evaluate >> explain (saliency maps, a processing job)
              >> score the champion on this snapshot (only when it never was)
              >> decide the promotion (Approved, or a reason; a person when registry.when_worse: ask)
              >> Approved: its variant takes the traffic (UpdateEndpointWeightsAndCapacities), then
-                the endpoint keeps it alone; otherwise: the champion alone, the challenger unseen
+                the endpoint keeps it alone (a first model: the endpoint is created for it);
+                otherwise: the champion alone, the challenger unseen; a trial endpoint goes
              >> record on the version that the endpoint serves it
              >> clean up;  any failure >> stop the run's jobs, take the challenger off the
                 endpoint, delete its unused models and configs

@@ -15,7 +15,7 @@ What this adds to `SageMakerHook` (platform-notes "Amazon provider SageMaker ope
   moves traffic between the variants of one config (UpdateEndpointWeightsAndCapacities).
 - `latest_completed_tuning_job` finds the tuning job a new one can warm-start from.
 - `stop_running_jobs`, `delete_endpoint_created_by_run` and `delete_unused_deployment` clean up
-  after a failed run.
+  after a failed run; `retire_challenger` after the promotion decision.
 - a job that failed on its script or input (AlgorithmError, ClientError) fails the task without
   a retry (`DeterministicJobError`).
 - `profiler_report_uri` finds the HTML report of a training job's ProfilerReport rule.
@@ -399,9 +399,12 @@ class SageMakerLifecycleHook(SageMakerHook):
         reports = sorted(key for key in keys if PROFILER_REPORT_KEY.search(key))
         return f"s3://{bucket}/{reports[0]}" if reports else None
 
-    def delete_endpoint_created_by_run(self, endpoint_name: str, config_name: str) -> bool:
-        """Delete the endpoint when the run whose endpoint config is `config_name` created it;
-        one that served before the run is kept. Returns whether it was deleted.
+    def delete_endpoint_created_by_run(
+        self, endpoint_name: str, config_name: str, unless_status: str | None = None
+    ) -> bool:
+        """Delete the endpoint when the run whose endpoint config is `config_name` created it,
+        unless it is in status `unless_status`; one that served before the run is kept.
+        Returns whether it was deleted.
 
         The run creates its config before it creates or updates the endpoint, so the endpoint
         is the run's own exactly when SageMaker created it after that config (both times are
@@ -412,6 +415,8 @@ class SageMakerLifecycleHook(SageMakerHook):
             self._resource_call(ENDPOINT_CONFIG, "describe"), EndpointConfigName=config_name
         )
         if endpoint is None or config is None or endpoint["CreationTime"] < config["CreationTime"]:
+            return False
+        if endpoint["EndpointStatus"] == unless_status:
             return False
         self.conn.delete_endpoint(EndpointName=endpoint_name)
         self.log.info("Deleted endpoint %s, created by this run (after %s)", endpoint_name,
@@ -457,12 +462,24 @@ class SageMakerLifecycleHook(SageMakerHook):
         return True
 
     def delete_endpoint_if_present(self, endpoint_name: str) -> bool:
-        """Delete the endpoint; False when there is none."""
-        if self._endpoint_or_none(endpoint_name) is None:
+        """Delete the endpoint; False when there is none (or it is being deleted already)."""
+        endpoint = self._endpoint_or_none(endpoint_name)
+        if endpoint is None or endpoint["EndpointStatus"] == "Deleting":
             return False
         self.conn.delete_endpoint(EndpointName=endpoint_name)
         self.log.info("Deleted endpoint %s", endpoint_name)
         return True
+
+    def retire_challenger(self, retired: Mapping[str, Any]) -> list[str]:
+        """Take down what tried a decided challenger (`request_builders.promotion_actions`'s
+        `retired`): its trial endpoint, if it had one, then its endpoint config and model unless
+        the endpoint users call serves them. Returns what was deleted."""
+        trial = retired["TrialEndpointName"]
+        deleted = [f"trial endpoint {trial}"] if trial and self.delete_endpoint_if_present(
+            trial) else []  # fmt: skip
+        return deleted + self.delete_unused_deployment(
+            retired["EndpointName"], retired["EndpointConfigName"], retired["ModelName"]
+        )
 
     def _model_versions(self, group: str, **filters) -> Iterator[dict]:
         """DescribeModelPackage of the group's versions, newest first."""

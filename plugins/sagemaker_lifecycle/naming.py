@@ -4,7 +4,8 @@ Names are derived from the DAG run, never from the clock, so a retried or cleare
 job its earlier try started instead of failing on a duplicate name (the hooks attach to it or
 reuse its result). Every name matches SageMaker's `[a-zA-Z0-9](-*[a-zA-Z0-9])*` and its length
 limit (32 for tuning jobs, 63 for everything else). The endpoint name does not depend on the run:
-each run deploys to the same endpoint, updating it in place.
+each run deploys to the same endpoint, updating it in place. Only the project's first model, with
+no endpoint to join yet, is tried on an endpoint of the run's own (`trial_endpoint`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,12 @@ class RunNames:
     @property
     def endpoint(self) -> str:
         return check_name(f"{self.project}-endpoint")
+
+    @property
+    def trial_endpoint(self) -> str:
+        """Where the project's first model is tried before its version is decided: the endpoint
+        users call (`endpoint`) exists only once a version is Approved."""
+        return check_name(f"{self.endpoint}-trial-{self.run_stamp}")
 
     @property
     def transform_job(self) -> str:

@@ -437,37 +437,67 @@ def _named(config: Mapping, variant_name: str) -> dict | None:
 def challenger_endpoint_config_request(
     settings: Mapping, names: RunNames, serving_config: Mapping | None
 ) -> dict[str, Any]:
-    """CreateEndpointConfig parameters of the config that adds this run's model (the challenger)
-    to the endpoint without traffic: the champion's variant as it serves now (DescribeEndpoint-
-    Config of `serving_config`, variant `deployment.variant_name`) keeps every untargeted request,
-    and the challenger's variant (`deployment.challenger_variant_name`) has weight 0, so only
-    requests that name it (TargetVariant) reach it. Without an endpoint yet (`serving_config`
-    None: the project's first model) the challenger is alone, still at weight 0."""
+    """CreateEndpointConfig parameters of the config that tries this run's model (the challenger)
+    before its version is decided.
+
+    Beside a champion (`serving_config`: DescribeEndpointConfig of the config the endpoint serves,
+    variant `deployment.variant_name`), the champion's variant keeps every untargeted request and
+    the challenger's (`deployment.challenger_variant_name`) has weight 0, so only requests that
+    name it (TargetVariant) reach it. Without an endpoint yet (`serving_config` None: the
+    project's first model) the challenger is the config's only variant, at weight 1: a config
+    for the run's trial endpoint (`challenger_deployment`), never for the endpoint users call.
+    No config built here has every weight at 0."""
     deployment = settings["deployment"]
-    variants = []
-    if serving_config is not None:
-        champion = _named(serving_config, deployment["variant_name"])
-        if champion is None:
-            raise ValueError(
-                f"endpoint config {serving_config['EndpointConfigName']} has no variant "
-                f"{deployment['variant_name']!r} (deployment.variant_name): the endpoint was not "
-                "deployed by this pipeline, or deployment.variant_name changed since"
-            )
-        variants.append({**champion, "InitialVariantWeight": 1.0})
-    variants.append(_variant(settings, deployment["challenger_variant_name"], names.model, 0.0))
-    return {"EndpointConfigName": names.challenger_endpoint_config, "ProductionVariants": variants}
+    if serving_config is None:
+        variant = _variant(settings, deployment["challenger_variant_name"], names.model, 1.0)
+        return {"EndpointConfigName": names.challenger_endpoint_config,
+                "ProductionVariants": [variant]}  # fmt: skip
+    champion = _named(serving_config, deployment["variant_name"])
+    if champion is None:
+        raise ValueError(
+            f"endpoint config {serving_config['EndpointConfigName']} has no variant "
+            f"{deployment['variant_name']!r} (deployment.variant_name): the endpoint was not "
+            "deployed by this pipeline, or deployment.variant_name changed since"
+        )
+    challenger = _variant(settings, deployment["challenger_variant_name"], names.model, 0.0)
+    return {
+        "EndpointConfigName": names.challenger_endpoint_config,
+        "ProductionVariants": [{**champion, "InitialVariantWeight": 1.0}, challenger],
+    }
 
 
 def endpoint_request(
-    settings: Mapping, names: RunNames, config_name: str | None = None
+    settings: Mapping,
+    names: RunNames,
+    config_name: str | None = None,
+    endpoint_name: str | None = None,
 ) -> dict[str, Any]:
-    """CreateEndpoint (or UpdateEndpoint) parameters for `config_name` (default: the run's
-    one-variant config), with the blue/green DeploymentConfig of `deployment.update`
-    (CreateEndpoint keeps it as the endpoint's LastDeploymentConfig)."""
+    """CreateEndpoint (or UpdateEndpoint) parameters of `endpoint_name` (default: the endpoint
+    users call) for `config_name` (default: the run's one-variant config), with the blue/green
+    DeploymentConfig of `deployment.update` (CreateEndpoint keeps it as the endpoint's
+    LastDeploymentConfig)."""
     return {
-        "EndpointName": names.endpoint,
+        "EndpointName": endpoint_name or names.endpoint,
         "EndpointConfigName": config_name or names.endpoint_config,
         "DeploymentConfig": deployment_config(settings["deployment"]["update"]),
+    }
+
+
+def challenger_deployment(
+    settings: Mapping, names: RunNames, serving_config: Mapping | None
+) -> dict[str, Any]:
+    """{"EndpointConfig": ..., "Endpoint": ...}: the challenger's config
+    (`challenger_endpoint_config_request`) and the request that deploys it: an UpdateEndpoint of
+    the endpoint users call, beside the champion it serves (`serving_config`), or, for the
+    project's first model (`serving_config` None), a CreateEndpoint of the run's trial endpoint:
+    the endpoint users call is created only once a version is Approved (`promotion_actions`)."""
+    config = challenger_endpoint_config_request(settings, names, serving_config)
+    endpoint_name = names.endpoint if serving_config is not None else names.trial_endpoint
+    return {
+        "EndpointConfig": config,
+        "Endpoint": endpoint_request(
+            settings, names, config["EndpointConfigName"], endpoint_name=endpoint_name
+        ),
     }
 
 
@@ -475,17 +505,21 @@ def promotion_actions(
     settings: Mapping, names: RunNames, challenger_config: Mapping, approved: bool
 ) -> dict[str, Any]:
     """What the endpoint does once the challenger's version is decided, given the config it was
-    tried on (DescribeEndpointConfig of `challenger_endpoint_config_request`'s):
+    tried on (DescribeEndpointConfig of `challenger_endpoint_config_request`'s; one without the
+    champion's variant was the first model's, on the run's trial endpoint):
 
-    - `traffic`: Approved only, the UpdateEndpointWeightsAndCapacities request that gives the
-      challenger's variant every request at once (weight 1, every other variant 0);
-    - `endpoint`: the one-variant config the endpoint then settles on (`endpoint_config_request`'s
-      name, variant `deployment.variant_name`, weight 1), with its UpdateEndpoint request: the
-      challenger's model when Approved, else the champion's, as it served before; the
-      challenger's variant is gone either way. None when a rejected challenger has no champion
-      beside it (the project's first model): the endpoint, which only it was on, is deleted;
-    - `retired`: the endpoint, challenger config and model: the config and model are deleted
-      once the endpoint no longer serves them (a promoted challenger's model it still does).
+    - `traffic`: beside a champion and Approved only, the UpdateEndpointWeightsAndCapacities
+      request that gives the challenger's variant every request at once (weight 1, every other
+      variant 0);
+    - `endpoint`: the one-variant config the endpoint users call then settles on
+      (`endpoint_config_request`'s name, variant `deployment.variant_name`, weight 1), with its
+      request: the challenger's model when Approved, else the champion's, as it served before;
+      the challenger's variant is gone either way. For an Approved first model this creates that
+      endpoint. None for a first model that is not Approved: that endpoint never exists;
+    - `retired`: the endpoint users call (`EndpointName`), whose configs keep what they serve,
+      the challenger config and model, deleted once that endpoint does not serve them (a
+      promoted challenger's model it does), and the trial endpoint (`TrialEndpointName`, None
+      beside a champion), deleted before them.
     """
     deployment = settings["deployment"]
     challenger = _named(challenger_config, deployment["challenger_variant_name"])
@@ -494,9 +528,10 @@ def promotion_actions(
         "EndpointName": names.endpoint,
         "EndpointConfigName": challenger_config["EndpointConfigName"],
         "ModelName": challenger["ModelName"],
+        "TrialEndpointName": names.trial_endpoint if champion is None else None,
     }
     traffic = None
-    if approved:
+    if approved and champion is not None:
         traffic = {
             "EndpointName": names.endpoint,
             "DesiredWeightsAndCapacities": [
@@ -505,6 +540,7 @@ def promotion_actions(
                 for v in challenger_config["ProductionVariants"]
             ],
         }  # fmt: skip
+    if approved:
         settled = challenger
     elif champion is not None:
         settled = champion

@@ -175,19 +175,14 @@ def plan_rule_jobs(settings: dict, dataset: dict, training: dict) -> list[dict[s
 @task(multiple_outputs=True)
 def plan_deployment(settings: dict, dataset: dict, training: dict) -> dict[str, Any]:
     """The CreateModel, endpoint (config + endpoint) and CreateTransformJob requests. The
-    endpoint config adds the run's model beside the champion that serves now, at weight 0
-    (`request_builders.challenger_endpoint_config_request`)."""
+    endpoint config adds the run's model beside the champion that serves now, at weight 0; the
+    project's first model goes alone on the run's trial endpoint instead
+    (`request_builders.challenger_deployment`)."""
     names = current_run_names(settings)
     serving = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID).serving_config(names.endpoint)
-    config = request_builders.challenger_endpoint_config_request(settings, names, serving)
     return {
         "model": request_builders.model_request(settings, names, training["ModelArtifact"]),
-        "endpoint": {
-            "EndpointConfig": config,
-            "Endpoint": request_builders.endpoint_request(
-                settings, names, config["EndpointConfigName"]
-            ),
-        },
+        "endpoint": request_builders.challenger_deployment(settings, names, serving),
         "transform": request_builders.transform_job_request(settings, names, dataset),
     }
 
@@ -210,11 +205,13 @@ def _predict(settings: Mapping, endpoint_name: str, variant: str, body: bytes) -
 
 @task
 def smoke_test_endpoint(settings: dict, dataset: dict, endpoint: dict) -> dict[str, Any]:
-    """Send one test-split image to the challenger's variant (TargetVariant: it has no traffic
-    of its own) and log its answer.
+    """Send one test-split image to the challenger's variant (TargetVariant: beside a champion
+    it has no traffic of its own; the first model's is its trial endpoint's only variant) and
+    log its answer.
 
     When the endpoint fails to answer with predictions, it is rolled back to the config it
-    served before this run (if any) and the task fails.
+    served before this run (if any: a trial endpoint had none, and clean_up_failed_run deletes
+    it) and the task fails.
     """
     image_uri, body = evaluation.first_image(_s3_client(), dataset["channels"]["test"])
     name, previous = endpoint["EndpointName"], endpoint["PreviousEndpointConfigName"]
@@ -418,9 +415,11 @@ def plan_promotion(settings: dict, registered: dict, endpoint: dict) -> dict[str
     actions = request_builders.promotion_actions(
         settings, names, tried_on, approved=status == registry.APPROVED
     )
-    step = ("takes the traffic" if actions["traffic"] else "is withdrawn") + (
-        "" if actions["endpoint"] else ", with the endpoint it was alone on"
-    )
+    step = "takes the traffic" if status == registry.APPROVED else "is withdrawn"
+    trial = actions["retired"]["TrialEndpointName"]
+    if trial:  # a first model: the endpoint users call is created for it, or never exists
+        created = "created now" if actions["endpoint"] else "never created"
+        step += f" ({names.endpoint} {created}); its trial endpoint {trial} is deleted"
     print(f"{registry.PROMOTION_PREFIX} {arn} is {status}: the challenger {step}")
     return actions
 
@@ -486,13 +485,11 @@ def run_job_filters(names: RunNames) -> list[tuple[str, str]]:
 def _withdraw_challenger(settings: Mapping, names: RunNames, hook: SageMakerLifecycleHook) -> bool:
     """When the endpoint still serves the run's challenger config beside a champion, settle it on
     the champion alone again (waiting here, as the smoke test's rollback does); True if it did.
-    Alone on an endpoint (the first model), the challenger goes with it: the run created it."""
+    (A first model's challenger config is only ever on its trial endpoint.)"""
     serving = hook.serving_config(names.endpoint)
     if not serving or serving["EndpointConfigName"] != names.challenger_endpoint_config:
         return False
     actions = request_builders.promotion_actions(settings, names, serving, approved=False)
-    if actions["endpoint"] is None:
-        return False
     hook.ensure_endpoint_config(actions["endpoint"]["EndpointConfig"])
     hook.deploy_endpoint(actions["endpoint"]["Endpoint"],
                          interval=settings["polling"]["interval_seconds"],
@@ -504,9 +501,11 @@ def _withdraw_challenger(settings: Mapping, names: RunNames, hook: SageMakerLife
 def clean_up_failed_run(settings: dict) -> dict[str, list[str]]:
     """After a failed task: stop the run's jobs still running (a retried or killed task's job
     would otherwise run, and bill, on), take the challenger off the endpoint (it settles on the
-    champion again), delete the endpoint when this run created it (one that served before the
-    run is kept), then delete the run's models (the champion's scoring one too) and endpoint
-    configs unless the endpoint serves them. Skipped when nothing failed."""
+    champion again), delete the run's trial endpoint (a first model's), delete the endpoint
+    users call when this run's promotion created it and it is not InService (one that served
+    before the run is kept, and so is an Approved first model that serves), then delete the
+    run's models (the champion's scoring one too) and endpoint configs unless the endpoint
+    serves them. Skipped when nothing failed."""
     names = current_run_names(settings)
     hook = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID)
     stopped = [
@@ -516,7 +515,11 @@ def clean_up_failed_run(settings: dict) -> dict[str, list[str]]:
     ]
     deleted = [f"challenger variant of {names.endpoint}"] if _withdraw_challenger(
         settings, names, hook) else []  # fmt: skip
-    if hook.delete_endpoint_created_by_run(names.endpoint, names.challenger_endpoint_config):
+    if hook.delete_endpoint_if_present(names.trial_endpoint):
+        deleted.append(f"trial endpoint {names.trial_endpoint}")
+    if hook.delete_endpoint_created_by_run(
+        names.endpoint, names.endpoint_config, unless_status="InService"
+    ):
         deleted.append(f"endpoint {names.endpoint}")
     for config in (names.challenger_endpoint_config, names.endpoint_config):
         deleted += hook.delete_unused_deployment(names.endpoint, config, names.model)

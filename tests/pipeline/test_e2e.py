@@ -233,7 +233,9 @@ def test_full_run_tunes_trains_gates_deploys_and_evaluates(airflow, first_run, l
     )
     assert summary["deletion"]["images"] == 8 and summary["backbone"] == "simplecnn"
     assert_registered_and_promoted_first(output, local_runtime, accuracy)
-    assert_the_challenger_took_the_traffic_and_serves_alone(output, local_runtime, stamp)
+    assert_the_first_model_was_tried_on_its_trial_endpoint_and_serves_once_approved(
+        result, local_runtime, stamp
+    )
 
 
 def assert_registered_and_promoted_first(output: str, runtime_url: str, accuracy: float) -> None:
@@ -252,33 +254,101 @@ def assert_registered_and_promoted_first(output: str, runtime_url: str, accuracy
     assert metadata["tuning_job"].startswith("dogbreed-tune-")
     assert metadata["rule:Overtraining"] == "IssuesFound"
     assert float(metadata[f"score:{snapshot}:accuracy"]) == pytest.approx(accuracy, abs=1e-6)
+    served = [key for key, value in metadata.items()
+              if key.startswith("served:") and value == "dogbreed-endpoint"]  # fmt: skip
+    assert len(served) == 1, metadata  # the endpoint users call, never the trial endpoint
+    assert not [value for value in metadata.values() if "-trial-" in value], metadata
     report = version["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
     bucket, _, key = report.removeprefix("s3://").partition("/")
     assert client("s3", runtime_url).head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
 
 
-def assert_the_challenger_took_the_traffic_and_serves_alone(
-    output: str, runtime_url: str, stamp: str
+def logged_in_order(result, texts: tuple[str, ...]) -> bool:
+    """Whether one of the run's output streams holds every one of `texts`, in that order."""
+    for stream in (result.stdout, result.stderr):
+        found = [stream.find(text) for text in texts]
+        if -1 not in found and found == sorted(found):
+            return True
+    return False
+
+
+def assert_the_first_model_was_tried_on_its_trial_endpoint_and_serves_once_approved(
+    result, runtime_url: str, stamp: str
 ) -> None:
-    """The first run's model joined the endpoint as the Challenger variant at weight 0 (the
-    smoke test named it), took the traffic once Approved, and now serves alone as AllTraffic; the
-    challenger config is gone and no champion-scoring model is left."""
-    assert re.search(r"Endpoint after the decision: \S+ is Approved: the challenger takes the "
-                     r"traffic", output), output[-5000:]  # fmt: skip
-    assert "Endpoint dogbreed-endpoint: variant weights {'Challenger': 1.0}" in output
+    """The project's first model was tried alone on the run's trial endpoint (the smoke test
+    named its variant); the endpoint users call was created only after the promotion decision
+    (and after the batch transform that evaluated the model), from the run's one-variant config,
+    and answers untargeted requests with the approved model; the trial endpoint, the challenger
+    config and any champion-scoring model are gone, and the registry records what serves."""
+    output = result.stdout + result.stderr
+    trial = f"dogbreed-endpoint-trial-{stamp}"
+    steps = (f"Creating endpoint {trial} with config dogbreed-epc-{stamp}-challenger",
+             f"Endpoint {trial} on ",  # the smoke test's answer
+             "Promotion decision for ",
+             f"Creating endpoint dogbreed-endpoint with config dogbreed-epc-{stamp}")  # fmt: skip
+    assert logged_in_order(result, steps), output[-5000:]
+    assert output.count("Creating endpoint dogbreed-endpoint ") == 1
+    assert "Updating endpoint dogbreed-endpoint" not in output  # no weights moved, no update
+    assert re.search(rf"Endpoint after the decision: \S+ is Approved: the challenger takes the "
+                     rf"traffic \(dogbreed-endpoint created now\); its trial endpoint {trial} is "
+                     r"deleted", output), output[-5000:]  # fmt: skip
+    assert re.search(rf"Challenger deployment retired: deleted \['trial endpoint {trial}', "
+                     rf"'endpoint config dogbreed-epc-{stamp}-challenger'\]", output)  # fmt: skip
     api = sagemaker(runtime_url)
     endpoint = api.describe_endpoint(EndpointName="dogbreed-endpoint")
     assert endpoint["EndpointConfigName"] == f"dogbreed-epc-{stamp}"
     assert [v["VariantName"] for v in endpoint["ProductionVariants"]] == ["AllTraffic"]
+    transform = api.describe_transform_job(TransformJobName=f"dogbreed-transform-{stamp}")
+    assert endpoint["CreationTime"] > transform["TransformEndTime"]  # SageMaker's own clock
     config = api.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
     assert [v["ModelName"] for v in config["ProductionVariants"]] == [f"dogbreed-model-{stamp}"]
+    assert project_endpoints(runtime_url) == ["dogbreed-endpoint"]
+    with pytest.raises(api.exceptions.ClientError, match="Could not find endpoint"):
+        api.describe_endpoint(EndpointName=trial)
     configs = [c["EndpointConfigName"] for c in api.list_endpoint_configs()["EndpointConfigs"]]
     assert not [name for name in configs if name.endswith("-challenger")], configs
     assert not [m for m in api.list_models()["Models"] if m["ModelName"].endswith("-champion")]
     runtime = client("sagemaker-runtime", runtime_url)
+    answer = runtime.invoke_endpoint(EndpointName="dogbreed-endpoint",
+                                     ContentType="application/x-image",
+                                     Body=a_staged_image(runtime_url))  # fmt: skip
+    assert answer["InvokedProductionVariant"] == "AllTraffic"
+    assert b'"predictions"' in answer["Body"].read()
     with pytest.raises(runtime.exceptions.ClientError, match="Challenger"):
         runtime.invoke_endpoint(EndpointName="dogbreed-endpoint", TargetVariant="Challenger",
                                 ContentType="application/x-image", Body=b"x")  # fmt: skip
+
+
+def a_staged_image(runtime_url: str) -> bytes:
+    """One image of the staged dataset snapshot."""
+    s3 = client("s3", runtime_url)
+    listed = s3.list_objects_v2(Bucket="dog-breed-classifier", Prefix="datasets/")["Contents"]
+    key = next(item["Key"] for item in listed if item["Key"].endswith(".jpg"))
+    return s3.get_object(Bucket="dog-breed-classifier", Key=key)["Body"].read()
+
+
+def assert_nothing_of_the_run_bills(runtime_url: str, stamp: str) -> None:
+    """After the run: no job of it still runs, and no endpoint is left but the one users call
+    (the first run's), none of this run's own (its trial endpoint would be one)."""
+    api = sagemaker(runtime_url)
+    running = {
+        "tuning": api.list_hyper_parameter_tuning_jobs(
+            NameContains=stamp, StatusEquals="InProgress")["HyperParameterTuningJobSummaries"],
+        "training": api.list_training_jobs(
+            NameContains=stamp, StatusEquals="InProgress")["TrainingJobSummaries"],
+        "processing": api.list_processing_jobs(
+            NameContains=stamp, StatusEquals="InProgress")["ProcessingJobSummaries"],
+        "transform": api.list_transform_jobs(
+            NameContains=stamp, StatusEquals="InProgress")["TransformJobSummaries"],
+    }  # fmt: skip
+    assert not any(running.values()), running
+    assert project_endpoints(runtime_url) == ["dogbreed-endpoint"]
+
+
+def project_endpoints(runtime_url: str) -> list[str]:
+    """The project's endpoints on the runtime (other test modules may share it)."""
+    endpoints = sagemaker(runtime_url).list_endpoints(NameContains="dogbreed-")["Endpoints"]
+    return sorted(e["EndpointName"] for e in endpoints)
 
 
 def test_the_first_run_trains_on_two_hosts_and_its_rules_read_the_masters_tensors(
@@ -346,6 +416,7 @@ def test_a_blocking_rule_stops_the_run_before_deployment(airflow, blocked_run, l
     assert f"dogbreed-model-{stamp}" not in [model["ModelName"] for model in models]
     assert states["clean_up.clean_up_failed_run"] == "success"
     assert f"Clean-up of failed run {stamp}: stopped no job; deleted nothing" in output
+    assert_nothing_of_the_run_bills(local_runtime, stamp)
 
 
 def test_the_clean_up_of_a_failed_run_stops_its_job_still_running(
@@ -468,6 +539,7 @@ def test_a_rejected_approval_skips_deployment_and_nothing_after_the_gate_runs(
                 if stamp in c["EndpointConfigName"]]  # fmt: skip
     assert not [t for t in client.list_transform_jobs()["TransformJobSummaries"]
                 if stamp in t["TransformJobName"]]  # fmt: skip
+    assert_nothing_of_the_run_bills(local_runtime, stamp)
 
 
 def test_an_unanswered_approval_takes_its_default_after_the_timeout(
@@ -527,13 +599,10 @@ def test_the_rollback_dag_serves_the_earlier_approved_version_again(
     model = api.describe_model(ModelName=variant["ModelName"])
     assert model["PrimaryContainer"]["ModelPackageName"] == first["ModelPackageArn"]
     # It answers untargeted requests: the version serves.
-    s3 = client("s3", local_runtime)
-    image = next(item["Key"] for item in s3.list_objects_v2(
-        Bucket="dog-breed-classifier", Prefix="datasets/")["Contents"]
-        if item["Key"].endswith(".jpg"))  # fmt: skip
-    body = s3.get_object(Bucket="dog-breed-classifier", Key=image)["Body"].read()
     answer = client("sagemaker-runtime", local_runtime).invoke_endpoint(
-        EndpointName="dogbreed-endpoint", ContentType="application/x-image", Body=body
+        EndpointName="dogbreed-endpoint",
+        ContentType="application/x-image",
+        Body=a_staged_image(local_runtime),
     )
     assert answer["InvokedProductionVariant"] == "AllTraffic"
     assert b"predictions" in answer["Body"].read()

@@ -241,6 +241,85 @@ def test_a_failed_run_deletes_the_endpoint_it_created_and_keeps_one_that_served_
     assert not hook.delete_endpoint_created_by_run(earlier.endpoint, failed.endpoint_config)
 
 
+def test_an_endpoint_the_run_created_is_kept_in_the_status_named(hook, settings, names):
+    hook.ensure_model(rb.model_request(settings, names, "s3://b/1/m.tar.gz"))
+    hook.ensure_endpoint_config(rb.endpoint_config_request(settings, names))
+    hook.conn.create_endpoint(**rb.endpoint_request(settings, names))  # moto: InService at once
+    assert not hook.delete_endpoint_created_by_run(
+        names.endpoint, names.endpoint_config, unless_status="InService"
+    )
+    assert hook.endpoint_config_of(names.endpoint) == names.endpoint_config
+    assert hook.delete_endpoint_created_by_run(
+        names.endpoint, names.endpoint_config, unless_status="Failed"
+    )
+
+
+def test_retiring_a_promoted_first_model_deletes_its_trial_endpoint_and_config_only(
+    hook, settings, names
+):
+    hook.ensure_model(rb.model_request(settings, names, "s3://b/1/m.tar.gz"))
+    trial = rb.challenger_deployment(settings, names, None)
+    tried_on = hook.ensure_endpoint_config(trial["EndpointConfig"])  # DescribeEndpointConfig
+    hook.conn.create_endpoint(**trial["Endpoint"])
+    actions = rb.promotion_actions(settings, names, tried_on, approved=True)
+    hook.ensure_endpoint_config(actions["endpoint"]["EndpointConfig"])
+    hook.conn.create_endpoint(**actions["endpoint"]["Endpoint"])
+    assert hook.retire_challenger(actions["retired"]) == [
+        f"trial endpoint {names.trial_endpoint}",
+        f"endpoint config {names.challenger_endpoint_config}",
+    ]  # the model serves the endpoint users call
+    assert hook.endpoint_config_of(names.trial_endpoint) is None
+    assert hook.endpoint_config_of(names.endpoint) == names.endpoint_config
+    assert hook.retire_challenger(actions["retired"]) == []  # a retried task: nothing left
+
+
+def test_retiring_a_first_model_not_approved_leaves_nothing(hook, settings, names):
+    hook.ensure_model(rb.model_request(settings, names, "s3://b/1/m.tar.gz"))
+    trial = rb.challenger_deployment(settings, names, None)
+    hook.ensure_endpoint_config(trial["EndpointConfig"])
+    hook.conn.create_endpoint(**trial["Endpoint"])
+    actions = rb.promotion_actions(settings, names, trial["EndpointConfig"], approved=False)
+    assert hook.retire_challenger(actions["retired"]) == [
+        f"trial endpoint {names.trial_endpoint}",
+        f"endpoint config {names.challenger_endpoint_config}",
+        f"model {names.model}",
+    ]
+    assert hook.conn.list_endpoints()["Endpoints"] == []
+
+
+@pytest.mark.parametrize("promoted", [False, True], ids=["failed-on-trial", "failed-after"])
+def test_a_failed_first_model_run_leaves_no_trial_endpoint_and_keeps_an_approved_one(
+    hook, settings, names, monkeypatch, promoted
+):
+    """clean_up_failed_run for a project's first model (moto's SageMaker): failed while on its
+    trial endpoint, everything it deployed goes; failed after its promotion created the endpoint
+    users call (say, the explanation job), that endpoint, InService, serves on."""
+    from sagemaker_lifecycle import tasks
+
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", '{"conn_type": "aws"}')
+    monkeypatch.setattr(tasks, "current_run_names", lambda settings: names)
+    hook.ensure_model(rb.model_request(settings, names, "s3://b/1/m.tar.gz"))
+    trial = rb.challenger_deployment(settings, names, None)
+    tried_on = hook.ensure_endpoint_config(trial["EndpointConfig"])
+    hook.conn.create_endpoint(**trial["Endpoint"])
+    if promoted:
+        actions = rb.promotion_actions(settings, names, tried_on, approved=True)
+        hook.ensure_endpoint_config(actions["endpoint"]["EndpointConfig"])
+        hook.conn.create_endpoint(**actions["endpoint"]["Endpoint"])
+        hook.retire_challenger(actions["retired"])
+    cleaned = tasks.clean_up_failed_run.function(settings)
+    endpoints = [e["EndpointName"] for e in hook.conn.list_endpoints()["Endpoints"]]
+    models = [m["ModelName"] for m in hook.conn.list_models()["Models"]]
+    if promoted:
+        assert cleaned["deleted"] == [] and endpoints == [names.endpoint]
+        assert models == [names.model]
+    else:
+        assert cleaned["deleted"] == [f"trial endpoint {names.trial_endpoint}",
+                                      f"endpoint config {names.challenger_endpoint_config}",
+                                      f"model {names.model}"]  # fmt: skip
+        assert endpoints == [] and models == []
+
+
 def test_the_clean_up_filters_match_every_job_name_the_run_gives(names):
     from sagemaker_lifecycle.naming import retry_name
     from sagemaker_lifecycle.rule_jobs import rule_job_name

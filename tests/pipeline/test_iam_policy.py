@@ -154,6 +154,11 @@ def _actions(statement: dict) -> list[str]:
     return [action] if isinstance(action, str) else action
 
 
+def _resources(statement: dict) -> list[str]:
+    resource = statement["Resource"]
+    return [resource] if isinstance(resource, str) else resource
+
+
 def granted_actions(policy_file: Path) -> set[str]:
     return {action for statement in _statements(policy_file) for action in _actions(statement)}
 
@@ -198,3 +203,22 @@ def test_list_actions_take_any_resource_and_the_others_only_the_projects():
 @pytest.mark.parametrize("policy", sorted(POLICY_DIR.glob("*.json")), ids=lambda p: p.name)
 def test_the_readme_shows_each_policy_file_verbatim(policy):
     assert policy.read_text().strip() in (REPO_ROOT / "README.md").read_text()
+
+
+def test_the_endpoint_actions_cover_the_endpoint_users_call_and_the_trial_endpoint():
+    """CreateEndpoint, DeleteEndpoint and InvokeEndpoint reach both endpoints a run deploys to:
+    the project's endpoint and, for its first model, the run's trial endpoint."""
+    from datetime import datetime
+    from fnmatch import fnmatchcase
+
+    from sagemaker_lifecycle.naming import run_names
+
+    project = yaml.safe_load((REPO_ROOT / "include" / "pipeline.yaml").read_text())["project"]
+    names = run_names(project["name"], "manual__1", datetime(2026, 11, 1))
+    needed = {"sagemaker:CreateEndpoint", "sagemaker:DeleteEndpoint", "sagemaker:InvokeEndpoint"}
+    for endpoint in (names.endpoint, names.trial_endpoint):
+        arn = f"arn:aws:sagemaker:<region>:<account>:endpoint/{endpoint}"
+        granted = {action for statement in _statements(AIRFLOW_POLICY)
+                   if any(fnmatchcase(arn, pattern) for pattern in _resources(statement))
+                   for action in _actions(statement)}  # fmt: skip
+        assert needed <= granted, (endpoint, sorted(needed - granted))

@@ -170,21 +170,30 @@ def serving_config(model: str = CHAMPION_MODEL) -> dict:
 
 
 def test_the_challenger_joins_beside_the_champion_with_weight_zero(settings, names):
-    request = rb.challenger_endpoint_config_request(settings, names, serving_config())
+    deployment = rb.challenger_deployment(settings, names, serving_config())
+    request = deployment["EndpointConfig"]
     validate_parameters(request, SERVICE.operation_model("CreateEndpointConfig").input_shape)
     variants = {v["VariantName"]: v for v in request["ProductionVariants"]}
     assert variants["AllTraffic"] == serving_config()["ProductionVariants"][0]
     assert variants["Challenger"]["ModelName"] == names.model
     assert variants["Challenger"]["InitialVariantWeight"] == 0.0
     assert request["EndpointConfigName"] == names.challenger_endpoint_config
-    endpoint = rb.endpoint_request(settings, names, request["EndpointConfigName"])
+    endpoint = deployment["Endpoint"]
     validate_parameters(endpoint, SERVICE.operation_model("UpdateEndpoint").input_shape)
+    assert endpoint == rb.endpoint_request(settings, names, names.challenger_endpoint_config)
+    assert endpoint["EndpointName"] == names.endpoint
 
 
-def test_the_first_model_joins_a_new_endpoint_alone_and_still_without_traffic(settings, names):
-    request = rb.challenger_endpoint_config_request(settings, names, None)
-    [variant] = request["ProductionVariants"]
-    assert (variant["VariantName"], variant["InitialVariantWeight"]) == ("Challenger", 0.0)
+def test_the_first_model_is_tried_alone_at_weight_one_on_the_runs_trial_endpoint(settings, names):
+    deployment = rb.challenger_deployment(settings, names, None)
+    config, endpoint = deployment["EndpointConfig"], deployment["Endpoint"]
+    validate_parameters(config, SERVICE.operation_model("CreateEndpointConfig").input_shape)
+    validate_parameters(endpoint, SERVICE.operation_model("CreateEndpoint").input_shape)
+    [variant] = config["ProductionVariants"]
+    assert (variant["VariantName"], variant["ModelName"], variant["InitialVariantWeight"]) == (
+        "Challenger", names.model, 1.0)  # fmt: skip
+    assert endpoint["EndpointName"] == names.trial_endpoint != names.endpoint
+    assert endpoint["EndpointConfigName"] == names.challenger_endpoint_config
 
 
 def test_an_endpoint_without_the_champions_variant_is_refused_by_name(settings, names):
@@ -212,7 +221,8 @@ def test_an_approved_challenger_takes_the_traffic_then_serves_alone(settings, na
     assert actions["endpoint"]["Endpoint"]["EndpointConfigName"] == names.endpoint_config
     assert actions["retired"] == {"EndpointName": names.endpoint,
                                   "EndpointConfigName": names.challenger_endpoint_config,
-                                  "ModelName": names.model}  # fmt: skip
+                                  "ModelName": names.model,
+                                  "TrialEndpointName": None}  # fmt: skip
 
 
 def test_a_rejected_challenger_is_withdrawn_and_the_champion_serves_alone_again(settings, names):
@@ -223,10 +233,28 @@ def test_a_rejected_challenger_is_withdrawn_and_the_champion_serves_alone_again(
     assert variant == serving_config()["ProductionVariants"][0]
 
 
-def test_a_rejected_first_model_takes_its_endpoint_with_it(settings, names):
+def test_an_approved_first_model_creates_the_endpoint_users_call_and_retires_its_trial(
+    settings, names
+):
+    tried_on = rb.challenger_endpoint_config_request(settings, names, None)
+    actions = rb.promotion_actions(settings, names, tried_on, approved=True)
+    assert actions["traffic"] is None  # no weights to move: it was alone on its trial endpoint
+    config, endpoint = actions["endpoint"]["EndpointConfig"], actions["endpoint"]["Endpoint"]
+    assert config == rb.endpoint_config_request(settings, names)  # AllTraffic, weight 1
+    validate_parameters(endpoint, SERVICE.operation_model("CreateEndpoint").input_shape)
+    assert endpoint == rb.endpoint_request(settings, names)  # blue/green DeploymentConfig kept
+    assert endpoint["EndpointName"] == names.endpoint
+    assert actions["retired"] == {"EndpointName": names.endpoint,
+                                  "EndpointConfigName": names.challenger_endpoint_config,
+                                  "ModelName": names.model,
+                                  "TrialEndpointName": names.trial_endpoint}  # fmt: skip
+
+
+def test_a_first_model_not_approved_leaves_no_endpoint_behind(settings, names):
     tried_on = rb.challenger_endpoint_config_request(settings, names, None)
     actions = rb.promotion_actions(settings, names, tried_on, approved=False)
     assert actions["traffic"] is None and actions["endpoint"] is None
+    assert actions["retired"]["TrialEndpointName"] == names.trial_endpoint
     assert actions["retired"]["ModelName"] == names.model
 
 
@@ -241,30 +269,38 @@ def untargeted_models(variants: list[dict], weights: dict | None = None) -> set[
 def test_the_endpoint_never_routes_untargeted_traffic_to_an_unapproved_version(
     settings, names, champion, approved
 ):
-    """Every state the endpoint passes through, from the challenger's arrival to the settled
-    config: untargeted requests reach Approved versions' models only. The champion's is
-    Approved; the challenger's is unapproved until the decision, and then as decided."""
-    tried_on = rb.challenger_endpoint_config_request(
-        settings, names, serving_config() if champion else None
-    )
+    """Every state the endpoint users call passes through, from the challenger's arrival to the
+    settled config: untargeted requests reach Approved versions' models only, and some model
+    answers them. The champion's is Approved; the challenger's is unapproved until the
+    decision, and then as decided. No config of the pipeline's has every weight at 0."""
+    deployment = rb.challenger_deployment(settings, names, serving_config() if champion else None)
+    tried_on = deployment["EndpointConfig"]
     variants = tried_on["ProductionVariants"]
+    assert untargeted_models(variants)  # never every weight 0, on any endpoint
     approved_models = {CHAMPION_MODEL}
-    assert untargeted_models(variants) <= approved_models  # tried: smoke test, batch transform
+    if champion:  # tried on the endpoint users call: smoke test, batch transform
+        assert deployment["Endpoint"]["EndpointName"] == names.endpoint
+        assert untargeted_models(variants) <= approved_models
+    else:  # tried on the trial endpoint: the endpoint users call does not exist yet
+        assert deployment["Endpoint"]["EndpointName"] == names.trial_endpoint
     actions = rb.promotion_actions(settings, names, tried_on, approved=approved)
     if approved:
         approved_models.add(names.model)
     if actions["traffic"]:
+        assert actions["traffic"]["EndpointName"] == names.endpoint
         weights = {c["VariantName"]: c["DesiredWeight"]
                    for c in actions["traffic"]["DesiredWeightsAndCapacities"]}  # fmt: skip
         assert untargeted_models(variants, weights) <= approved_models
         assert untargeted_models(variants, weights)  # someone serves
-    assert approved or not actions["traffic"]
+    assert (approved and champion) or not actions["traffic"]
     if actions["endpoint"]:
+        assert actions["endpoint"]["Endpoint"]["EndpointName"] == names.endpoint
         settled = actions["endpoint"]["EndpointConfig"]["ProductionVariants"]
         assert untargeted_models(settled) <= approved_models and untargeted_models(settled)
         assert [v["VariantName"] for v in settled] == ["AllTraffic"]  # the challenger's is gone
     else:
-        assert not champion and not approved  # nothing left to serve: the endpoint is deleted
+        assert not champion and not approved  # the endpoint users call is never created
+    assert (actions["retired"]["TrialEndpointName"] is None) == champion
 
 
 @pytest.mark.parametrize(

@@ -121,6 +121,15 @@ def test_run_names_are_valid_deterministic_and_distinct_per_run():
     assert first.endpoint == run_names("dogbreed", "scheduled__x", date).endpoint
 
 
+def test_the_trial_endpoint_is_the_runs_own_and_fits_with_the_longest_project_name():
+    date = datetime(2026, 11, 21)
+    longest = "p" * (MAX_TUNING_JOB_NAME_LENGTH - len("-tune-yymmdd-12345678"))
+    names = run_names(longest, "manual__1", date)
+    assert NAME_PATTERN.match(names.trial_endpoint) and len(names.trial_endpoint) <= 63
+    assert names.trial_endpoint.startswith(f"{names.endpoint}-trial-")
+    assert names.trial_endpoint != run_names(longest, "manual__2", date).trial_endpoint
+
+
 @pytest.mark.parametrize(
     ("name", "problem"),
     [("under_score", "not a valid SageMaker name"), ("-lead", "not a valid"), ("x" * 64, "64")],

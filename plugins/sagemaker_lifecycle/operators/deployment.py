@@ -112,16 +112,19 @@ class EndpointOperator(SageMakerEndpointOperator):
 class PromotionOperator(EndpointOperator):
     """Puts the promotion decision on the endpoint (`request_builders.promotion_actions`):
 
-    - Approved: `traffic` (UpdateEndpointWeightsAndCapacities) gives the challenger's variant
-      every request, deferred until the endpoint is InService again; then the endpoint settles
-      on `config`, the challenger's model alone (a blue/green UpdateEndpoint, deferred, as
-      EndpointOperator deploys);
+    - Approved beside a champion: `traffic` (UpdateEndpointWeightsAndCapacities) gives the
+      challenger's variant every request, deferred until the endpoint is InService again; then
+      the endpoint settles on `config`, the challenger's model alone (a blue/green
+      UpdateEndpoint, deferred, as EndpointOperator deploys);
+    - Approved first model (it was tried on the run's trial endpoint): `config` creates the
+      endpoint users call with the challenger's model alone, deferred until InService;
     - not Approved: the endpoint settles on the champion's model alone, as it served before the
-      run: the challenger's variant, which never had traffic, is removed. `config` None (no
-      champion: the project's first model): the endpoint, which only it was on, is deleted.
+      run: the challenger's variant, which never had traffic, is removed. `config` None (a first
+      model): the endpoint users call never existed, and nothing is deployed.
 
-    Then the `retired` challenger config and model are deleted unless the endpoint serves them.
-    XCom: EndpointOperator's (EndpointConfigName None once the endpoint is deleted).
+    Then the `retired` trial endpoint, challenger config and model are deleted unless the
+    endpoint users call serves them (`SageMakerLifecycleHook.retire_challenger`).
+    XCom: EndpointOperator's (EndpointConfigName None when that endpoint was never created).
     """
 
     template_fields = (*EndpointOperator.template_fields, "traffic", "retired")
@@ -143,10 +146,8 @@ class PromotionOperator(EndpointOperator):
                                     f"the challenger: {event.get('message')}")  # fmt: skip
         if self.config is not None:
             return super().execute(context)
-        endpoint_name = self.retired["EndpointName"]
-        self.hook.delete_endpoint_if_present(endpoint_name)
         self._retire()
-        return {"EndpointName": endpoint_name, "EndpointConfigName": None,
+        return {"EndpointName": self.retired["EndpointName"], "EndpointConfigName": None,
                 "PreviousEndpointConfigName": None}  # fmt: skip
 
     def _checked(self, previous: str | None) -> dict[str, Any]:
@@ -155,8 +156,5 @@ class PromotionOperator(EndpointOperator):
         return checked
 
     def _retire(self) -> None:
-        deleted = self.hook.delete_unused_deployment(
-            self.retired["EndpointName"], self.retired["EndpointConfigName"],
-            self.retired["ModelName"],
-        )  # fmt: skip
+        deleted = self.hook.retire_challenger(self.retired)
         self.log.info("Challenger deployment retired: deleted %s", deleted or "nothing")
