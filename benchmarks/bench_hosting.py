@@ -202,10 +202,10 @@ def measure_multi_model(runtime, archive: Path, picture: Path, rounds: int, cycl
         answered += 1  # a dropped request raises: the run would stop here
     after = multi_model_status(sagemaker, "bench-mme")
     print(
-        f"3 models, room for 2: {answered}/{cycle + 1} requests answered, "
-        f"{after['ModelUnloadCount'] - before['ModelUnloadCount']} unloads, "
-        f"{after['ModelLoadCount'] - before['ModelLoadCount']} loads in "
-        f"{time.monotonic() - cycle_started:.1f} s after the third model's first request; "
+        f"3 models, room for 2: {answered}/{cycle + 1} requests answered (the third model's "
+        f"first, then {cycle} round-robin in {time.monotonic() - cycle_started:.1f} s); over "
+        f"them {after['ModelLoadCount'] - before['ModelLoadCount']} loads and "
+        f"{after['ModelUnloadCount'] - before['ModelUnloadCount']} unloads; "
         f"loaded at the end: {', '.join(after['LoadedModels'])}"
     )
 

@@ -48,6 +48,21 @@ SERVER_FIXTURES = {"runtime", "local_runtime", "airflow", "new_airflow_home"}
 PROCESS_FIXTURES = {"model_archive", "trained_model_dir", "finished_job"}
 
 
+@pytest.fixture(scope="session")
+def moto_session():
+    """One boto3 session for the clients of moto's in-process AWS (`mock_aws`), kept for the
+    worker. A client of a fresh session loads botocore's service models again (0.4-1.2 s at load
+    8), and each `mock_aws()` start replaces boto3's default session, so `boto3.client` inside a
+    mock paid that once per test. Made after moto's import, which adds moto's stubber to every
+    later session; the stubber answers only while a mock is active, and each mock starts empty."""
+    import boto3
+    from moto import mock_aws  # noqa: F401  (importing moto registers its stubber)
+
+    return boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` selects by marker
 def pytest_collection_modifyitems(session, config, items):
     """Marks e2e every test that asks for a SERVER_FIXTURES or PROCESS_FIXTURES fixture, then

@@ -3,6 +3,7 @@ tests a local SageMaker runtime plus an Airflow home in which `airflow dags test
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -10,7 +11,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 from airflow_access import PLUGINS, REPO_ROOT, use_in_process_airflow
 
@@ -37,11 +37,25 @@ DUMMY_AWS = {
 
 
 @pytest.fixture(scope="session")
-def image_uris() -> dict:
-    """The image URIs derived from the defaults (sagemaker-core is slow to import: once)."""
+def image_uris(tmp_path_factory) -> dict:
+    """The image URIs derived from the defaults. sagemaker-core takes 10-30 s to import on the
+    loaded cores, so under pytest-xdist only the first worker to ask derives them: the others wait
+    on the lock, then read its answer from the folder above every worker's basetemp (one per
+    pytest run)."""
     from sagemaker_lifecycle.images import resolve_image_uris
 
-    return resolve_image_uris(in_region(load_settings(), CONNECTION_REGION))
+    def derive() -> dict:
+        return resolve_image_uris(in_region(load_settings(), CONNECTION_REGION))
+
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return derive()
+    shared = tmp_path_factory.getbasetemp().parent
+    with (shared / "image_uris.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        answer = shared / "image_uris.json"
+        if not answer.exists():
+            answer.write_text(json.dumps(derive()))
+        return json.loads(answer.read_text())
 
 
 @pytest.fixture
@@ -95,15 +109,15 @@ def tiny_dataset(tmp_path) -> Path:
 
 
 @pytest.fixture
-def s3(monkeypatch) -> Iterator:
-    """A boto3 S3 client on moto's in-process S3."""
+def s3(monkeypatch, moto_session) -> Iterator:
+    """A boto3 S3 client on moto's in-process S3 (empty for each test)."""
     from moto import mock_aws
 
     for name, value in DUMMY_AWS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        yield boto3.client("s3", region_name="us-east-1")
+        yield moto_session.client("s3")
 
 
 # ---- end to end: the local runtime and Airflow ------------------------------------------------

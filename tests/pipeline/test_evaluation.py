@@ -7,7 +7,6 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree
 
-import boto3
 import pytest
 from PIL import Image
 from sagemaker_lifecycle import evaluation
@@ -204,12 +203,12 @@ def test_too_few_predictions_for_top_k_are_named():
 
 @pytest.mark.parametrize(("minimum", "fails"), [(0.6, False), (0.7, True)])
 def test_accuracy_below_evaluation_min_accuracy_fails_the_task(
-    transform_in_s3, settings_with, names, monkeypatch, minimum, fails
+    transform_in_s3, moto_session, settings_with, names, monkeypatch, minimum, fails
 ):
     from sagemaker_lifecycle import tasks
 
     monkeypatch.setattr(tasks, "_s3_client", lambda: transform_in_s3)
-    monkeypatch.setattr(tasks, "_client", lambda service: boto3.client(service, "us-east-1"))
+    monkeypatch.setattr(tasks, "_client", lambda service: moto_session.client(service))
     # The report's prefix is the run's (the registered model version points at it).
     monkeypatch.setattr(tasks, "current_run_names", lambda settings: names)
     settings = settings_with({"aws": {"bucket": BUCKET}, "evaluation": {"min_accuracy": minimum}})
@@ -227,11 +226,11 @@ def test_accuracy_below_evaluation_min_accuracy_fails_the_task(
 
 
 def test_the_evaluate_task_draws_the_training_curves_cloudwatch_recorded(
-    transform_in_s3, settings_with, names, monkeypatch
+    transform_in_s3, moto_session, settings_with, names, monkeypatch
 ):
     from sagemaker_lifecycle import tasks
 
-    cloudwatch = boto3.client("cloudwatch", "us-east-1")
+    cloudwatch = moto_session.client("cloudwatch")
     now = datetime.now(UTC)
     for epoch, loss in enumerate((1.2, 0.8, 0.5, 0.4), 1):  # one datapoint per epoch line
         cloudwatch.put_metric_data(Namespace=TRAINING_NAMESPACE, MetricData=[{
@@ -239,7 +238,7 @@ def test_the_evaluate_task_draws_the_training_curves_cloudwatch_recorded(
             "Timestamp": now - timedelta(seconds=60 - 10 * epoch),
             "Dimensions": [{"Name": "TrainingJobName", "Value": "dogbreed-train-1"}]}])  # fmt: skip
     monkeypatch.setattr(tasks, "_s3_client", lambda: transform_in_s3)
-    monkeypatch.setattr(tasks, "_client", lambda service: boto3.client(service, "us-east-1"))
+    monkeypatch.setattr(tasks, "_client", lambda service: moto_session.client(service))
     monkeypatch.setattr(tasks, "current_run_names", lambda settings: names)
     settings = settings_with({"aws": {"bucket": BUCKET}})
     transform = {"InputPath": INPUT, "OutputPath": OUTPUT, "TransformJobName": "job"}

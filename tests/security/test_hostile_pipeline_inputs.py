@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import boto3
 import pytest
 from moto import mock_aws
 
@@ -54,10 +53,10 @@ def dataset(tmp_path) -> Path:
 
 
 @pytest.fixture
-def s3() -> Iterator:
-    """moto's in-process S3 (it supplies its own fake credentials while active)."""
+def s3(moto_session) -> Iterator:
+    """moto's in-process S3, empty for each test."""
     with mock_aws():
-        yield boto3.client("s3", region_name="us-east-1")
+        yield moto_session.client("s3")
 
 
 def staging_settings(source: str, cache: Path) -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-import boto3
 import pytest
 from moto import mock_aws
 from sagemaker_lifecycle.ui.reader import LOG_GROUP, run_details
@@ -18,12 +17,12 @@ MOTO_ENVIRONMENT = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "te
 
 
 @pytest.fixture
-def clients(monkeypatch):
+def clients(monkeypatch, moto_session):
     for name, value in MOTO_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        yield {service: boto3.client(service, region_name="us-east-1")
+        yield {service: moto_session.client(service)
                for service in ("s3", "sagemaker", "logs", "cloudwatch")}  # fmt: skip
 
 
