@@ -35,7 +35,7 @@ from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parent
 REPO_ROOT = BENCHMARKS.parent
-sys.path[:0] = [str(BENCHMARKS), str(REPO_ROOT / "tests")]
+sys.path[:0] = [str(BENCHMARKS), str(REPO_ROOT), str(REPO_ROOT / "tests")]
 
 from bench_suite import export_commit  # noqa: E402
 from runtime_access import free_port  # noqa: E402
