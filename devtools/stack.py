@@ -54,23 +54,6 @@ AIRFLOW_COMPONENTS = (
 MIGRATE_FIRST = "airflow db migrate >/dev/null && "
 REVISION = re.compile(r"""^(down_)?revision\s*=\s*(.+)$""", re.MULTILINE)
 
-# What task processes import: for the DAG file, and sagemaker-core for the image URIs (seconds
-# to import). Third-party only, so that an edit of the project's own code reaches the next task
-# without a restart. The scheduler's LocalExecutor starts its workers from a forkserver that
-# imported these once, so a task process inherits them instead of importing them again.
-TASK_PRELOAD = (
-    "airflow.executors.local_executor",
-    "airflow.sdk.execution_time.task_runner",
-    "sagemaker.core.image_uris",
-    "sagemaker.core.debugger",
-    "airflow.providers.amazon.aws.operators.sagemaker",
-    "airflow.providers.amazon.aws.triggers.sagemaker",
-    "airflow.providers.standard.operators.hitl",
-    "boto3",
-    "libcst",
-    "yaml",
-)
-
 
 def newest_migration() -> str | None:
     """The installed Airflow's head revision, as alembic finds it (the one migration no other
@@ -262,8 +245,6 @@ class Stack:
             # Airflow's components call `airflow` from PATH: make it this environment's.
             "PATH": os.pathsep.join([str(VENV_BIN), env.get("PATH", "")]),
             "AWS_DEFAULT_REGION": LOCAL_REGION,
-            "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
-            "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": ",".join(TASK_PRELOAD),
             # A freshly started api-server answered its first task call after 36 s on two busy
             # cores (the default timeout is 5 s): the task failed and waited a minute for its
             # retry. Airflow's advice under high load is a longer timeout.
