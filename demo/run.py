@@ -33,7 +33,7 @@ from pathlib import Path
 import boto3
 import requests
 
-from devtools.stack import DEMO_DIR, LOCAL_REGION, Stack
+from devtools.stack import DEMO_DIR, LOCAL_REGION, Stack, start_together
 
 DAG_ID = "dog_breed_classifier"
 # The gate's and the approval's one-line outcome (sagemaker_lifecycle.gate.OUTCOME_PREFIX).
@@ -250,8 +250,7 @@ def main() -> int:
     # As in the browser tests: the DAG's weekly schedule makes no run beside the demo's.
     environment = {**stack.airflow_environment(), "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
     try:
-        for service in services:
-            service.start(environment)
+        start_together([(service, environment) for service in services])
         print(f"stack up after {time.monotonic() - started:.0f} s")
         run = run_dag(AirflowApi(stack))
         if run.gate_outcome:

@@ -19,10 +19,14 @@ so `down` stops exactly that and never a process that later reused the pid.
 from __future__ import annotations
 
 import argparse
+import configparser
 import contextlib
+import importlib.util
 import json
 import os
+import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -44,10 +48,41 @@ LOCAL_PROFILE = REPO_ROOT / "include" / "local.yaml"
 DEMO_DIR = REPO_ROOT / ".demo"
 # `airflow standalone`'s components, in one process group, every listener on 127.0.0.1.
 AIRFLOW_COMPONENTS = (
-    "airflow db migrate >/dev/null && { "
-    "airflow scheduler --skip-serve-logs & airflow triggerer --skip-serve-logs & "
+    "{ airflow scheduler --skip-serve-logs & airflow triggerer --skip-serve-logs & "
     "airflow dag-processor & exec airflow api-server; }"
 )
+MIGRATE_FIRST = "airflow db migrate >/dev/null && "
+REVISION = re.compile(r"""^(down_)?revision\s*=\s*(.+)$""", re.MULTILINE)
+
+
+def newest_migration() -> str | None:
+    """The installed Airflow's head revision, as alembic finds it (the one migration no other
+    revises), read from its migration files without importing Airflow (which takes seconds)."""
+    versions = Path(importlib.util.find_spec("airflow").origin).parent / "migrations" / "versions"
+    revisions, revised = set(), set()
+    for script in versions.glob("*.py"):
+        for down, value in REVISION.findall(script.read_text()):
+            (revised if down else revisions).update(re.findall(r"[0-9a-f]{12}", value))
+    heads = revisions - revised
+    return heads.pop() if len(heads) == 1 else None
+
+
+def stack_database_revision(airflow_home: Path, env: dict[str, str]) -> str | None:
+    """The revision of the stack's own SQLite database (`<home>/airflow.db`); None when it is
+    missing, unmigrated, or when the environment or airflow.cfg names another database."""
+    database = airflow_home / "airflow.db"
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(airflow_home / "airflow.cfg")
+    named = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or config.get(
+        "database", "sql_alchemy_conn", fallback=f"sqlite:///{database}"
+    )
+    if named != f"sqlite:///{database}" or not database.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        try:
+            return db.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+        except (sqlite3.Error, TypeError):
+            return None
 
 
 def local_connection_uri(endpoint_url: str, key_pair: KeyPair) -> str:
@@ -92,9 +127,15 @@ class Service:
         return None
 
     def start(self, env: dict[str, str]) -> None:
+        process = self.launch(env)
+        if process is not None:
+            self.wait_until_healthy(process)
+
+    def launch(self, env: dict[str, str]) -> subprocess.Popen | None:
+        """Start the process group without waiting for it; None when it already runs."""
         if self.running_process():
             print(f"{self.name}: already running (log: {self.log_path})")
-            return
+            return None
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             process = subprocess.Popen(
@@ -104,9 +145,9 @@ class Service:
         record = {"pid": process.pid, "pgid": process.pid,
                   "create_time": psutil.Process(process.pid).create_time()}  # fmt: skip
         self.record_path.write_text(json.dumps(record))
-        self._wait_until_healthy(process)
+        return process
 
-    def _wait_until_healthy(self, process: subprocess.Popen) -> None:
+    def wait_until_healthy(self, process: subprocess.Popen) -> None:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -141,6 +182,21 @@ class Service:
             os.killpg(pgid, signal.SIGKILL)
         self.record_path.unlink(missing_ok=True)
         print(f"{self.name}: stopped")
+
+
+def start_together(services: list[tuple[Service, dict[str, str]]]) -> None:
+    """Launch every service (each with its environment), then wait until each is healthy: the
+    runtime's start-up overlaps Airflow's instead of preceding it."""
+    launched = [(service, service.launch(env)) for service, env in services]
+    try:
+        for service, process in launched:
+            if process is not None:
+                service.wait_until_healthy(process)
+    except BaseException:
+        for service, process in launched:
+            if process is not None:
+                service.stop()
+        raise
 
 
 @dataclass
@@ -189,6 +245,10 @@ class Stack:
             # Airflow's components call `airflow` from PATH: make it this environment's.
             "PATH": os.pathsep.join([str(VENV_BIN), env.get("PATH", "")]),
             "AWS_DEFAULT_REGION": LOCAL_REGION,
+            # A freshly started api-server answered its first task call after 36 s on two busy
+            # cores (the default timeout is 5 s): the task failed and waited a minute for its
+            # retry. Airflow's advice under high load is a longer timeout.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
         })  # fmt: skip
         return env
 
@@ -203,9 +263,13 @@ class Stack:
         )  # fmt: skip
 
     def airflow(self) -> Service:
+        # `airflow db migrate` takes 10-25 s even when there is nothing to migrate: only when the
+        # database is not at the installed Airflow's newest migration does it run first.
+        current = stack_database_revision(self.airflow_home, self.airflow_environment())
+        migrate = "" if current and current == newest_migration() else MIGRATE_FIRST
         return Service(
             name="airflow",
-            command=["bash", "-c", AIRFLOW_COMPONENTS],
+            command=["bash", "-c", migrate + AIRFLOW_COMPONENTS],
             health_url=f"{self.airflow_url}/api/v2/monitor/health",
             start_timeout=240,
             run_dir=self.run_dir,
@@ -237,8 +301,8 @@ class Stack:
 
     def up(self) -> None:
         self.write_local_settings()
-        self.runtime().start(dict(os.environ))
-        self.airflow().start(self.airflow_environment())
+        start_together([(self.runtime(), dict(os.environ)),
+                        (self.airflow(), self.airflow_environment())])  # fmt: skip
 
     def down(self) -> None:
         # Airflow first: its tasks may still be talking to the runtime.
