@@ -10,7 +10,8 @@ hub's cache; ``load_imagenet_weights``), or nowhere (``pretrained-weights none``
 scratch).
 
 Freeze policies: ``head`` trains the head only, ``full`` trains everything, ``staged`` trains
-the head for the first epoch and everything afterwards (``trainable_for_epoch``).
+the head for the first epoch and everything afterwards (``trainable_for_epoch``). Parameters that
+cannot change the loss (``inert_parameters``) are never trained.
 """
 
 from __future__ import annotations
@@ -75,7 +76,28 @@ def build_model(backbone: str, num_classes: int) -> nn.Module:
         _name_activations_relu(model)
     else:
         model.fc = nn.Linear(model.fc.in_features, num_classes)
+    set_trainable(model, "full")
     return model
+
+
+def inert_parameters(model: nn.Module) -> set[str]:
+    """Parameters whose gradient is zero by construction: in mobilenet_v2, the bias of the batch
+    norm that ends each inverted residual block (its linear bottleneck, no activation after it).
+    That output reaches the loss only through 1x1 convolutions into batch norms, directly or
+    through the residual sums, and a training-mode batch norm subtracts each channel's batch
+    mean: a constant shift per channel, all that a bias adds, cancels there.
+
+    Trained, they get rounding noise (1e-9 to 1e-7 of mean absolute gradient in a fresh network
+    at 64 or 224 px), which Debugger's VanishingGradient, by AWS's formula (any tensor of the
+    ``gradients`` collection under ``threshold``, 1e-7), reports as vanishing gradients on every
+    mobilenet_v2 trained in full, and which Adam's normalised steps turn into moves of up to the
+    learning rate a step. Not requiring gradients, they get no smdebug gradient hook (it hooks
+    only parameters that do) and no update."""
+    inert = set()
+    for name, module in model.named_modules():
+        if isinstance(module, torchvision.models.mobilenetv2.InvertedResidual):
+            inert.add(f"{name}.conv.{len(module.conv) - 1}.bias")
+    return inert
 
 
 def head_prefix(model: nn.Module) -> str:
@@ -175,7 +197,8 @@ def trainable_for_epoch(policy: str, epoch: int) -> str:
 
 
 def set_trainable(model: nn.Module, part: str) -> None:
-    """Make the head (``head``) or every parameter (``full``) require gradients, nothing else."""
-    head = head_prefix(model)
+    """Make the head (``head``) or every parameter (``full``) require gradients, nothing else;
+    never the inert ones (``inert_parameters``)."""
+    head, inert = head_prefix(model), inert_parameters(model)
     for name, parameter in model.named_parameters():
-        parameter.requires_grad_(part == "full" or name.startswith(head))
+        parameter.requires_grad_((part == "full" or name.startswith(head)) and name not in inert)
