@@ -291,7 +291,8 @@ class S3Service:
 
     def list_keys(self, bucket: str, prefix: str = "") -> list[str]:
         """Keys of live objects in ``bucket`` starting with ``prefix``, sorted."""
-        keys = self._bucket(bucket).keys.keys()
+        with self._lock:  # a copy: other jobs' uploads and clients' PUTs add keys meanwhile
+            keys = list(self._bucket(bucket).keys.keys())
         return sorted(k for k in keys if k.startswith(prefix) and self.exists(bucket, k))
 
     def exists(self, bucket: str, key: str) -> bool:

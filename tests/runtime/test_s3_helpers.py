@@ -1,5 +1,7 @@
 """The in-process S3 helpers executors use: channel-style downloads and their safety."""
 
+import threading
+
 import pytest
 
 from local_sagemaker.s3 import S3Error, S3Service
@@ -52,3 +54,26 @@ def test_helper_writes_are_journaled(s3, tmp_path):
     assert reopened.backend.get_object("helpers", "model.tar.gz").metadata == {
         "content-type": "application/gzip"
     }
+
+
+def test_listing_a_prefix_while_another_job_uploads_is_safe(s3):
+    """Two training jobs of the rule corpus failed with "dictionary changed size during
+    iteration": one listed its channel's keys while another job's upload added keys."""
+    stop = threading.Event()
+
+    def upload():
+        for i in range(20000):
+            if stop.is_set():
+                return
+            s3.write("helpers", f"output/other-job/{i}.bin", b"x")
+
+    for i in range(500):
+        s3.write("helpers", f"data/train/{i}.jpg", b"a")
+    writer = threading.Thread(target=upload)
+    writer.start()
+    try:
+        for _ in range(100):
+            assert len(s3.list_keys("helpers", "data/train/")) == 500
+    finally:
+        stop.set()
+        writer.join()
