@@ -241,7 +241,9 @@ def recording_order(runs: list[Run]) -> list[Run]:
     """Round robin over the healthy runs and the fault kinds, so that the runs a recording has
     finished when it is interrupted are a sample of the whole corpus, not its first kinds."""
     by_kind = [[run for run in runs if run.fault == kind] for kind in (None, *FAULTS)]
-    healthy_per_round = math.ceil(len(by_kind[0]) / max(len(kind) for kind in by_kind[1:]))
+    # At least one a round: re-recording only some fault runs leaves no healthy run to share.
+    fault_rounds = max(1, *(len(kind) for kind in by_kind[1:]))
+    healthy_per_round = max(1, math.ceil(len(by_kind[0]) / fault_rounds))
     by_kind[0] = [by_kind[0][i : i + healthy_per_round]
                   for i in range(0, len(by_kind[0]), healthy_per_round)]  # fmt: skip
     rounds = itertools.zip_longest(*by_kind)
