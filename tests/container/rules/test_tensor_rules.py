@@ -129,6 +129,7 @@ def test_poor_weight_initialization_counts_training_steps_not_saved_ones(run, tm
     hold two (0 and 5)."""
     debug_output = run(dataclasses.replace(DIVERGING_LR, save_interval=5))
     first_two = evaluate_rule("PoorWeightInitialization", debug_output, tmp_path, steps="2")
+    assert first_two.status == NO_ISSUES_FOUND, first_two.details
     assert "examined 1 step(s)" in first_two.details
     first_ten = evaluate_rule("PoorWeightInitialization", debug_output, tmp_path)
     assert "examined 2 step(s)" in first_ten.details
