@@ -174,7 +174,13 @@ def parse_args() -> argparse.Namespace:
 
 
 def hyperparameters(
-    backbone: str, batch: int, lr: float, seed: int, epochs: int, image_size=IMAGE_SIZE, **extra
+    backbone: str,
+    batch: int,
+    lr: float,
+    seed: int,
+    epochs: int,
+    image_size: int = IMAGE_SIZE,
+    **extra,
 ) -> dict:
     values = {
         "backbone": backbone,
@@ -196,10 +202,10 @@ def healthy_runs(count: int) -> list[Run]:
     """`count` runs cycling through backbones, batch sizes, learning rates, seeds and data.
 
     The deep resnets cost the most: each of resnet34 and resnet50 gets one run in ten, and so
-    does mobilenet_v2, all three at their HEALTHY_RUN_SIZE (12 epochs at 32 or 64 px: 30 s to 2 min
-    a run on two busy cores). The learning rates shift by one
-    every ten runs, so that a backbone does not always meet the same one (ten backbones, five
-    rates: without the shift, resnet50 only ever got 1e-2).
+    does mobilenet_v2, all three at their HEALTHY_RUN_SIZE (12 epochs at 32 or 64 px: 30 s to
+    2.5 min a run on two busy cores). The learning rates shift by one every ten runs, so that a
+    backbone does not always meet the same one (ten backbones, five rates: without the shift,
+    resnet50 only ever got 1e-2).
     """
     batches, lrs = (8, 16, 32, 64), (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
     backbones = ("simplecnn", "resnet18", "simplecnn", "resnet34", "resnet18",
