@@ -215,6 +215,18 @@ def _jobs_section(measured: JobMetrics | None, tuning: Mapping | None) -> str:
     return "".join(parts)
 
 
+def html_page(title: str, body: str) -> str:
+    """A self-contained page in the reports' style: `title` (plain text) as its title and
+    heading, then `body` (HTML)."""
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}.problem{color:#c62828}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+
+
 def render_html_report(
     report: Mapping[str, Any],
     explanations_folder: str | None = None,
@@ -235,12 +247,9 @@ def render_html_report(
         f"<td>{c['f1']:.3f}</td><td>{c['support']}</td></tr>"
         for name, c in report["per_class"].items()
     )
-    return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Evaluation report</title>"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
-        "td:first-child,th:first-child{text-align:left}.problem{color:#c62828}</style></head>"
-        "<body><h1>Evaluation report</h1><table>"
+    return html_page(
+        "Evaluation report",
+        "<table>"
         + "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in headline)
         + "</table><h2>Per class</h2><table><tr><th>class</th><th>precision</th><th>recall</th>"
         f"<th>F1</th><th>support</th></tr>{rows}</table>"
@@ -248,8 +257,7 @@ def render_html_report(
         "the row.</p>"
         + charts.confusion_matrix(report["confusion_matrix"], report["classes"])
         + _jobs_section(measured, tuning)
-        + _explanations_section(explanations_folder)
-        + "</body></html>"
+        + _explanations_section(explanations_folder),
     )
 
 
