@@ -117,6 +117,16 @@ def test_confusions_that_differ_are_listed_most_different_first():
     assert [d["spread"] for d in differences] == [2, 1, 1, 1]
 
 
+def test_the_largest_difference_comes_first_wherever_it_lies_in_the_matrix():
+    # vgg16 takes both C images for B (F1: A 1, B 2/3 with p 1/2 and r 1, C 0); resnet50 takes
+    # one B for C: C -> B differs by 2, B -> C (earlier in the matrix) by 1.
+    vgg = report([[2, 0, 0], [0, 2, 0], [0, 2, 0]], 4 / 6, 4 / 6, [1.0, 2 / 3, 0.0],
+                 (1 + 2 / 3) / 3, "transform-3")  # fmt: skip
+    pair = [entries()[0], comparison.candidate_entry("vgg16", vgg, None, None)]
+    differences = comparison.compare_candidates(pair, {}, "accuracy")["confusion_differences"]
+    assert [(d["true"], d["predicted"], d["spread"]) for d in differences] == [(C, B, 2), (B, C, 1)]
+
+
 def test_confusions_are_capped(monkeypatch):
     monkeypatch.setattr(comparison, "CONFUSIONS_KEPT", 2)
     differences = comparison.compare_candidates(entries(), {}, "accuracy")["confusion_differences"]
