@@ -52,6 +52,14 @@ def _check_measure(name: str, what: str, value: float | None) -> None:
         raise ValueError(f"candidate {name!r}: {what} is {value}, it cannot be negative")
 
 
+def transform_seconds(description: Mapping[str, Any]) -> float | None:
+    """A batch transform's wall time from its DescribeTransformJob answer (None while it lacks
+    TransformStartTime or TransformEndTime). It includes starting the model server, so the time
+    per image it gives is an upper bound, fair between candidates of one run."""
+    start, end = description.get("TransformStartTime"), description.get("TransformEndTime")
+    return None if start is None or end is None else (end - start).total_seconds()
+
+
 def candidate_entry(
     name: str, report: Mapping[str, Any], model_bytes: int | None, transform_seconds: float | None
 ) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 were worked out by hand (6 validation images, 2 per class)."""
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from sagemaker_lifecycle import comparison
@@ -62,6 +63,13 @@ def test_an_unknown_transform_time_leaves_the_time_per_image_unknown():
     assert (
         comparison.candidate_entry("simplecnn", SIMPLECNN, None, None)["seconds_per_image"] is None
     )
+
+
+def test_the_transform_time_is_read_from_its_description():
+    start = datetime(2026, 12, 2, 10, 0, 0, tzinfo=UTC)
+    ended = {"TransformStartTime": start, "TransformEndTime": start.replace(minute=2, second=3)}
+    assert comparison.transform_seconds(ended) == 123.0
+    assert comparison.transform_seconds({"TransformStartTime": start}) is None
 
 
 def test_an_entry_of_something_that_is_not_a_report_names_what_it_lacks():
