@@ -209,9 +209,10 @@ def format_comparison(comparison: Mapping[str, Any]) -> str:
     winner = comparison["winner"]
     lines = [f"Candidates ranked on {comparison['metric']} (* the winner: {winner})"]
     for marker, cells in [(" ", header)] + [("*" if r[1] == winner else " ", r) for r in rows]:
-        lines.append(
-            marker + " " + "  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))
-        )
+        rank, candidate, *numbers = cells  # the name left-aligned, the numbers right
+        figures = (n.rjust(w) for n, w in zip(numbers, widths[2:], strict=True))
+        lines.append(f"{marker} {rank.rjust(widths[0])}  {candidate.ljust(widths[1])}  "
+                     + "  ".join(figures))  # fmt: skip
     lines += [f"dropped {name}: {reason}" for name, reason in comparison["dropped"].items()]
     differences = comparison["confusion_differences"][:CONFUSIONS_LOGGED]
     if differences:
