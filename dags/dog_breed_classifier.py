@@ -1,24 +1,33 @@
 """dog_breed_classifier: an image classifier's whole SageMaker life cycle.
 
-    settings >> stage >> tune >> train (Debugger hooks + rules) >> gate on the rules
-             >> approval (asks a person only when an `approve` rule found issues)
-             >> register the model version (Model Registry, PendingManualApproval)
-             >> model >> endpoint: the challenger joins as a second variant with weight 0, beside
-                the champion that keeps all the traffic (blue/green, deferred); the project's
-                first model is tried alone on a trial endpoint of the run's own instead
+    settings >> stage
+             >> per candidate architecture (include/pipeline.yaml `candidates`, one map index
+                each, side by side): tune >> train (Debugger hooks + rules) >> gate on the rules
+                >> approval (asks a person only when an `approve` rule found issues)
+                >> its own model >> batch transform of the validation split >> evaluate
+                >> explain (saliency maps, a processing job)
+             >> compare the candidates (blocked, rejected or failed ones are left out, with why);
+                the best by registry.metric is the run's model
+             >> register its version (Model Registry, PendingManualApproval)
+             >> model (deployment.mode multi_model: every compared candidate behind one
+                multi-model container, TargetModel <name>.tar.gz; single_model: the winner)
+             >> endpoint: the challenger joins as a second variant with weight 0, beside the
+                champion that keeps all the traffic (blue/green, deferred); the project's first
+                model is tried alone on a trial endpoint of the run's own instead
              >> smoke test of the challenger's variant (TargetVariant; rolls back)
-             >> batch transform >> evaluate >> explain (saliency maps, a processing job)
              >> score the champion on this snapshot (only when it never was)
              >> decide the promotion (Approved, or a reason; a person when registry.when_worse: ask)
              >> Approved: its variant takes the traffic (UpdateEndpointWeightsAndCapacities), then
                 the endpoint keeps it alone (a first model: the endpoint is created for it);
                 otherwise: the champion alone, the challenger unseen; a trial endpoint goes
              >> record on the version that the endpoint serves it
-             >> clean up;  any failure >> stop the run's jobs, take the challenger off the
-                endpoint, delete its unused models and configs
+             >> clean up;  any failure after the comparison, or no candidate left >> stop the
+                run's jobs, take the challenger off the endpoint, delete its unused models and
+                configs
 
-Each phase is a TaskGroup (stage, train, gate, deploy, evaluate, promote, clean_up), so the grid
-reads as this flow and a task's id is `<phase>.<task>`, e.g. `train.train_best_model`.
+Each phase is a TaskGroup (stage, candidate with train, gate and evaluate inside, compare,
+deploy, promote, clean_up), so the grid reads as this flow and a task's id is `<phase>.<task>`,
+e.g. `candidate.train.train_best_model` (map index = the candidate's place in the list).
 
 Runs weekly (Monday 00:00 UTC) and whenever the dataset asset `dog_breed_dataset` is updated (by
 whoever refreshes the data); announces each NEW dataset snapshot on the asset alias
@@ -32,7 +41,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, TaskGroup, dag
+from airflow.sdk import (
+    AssetOrTimeSchedule,
+    CronTriggerTimetable,
+    Param,
+    TaskGroup,
+    dag,
+    task_group,
+)
 from sagemaker_lifecycle.approval import RuleApprovalOperator
 from sagemaker_lifecycle.assets import DATASET_REFRESHED
 from sagemaker_lifecycle.operators import (
@@ -55,11 +71,14 @@ from sagemaker_lifecycle.tasks import (
     AWS_CONN_ID,
     clean_up_endpoint,
     clean_up_failed_run,
+    compare_candidates,
     decide_promotion,
     evaluate,
     evaluate_champion,
+    plan_candidates,
     plan_champion_scoring,
     plan_deployment,
+    plan_evaluation,
     plan_explanations,
     plan_promotion,
     plan_registration,
@@ -80,7 +99,11 @@ WAIT_LIMIT = "{{ ti.xcom_pull(task_ids='resolve_settings')['polling']['timeout_s
 RULES = "{{ ti.xcom_pull(task_ids='resolve_settings')['rules'] }}"
 APPROVAL = "{{ ti.xcom_pull(task_ids='resolve_settings')['rules']['approval'] }}"
 PROMOTION_APPROVAL = "{{ ti.xcom_pull(task_ids='resolve_settings')['registry']['approval'] }}"
-TRAINING_JOB = "{{ ti.xcom_pull(task_ids='train.train_best_model')['TrainingJobName'] }}"
+# The gate of each candidate (map index) reads its own training job.
+TRAINING_JOB = (
+    "{{ ti.xcom_pull(task_ids='candidate.train.train_best_model', map_indexes=ti.map_index)"
+    "['TrainingJobName'] }}"
+)
 WAITS = {"check_interval": POLL_INTERVAL, "max_ingestion_time": WAIT_LIMIT}
 
 
@@ -113,7 +136,10 @@ WAITS = {"check_interval": POLL_INTERVAL, "max_ingestion_time": WAIT_LIMIT}
             type=["null", "string"],
             description="Default: Variable sagemaker_bucket, else include/pipeline.yaml",
         ),
-        "max_tuning_jobs": Param(DEFAULTS["tuning"]["max_jobs"], type="integer", minimum=1),
+        "max_tuning_jobs": Param(
+            DEFAULTS["tuning"]["max_jobs"], type="integer", minimum=1,
+            description="Trials of each candidate's tuning job",
+        ),
         "max_parallel_jobs": Param(
             DEFAULTS["tuning"]["max_parallel_jobs"], type="integer", minimum=1
         ),
@@ -134,74 +160,92 @@ def dog_breed_classifier():
     with TaskGroup("stage", tooltip="Verify the dataset and publish it as a snapshot in S3"):
         dataset = stage_dataset(settings)
 
-    with TaskGroup("train", tooltip="Tune the hyperparameters, train the best configuration"):
-        tuning = TuningJobOperator(
-            task_id="tune_hyperparameters", config=plan_tuning(settings, dataset), **WAITS
-        )
-        training = TrainingJobOperator(
-            task_id="train_best_model",
-            config=plan_training(settings, dataset, tuning.output),
-            **WAITS,
-        )
+    @task_group(group_id="candidate")
+    def candidate(candidate: dict):
+        """One candidate architecture: tuned, trained, gated, evaluated and explained."""
+        with TaskGroup("train", tooltip="Tune the hyperparameters, train the best configuration"):
+            tuning = TuningJobOperator(
+                task_id="tune_hyperparameters",
+                config=plan_tuning(settings, dataset, candidate),
+                **WAITS,
+            )
+            training = TrainingJobOperator(
+                task_id="train_best_model",
+                config=plan_training(settings, dataset, candidate, tuning.output),
+                **WAITS,
+            )
 
-    with TaskGroup("gate", tooltip="Decide on the rules' outcomes; ask a person when they say so"):
-        rule_jobs = RuleProcessingJobsOperator(
-            task_id="start_rule_jobs", config=plan_rule_jobs(settings, dataset, training.output)
-        )
-        gate = RuleGateSensor(
-            task_id="gate_on_rules",
-            training_job_name=TRAINING_JOB,
-            rule_jobs=rule_jobs.output,
-            rules=RULES,
-            poll_interval=POLL_INTERVAL,
-            max_wait=WAIT_LIMIT,
-            # A BLOCK fails at once (AirflowFailException); a crash, or a deferral lost to
-            # Airflow 3.3.2's stale-event race (triggers.DEFERRAL_SETTLE_SECONDS), is retried.
-            # Seen lost twice in a row on a loaded machine, where the retry's verdict is ready
-            # at once.
-            retries=3,
-        )
-        approval = RuleApprovalOperator(
-            task_id="approve_deployment",
-            verdict=gate.output,
-            approval=APPROVAL,
-            tuning=tuning.output,
-            training=training.output,
-            retries=0,
-        )
+        with TaskGroup("gate", tooltip="Decide on the rules' outcomes; ask a person if told to"):
+            rule_jobs = RuleProcessingJobsOperator(
+                task_id="start_rule_jobs", config=plan_rule_jobs(settings, dataset, training.output)
+            )
+            gate = RuleGateSensor(
+                task_id="gate_on_rules",
+                training_job_name=TRAINING_JOB,
+                rule_jobs=rule_jobs.output,
+                rules=RULES,
+                poll_interval=POLL_INTERVAL,
+                max_wait=WAIT_LIMIT,
+                # A BLOCK fails at once (AirflowFailException); a crash, or a deferral lost to
+                # Airflow 3.3.2's stale-event race (triggers.DEFERRAL_SETTLE_SECONDS), is
+                # retried. Seen lost twice in a row on a loaded machine, where the retry's
+                # verdict is ready at once.
+                retries=3,
+            )
+            approval = RuleApprovalOperator(
+                task_id="approve_deployment",
+                verdict=gate.output,
+                approval=APPROVAL,
+                tuning=tuning.output,
+                training=training.output,
+                retries=0,
+            )
+
+        with TaskGroup("evaluate", tooltip="Batch transform the validation split, score, explain"):
+            planned = plan_evaluation(settings, dataset, candidate, training.output)
+            model = ModelOperator(task_id="create_model", config=planned["model"])
+            transform = TransformJobOperator(
+                task_id="batch_transform", config=planned["transform"], **WAITS
+            )
+            report = evaluate(
+                settings, dataset, candidate, transform.output, tuning.output, training.output
+            )
+            report.operator.operator_extra_links = (EvaluationReportLink(),)
+            ExplanationJobOperator(
+                task_id="explain_predictions",
+                config=plan_explanations(settings, dataset, candidate, training.output, report),
+                **WAITS,
+            )
+        approval >> planned
+        model >> transform
+
+    candidates = candidate.expand(candidate=plan_candidates(settings))
+
+    with TaskGroup("compare", tooltip="The candidates side by side; the best is the run's model"):
+        compared = compare_candidates(settings)
+    candidates >> compared
 
     with TaskGroup(
         "deploy", tooltip="Register the version, add it to the endpoint at weight 0, smoke-test it"
     ):
         registered = RegisterModelVersionOperator(
             task_id="register_model",
-            registration=plan_registration(
-                settings, dataset, tuning.output, training.output, gate.output
-            ),
+            registration=plan_registration(settings, dataset, compared["winner"]),
         )
-        deployment = plan_deployment(settings, dataset, training.output)
+        deployment = plan_deployment(settings, compared["winner"], compared["archives"])
         model = ModelOperator(task_id="create_model", config=deployment["model"])
         endpoint = EndpointOperator(
             task_id="deploy_endpoint", config=deployment["endpoint"], **WAITS
         )
-        smoke_test = smoke_test_endpoint(settings, dataset, endpoint.output)
-
-    with TaskGroup("evaluate", tooltip="Batch transform the validation split, score, explain"):
-        transform = TransformJobOperator(
-            task_id="batch_transform", config=deployment["transform"], **WAITS
-        )
-        report = evaluate(settings, dataset, transform.output, tuning.output, training.output)
-        report.operator.operator_extra_links = (EvaluationReportLink(),)
-        explanation = ExplanationJobOperator(
-            task_id="explain_predictions",
-            config=plan_explanations(settings, dataset, training.output, report),
-            **WAITS,
+        smoke_test = smoke_test_endpoint(
+            settings, dataset, endpoint.output, deployment["target_models"]
         )
 
     with TaskGroup(
         "promote",
         tooltip="Challenger against champion on this snapshot; the winner takes the traffic",
     ):
+        report = compared["report"]
         champion = plan_champion_scoring(settings, dataset, registered.output, report)
         champion_transform = TransformJobOperator(
             task_id="score_champion", config=champion["transform"], **WAITS
@@ -226,31 +270,26 @@ def dog_breed_classifier():
         )
         record_serving(settings, registered.output, promotion.output)
 
-    gate >> approval >> registered >> deployment
+    registered >> deployment
+    smoke_test >> champion
     champion_report >> decision >> promotion_approval >> actions
     model >> endpoint
-    smoke_test >> transform
     with TaskGroup("clean_up", tooltip="Teardown; after a failure, stop and delete what is left"):
         clean_up_endpoint(settings, promotion.output)
-        # Any of these failing (or upstream_failed) triggers it; a successful run skips it.
+        # Any of these failing (or upstream_failed) triggers it; a successful run skips it. A
+        # candidate's own failure does not: the comparison leaves it out and goes on with the
+        # others (and fails, triggering this, when none is left).
         [
-            tuning,
-            training,
-            rule_jobs,
-            gate,
-            approval,
+            compared,
+            registered,
             model,
             endpoint,
             smoke_test,
-            transform,
-            report,
-            registered,
             champion_transform,
             decision,
             promotion_approval,
             actions,
             promotion,
-            explanation,
         ] >> (clean_up_failed_run(settings))
 
 

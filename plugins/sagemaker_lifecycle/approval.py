@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk.exceptions import AirflowSkipException
 
 from sagemaker_lifecycle.gate import OUTCOME_PREFIX, Decision, Policy, Verdict
 
@@ -108,7 +109,15 @@ class RuleApprovalOperator(TimedApprovalOperator):
         # Logged first: on Reject, the parent skips what follows by raising (Airflow's SkipMixin).
         if "error" not in event:
             self.log.info("%s %s", OUTCOME_PREFIX, self._outcome(event))
-        return super().execute_complete(context, event)
+        result = super().execute_complete(context, event)
+        if context["ti"].map_index >= 0 and not self.hitl_summary_extra["approved"]:
+            # SkipMixin skips nothing downstream of a mapped task instance (Airflow 3.3.2: it
+            # leaves that to a dependency check that lets the candidate's next task run), so a
+            # rejected candidate skips itself, and its later tasks follow by trigger rule. The
+            # answer stays readable as the task's XCom.
+            context["ti"].xcom_push(key="return_value", value=result)
+            raise AirflowSkipException(f"{self._outcome(event)}")
+        return result
 
     def _outcome(self, event: Mapping[str, Any]) -> str:
         verdict = Verdict.from_dict(self.verdict)

@@ -372,10 +372,13 @@ class SageMakerLifecycleHook(SageMakerHook):
                 # A terminal state (Failed): served_endpoint names it with SageMaker's reason.
         return self.served_endpoint(name, config)
 
-    def latest_completed_tuning_job(self, name_prefix: str, exclude: str) -> dict | None:
+    def latest_completed_tuning_job(
+        self, name_prefix: str, exclude: str, matching: Callable[[dict], bool] = lambda _: True
+    ) -> dict | None:
         """DescribeHyperParameterTuningJob of the newest Completed tuning job named
-        `name_prefix`..., leaving out `exclude` and its `-a<N>` retries; None when there is none.
-        """
+        `name_prefix`... for which `matching(description)` holds, leaving out the jobs whose
+        names start with `exclude` (a run's, with its candidates' and their `-a<N>` retries);
+        None when there is none."""
         pages = self.conn.get_paginator("list_hyper_parameter_tuning_jobs").paginate(
             NameContains=name_prefix, StatusEquals=COMPLETED,
             SortBy="CreationTime", SortOrder="Descending",
@@ -384,7 +387,9 @@ class SageMakerLifecycleHook(SageMakerHook):
             for summary in page["HyperParameterTuningJobSummaries"]:
                 name = summary["HyperParameterTuningJobName"]
                 if name.startswith(name_prefix) and not name.startswith(exclude):
-                    return self.describe_job("tuning", name)
+                    description = self.describe_job("tuning", name)
+                    if matching(description):
+                        return description
         return None
 
     def profiler_report_uri(self, training_job_name: str) -> str | None:

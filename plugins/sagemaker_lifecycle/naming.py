@@ -42,6 +42,14 @@ class RunNames:
     def _name(self, kind: str, max_length: int = MAX_NAME_LENGTH) -> str:
         return check_name(f"{self.project}-{kind}-{self.run_stamp}", max_length)
 
+    def candidate(self, index: int) -> RunNames:
+        """The names of candidate `index`'s jobs and model: the run's with `-<index>` after the
+        stamp, so every filter on the run's names (clean-up's) matches them too. One digit
+        (settings.MAX_CANDIDATES) keeps the tuning job's name within its 32 characters."""
+        if not 0 <= index <= 9:
+            raise ValueError(f"candidate index {index} is not a single digit")
+        return RunNames(project=self.project, run_stamp=f"{self.run_stamp}-{index}")
+
     @property
     def tuning_job(self) -> str:
         return self._name("tune", MAX_TUNING_JOB_NAME_LENGTH)

@@ -208,6 +208,18 @@ def _data_and_image(request: Mapping) -> tuple:
     return definition["InputDataConfig"], definition["AlgorithmSpecification"]["TrainingImage"]
 
 
+# The static hyperparameters that make two tuning jobs tune the same candidate architecture.
+ARCHITECTURE_HYPERPARAMETERS = ("backbone",)
+
+
+def same_architecture(parent: Mapping, request: Mapping) -> bool:
+    """Whether the tuning job `parent` (its DescribeHyperParameterTuningJob response) trained the
+    architecture that tuning `request` trains: only its trials tell where this one's best
+    hyperparameters lie (a resnet50's learning rates say little about a mobilenet_v2's)."""
+    static = [job["TrainingJobDefinition"]["StaticHyperParameters"] for job in (parent, request)]
+    return all(static[0].get(name) == static[1].get(name) for name in ARCHITECTURE_HYPERPARAMETERS)
+
+
 def warm_start_config(parent: Mapping, request: Mapping) -> dict[str, Any] | None:
     """The WarmStartConfig with which tuning `request` builds on the tuning job `parent`
     (its DescribeHyperParameterTuningJob response), or None when it cannot.

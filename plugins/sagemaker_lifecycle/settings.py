@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,11 @@ MAX_ROLLBACK_ALARMS = 10  # AutoRollbackConfiguration.Alarms
 STEP_PERCENT_BOUNDS = {"canary": (1, 50), "linear": (10, 50)}
 EXPLANATION_METHODS = ("gradcam", "integrated_gradients")
 EXPLANATION_COUNTS = ("samples_per_class", "max_misclassified", "confused_pairs", "images_per_pair")
+# One digit of candidate index keeps a candidate's tuning job name within SageMaker's 32
+# characters (naming.RunNames.candidate); ten architectures per run is plenty anyway.
+MAX_CANDIDATES = 10
+CANDIDATE_NAME = re.compile(r"^[a-z0-9](-?[a-z0-9])*$")
+MAX_CANDIDATE_NAME_LENGTH = 40
 
 
 # Settings a DAG run's `overrides` may not set: what points at this machine's files, and the
@@ -176,6 +182,7 @@ def find_problems(settings: Mapping[str, Any]) -> list[str]:
     problems += _variant_problems(settings["deployment"])
     problems += _registry_problems(settings["registry"])
     problems += _explanation_problems(settings["explanations"])
+    problems += _candidate_problems(settings["candidates"], settings["hyperparameters"])
     for dotted, value in (
         ("tuning.max_jobs", tuning["max_jobs"]),
         ("tuning.max_parallel_jobs", tuning["max_parallel_jobs"]),
@@ -258,6 +265,46 @@ def _update_problems(update: Mapping[str, Any]) -> list[str]:
             f"most {MAX_ROLLBACK_ALARMS}"
         )
     return problems
+
+
+def _candidate_problems(candidates: Any, hyperparameters: Mapping[str, Any]) -> list[str]:
+    """What is wrong with `candidates`: a list of 1 to MAX_CANDIDATES {name, hyperparameters},
+    names unique (they name each candidate's TargetModel and report), hyperparameters among
+    `hyperparameters`' keys."""
+    if not isinstance(candidates, list) or not 1 <= len(candidates) <= MAX_CANDIDATES:
+        return [f"candidates must be a list of 1 to {MAX_CANDIDATES} architectures "
+                f"({{name, hyperparameters}}), got {candidates!r}"]  # fmt: skip
+    problems, seen = [], set()
+    for position, candidate in enumerate(candidates):
+        where = f"candidates[{position}]"
+        if not isinstance(candidate, Mapping) or set(candidate) != {"name", "hyperparameters"}:
+            problems.append(f"{where} must have exactly the keys name and hyperparameters, got "
+                            f"{candidate!r}")  # fmt: skip
+            continue
+        name, overrides = candidate["name"], candidate["hyperparameters"]
+        if not isinstance(name, str) or not CANDIDATE_NAME.match(name) or (
+            len(name) > MAX_CANDIDATE_NAME_LENGTH
+        ):
+            problems.append(
+                f"{where}.name {name!r} must be lowercase letters, digits and single hyphens, "
+                f"at most {MAX_CANDIDATE_NAME_LENGTH} characters (it names a TargetModel)"
+            )
+        elif name in seen:
+            problems.append(f"{where}.name {name!r} is given twice; each candidate needs its own")
+        seen.add(name)
+        if not isinstance(overrides, Mapping):
+            problems.append(f"{where}.hyperparameters must be a mapping, got {overrides!r}")
+            continue
+        unknown = sorted(set(overrides) - set(hyperparameters))
+        if unknown:
+            problems.append(f"{where}.hyperparameters has unknown hyperparameters {unknown}; "
+                            f"known: {', '.join(hyperparameters)}")  # fmt: skip
+    return problems
+
+
+def for_candidate(settings: Mapping[str, Any], candidate: Mapping[str, Any]) -> dict[str, Any]:
+    """`settings` as one candidate's jobs see them: its hyperparameters over `hyperparameters`."""
+    return deep_merge(settings, {"hyperparameters": candidate["hyperparameters"]})
 
 
 def _explanation_problems(explanations: Mapping[str, Any]) -> list[str]:

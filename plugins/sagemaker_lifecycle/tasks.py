@@ -17,16 +17,31 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk import TriggerRule, Variable, get_current_context, task
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from botocore.exceptions import ClientError
 
-from sagemaker_lifecycle import evaluation, registry, request_builders, rule_jobs, staging
+from sagemaker_lifecycle import (
+    candidates,
+    comparison,
+    evaluation,
+    multi_model,
+    registry,
+    request_builders,
+    rule_jobs,
+    staging,
+)
 from sagemaker_lifecycle.assets import SNAPSHOT_PUBLISHED, announce_new_snapshot
 from sagemaker_lifecycle.hooks import MODEL, SageMakerLifecycleHook
 from sagemaker_lifecycle.images import resolve_image_uris
 from sagemaker_lifecycle.job_metrics import JobMetrics, read_job_metrics
 from sagemaker_lifecycle.naming import RunNames, run_names
-from sagemaker_lifecycle.settings import check_run_overrides, in_region, load_settings
+from sagemaker_lifecycle.sensors import VERDICT_KEY
+from sagemaker_lifecycle.settings import (
+    check_run_overrides,
+    for_candidate,
+    in_region,
+    load_settings,
+)
 from sagemaker_lifecycle.snapshots import SnapshotCatalog, choose_snapshot, new_entry
 
 AWS_CONN_ID = "aws_default"
@@ -77,6 +92,11 @@ def current_run_names(settings: Mapping) -> RunNames:
     dag_run = get_current_context()["dag_run"]
     run_date = dag_run.logical_date or dag_run.run_after
     return run_names(settings["project"]["name"], dag_run.run_id, run_date)
+
+
+def candidate_names(settings: Mapping, candidate: Mapping) -> RunNames:
+    """The SageMaker names of `candidate`'s jobs and model in the calling task's DAG run."""
+    return current_run_names(settings).candidate(candidate["index"])
 
 
 def _s3_client():
@@ -135,15 +155,27 @@ def stage_dataset(settings: dict, outlet_events=None) -> dict[str, Any]:
 
 
 @task
-def plan_tuning(settings: dict, dataset: dict) -> dict[str, Any]:
-    """The CreateHyperParameterTuningJob request; with tuning.warm_start, warm-started from the
-    project's newest completed tuning job (see request_builders.warm_start_config)."""
-    names = current_run_names(settings)
-    request = request_builders.tuning_job_request(settings, names, dataset)
+def plan_candidates(settings: dict) -> list[dict[str, Any]]:
+    """The architectures the run compares (settings `candidates`), each with its index: what the
+    DAG's `candidate` task group is mapped over, one map index per candidate in list order."""
+    return [{"index": index, **candidate} for index, candidate in enumerate(settings["candidates"])]
+
+
+@task
+def plan_tuning(settings: dict, dataset: dict, candidate: dict) -> dict[str, Any]:
+    """The candidate's CreateHyperParameterTuningJob request; with tuning.warm_start,
+    warm-started from the project's newest completed tuning job of the same architecture (see
+    request_builders.warm_start_config)."""
+    names = candidate_names(settings, candidate)
+    request = request_builders.tuning_job_request(
+        for_candidate(settings, candidate), names, dataset
+    )
     if not settings["tuning"]["warm_start"]:
         return request
     parent = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID).latest_completed_tuning_job(
-        f"{names.project}-tune-", exclude=names.tuning_job
+        f"{names.project}-tune-",
+        exclude=current_run_names(settings).tuning_job,  # every candidate of this run
+        matching=lambda job: request_builders.same_architecture(job, request),
     )
     warm_start = parent and request_builders.warm_start_config(parent, request)
     if warm_start:
@@ -157,11 +189,13 @@ def plan_tuning(settings: dict, dataset: dict) -> dict[str, Any]:
 
 
 @task
-def plan_training(settings: dict, dataset: dict, tuning: dict) -> dict[str, Any]:
-    """The CreateTrainingJob request for the best tuned configuration, with Debugger rules."""
-    names = current_run_names(settings)
+def plan_training(settings: dict, dataset: dict, candidate: dict, tuning: dict) -> dict[str, Any]:
+    """The candidate's CreateTrainingJob request for its best tuned configuration, with
+    Debugger rules."""
     tuned = tuning["TunedHyperParameters"]
-    return request_builders.training_job_request(settings, names, dataset, tuned)
+    return request_builders.training_job_request(
+        for_candidate(settings, candidate), candidate_names(settings, candidate), dataset, tuned
+    )
 
 
 @task
@@ -173,30 +207,62 @@ def plan_rule_jobs(settings: dict, dataset: dict, training: dict) -> list[dict[s
 
 
 @task(multiple_outputs=True)
-def plan_deployment(settings: dict, dataset: dict, training: dict) -> dict[str, Any]:
-    """The CreateModel, endpoint (config + endpoint) and CreateTransformJob requests. The
-    endpoint config adds the run's model beside the champion that serves now, at weight 0; the
-    project's first model goes alone on the run's trial endpoint instead
-    (`request_builders.challenger_deployment`)."""
-    names = current_run_names(settings)
-    serving = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID).serving_config(names.endpoint)
+def plan_evaluation(settings: dict, dataset: dict, candidate: dict, training: dict) -> dict:
+    """The candidate's own model (CreateModel) and the CreateTransformJob request that predicts
+    the evaluation split with it."""
+    names = candidate_names(settings, candidate)
     return {
         "model": request_builders.model_request(settings, names, training["ModelArtifact"]),
-        "endpoint": request_builders.challenger_deployment(settings, names, serving),
         "transform": request_builders.transform_job_request(settings, names, dataset),
     }
 
 
-def _predict(settings: Mapping, endpoint_name: str, variant: str, body: bytes) -> str:
-    """The answer of the endpoint's `variant` to one image; ValueError when it is not a list of
-    predictions."""
+@task(multiple_outputs=True)
+def plan_deployment(settings: dict, winner: dict, archives: dict) -> dict[str, Any]:
+    """The CreateModel request of the run's deployed model, the endpoint requests (config +
+    endpoint) and the TargetModels the smoke test calls. The model is the `winner`'s archive
+    (deployment.mode single_model) or, in multi_model mode, every compared candidate's archive
+    (`archives`: name -> model.tar.gz) put under the run's prefix, served by one multi-model
+    container. The endpoint config adds that model beside the champion that serves now, at
+    weight 0; the project's first model goes alone on the run's trial endpoint instead
+    (`request_builders.challenger_deployment`)."""
+    names = current_run_names(settings)
+    serving = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID).serving_config(names.endpoint)
+    if settings["deployment"]["mode"] == "multi_model":
+        prefix = request_builders.multi_model_prefix(settings, names)
+        targets = multi_model.stage_archives(
+            _s3_client(),
+            {request_builders.target_model(name): uri for name, uri in archives.items()},
+            prefix,
+        )
+        model = request_builders.multi_model_request(settings, names, prefix)
+        print(f"Serving {', '.join(targets)} from {prefix} (TargetModel)")
+    else:
+        targets = []
+        model = request_builders.model_request(
+            settings, names, winner["training"]["ModelArtifact"]
+        )
+    return {
+        "model": model,
+        "endpoint": request_builders.challenger_deployment(settings, names, serving),
+        "target_models": targets,
+    }
+
+
+def _predict(
+    settings: Mapping, endpoint_name: str, variant: str, body: bytes, target_model: str | None
+) -> str:
+    """The answer of the endpoint's `variant` (of its `target_model`, on a multi-model
+    endpoint) to one image; ValueError when it is not a list of predictions."""
     runtime = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="sagemaker-runtime").get_conn()
+    target = {"TargetModel": target_model} if target_model else {}
     response = runtime.invoke_endpoint(
         EndpointName=endpoint_name,
         TargetVariant=variant,
         ContentType=settings["transform"]["content_type"],
         Accept=settings["transform"]["accept"],
         Body=body,
+        **target,
     )
     answer = response["Body"].read().decode()
     evaluation.ranked_labels(answer.encode(), f"the answer of {endpoint_name}")
@@ -204,10 +270,12 @@ def _predict(settings: Mapping, endpoint_name: str, variant: str, body: bytes) -
 
 
 @task
-def smoke_test_endpoint(settings: dict, dataset: dict, endpoint: dict) -> dict[str, Any]:
+def smoke_test_endpoint(
+    settings: dict, dataset: dict, endpoint: dict, target_models: list[str]
+) -> dict[str, Any]:
     """Send one test-split image to the challenger's variant (TargetVariant: beside a champion
-    it has no traffic of its own; the first model's is its trial endpoint's only variant) and
-    log its answer.
+    it has no traffic of its own; the first model's is its trial endpoint's only variant), once
+    per TargetModel on a multi-model endpoint, and log each answer.
 
     When the endpoint fails to answer with predictions, it is rolled back to the config it
     served before this run (if any: a trial endpoint had none, and clean_up_failed_run deletes
@@ -215,23 +283,26 @@ def smoke_test_endpoint(settings: dict, dataset: dict, endpoint: dict) -> dict[s
     """
     image_uri, body = evaluation.first_image(_s3_client(), dataset["channels"]["test"])
     name, previous = endpoint["EndpointName"], endpoint["PreviousEndpointConfigName"]
+    variant = settings["deployment"]["challenger_variant_name"]
+    answers = {}
     try:
-        answer = _predict(settings, name, settings["deployment"]["challenger_variant_name"], body)
+        for target in target_models or [None]:
+            answers[target] = _predict(settings, name, variant, body, target)
     except (ClientError, ValueError) as error:
+        failed = f"smoke test of {name}" + (f" (TargetModel {target})" if target else "")
         if previous and previous != endpoint["EndpointConfigName"]:
             SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID).deploy_endpoint(
                 {"EndpointName": name, "EndpointConfigName": previous},
                 interval=settings["polling"]["interval_seconds"],
                 timeout=settings["polling"]["timeout_seconds"],
             )
-            raise RuntimeError(
-                f"smoke test of {name} failed ({error}); rolled back to {previous}"
-            ) from error
-        raise RuntimeError(f"smoke test of {name} failed: {error}") from error
-    print(
-        f"Endpoint {name} on {image_uri} (true class {evaluation.label_of(image_uri)}):\n{answer}"
-    )
-    return {"image": image_uri, "answer": answer[:2000]}
+            raise RuntimeError(f"{failed} failed ({error}); rolled back to {previous}") from error
+        raise RuntimeError(f"{failed} failed: {error}") from error
+    for target, answer in answers.items():
+        on = f" (TargetModel {target})" if target else ""
+        print(f"Endpoint {name}{on} on {image_uri} (true class "
+              f"{evaluation.label_of(image_uri)}):\n{answer}")  # fmt: skip
+    return {"image": image_uri, "answers": {target or "": a[:2000] for target, a in answers.items()}}
 
 
 def _job_metrics(tuning: Mapping | None, training: Mapping) -> JobMetrics:
@@ -270,12 +341,18 @@ def _report_summary(report: Mapping[str, Any]) -> dict[str, Any]:
 
 @task
 def evaluate(
-    settings: dict, dataset: dict, transform: dict, tuning: dict | None, training: dict
+    settings: dict,
+    dataset: dict,
+    candidate: dict,
+    transform: dict,
+    tuning: dict | None,
+    training: dict,
 ) -> dict[str, Any]:
-    """Score the batch transform against the labels; fail below evaluation.min_accuracy. The
-    report goes where the registered version's ModelMetrics point, with the curves of the
-    `training` job and the trials of the `tuning` job (their operators' XComs) drawn in it."""
-    names = current_run_names(settings)
+    """Score the candidate's batch transform against the labels; fail below
+    evaluation.min_accuracy. The report goes where its model version's ModelMetrics would point,
+    with the curves of the `training` job and the trials of the `tuning` job (their operators'
+    XComs) drawn in it."""
+    names = candidate_names(settings, candidate)
     explained = settings["explanations"]["enabled"]
     report = _evaluation_report(
         settings, dataset, transform, request_builders.evaluation_report_prefix(settings, names),
@@ -285,33 +362,108 @@ def evaluate(
     minimum = settings["evaluation"]["min_accuracy"]
     if report["accuracy"] < minimum:
         raise ValueError(
-            f"accuracy {report['accuracy']:.4f} on {settings['transform']['split']} is below "
-            f"evaluation.min_accuracy {minimum}"
+            f"accuracy {report['accuracy']:.4f} of {candidate['name']} on "
+            f"{settings['transform']['split']} is below evaluation.min_accuracy {minimum}"
         )
-    return _report_summary(report)
+    return {"candidate": candidate["name"], "map_index": candidate["index"],
+            **_report_summary(report)}  # fmt: skip
 
 
 @task
-def plan_explanations(settings: dict, dataset: dict, training: dict, report: dict) -> dict:
-    """The explanation job's CreateProcessingJob request, beside the evaluation `report`;
-    skipped (and the job with it) when explanations.enabled is false."""
+def plan_explanations(
+    settings: dict, dataset: dict, candidate: dict, training: dict, report: dict
+) -> dict:
+    """The candidate's explanation job's CreateProcessingJob request, beside its evaluation
+    `report`; skipped (and the job with it) when explanations.enabled is false."""
     if not settings["explanations"]["enabled"]:
         raise AirflowSkipException("explanations.enabled is false")
-    names = current_run_names(settings)
     return request_builders.explanation_job_request(
-        settings, names, dataset, training["ModelArtifact"], report["report_uri"]
+        for_candidate(settings, candidate), candidate_names(settings, candidate), dataset,
+        training["ModelArtifact"], report["report_uri"],
+    )  # fmt: skip
+
+
+def _comparison_entry(s3, sagemaker, candidate: str, evaluated: Mapping, training: Mapping,
+                      transform: Mapping) -> dict[str, Any]:  # fmt: skip
+    """The candidate's row of the comparison: its full evaluation report, the size of its
+    model.tar.gz and how long its batch transform took."""
+    bucket, key = evaluation.split_s3_uri(evaluated["report_uri"])
+    report = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    artifact_bucket, artifact_key = evaluation.split_s3_uri(training["ModelArtifact"])
+    size = s3.head_object(Bucket=artifact_bucket, Key=artifact_key)["ContentLength"]
+    job = sagemaker.describe_transform_job(TransformJobName=transform["TransformJobName"])
+    return comparison.candidate_entry(candidate, report, size, comparison.transform_seconds(job))
+
+
+@task(multiple_outputs=True, trigger_rule=TriggerRule.ALL_DONE)
+def compare_candidates(settings: dict) -> dict[str, Any]:
+    """Once every candidate is done: compare those whose tasks all succeeded side by side on the
+    evaluation split (`comparison`: accuracy, top-k, per-class F1, the confusion pairs that
+    differ, model size, transform time per image), write the comparison next to their reports,
+    and name the winner by registry.metric. A candidate left out (blocked, rejected, failed)
+    is named with its reason, and its jobs still running are stopped. The candidates' own models
+    are deleted: they served their batch transforms only.
+
+    XCom: `winner` (its candidate name, map index and tuning, training, verdict and evaluation
+    XComs), `report` (the winner's evaluation), `archives` (compared candidate -> its
+    model.tar.gz), `comparison`, `comparison_uri` and `html_uri`. Skipped when a person rejected
+    every candidate; fails when none is left for another reason."""
+    context = get_current_context()
+    ti, dag_run = context["ti"], context["dag_run"]
+    names = current_run_names(settings)
+    hook = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID)
+    s3 = _s3_client()
+    states = ti.get_task_states(dag_id=dag_run.dag_id, task_group_id=candidates.GROUP,
+                                run_ids=[dag_run.run_id])[dag_run.run_id]  # fmt: skip
+    entries, dropped, compared = [], {}, {}
+    for index, candidate in enumerate(settings["candidates"]):
+        name, candidate_run = candidate["name"], names.candidate(index)
+        pulled = {task: ti.xcom_pull(task_ids=task, map_indexes=index) for task in (
+            candidates.TUNING_TASK, candidates.TRAINING_TASK, candidates.TRANSFORM_TASK,
+            candidates.EVALUATE_TASK)}  # fmt: skip
+        verdict = ti.xcom_pull(task_ids=candidates.GATE_TASK, key=VERDICT_KEY, map_indexes=index)
+        reason = candidates.dropped_reason(candidates.states_of(states, index), verdict)
+        if reason:
+            dropped[name] = reason
+            for kind, name_contains in run_job_filters(candidate_run):
+                hook.stop_running_jobs(kind, name_contains)
+        else:
+            training, evaluated = pulled[candidates.TRAINING_TASK], pulled[candidates.EVALUATE_TASK]
+            entries.append(_comparison_entry(s3, hook.conn, name, evaluated, training,
+                                             pulled[candidates.TRANSFORM_TASK]))  # fmt: skip
+            compared[name] = {"candidate": name, "map_index": index, "verdict": verdict,
+                              "tuning": pulled[candidates.TUNING_TASK], "training": training,
+                              "report": evaluated}  # fmt: skip
+        hook.delete_if_present(MODEL, candidate_run.model)
+    if not entries:
+        summary = "; ".join(f"{name}: {reason}" for name, reason in dropped.items())
+        if all(reason.startswith(candidates.REJECTED) for reason in dropped.values()):
+            raise AirflowSkipException(f"no candidate to deploy: {summary}")
+        raise AirflowFailException(f"no candidate reached the comparison: {summary}")
+    result = comparison.compare_candidates(entries, dropped, settings["registry"]["metric"])
+    uris = comparison.write_comparison(
+        s3, request_builders.evaluation_report_prefix(settings, names), result
     )
+    print(comparison.format_comparison(result))
+    print(f"Comparison: {uris['html_uri']}")
+    winner = compared[result["winner"]]
+    return {
+        "winner": winner,
+        "report": winner["report"],
+        "archives": {name: c["training"]["ModelArtifact"] for name, c in compared.items()},
+        "comparison": result,
+        **uris,
+    }
 
 
 @task
-def plan_registration(
-    settings: dict, dataset: dict, tuning: dict, training: dict, verdict: dict
-) -> dict[str, Any]:
-    """The CreateModelPackage request of the run's model version."""
-    names = current_run_names(settings)
+def plan_registration(settings: dict, dataset: dict, winner: dict) -> dict[str, Any]:
+    """The CreateModelPackage request of the run's model version: the winning candidate's."""
+    names = current_run_names(settings).candidate(winner["map_index"])
     return request_builders.model_version_request(
-        settings, names, dataset, tuning, training, verdict
-    )
+        settings, names, dataset, winner["tuning"], winner["training"], winner["verdict"],
+        candidate=winner["candidate"],
+    )  # fmt: skip
 
 
 @task(multiple_outputs=True)
@@ -504,8 +656,9 @@ def clean_up_failed_run(settings: dict) -> dict[str, list[str]]:
     champion again), delete the run's trial endpoint (a first model's), delete the endpoint
     users call when this run's promotion created it and it is not InService (one that served
     before the run is kept, and so is an Approved first model that serves), then delete the
-    run's models (the champion's scoring one too) and endpoint configs unless the endpoint
-    serves them. Skipped when nothing failed."""
+    run's model and endpoint configs unless the endpoint serves them, and the models made only to
+    be used by batch transforms (the candidates' own, the champion's scoring one). Skipped when
+    nothing failed."""
     names = current_run_names(settings)
     hook = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID)
     stopped = [
@@ -523,8 +676,10 @@ def clean_up_failed_run(settings: dict) -> dict[str, list[str]]:
         deleted.append(f"endpoint {names.endpoint}")
     for config in (names.challenger_endpoint_config, names.endpoint_config):
         deleted += hook.delete_unused_deployment(names.endpoint, config, names.model)
-    if hook.delete_if_present(MODEL, names.champion_model):
-        deleted.append(f"model {names.champion_model}")
+    candidate_models = [names.candidate(index).model for index in range(len(settings["candidates"]))]
+    for model in [names.champion_model, *candidate_models]:
+        if hook.delete_if_present(MODEL, model):
+            deleted.append(f"model {model}")
     print(f"Clean-up of failed run {names.run_stamp}: stopped {stopped or 'no job'}; "
           f"deleted {deleted or 'nothing'}")  # fmt: skip
     return {"stopped": stopped, "deleted": deleted}

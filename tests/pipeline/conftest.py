@@ -169,8 +169,13 @@ class AirflowRunner:
                         timeout=DAG_RUN_TIMEOUT_S)  # fmt: skip
 
     def task_states(self, run_id: str) -> dict[str, str]:
+        """Task id -> state; a mapped task's instances as `<task id>[<map index>]`."""
         result = self.run("tasks", "states-for-dag-run", DAG_ID, run_id, "-o", "json")
-        return {row["task_id"]: row["state"] for row in json.loads(result.stdout or "[]")}
+        return {
+            row["task_id"] + (f"[{row['map_index']}]" if row.get("map_index") not in ("", None,
+                              "-1", -1) else ""): row["state"]
+            for row in json.loads(result.stdout or "[]")
+        }  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -196,7 +201,8 @@ def e2e_conf():
 
 
 def fast_run_conf(dataset: Path, **overrides) -> dict:
-    """DAG-run conf for a fast local run: a tiny CNN, two trials, one-second polling."""
+    """DAG-run conf for a fast local run: one candidate, a tiny CNN, two trials, one-second
+    polling."""
     conf = {
         "dataset_source": str(dataset),
         "max_tuning_jobs": 2,
@@ -205,6 +211,8 @@ def fast_run_conf(dataset: Path, **overrides) -> dict:
         "overrides": {
             "hyperparameters": {"backbone": "simplecnn", "epochs": 2, "image-size": 32,
                                 "freeze": "full"},
+            # One architecture keeps each run's cost that of one candidate (test_e2e.py runs two).
+            "candidates": [{"name": "simplecnn", "hyperparameters": {}}],
             "tuning": {"categorical": {"batch-size": [8, 16]}},
             "rules": {"collection_overrides": {"save_interval": "2"}},
         },

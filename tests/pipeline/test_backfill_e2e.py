@@ -45,13 +45,14 @@ def airflow(env: dict, *args: str, timeout: float = 600) -> str:
 
 
 def fast_conf(dataset) -> dict:
-    """The smallest budget that still runs every step: one trial of a tiny CNN."""
+    """The smallest budget that still runs every step: one candidate, one trial of a tiny CNN."""
     return {
         "dataset_source": str(dataset), "max_tuning_jobs": 1, "max_parallel_jobs": 1,
         "poll_interval_seconds": 1,
         "overrides": {
             "hyperparameters": {"backbone": "simplecnn", "epochs": 2, "image-size": 32,
                                 "freeze": "full"},
+            "candidates": [{"name": "simplecnn", "hyperparameters": {}}],
             "tuning": {"categorical": {"batch-size": [8]}},
             "rules": {"collection_overrides": {"save_interval": "2"}},
         },
@@ -191,7 +192,7 @@ def test_the_backfill_uploads_no_snapshot(backfill):
 
 
 def test_every_backfill_run_has_its_own_job_names(stack, backfill):
-    training = xcom(stack, "train.train_best_model")
+    training = xcom(stack, "candidate.train.train_best_model")
     names = [training[date]["TrainingJobName"] for date in BACKFILL_DATES]
     assert len(set(names)) == 3, names
     assert [name.split("-")[2] for name in names] == ["261102", "261109", "261116"]

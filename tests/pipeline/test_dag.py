@@ -28,35 +28,60 @@ def upstream_closure(dag, task_id):
 
 
 def test_life_cycle_runs_in_order(dag):
-    order = ["stage.stage_dataset", "train.tune_hyperparameters", "train.train_best_model",
-             "gate.gate_on_rules", "gate.approve_deployment", "deploy.create_model",
-             "deploy.deploy_endpoint", "deploy.smoke_test_endpoint", "evaluate.batch_transform",
-             "evaluate.evaluate", "clean_up.clean_up_endpoint"]  # fmt: skip
+    order = ["stage.stage_dataset", "candidate.train.tune_hyperparameters",
+             "candidate.train.train_best_model", "candidate.gate.gate_on_rules",
+             "candidate.gate.approve_deployment", "candidate.evaluate.create_model",
+             "candidate.evaluate.batch_transform", "candidate.evaluate.evaluate",
+             "candidate.evaluate.explain_predictions", "compare.compare_candidates",
+             "deploy.create_model", "deploy.deploy_endpoint", "deploy.smoke_test_endpoint",
+             "clean_up.clean_up_endpoint"]  # fmt: skip
     for earlier, later in pairwise(order):
         assert earlier in upstream_closure(dag, later), f"{earlier} must run before {later}"
 
 
+def test_every_candidate_s_tasks_are_mapped_over_the_candidates(dag):
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    mapped = {task.task_id for task in dag.tasks if isinstance(task, MappedOperator)}
+    in_group = {task.task_id for task in dag.tasks if task.task_id.startswith("candidate.")}
+    assert mapped == in_group
+    assert {"candidate.train.tune_hyperparameters", "candidate.gate.gate_on_rules",
+            "candidate.evaluate.evaluate"} <= in_group  # fmt: skip
+    assert "plan_candidates" in upstream_closure(dag, "candidate.train.tune_hyperparameters")
+
+
+def test_the_comparison_waits_for_every_candidate_whatever_its_end(dag):
+    compare = dag.get_task("compare.compare_candidates")
+    assert compare.trigger_rule == "all_done"
+    # The last task of each candidate: a candidate is compared once it explained its answers.
+    assert "candidate.evaluate.explain_predictions" in compare.upstream_task_ids
+    candidate_tasks = {t.task_id for t in dag.tasks if t.task_id.startswith("candidate.")}
+    assert candidate_tasks <= upstream_closure(dag, "compare.compare_candidates")
+
+
 def test_every_model_is_registered_then_promoted_after_its_evaluation(dag):
-    order = ["gate.approve_deployment", "deploy.register_model", "deploy.create_model",
-             "evaluate.evaluate", "promote.plan_champion_scoring", "promote.score_champion",
-             "promote.evaluate_champion", "promote.decide_promotion",
+    order = ["compare.compare_candidates", "deploy.register_model", "deploy.create_model",
+             "deploy.smoke_test_endpoint", "promote.plan_champion_scoring",
+             "promote.score_champion", "promote.evaluate_champion", "promote.decide_promotion",
              "promote.ask_about_promotion"]  # fmt: skip
     for earlier, later in pairwise(order):
         assert earlier in upstream_closure(dag, later), f"{earlier} must run before {later}"
 
 
-def test_nothing_deploys_unless_the_gate_and_the_approval_passed(dag):
+def test_nothing_deploys_unless_a_gate_and_its_approval_passed(dag):
     for task_id in (
+        "candidate.evaluate.create_model",
+        "candidate.evaluate.batch_transform",
         "deploy.plan_deployment",
         "deploy.create_model",
         "deploy.deploy_endpoint",
-        "evaluate.batch_transform",
     ):
-        assert {"gate.gate_on_rules", "gate.approve_deployment"} <= upstream_closure(dag, task_id)
-    # A Reject skips the approval's direct downstream tasks; everything after follows from them.
-    assert dag.get_task("gate.approve_deployment").downstream_task_ids == {
-        "deploy.register_model",
-        "clean_up.clean_up_failed_run",
+        assert {"candidate.gate.gate_on_rules", "candidate.gate.approve_deployment"} <= (
+            upstream_closure(dag, task_id)
+        )
+    # A Reject skips the candidate from its approval on (approval.RuleApprovalOperator).
+    assert dag.get_task("candidate.gate.approve_deployment").downstream_task_ids == {
+        "candidate.evaluate.plan_evaluation"
     }
     assert "deploy.plan_deployment" in dag.get_task("deploy.register_model").downstream_task_ids
 
@@ -64,9 +89,9 @@ def test_nothing_deploys_unless_the_gate_and_the_approval_passed(dag):
 def test_only_the_person_s_approval_is_not_retried(dag):
     # A retry would ask again. The gate is retried (a deferral lost to apache/airflow#67287, a
     # crash); its BLOCK is not, since it raises AirflowFailException (test_gate.py).
-    assert dag.get_task("gate.approve_deployment").retries == 0
-    assert dag.get_task("gate.gate_on_rules").retries == 3
-    assert dag.get_task("train.train_best_model").retries == 1
+    assert dag.get_task("candidate.gate.approve_deployment").retries == 0
+    assert dag.get_task("candidate.gate.gate_on_rules").retries == 3
+    assert dag.get_task("candidate.train.train_best_model").retries == 1
 
 
 def test_params_default_to_the_pipeline_yaml(dag):
@@ -104,26 +129,26 @@ def test_stage_dataset_announces_snapshots_through_an_alias_the_dag_does_not_run
     assert all(not task.outlets for task in dag.tasks if task.task_id != "stage.stage_dataset")
 
 
-def test_a_failure_anywhere_after_staging_triggers_the_clean_up(dag):
+def test_a_failure_after_the_comparison_triggers_the_clean_up_and_a_candidate_s_does_not(dag):
     clean_up = dag.get_task("clean_up.clean_up_failed_run")
     assert clean_up.trigger_rule == "one_failed"
-    for task_id in ("train.tune_hyperparameters", "train.train_best_model",
-                    "gate.start_rule_jobs", "gate.gate_on_rules", "gate.approve_deployment",
-                    "deploy.create_model", "deploy.deploy_endpoint", "deploy.smoke_test_endpoint",
-                    "evaluate.batch_transform", "evaluate.evaluate",
-                    "evaluate.explain_predictions"):  # fmt: skip
+    for task_id in ("compare.compare_candidates", "deploy.register_model", "deploy.create_model",
+                    "deploy.deploy_endpoint", "deploy.smoke_test_endpoint",
+                    "promote.score_champion", "promote.promote_or_withdraw"):  # fmt: skip
         assert task_id in clean_up.upstream_task_ids
+    # A blocked candidate must not tear down what the others are still training: its failure
+    # reaches the clean-up only through the comparison, which fails when no candidate is left.
+    assert not [t for t in clean_up.upstream_task_ids if t.startswith("candidate.")]
 
 
 def test_the_explanations_run_after_the_evaluation_beside_which_they_are_written(dag):
-    planned = upstream_closure(dag, "evaluate.explain_predictions")
-    assert {"train.train_best_model", "evaluate.evaluate", "evaluate.plan_explanations"} <= planned
-    assert dag.get_task("evaluate.plan_explanations").upstream_task_ids >= {
-        "evaluate.evaluate",
-        "train.train_best_model",
+    planned = upstream_closure(dag, "candidate.evaluate.explain_predictions")
+    assert {"candidate.train.train_best_model", "candidate.evaluate.evaluate",
+            "candidate.evaluate.plan_explanations"} <= planned  # fmt: skip
+    assert dag.get_task("candidate.evaluate.plan_explanations").upstream_task_ids >= {
+        "candidate.evaluate.evaluate",
+        "candidate.train.train_best_model",
     }
-    # The endpoint's clean-up does not wait for them: explaining needs the model, not the endpoint.
-    assert "evaluate.explain_predictions" not in upstream_closure(dag, "clean_up.clean_up_endpoint")
 
 
 def test_a_run_can_pin_a_snapshot_by_id(dag):
@@ -147,8 +172,12 @@ def test_the_rollback_dag_deploys_a_chosen_version_and_records_it():
 
 def test_the_grid_groups_the_tasks_into_the_readme_s_phases(dag):
     groups = {task.task_id.partition(".")[0] for task in dag.tasks if "." in task.task_id}
-    assert groups == {"stage", "train", "gate", "deploy", "evaluate", "promote", "clean_up"}
-    assert [task.task_id for task in dag.tasks if "." not in task.task_id] == ["resolve_settings"]
+    assert groups == {"stage", "candidate", "compare", "deploy", "promote", "clean_up"}
+    phases = {task.task_id.split(".")[1] for task in dag.tasks
+              if task.task_id.startswith("candidate.")}  # fmt: skip
+    assert phases == {"train", "gate", "evaluate"}
+    assert sorted(task.task_id for task in dag.tasks if "." not in task.task_id) == [
+        "plan_candidates", "resolve_settings"]
 
 
 def test_the_version_records_when_the_endpoint_starts_serving_it(dag):

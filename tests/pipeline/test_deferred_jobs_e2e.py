@@ -27,14 +27,16 @@ RUN_TIMEOUT_S = 900
 AIRFLOW_START_S = 600
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(RUN_TIMEOUT_S + AIRFLOW_START_S + 300)]
 DAG_ID = "dog_breed_classifier"
-JOB_TASKS = ("train.tune_hyperparameters", "train.train_best_model")
-# One trial, then the final training: eight epochs give time to read its log and mark it failed.
+JOB_TASKS = ("candidate.train.tune_hyperparameters", "candidate.train.train_best_model")
+TRAINING_TASK = "candidate.train.train_best_model"
+# One candidate (map index 0), one trial, then the final training: eight epochs give time to read
+# its log and mark it failed.
 CONF = {
     "max_tuning_jobs": 1,
     "max_parallel_jobs": 1,
     "poll_interval_seconds": 1,
     "overrides": {"hyperparameters": {"epochs": 8}, "tuning": {"categorical": {
-        "batch-size": [8]}}},
+        "batch-size": [8]}}, "candidates": [{"name": "simplecnn", "hyperparameters": {}}]},
 }  # fmt: skip
 # The final training job's name (naming.RunNames.training_job); trials are named after the tuning
 # job.
@@ -145,18 +147,18 @@ def test_deferred_job_tasks_hold_no_worker_and_marking_training_failed_stops_its
             samples.seen.append(
                 ([ti["task_id"] for ti in running["task_instances"]], jobs_in_progress(sagemaker))
             )
-        train = states.get("train.train_best_model", {})
+        train = states.get(TRAINING_TASK, {})
         if train.get("state") == "deferred":
             training_job = next(
                 (name for name in jobs_in_progress(sagemaker) if TRAINING_MARKER in name), None
             )
             log = api.get(
-                f"{tis}/train.train_best_model/logs/{train['try_number']}?full_content=true"
+                f"{tis}/{TRAINING_TASK}/logs/{train['try_number']}?full_content=true&map_index=0"
             )
             log_text = json.dumps(log)
             if training_job and f"[{training_job}]" in log_text and "epoch" in log_text:
                 break
-        if states.get("train.train_best_model", {}).get("state") in ("success", "failed"):
+        if states.get(TRAINING_TASK, {}).get("state") in ("success", "failed"):
             pytest.fail(
                 f"training ended before it was seen deferred and logging: {log_text[-2000:]}"
             )
@@ -172,7 +174,7 @@ def test_deferred_job_tasks_hold_no_worker_and_marking_training_failed_stops_its
     assert len(with_jobs) >= 3, samples
     assert all(not running for running, _ in with_jobs), with_jobs
 
-    api.send("PATCH", f"{tis}/train.train_best_model", {"new_state": "failed"})
+    api.send("PATCH", f"{tis}/{TRAINING_TASK}/0", {"new_state": "failed"})
     stopping_deadline = time.monotonic() + 90
     while time.monotonic() < stopping_deadline:
         status = sagemaker.describe_training_job(TrainingJobName=training_job)["TrainingJobStatus"]
@@ -193,7 +195,8 @@ def test_deferred_job_tasks_hold_no_worker_and_marking_training_failed_stops_its
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         log_text = json.dumps(
-            api.get(f"{tis}/train.train_best_model/logs/{train['try_number']}?full_content=true")
+            api.get(f"{tis}/{TRAINING_TASK}/logs/{train['try_number']}?full_content=true"
+                    "&map_index=0")
         )
         if asked in log_text or (refused in log_text and training_job in str(stopped_by_cleanup)):
             break

@@ -1,18 +1,21 @@
 """The whole DAG against the local SageMaker runtime, through `airflow dags test`.
 
 Two runs on two logical dates over one unchanged dataset (a backfill of two dates, driven by
-`airflow dags test` since `airflow backfill create` needs a running scheduler): the first deploys
-and evaluates and announces its new snapshot; the second reuses that snapshot without uploading
-or announcing it, warm-starts its tuning from the first, evaluates its rules as processing jobs
-(rules.engine: processing), forces a rule to fire, stops before deployment and cleans up; its
-clean-up task, run again, stops a job that a killed try left running. A task of the first run is
-then run again, as a cleared task would be.
+`airflow dags test` since `airflow backfill create` needs a running scheduler): the first trains
+two candidate architectures (simplecnn and resnet18), compares them, deploys both behind one
+multi-model endpoint and announces its new snapshot; the second reuses that snapshot without
+uploading or announcing it, warm-starts its tuning from the first's of the same architecture,
+evaluates its rules as processing jobs (rules.engine: processing), forces a rule to fire so that
+its one trainable candidate is blocked (the other cannot start training), fails at the
+comparison with both reasons and cleans up; its clean-up task, run again, stops a job that a
+killed try left running. A task of the first run is then run again, as a cleared task would be.
 
 The approval step, on three paths: the first run's Overtraining is made to fire (an `approve`
-rule) and a person approves through Airflow's Core API; a third date's run is rejected; a fourth
-date's run gets no answer and its configured default (Approve) applies after a three-second
-timeout; that run deletes its endpoint at the end (delete_endpoint: true). demo/approvals.py
-runs beside every run to apply such timeouts, as the scheduler would.
+rule) and a person approves each candidate through Airflow's Core API; a third date's run is
+rejected; a fourth date's run gets no answer and its configured default (Approve) applies after
+a three-second timeout, while its second candidate fails and is left out without stopping the
+run; that run deletes its endpoint at the end (delete_endpoint: true). demo/approvals.py runs
+beside every run to apply such timeouts, as the scheduler would.
 """
 
 from __future__ import annotations
@@ -42,15 +45,27 @@ OVERTRAINING_FIRES = {
     "collection_overrides": {"save_interval": "2"},
     "debugger": {"Overtraining": {"delta": "1000", "patience_train": "1"}},
 }
+# The first candidate's tasks after its approval, and the run's after the comparison.
 DEPLOYMENT_TASKS = (
+    "candidate.evaluate.plan_evaluation[0]",
+    "candidate.evaluate.create_model[0]",
+    "candidate.evaluate.batch_transform[0]",
+    "candidate.evaluate.evaluate[0]",
+    "candidate.evaluate.plan_explanations[0]",
+    "candidate.evaluate.explain_predictions[0]",
+    "compare.compare_candidates",
     "deploy.plan_deployment",
     "deploy.create_model",
     "deploy.deploy_endpoint",
-    "evaluate.batch_transform",
-    "evaluate.evaluate",
-    "evaluate.plan_explanations",
-    "evaluate.explain_predictions",
 )
+# The first run's two architectures (the second from scratch: nothing can be downloaded here).
+TWO_ARCHITECTURES = [
+    {"name": "simplecnn", "hyperparameters": {}},
+    {"name": "resnet18", "hyperparameters": {"backbone": "resnet18", "pretrained-weights": "none"}},
+]
+# A candidate whose training cannot start (train.py refuses the backbone): left out of the run.
+CANNOT_TRAIN = {"name": "broken", "hyperparameters": {"backbone": "no-such-backbone"}}
+RUN_STAMP = re.compile(r"Rule outcomes of dogbreed-train-(\d{6}-[0-9a-f]{8})-\d:")
 RUN_ID = re.compile(r"run_id=(\S+?),")
 # include/pipeline.yaml's seven rules: rule -> (kind, policy).
 RULES = {
@@ -96,15 +111,15 @@ def approval_conf(e2e_conf, dataset, timeout_seconds: int, default: str) -> dict
     })  # fmt: skip
 
 
-def dags_test_answered(airflow, conf: dict, logical_date: str, answer: str):
-    """`dags test` while answer_approval.py answers its approval request with `answer`."""
+def dags_test_answered(airflow, conf: dict, logical_date: str, answer: str, requests: int = 1):
+    """`dags test` while answer_approval.py answers `requests` approval requests with `answer`."""
     env = {**airflow.env, "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}
-    with subprocess.Popen([sys.executable, str(ANSWER_APPROVAL), "dog_breed_classifier", answer],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True) as person:  # fmt: skip
+    with subprocess.Popen([sys.executable, str(ANSWER_APPROVAL), "dog_breed_classifier", answer,
+                           str(requests)], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as person:  # fmt: skip
         result = airflow.dags_test(conf, logical_date)
         said = person.communicate(timeout=60)[0]
-    assert person.returncode == 0 and f"answered {answer}" in said, said[-3000:]
+    assert person.returncode == 0 and said.count(f"answered {answer}") == requests, said[-3000:]
     return result, run_id_of(result.stdout + result.stderr)
 
 
@@ -113,7 +128,9 @@ def first_run(airflow, e2e_dataset, e2e_conf):
     conf = approval_conf(e2e_conf, e2e_dataset, timeout_seconds=600, default="Reject")
     # The final training trains data-parallel on two hosts (instances.training_count).
     conf["overrides"]["instances"] = {"training_count": TRAINING_HOSTS}
-    return dags_test_answered(airflow, conf, FIRST_DATE, "Approve")
+    conf["overrides"]["candidates"] = TWO_ARCHITECTURES
+    conf["max_tuning_jobs"] = 1  # per candidate: the run costs what one candidate's two did
+    return dags_test_answered(airflow, conf, FIRST_DATE, "Approve", requests=2)
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +145,7 @@ def unanswered_run(airflow, e2e_dataset, e2e_conf, rejected_run):
     conf = approval_conf(e2e_conf, e2e_dataset, timeout_seconds=3, default="Approve")
     conf["max_tuning_jobs"] = 1
     conf["delete_endpoint"] = True  # the module's last run tears its deployment down
+    conf["overrides"]["candidates"] = [*conf["overrides"]["candidates"], CANNOT_TRAIN]
     result = airflow.dags_test(conf, FOURTH_DATE)
     return result, run_id_of(result.stdout + result.stderr)
 
@@ -143,6 +161,7 @@ def blocked_run(airflow, e2e_dataset, e2e_conf, first_run):
     # Processing jobs evaluate this run's rules (accounts without Debugger); the gate must block
     # on their outcome exactly as on Debugger's.
     conf["rules_engine"] = "processing"
+    conf["overrides"]["candidates"] = [*conf["overrides"]["candidates"], CANNOT_TRAIN]
     BLOCKED_RUN_STARTED.append(datetime.now(UTC))
     result = airflow.dags_test(conf, SECOND_DATE)
     return result, run_id_of(result.stdout + result.stderr)
@@ -155,12 +174,10 @@ def rule_rows(output: str) -> dict[str, tuple[str, str, str]]:
     return {rule: (kind, status, policy) for rule, kind, status, policy in rows}
 
 
-def recounted_accuracy(runtime_url: str, stamp: str) -> float:
-    """Top-1 accuracy of the run's batch transform: each `<image>.out` against its class folder."""
+def recounted_accuracy(runtime_url: str, transform_job: str) -> float:
+    """Top-1 accuracy of a batch transform: each `<image>.out` against its class folder."""
     s3 = client("s3", runtime_url)
-    jobs = sagemaker(runtime_url).list_transform_jobs()["TransformJobSummaries"]
-    name = next(job["TransformJobName"] for job in jobs if stamp in job["TransformJobName"])
-    output = sagemaker(runtime_url).describe_transform_job(TransformJobName=name)
+    output = sagemaker(runtime_url).describe_transform_job(TransformJobName=transform_job)
     bucket, _, prefix = output["TransformOutput"]["S3OutputPath"][len("s3://") :].partition("/")
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
     outs = [item["Key"] for item in listed if item["Key"].endswith(".out")]
@@ -180,6 +197,11 @@ def sagemaker(runtime_url):
     return client("sagemaker", runtime_url)
 
 
+def run_stamp_of(output: str) -> str:
+    """The run's stamp (<yymmdd>-<8 hex>), from its first candidate's gate."""
+    return RUN_STAMP.search(output).group(1)
+
+
 def test_full_run_tunes_trains_gates_deploys_and_evaluates(airflow, first_run, local_runtime):
     result, run_id = first_run
     output = result.stdout + result.stderr
@@ -193,6 +215,10 @@ def test_full_run_tunes_trains_gates_deploys_and_evaluates(airflow, first_run, l
     )
     assert {states.pop(task) for task in champion_tasks} == {"skipped"}, output[-5000:]
     assert set(states.values()) == {"success"}, (states, output[-5000:])
+    # Each candidate ran every task of its own, in its own map index.
+    assert {task for task in states if task.endswith("[1]")} == {
+        task.replace("[0]", "[1]") for task in states if task.endswith("[0]")
+    }
     assert "Best training job dogbreed-tune-" in output
     rows = rule_rows(output)
     assert {rule: (kind, policy) for rule, (kind, _, policy) in rows.items()} == RULES, rows
@@ -200,8 +226,9 @@ def test_full_run_tunes_trains_gates_deploys_and_evaluates(airflow, first_run, l
     assert rows["Overtraining"][1] == "IssuesFound"
     assert rows["LowGPUUtilization"][1] == "NoIssuesFound"  # no GPU here: nothing to flag
     assert {status for _, status, _ in rows.values()} <= {"NoIssuesFound", "IssuesFound"}, rows
-    assert re.search(r"Gate outcome: Approve by Anonymous, deploying\. .*Overtraining found "
-                     r"issues: RuleEvaluationConditionMet", output), output[-5000:]  # fmt: skip
+    approved = re.findall(r"Gate outcome: Approve by Anonymous, deploying\. .*Overtraining found "
+                          r"issues: RuleEvaluationConditionMet", output)  # fmt: skip
+    assert len(approved) == 2, output[-5000:]  # one request per candidate
     # The gate's own outcome names every rule that found issues, whatever its policy, and no other.
     asked = re.search(r"Gate outcome: deployment waits for a person's approval\. (.*)", output)
     for rule, (_, status, _) in rows.items():
@@ -209,38 +236,63 @@ def test_full_run_tunes_trains_gates_deploys_and_evaluates(airflow, first_run, l
     assert re.search(r"ProfilerReport\s+profiler\s+\w+", output)
     assert re.search(r"Profiler report: s3://\S+/rule-output/ProfilerReport\S*/profiler-output/"
                      r"profiler-report\.html", output)  # fmt: skip
-    assert '{"predictions": [{"label": "00' in output
-    # The accuracy the run printed is the share of test images whose most probable class is their
-    # folder's, counted here from the batch transform's own output files.
-    stamp = re.search(r"Rule outcomes of dogbreed-train-(\S+):", output).group(1)
-    accuracy = recounted_accuracy(local_runtime, stamp)
-    assert re.search(rf"Evaluation: images: 8, accuracy: {accuracy:.4f}, top_2_accuracy: 1.0000",
-                     output), (accuracy, output[-5000:])  # fmt: skip
-    assert re.search(r"\(HTML: s3://dog-breed-classifier/evaluation/\S+/report\.html\)", output)
-    # The explanation job wrote its report into the folder the evaluation report links to.
-    explained = re.search(r"Explanation report: s3://dog-breed-classifier/(evaluation/\S+/)"
-                          r"explanations/report\.html", output)  # fmt: skip
-    assert explained, output[-5000:]
-    s3 = client("s3", local_runtime)
-    evaluation_page = s3.get_object(
-        Bucket="dog-breed-classifier", Key=f"{explained.group(1)}report.html"
-    )["Body"].read()
-    assert b"href='explanations/report.html'" in evaluation_page
-    summary = json.loads(
-        s3.get_object(
-            Bucket="dog-breed-classifier", Key=f"{explained.group(1)}explanations/summary.json"
-        )["Body"].read()
-    )
-    assert summary["deletion"]["images"] == 8 and summary["backbone"] == "simplecnn"
-    assert_registered_and_promoted_first(output, local_runtime, accuracy)
+    stamp = run_stamp_of(output)
+    accuracies = {}
+    for index, architecture in enumerate(("simplecnn", "resnet18")):
+        # The accuracy the run printed is the share of validation images whose most probable
+        # class is their folder's, counted here from the candidate's batch transform's files.
+        accuracy = recounted_accuracy(local_runtime, f"dogbreed-transform-{stamp}-{index}")
+        accuracies[architecture] = accuracy
+        assert re.search(rf"Evaluation: images: 8, accuracy: {accuracy:.4f}, top_2_accuracy: ",
+                         output), (accuracy, output[-5000:])  # fmt: skip
+        assert_explained(local_runtime, f"evaluation/dogbreed-transform-{stamp}-{index}/",
+                         architecture)  # fmt: skip
+    winner = assert_compared(output, local_runtime, stamp, accuracies)
+    assert_registered_and_promoted_first(output, local_runtime, winner, accuracies[winner])
     assert_the_first_model_was_tried_on_its_trial_endpoint_and_serves_once_approved(
         result, local_runtime, stamp
     )
 
 
-def assert_registered_and_promoted_first(output: str, runtime_url: str, accuracy: float) -> None:
-    """The first run's model is version 1 of the group, with its provenance and score, and
-    becomes the champion (the project's first model)."""
+def assert_explained(runtime_url: str, report_folder: str, backbone: str) -> None:
+    """The candidate's explanation job wrote its report into the folder its evaluation report
+    links to, over its own model."""
+    s3 = client("s3", runtime_url)
+    bucket = "dog-breed-classifier"
+    evaluation_page = s3.get_object(Bucket=bucket, Key=f"{report_folder}report.html")["Body"].read()
+    assert b"href='explanations/report.html'" in evaluation_page
+    summary = json.loads(
+        s3.get_object(Bucket=bucket, Key=f"{report_folder}explanations/summary.json")["Body"].read()
+    )
+    assert summary["deletion"]["images"] == 8 and summary["backbone"] == backbone
+
+
+def assert_compared(output: str, runtime_url: str, stamp: str, accuracies: dict) -> str:
+    """The comparison ranks both candidates by accuracy (registry.metric) with the accuracies
+    recounted from their transforms, is written beside their reports, and names the winner;
+    returns the winner. The candidates' own models are gone: they served the transforms only."""
+    s3 = client("s3", runtime_url)
+    key = f"evaluation/dogbreed-transform-{stamp}/comparison.json"
+    compared = json.loads(s3.get_object(Bucket="dog-breed-classifier", Key=key)["Body"].read())
+    rows = {row["name"]: row for row in compared["candidates"]}
+    assert {name: row["accuracy"] for name, row in rows.items()} == pytest.approx(accuracies)
+    best = max(accuracies.values())
+    expected = next(name for name in ("simplecnn", "resnet18") if accuracies[name] == best)
+    assert compared["winner"] == expected and compared["dropped"] == {}
+    assert all(row["model_bytes"] > 0 and row["seconds_per_image"] > 0 for row in rows.values())
+    per_class = compared["per_class_f1"]
+    assert len(per_class) == 2 and all(set(f1) == set(accuracies) for f1 in per_class.values())
+    assert f"Comparison: s3://dog-breed-classifier/{key.replace('.json', '.html')}" in output
+    models = [m["ModelName"] for m in sagemaker(runtime_url).list_models()["Models"]]
+    assert not [name for name in models if name.startswith(f"dogbreed-model-{stamp}-")], models
+    return expected
+
+
+def assert_registered_and_promoted_first(
+    output: str, runtime_url: str, winner: str, accuracy: float
+) -> None:
+    """The first run's winning candidate is version 1 of the group, with its provenance and
+    score, and becomes the champion (the project's first model)."""
     decided = re.search(r"Promotion decision for (\S+): approve, first model of the project",
                         output)  # fmt: skip
     assert decided, output[-5000:]
@@ -250,7 +302,9 @@ def assert_registered_and_promoted_first(output: str, runtime_url: str, accuracy
     assert version["ApprovalDescription"].startswith("first model of the project")
     metadata = version["CustomerMetadataProperties"]
     snapshot = metadata["snapshot_id"]
+    index = ("simplecnn", "resnet18").index(winner)
     assert metadata["training_job"].startswith("dogbreed-train-")
+    assert metadata["training_job"].endswith(f"-{index}")
     assert metadata["tuning_job"].startswith("dogbreed-tune-")
     assert metadata["rule:Overtraining"] == "IssuesFound"
     assert float(metadata[f"score:{snapshot}:accuracy"]) == pytest.approx(accuracy, abs=1e-6)
@@ -276,14 +330,16 @@ def assert_the_first_model_was_tried_on_its_trial_endpoint_and_serves_once_appro
     result, runtime_url: str, stamp: str
 ) -> None:
     """The project's first model was tried alone on the run's trial endpoint (the smoke test
-    named its variant); the endpoint users call was created only after the promotion decision
-    (and after the batch transform that evaluated the model), from the run's one-variant config,
-    and answers untargeted requests with the approved model; the trial endpoint, the challenger
-    config and any champion-scoring model are gone, and the registry records what serves."""
+    named its variant and each candidate's TargetModel); the endpoint users call was created only
+    after the promotion decision (and after the batch transforms that evaluated the candidates),
+    from the run's one-variant config, a multi-model one (deployment.mode's default) that answers
+    each architecture by its TargetModel and refuses a request naming none; the trial endpoint,
+    the challenger config and any champion-scoring model are gone."""
     output = result.stdout + result.stderr
     trial = f"dogbreed-endpoint-trial-{stamp}"
     steps = (f"Creating endpoint {trial} with config dogbreed-epc-{stamp}-challenger",
-             f"Endpoint {trial} on ",  # the smoke test's answer
+             f"Endpoint {trial} (TargetModel simplecnn.tar.gz) on ",  # the smoke test's answers
+             f"Endpoint {trial} (TargetModel resnet18.tar.gz) on ",
              "Promotion decision for ",
              f"Creating endpoint dogbreed-endpoint with config dogbreed-epc-{stamp}")  # fmt: skip
     assert logged_in_order(result, steps), output[-5000:]
@@ -298,8 +354,9 @@ def assert_the_first_model_was_tried_on_its_trial_endpoint_and_serves_once_appro
     endpoint = api.describe_endpoint(EndpointName="dogbreed-endpoint")
     assert endpoint["EndpointConfigName"] == f"dogbreed-epc-{stamp}"
     assert [v["VariantName"] for v in endpoint["ProductionVariants"]] == ["AllTraffic"]
-    transform = api.describe_transform_job(TransformJobName=f"dogbreed-transform-{stamp}")
-    assert endpoint["CreationTime"] > transform["TransformEndTime"]  # SageMaker's own clock
+    for index in (0, 1):
+        transform = api.describe_transform_job(TransformJobName=f"dogbreed-transform-{stamp}-{index}")
+        assert endpoint["CreationTime"] > transform["TransformEndTime"]  # SageMaker's own clock
     config = api.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
     assert [v["ModelName"] for v in config["ProductionVariants"]] == [f"dogbreed-model-{stamp}"]
     assert project_endpoints(runtime_url) == ["dogbreed-endpoint"]
@@ -308,15 +365,23 @@ def assert_the_first_model_was_tried_on_its_trial_endpoint_and_serves_once_appro
     configs = [c["EndpointConfigName"] for c in api.list_endpoint_configs()["EndpointConfigs"]]
     assert not [name for name in configs if name.endswith("-challenger")], configs
     assert not [m for m in api.list_models()["Models"] if m["ModelName"].endswith("-champion")]
+    model = api.describe_model(ModelName=f"dogbreed-model-{stamp}")["PrimaryContainer"]
+    assert model["Mode"] == "MultiModel"
+    assert model["ModelDataUrl"] == f"s3://dog-breed-classifier/models/{stamp}/"
     runtime = client("sagemaker-runtime", runtime_url)
-    answer = runtime.invoke_endpoint(EndpointName="dogbreed-endpoint",
-                                     ContentType="application/x-image",
-                                     Body=a_staged_image(runtime_url))  # fmt: skip
-    assert answer["InvokedProductionVariant"] == "AllTraffic"
-    assert b'"predictions"' in answer["Body"].read()
+    for target in ("simplecnn.tar.gz", "resnet18.tar.gz"):
+        answer = runtime.invoke_endpoint(EndpointName="dogbreed-endpoint", TargetModel=target,
+                                         ContentType="application/x-image",
+                                         Body=a_staged_image(runtime_url))  # fmt: skip
+        assert answer["InvokedProductionVariant"] == "AllTraffic"
+        assert b'"predictions"' in answer["Body"].read()
+    with pytest.raises(runtime.exceptions.ClientError, match="TargetModel"):
+        runtime.invoke_endpoint(EndpointName="dogbreed-endpoint", Body=a_staged_image(runtime_url),
+                                ContentType="application/x-image")  # fmt: skip
     with pytest.raises(runtime.exceptions.ClientError, match="Challenger"):
         runtime.invoke_endpoint(EndpointName="dogbreed-endpoint", TargetVariant="Challenger",
-                                ContentType="application/x-image", Body=b"x")  # fmt: skip
+                                TargetModel="simplecnn.tar.gz", ContentType="application/x-image",
+                                Body=b"x")  # fmt: skip
 
 
 def a_staged_image(runtime_url: str) -> bytes:
@@ -392,15 +457,19 @@ def test_a_blocking_rule_stops_the_run_before_deployment(airflow, blocked_run, l
     result, run_id = blocked_run
     output = result.stdout + result.stderr
     states = airflow.task_states(run_id)
-    assert states["train.train_best_model"] == "success"
-    assert states["gate.gate_on_rules"] == "failed", (states, output[-5000:])
+    assert states["candidate.train.train_best_model[0]"] == "success"
+    assert states["candidate.gate.gate_on_rules[0]"] == "failed", (states, output[-5000:])
+    # The second candidate could not train: its tuning job failed, and nothing of it followed.
+    assert states["candidate.train.tune_hyperparameters[1]"] == "failed", states
+    assert states["compare.compare_candidates"] == "failed", states
     assert all(
         states[task] != "success"
         for task in (
+            "candidate.evaluate.create_model[0]",
+            "candidate.evaluate.batch_transform[0]",
+            "candidate.evaluate.evaluate[0]",
             "deploy.create_model",
             "deploy.deploy_endpoint",
-            "evaluate.batch_transform",
-            "evaluate.evaluate",
         )
     )
     assert re.search(r"VanishingGradient\s+debugger\s+IssuesFound\s+\d+\s+block", output)
@@ -409,11 +478,15 @@ def test_a_blocking_rule_stops_the_run_before_deployment(airflow, blocked_run, l
     assert re.search(r"ProfilerReport\s+profiler\s+Error\s+warn\s+not evaluable with "
                      r"rules.engine processing", output)  # fmt: skip
     assert "Profiler report: none written" in output
-    assert states["gate.start_rule_jobs"] == "success"
+    assert states["candidate.gate.start_rule_jobs[0]"] == "success"
     assert "Deployment blocked by the rules of" in output
-    stamp = re.search(r"Rule outcomes of dogbreed-train-(\S+):", output).group(1)
-    models = sagemaker(local_runtime).list_models()["Models"]
-    assert f"dogbreed-model-{stamp}" not in [model["ModelName"] for model in models]
+    # The comparison names why each candidate is left out.
+    assert re.search(r"no candidate reached the comparison: simplecnn: blocked by the rules: "
+                     r"VanishingGradient .*; broken: candidate\.train\.tune_hyperparameters "
+                     r"failed", output), output[-5000:]  # fmt: skip
+    stamp = run_stamp_of(output)
+    models = [model["ModelName"] for model in sagemaker(local_runtime).list_models()["Models"]]
+    assert not [name for name in models if name.startswith(f"dogbreed-model-{stamp}")], models
     assert states["clean_up.clean_up_failed_run"] == "success"
     assert f"Clean-up of failed run {stamp}: stopped no job; deleted nothing" in output
     assert_nothing_of_the_run_bills(local_runtime, stamp)
@@ -442,7 +515,7 @@ def test_the_clean_up_of_a_failed_run_stops_its_job_still_running(
     )
     cleaned_output = cleaned.stdout + cleaned.stderr
     assert cleaned.returncode == 0, cleaned_output[-5000:]
-    stamp = re.search(r"Rule outcomes of dogbreed-train-(\S+):", output).group(1)
+    stamp = run_stamp_of(output)
     assert f"Clean-up of failed run {stamp}: stopped ['{left_running}']" in cleaned_output, (
         cleaned_output[-5000:]
     )
@@ -475,7 +548,8 @@ def test_a_backfill_of_two_dates_trains_once_per_date_without_uploading_again(
     runs = {run["run_id"]: run for run in json.loads(document)}
     run_ids = [first_run[1], blocked_run[1]]
     assert [runs[run_id]["logical_date"][:10] for run_id in run_ids] == ["2026-11-01", "2026-11-08"]
-    assert [airflow.task_states(run_id)["train.train_best_model"] for run_id in run_ids] == [
+    trained = "candidate.train.train_best_model[0]"
+    assert [airflow.task_states(run_id)[trained] for run_id in run_ids] == [
         "success",
         "success",
     ]
@@ -495,7 +569,9 @@ def test_second_date_warm_starts_from_the_first_dates_tuning_job(blocked_run, lo
     output = blocked_run[0].stdout + blocked_run[0].stderr
     warm = re.search(r"Warm start \(IdenticalDataAndAlgorithm\) from tuning job (\S+)", output)
     assert warm, output[-5000:]
-    tuning_job = re.search(r"Creating hyperparameter tuning job (\S+)", output).group(1)
+    # The first candidate's (simplecnn, as the first run's first); the second's trained nothing.
+    tuning_job = re.search(r"Creating hyperparameter tuning job (\S+-0)\b", output).group(1)
+    assert warm.group(1).endswith("-0"), warm.group(1)
     described = sagemaker(local_runtime).describe_hyper_parameter_tuning_job(
         HyperParameterTuningJobName=tuning_job
     )
@@ -506,7 +582,8 @@ def test_second_date_warm_starts_from_the_first_dates_tuning_job(blocked_run, lo
 
 def test_a_rerun_training_task_adopts_its_completed_job(airflow, first_run, local_runtime):
     _, run_id = first_run
-    result = airflow.run("tasks", "test", "dog_breed_classifier", "train.train_best_model", run_id)
+    result = airflow.run("tasks", "test", "dog_breed_classifier",
+                         "candidate.train.train_best_model", run_id, "--map-index", "0")  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
     # The task state store names the job its earlier try followed; else start_job adopts by name.
@@ -524,15 +601,15 @@ def test_a_rejected_approval_skips_deployment_and_nothing_after_the_gate_runs(
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
     states = airflow.task_states(run_id)
-    assert (states["gate.gate_on_rules"], states["gate.approve_deployment"]) == (
-        "success",
-        "success",
-    )
+    # A rejected candidate's approval skips itself and, by trigger rule, what follows it.
+    assert (states["candidate.gate.gate_on_rules[0]"],
+            states["candidate.gate.approve_deployment[0]"]) == ("success", "skipped")  # fmt: skip
     assert {states[task] for task in DEPLOYMENT_TASKS} == {"skipped"}, states
     assert states["clean_up.clean_up_failed_run"] == "skipped"
     assert re.search(r"Gate outcome: Reject by Anonymous, deployment skipped\. .*Overtraining "
                      r"found issues: ", output), output[-5000:]  # fmt: skip
-    stamp = re.search(r"Rule outcomes of dogbreed-train-(\S+):", output).group(1)
+    stamp = run_stamp_of(output)
+    assert "no candidate to deploy: simplecnn: rejected at the approval" in output, output[-5000:]
     client = sagemaker(local_runtime)
     assert not [m for m in client.list_models()["Models"] if stamp in m["ModelName"]]
     assert not [c for c in client.list_endpoint_configs()["EndpointConfigs"]
@@ -548,14 +625,18 @@ def test_an_unanswered_approval_takes_its_default_after_the_timeout(
     result, run_id = unanswered_run
     output = result.stdout + result.stderr
     states = airflow.task_states(run_id)
-    assert states["gate.approve_deployment"] == "success", (states, output[-5000:])
+    assert states["candidate.gate.approve_deployment[0]"] == "success", (states, output[-5000:])
     assert {states[task] for task in DEPLOYMENT_TASKS} == {"success"}, states
+    # Its second candidate failed to train: left out, named, and the run went on without it.
+    assert states["candidate.train.tune_hyperparameters[1]"] == "failed", states
+    assert states["clean_up.clean_up_failed_run"] == "skipped", states
+    assert re.search(r"broken\s.*candidate\.train\.tune_hyperparameters failed", output)
     assert re.search(r"Gate outcome: no answer within 3 s, so the default Approve applied on "
                      r"the person's behalf \(rules\.approval\.default\), deploying\. "
                      r".*Overtraining found issues: ", output), output[-5000:]  # fmt: skip
     # delete_endpoint: true: the run deleted its endpoint and the endpoint's config.
     assert states["clean_up.clean_up_endpoint"] == "success", states
-    stamp = re.search(r"Rule outcomes of dogbreed-train-(\S+):", output).group(1)
+    stamp = run_stamp_of(output)
     client = sagemaker(local_runtime)
     with pytest.raises(client.exceptions.ClientError, match="Could not find endpoint"):
         client.describe_endpoint(EndpointName="dogbreed-endpoint")

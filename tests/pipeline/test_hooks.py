@@ -190,6 +190,14 @@ def test_the_warm_start_parent_is_a_completed_tuning_job_of_another_run(
     parent = hook.latest_completed_tuning_job("dogbreed-tune-", exclude=current)
     assert parent["HyperParameterTuningJobName"] == earlier
     assert hook.latest_completed_tuning_job("dogbreed-tune-", exclude="dogbreed-tune-") is None
+    # Of those that `matching` accepts (the same architecture's), the newest.
+    newest = hook.latest_completed_tuning_job("dogbreed-tune-", exclude="none")
+    assert newest["HyperParameterTuningJobName"] == current
+    older = hook.latest_completed_tuning_job(
+        "dogbreed-tune-", exclude="none",
+        matching=lambda job: job["HyperParameterTuningJobName"] != current,
+    )  # fmt: skip
+    assert older["HyperParameterTuningJobName"] == earlier
 
 
 def test_a_failed_runs_model_and_config_are_deleted_unless_the_endpoint_serves_them(hook, settings):

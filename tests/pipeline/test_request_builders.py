@@ -356,3 +356,17 @@ def test_an_image_with_captum_gets_no_install_flag(settings_with, names, staged_
         settings, names, staged_dataset, "s3://b/m.tar.gz", "s3://b/evaluation/t/report.json"
     )
     assert "--install-captum" not in request["AppSpecification"]["ContainerArguments"]
+
+
+def test_a_tuning_job_of_another_architecture_is_not_a_warm_start_parent(
+    settings_with, names, staged_dataset
+):
+    resnet = rb.tuning_job_request(settings_with(), names, staged_dataset)
+    mobile = rb.tuning_job_request(
+        settings_with({"hyperparameters": {"backbone": "mobilenet_v2"}}), names, staged_dataset
+    )
+    longer = rb.tuning_job_request(
+        settings_with({"hyperparameters": {"epochs": 9}}), names, staged_dataset
+    )
+    assert not rb.same_architecture(resnet, mobile)
+    assert rb.same_architecture(resnet, longer)  # other settings of the same network

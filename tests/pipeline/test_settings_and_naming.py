@@ -159,3 +159,54 @@ def test_the_profile_named_by_pipeline_profile_is_merged_over_the_defaults(monke
     profiled = load_defaults()
     assert profiled["hyperparameters"]["backbone"] == "simplecnn"
     assert profiled["tuning"]["strategy"] == "Bayesian"  # untouched keys stay
+
+
+def test_the_candidates_default_to_resnet50_and_mobilenet_v2_and_each_changes_its_backbone():
+    from sagemaker_lifecycle.settings import for_candidate
+
+    settings = load_settings()
+    assert [(c["name"], c["hyperparameters"]) for c in settings["candidates"]] == [
+        ("resnet50", {"backbone": "resnet50"}),
+        ("mobilenet-v2", {"backbone": "mobilenet_v2"}),
+    ]
+    mobile = for_candidate(settings, settings["candidates"][1])
+    assert mobile["hyperparameters"]["backbone"] == "mobilenet_v2"
+    assert mobile["hyperparameters"]["epochs"] == settings["hyperparameters"]["epochs"]
+    assert settings["hyperparameters"]["backbone"] == "resnet50"  # the settings are untouched
+
+
+@pytest.mark.parametrize(
+    ("candidates", "problem"),
+    [
+        ([], "candidates must be a list of 1 to 10"),
+        ([{"name": f"c{i}", "hyperparameters": {}} for i in range(11)], "list of 1 to 10"),
+        ({"name": "a", "hyperparameters": {}}, "must be a list"),
+        ([{"name": "a"}], r"candidates\[0\] must have exactly the keys name and hyperparameters"),
+        ([{"name": "Big_Name", "hyperparameters": {}}], r"candidates\[0\].name 'Big_Name' must"),
+        ([{"name": "a", "hyperparameters": {}}, {"name": "a", "hyperparameters": {}}],
+         r"candidates\[1\].name 'a' is given twice"),
+        ([{"name": "a", "hyperparameters": {"depth": 3}}],
+         r"candidates\[0\].hyperparameters has unknown hyperparameters \['depth'\]"),
+        ([{"name": "a", "hyperparameters": "resnet18"}], "must be a mapping"),
+    ],
+)  # fmt: skip
+def test_invalid_candidates_are_refused_with_the_reason(candidates, problem):
+    with pytest.raises(SettingsError, match=problem):
+        load_settings({"candidates": candidates})
+
+
+def test_candidate_names_extend_the_run_s_so_its_filters_match_them_and_fit_the_limits():
+    longest = "p" * (MAX_TUNING_JOB_NAME_LENGTH - len("-tune-yymmdd-12345678"))
+    run = run_names(longest, "manual__1", datetime(2026, 11, 21))
+    last = run.candidate(9)
+    assert len(last.tuning_job) <= MAX_TUNING_JOB_NAME_LENGTH
+    for name in (last.tuning_job, last.training_job, last.model, last.transform_job,
+                 last.explanation_job):  # fmt: skip
+        assert NAME_PATTERN.match(name) and len(name) <= 63
+    # What clean-up searches for (tasks.run_job_filters) finds every candidate's jobs too.
+    assert last.tuning_job.startswith(run.tuning_job)
+    assert run.run_stamp in last.training_job
+    assert last.transform_job.startswith(run.transform_job)
+    assert run.candidate(0).model != run.candidate(1).model != run.model
+    with pytest.raises(ValueError, match="not a single digit"):
+        run.candidate(10)
