@@ -396,6 +396,14 @@ def target_model(candidate: str) -> str:
     return f"{candidate}{ARCHIVE_SUFFIX}"
 
 
+def invocation_target(settings: Mapping, candidate: str) -> dict[str, str]:
+    """The InvokeEndpoint members that reach `candidate` on the model the run deploys (the smoke
+    test's, a caller's): its TargetModel in multi_model mode, none in single_model."""
+    if settings["deployment"]["mode"] == MULTI_MODEL:
+        return {"TargetModel": target_model(candidate)}
+    return {}
+
+
 def as_multi_model(container: Mapping) -> dict[str, Any]:
     """`container` (a ContainerDefinition whose ModelDataUrl is a prefix) in multi-model mode.
 

@@ -74,6 +74,12 @@ def test_a_candidates_target_model_is_its_archive_under_the_prefix(candidate):
     assert rb.target_model(candidate) == f"{candidate}.tar.gz"
 
 
+def test_a_request_names_its_candidate_only_in_multi_model_mode(settings, settings_with):
+    assert rb.invocation_target(settings, "resnet50") == {"TargetModel": "resnet50.tar.gz"}
+    single = settings_with({"deployment": {"mode": "single_model"}})
+    assert rb.invocation_target(single, "resnet50") == {}
+
+
 @pytest.mark.parametrize("candidate", ["", "a/b", "../x", "res net", "-x", "x" * 101, None])
 def test_a_name_that_cannot_be_a_target_model_is_refused(candidate):
     with pytest.raises(ValueError, match="cannot name a TargetModel"):

@@ -112,8 +112,8 @@ def test_the_candidates_are_tried_and_promoted_as_one_multi_model_variant(runtim
     deploy(hook, trying)
     for _ in range(CALLS):
         assert invoke(runtime, endpoint) == ("champion", "AllTraffic")
-    for candidate in CANDIDATES:
-        target = {"TargetVariant": "Challenger", "TargetModel": rb.target_model(candidate)}
+    for candidate in CANDIDATES:  # the smoke test's request, for each candidate
+        target = {"TargetVariant": "Challenger", **rb.invocation_target(settings, candidate)}
         assert invoke(runtime, endpoint, **target) == (candidate, "Challenger")
 
     actions = rb.promotion_actions(settings, names, trying["EndpointConfig"], approved=True)
@@ -180,3 +180,17 @@ def test_a_multi_model_rollback_keeps_its_candidates_target_model_working(runtim
     code, message = error_of(runtime, endpoint, TargetModel="resnet50.tar.gz")
     assert code == "ValidationError" and "TargetModel resnet50.tar.gz" in message
     sagemaker.delete_endpoint(EndpointName=endpoint)
+
+
+def test_an_archive_over_the_multipart_threshold_is_staged_whole(runtime):
+    """A trained resnet50's archive (about 90 MB) is over boto3's 8 MiB multipart threshold, so
+    its managed copy goes through UploadPartCopy on the runtime's S3."""
+    s3 = runtime.client("s3")
+    large = os.urandom(9 * 1024 * 1024)
+    s3.put_object(Bucket=BUCKET, Key="jobs/large/output/model.tar.gz", Body=large)
+    archives = {"resnet50": f"s3://{BUCKET}/jobs/large/output/model.tar.gz"}
+    prefix = f"s3://{BUCKET}/models/large/"
+    assert multi_model.stage_archives(s3, archives, prefix) == [f"{prefix}resnet50.tar.gz"]
+    copy = s3.get_object(Bucket=BUCKET, Key="models/large/resnet50.tar.gz")
+    assert "-" in copy["ETag"]  # a multipart copy's ETag
+    assert copy["Body"].read() == large
