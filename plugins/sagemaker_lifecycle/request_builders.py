@@ -14,6 +14,7 @@ Hyperparameters are JSON-encoded as the SageMaker Python SDK's framework estimat
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,6 +47,17 @@ HOOK_CHECKPOINT_SUBFOLDER = "debug-output"
 SERVED_CONTENT_TYPES = ["image/jpeg", "image/png", "application/x-image",
                         "application/octet-stream", "application/json"]  # fmt: skip
 SERVED_RESPONSE_TYPES = ["application/json", "text/csv"]
+# deployment.mode: the candidates that passed behind one multi-model model, or the winner alone.
+MULTI_MODEL, SINGLE_MODEL = "multi_model", "single_model"
+DEPLOYMENT_MODES = (MULTI_MODEL, SINGLE_MODEL)
+# Where multi-model models' archives live: <bucket>/models/<run stamp>/<candidate>.tar.gz.
+MULTI_MODEL_FOLDER = "models"
+ARCHIVE_SUFFIX = ".tar.gz"
+# A candidate's name becomes an S3 key and a TargetModel (which allows any printable characters):
+# kept to characters that need no escaping anywhere, and no "/" so it stays under the prefix.
+CANDIDATE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# The model version's CustomerMetadataProperties key naming its candidate (its TargetModel).
+CANDIDATE_KEY = "Candidate"
 
 
 def encode_hyperparameter(value: Any) -> str:
@@ -342,27 +354,93 @@ def training_job_request(
     }
 
 
-def model_request(settings: Mapping, names: RunNames, model_data_url: str) -> dict[str, Any]:
-    """CreateModel parameters: the inference image over the trained model.tar.gz.
+def inference_container(settings: Mapping, model_data_url: str) -> dict[str, Any]:
+    """The inference image over the trained model.tar.gz `model_data_url` (a ContainerDefinition).
 
     The artifact carries `code/inference.py`, so the toolkit runs it from /opt/ml/model/code.
     """
     return {
-        "ModelName": names.model,
-        "PrimaryContainer": {
-            "Image": settings["images"]["inference"],
-            "ModelDataUrl": model_data_url,
-            "Environment": {
-                "SAGEMAKER_PROGRAM": INFERENCE_ENTRY_POINT,
-                "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
-                "SAGEMAKER_CONTAINER_LOG_LEVEL": str(LOG_LEVEL_INFO),
-                "SAGEMAKER_REGION": settings["aws"]["region"],
-                # Classes per prediction (inference.py's default is 3); evaluation reports top-k.
-                "CLASSIFIER_TOP_K": str(settings["evaluation"]["top_k"]),
-            },
+        "Image": settings["images"]["inference"],
+        "ModelDataUrl": model_data_url,
+        "Environment": {
+            "SAGEMAKER_PROGRAM": INFERENCE_ENTRY_POINT,
+            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+            "SAGEMAKER_CONTAINER_LOG_LEVEL": str(LOG_LEVEL_INFO),
+            "SAGEMAKER_REGION": settings["aws"]["region"],
+            # Classes per prediction (inference.py's default is 3); evaluation reports top-k.
+            "CLASSIFIER_TOP_K": str(settings["evaluation"]["top_k"]),
         },
+    }
+
+
+def _model(settings: Mapping, model_name: str, container: Mapping) -> dict[str, Any]:
+    return {
+        "ModelName": model_name,
+        "PrimaryContainer": dict(container),
         "ExecutionRoleArn": settings["aws"]["role_arn"],
     }
+
+
+def model_request(settings: Mapping, names: RunNames, model_data_url: str) -> dict[str, Any]:
+    """CreateModel parameters of the run's model: `inference_container` over `model_data_url`."""
+    return _model(settings, names.model, inference_container(settings, model_data_url))
+
+
+def multi_model_prefix(settings: Mapping, names: RunNames) -> str:
+    """The S3 prefix the run's multi-model model serves from: one `target_model` archive per
+    candidate that passed (deployment.mode multi_model)."""
+    return f"s3://{settings['aws']['bucket']}/{MULTI_MODEL_FOLDER}/{names.run_stamp}/"
+
+
+def rollback_prefix(settings: Mapping, names: RunNames) -> str:
+    """The prefix of a rollback run's multi-model model: the rolled-back version's archive alone."""
+    return f"s3://{settings['aws']['bucket']}/{MULTI_MODEL_FOLDER}/{names.run_stamp}-rollback/"
+
+
+def target_model(candidate: str) -> str:
+    """The TargetModel that reaches `candidate` on a multi-model endpoint: the key of its
+    archive relative to the model's prefix. ValueError for a name that cannot be such a key."""
+    if not isinstance(candidate, str) or not CANDIDATE_PATTERN.match(candidate):
+        raise ValueError(
+            f"candidate name {candidate!r} cannot name a TargetModel: use letters, digits, "
+            "'.', '_' and '-' (at most 100), starting with a letter or digit"
+        )
+    return f"{candidate}{ARCHIVE_SUFFIX}"
+
+
+def invocation_target(settings: Mapping, candidate: str) -> dict[str, str]:
+    """The InvokeEndpoint members that reach `candidate` on the model the run deploys (the smoke
+    test's, a caller's): its TargetModel in multi_model mode, none in single_model."""
+    if settings["deployment"]["mode"] == MULTI_MODEL:
+        return {"TargetModel": target_model(candidate)}
+    return {}
+
+
+def as_multi_model(container: Mapping) -> dict[str, Any]:
+    """`container` (a ContainerDefinition whose ModelDataUrl is a prefix) in multi-model mode.
+
+    SAGEMAKER_SUBMIT_DIRECTORY is dropped: each model is extracted to a folder of its own, not
+    /opt/ml/model, and the toolkit puts that folder's code/ on sys.path in multi-model mode."""
+    environment = dict(container.get("Environment") or {})
+    environment.pop("SAGEMAKER_SUBMIT_DIRECTORY", None)
+    return {**container, "Mode": "MultiModel", "Environment": environment}
+
+
+def multi_model_request(settings: Mapping, names: RunNames) -> dict[str, Any]:
+    """CreateModel parameters of the run's model in multi-model mode: the inference container
+    over `multi_model_prefix`, each candidate reached by its `target_model`."""
+    container = inference_container(settings, multi_model_prefix(settings, names))
+    return _model(settings, names.model, as_multi_model(container))
+
+
+def deployed_model_request(
+    settings: Mapping, names: RunNames, winner_artifact: str
+) -> dict[str, Any]:
+    """CreateModel parameters of the model the run deploys, as deployment.mode says: the
+    multi-model model over the run's prefix (multi_model), or the winner's archive alone."""
+    if settings["deployment"]["mode"] == MULTI_MODEL:
+        return multi_model_request(settings, names)
+    return model_request(settings, names, winner_artifact)
 
 
 def model_package_group(settings: Mapping) -> str:
@@ -386,10 +464,13 @@ def model_version_request(
     tuning: Mapping,
     training: Mapping,
     verdict: Mapping,
+    candidate: str | None = None,
 ) -> dict[str, Any]:
     """CreateModelPackage parameters of the run's version in the project's group: the same
     inference container as CreateModel, the content types the handlers serve, the evaluation
-    report as ModelQuality statistics, and where the model came from in the metadata."""
+    report as ModelQuality statistics, and where the model came from in the metadata, with the
+    `candidate` it was trained as (CANDIDATE_KEY) when given, so a multi-model rollback knows its
+    TargetModel."""
     container = model_request(settings, names, training["ModelArtifact"])["PrimaryContainer"]
     report = f"{evaluation_report_prefix(settings, names)}report.json"
     return {
@@ -408,7 +489,10 @@ def model_version_request(
         "ModelMetrics": {
             "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": report}}
         },
-        "CustomerMetadataProperties": provenance_metadata(dataset, tuning, training, verdict),
+        "CustomerMetadataProperties": {
+            **provenance_metadata(dataset, tuning, training, verdict),
+            **({} if candidate is None else {CANDIDATE_KEY: candidate}),
+        },
     }
 
 
@@ -422,6 +506,46 @@ def model_from_version_request(
         "PrimaryContainer": {"ModelPackageName": version_arn},
         "ExecutionRoleArn": settings["aws"]["role_arn"],
     }
+
+
+def _version_container(version: Mapping) -> Mapping:
+    return version["InferenceSpecification"]["Containers"][0]
+
+
+def version_candidate(version: Mapping) -> str:
+    """The candidate a model version (DescribeModelPackage) was trained as: its TargetModel's
+    name. ValueError for a version registered without one (before deployment.mode existed)."""
+    candidate = (version.get("CustomerMetadataProperties") or {}).get(CANDIDATE_KEY)
+    if candidate is None:
+        raise ValueError(
+            f"model version {version['ModelPackageArn']} records no {CANDIDATE_KEY!r} in its "
+            "metadata, so no TargetModel is known for it: roll back to it with "
+            f"deployment.mode {SINGLE_MODEL}"
+        )
+    return candidate
+
+
+def rollback_archives(version: Mapping) -> dict[str, str]:
+    """{candidate: model.tar.gz} of a version, to stage under `rollback_prefix`."""
+    return {version_candidate(version): _version_container(version)["ModelDataUrl"]}
+
+
+def rollback_model_request(settings: Mapping, names: RunNames, version: Mapping) -> dict[str, Any]:
+    """CreateModel parameters of a rollback run's model `names.model` from the Approved
+    `version` (DescribeModelPackage), as deployment.mode says.
+
+    single_model: the version's own model (`model_from_version_request`). multi_model: the
+    version's image and environment in multi-model mode over `rollback_prefix`, where its archive
+    must be staged first (`multi_model.stage_archives` of `rollback_archives`), so callers'
+    TargetModel of its candidate keeps working; other candidates' TargetModels get SageMaker's
+    ValidationError, as they are not served."""
+    if settings["deployment"]["mode"] == SINGLE_MODEL:
+        return model_from_version_request(settings, names.model, version["ModelPackageArn"])
+    version_candidate(version)  # refuse a version without a TargetModel before anything is made
+    served = _version_container(version)
+    container = {"Image": served["Image"], "ModelDataUrl": rollback_prefix(settings, names),
+                 "Environment": dict(served.get("Environment") or {})}  # fmt: skip
+    return _model(settings, names.model, as_multi_model(container))
 
 
 def _variant(settings: Mapping, variant_name: str, model_name: str, weight: float) -> dict:

@@ -18,6 +18,7 @@ import yaml
 
 from sagemaker_lifecycle.naming import MAX_NAME_LENGTH, NAME_PATTERN, check_name
 from sagemaker_lifecycle.registry import METRICS, WHEN_WORSE
+from sagemaker_lifecycle.request_builders import DEPLOYMENT_MODES
 
 # include/ sits next to plugins/ in the Astronomer layout; PIPELINE_SETTINGS_FILE points elsewhere.
 DEFAULT_SETTINGS_FILE = Path(__file__).resolve().parents[2] / "include" / "pipeline.yaml"
@@ -171,6 +172,7 @@ def find_problems(settings: Mapping[str, Any]) -> list[str]:
 
     expect_choice("rules.engine", rules["engine"], RULE_ENGINES)
     expect_choice("tuning.strategy", tuning["strategy"], TUNING_STRATEGIES)
+    expect_choice("deployment.mode", settings["deployment"]["mode"], DEPLOYMENT_MODES)
     expect_choice("tuning.objective_type", tuning["objective_type"], OBJECTIVE_TYPES)
     if tuning["objective_metric"] not in settings["metric_definitions"]:
         problems.append(
