@@ -116,7 +116,7 @@ class RuleApprovalOperator(TimedApprovalOperator):
             # rejected candidate skips itself, and its later tasks follow by trigger rule. The
             # answer stays readable as the task's XCom.
             context["ti"].xcom_push(key="return_value", value=result)
-            raise AirflowSkipException(f"{self._outcome(event)}")
+            raise AirflowSkipException(self._outcome(event))
         return result
 
     def _outcome(self, event: Mapping[str, Any]) -> str:

@@ -18,6 +18,8 @@ from datetime import datetime
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 MAX_NAME_LENGTH = 63
 MAX_TUNING_JOB_NAME_LENGTH = 32
+# A candidate's tuning job is `<project>-tune-<yymmdd>-<8 hex>-<index>`: the project's share.
+MAX_PROJECT_LENGTH = MAX_TUNING_JOB_NAME_LENGTH - len("-tune-yymmdd-12345678-9")
 
 
 def check_name(name: str, max_length: int = MAX_NAME_LENGTH) -> str:
@@ -108,6 +110,6 @@ def retry_name(name: str, attempt: int, max_length: int = MAX_NAME_LENGTH) -> st
 
 def run_names(project: str, run_id: str, run_date: datetime) -> RunNames:
     """The names for the DAG run `run_id` on `run_date` (its logical date or run_after)."""
-    check_name(project, MAX_TUNING_JOB_NAME_LENGTH - len("-tune-yymmdd-12345678"))
+    check_name(project, MAX_PROJECT_LENGTH)
     digest = hashlib.blake2b(run_id.encode(), digest_size=4).hexdigest()
     return RunNames(project=project, run_stamp=f"{run_date:%y%m%d}-{digest}")

@@ -228,20 +228,15 @@ def plan_deployment(settings: dict, winner: dict, archives: dict) -> dict[str, A
     (`request_builders.challenger_deployment`)."""
     names = current_run_names(settings)
     serving = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID).serving_config(names.endpoint)
-    if settings["deployment"]["mode"] == "multi_model":
+    targets = []
+    if settings["deployment"]["mode"] == request_builders.MULTI_MODEL:
         prefix = request_builders.multi_model_prefix(settings, names)
-        targets = multi_model.stage_archives(
-            _s3_client(),
-            {request_builders.target_model(name): uri for name, uri in archives.items()},
-            prefix,
-        )
-        model = request_builders.multi_model_request(settings, names, prefix)
-        print(f"Serving {', '.join(targets)} from {prefix} (TargetModel)")
-    else:
-        targets = []
-        model = request_builders.model_request(
-            settings, names, winner["training"]["ModelArtifact"]
-        )
+        staged = multi_model.stage_archives(_s3_client(), archives, prefix)
+        targets = [request_builders.target_model(name) for name in archives]
+        print(f"Serving {', '.join(staged)} from {prefix} (TargetModel {', '.join(targets)})")
+    model = request_builders.deployed_model_request(
+        settings, names, winner["training"]["ModelArtifact"]
+    )
     return {
         "model": model,
         "endpoint": request_builders.challenger_deployment(settings, names, serving),

@@ -64,6 +64,16 @@ def test_nobody_is_asked_when_no_approve_rule_found_issues():
     assert operator("NoIssuesFound").execute({}) is None
 
 
+class TaskInstance:
+    """What the operator reads of its task instance: the map index, and its XCom pushes."""
+
+    def __init__(self, map_index: int):
+        self.map_index, self.pushed = map_index, {}
+
+    def xcom_push(self, key: str, value) -> None:
+        self.pushed[key] = value
+
+
 def event(answer: str, user: str | None, timed_out: bool) -> dict:
     return {
         "chosen_options": [answer],
@@ -87,7 +97,22 @@ def event(answer: str, user: str | None, timed_out: bool) -> dict:
 def test_each_answer_is_logged_in_one_line_with_the_finding(
     capsys, answer, user, timed_out, expected
 ):
-    result = operator().execute_complete({}, event(answer, user, timed_out))
+    result = operator().execute_complete({"ti": TaskInstance(-1)}, event(answer, user, timed_out))
     assert result["chosen_options"] == [answer]
     line = next(line for line in capsys.readouterr().out.splitlines() if "Gate outcome:" in line)
     assert expected in line and FINDING in line
+
+
+def test_a_rejected_candidate_skips_itself_and_keeps_the_answer():
+    # A candidate's approval is a mapped task instance, whose SkipMixin skips nothing downstream
+    # in Airflow 3.3.2: skipping itself is what stops the candidate's evaluation (test_dag.py:
+    # the approval is its evaluation's only upstream).
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    ti = TaskInstance(1)
+    with pytest.raises(AirflowSkipException, match="Reject by bob, deployment skipped"):
+        operator().execute_complete({"ti": ti}, event("Reject", "bob", False))
+    assert ti.pushed["return_value"]["chosen_options"] == ["Reject"]
+    approved = TaskInstance(1)
+    assert operator().execute_complete({"ti": approved}, event("Approve", "al", False))
+    assert "return_value" not in approved.pushed  # returned as usual, pushed by Airflow

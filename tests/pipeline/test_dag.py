@@ -40,9 +40,7 @@ def test_life_cycle_runs_in_order(dag):
 
 
 def test_every_candidate_s_tasks_are_mapped_over_the_candidates(dag):
-    from airflow.sdk.definitions.mappedoperator import MappedOperator
-
-    mapped = {task.task_id for task in dag.tasks if isinstance(task, MappedOperator)}
+    mapped = {task.task_id for task in dag.tasks if task.get_closest_mapped_task_group()}
     in_group = {task.task_id for task in dag.tasks if task.task_id.startswith("candidate.")}
     assert mapped == in_group
     assert {"candidate.train.tune_hyperparameters", "candidate.gate.gate_on_rules",

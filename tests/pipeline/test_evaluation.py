@@ -27,6 +27,7 @@ CASES = [
     (CLASSES[2], "c1.jpg", [CLASSES[0], CLASSES[1], CLASSES[2]]),
     (CLASSES[2], "c2.jpg", [CLASSES[2], CLASSES[0], CLASSES[1]]),
 ]
+CANDIDATE = {"index": 0, "name": "resnet50", "hyperparameters": {"backbone": "resnet50"}}
 
 
 def prediction_json(ranking):
@@ -209,20 +210,23 @@ def test_accuracy_below_evaluation_min_accuracy_fails_the_task(
 
     monkeypatch.setattr(tasks, "_s3_client", lambda: transform_in_s3)
     monkeypatch.setattr(tasks, "_client", lambda service: moto_session.client(service))
-    # The report's prefix is the run's (the registered model version points at it).
-    monkeypatch.setattr(tasks, "current_run_names", lambda settings: names)
+    # The report's prefix is the candidate's (its model version would point at it).
+    monkeypatch.setattr(tasks, "candidate_names", lambda settings, candidate: names)
     settings = settings_with({"aws": {"bucket": BUCKET}, "evaluation": {"min_accuracy": minimum}})
     transform = {"InputPath": INPUT, "OutputPath": OUTPUT, "TransformJobName": "job"}
     training = {"TrainingJobName": "dogbreed-train-1"}
     run = lambda: tasks.evaluate.function(  # noqa: E731
-        settings, {"classes": CLASSES}, transform, None, training
+        settings, {"classes": CLASSES}, CANDIDATE, transform, None, training
     )
     if fails:
-        with pytest.raises(ValueError, match=rf"accuracy 0.6667 on valid is below evaluation"
-                                             rf"\.min_accuracy {minimum}$"):  # fmt: skip
+        with pytest.raises(ValueError, match=rf"accuracy 0.6667 of resnet50 on valid is below "
+                                             rf"evaluation\.min_accuracy {minimum}$"):  # fmt: skip
             run()
     else:
-        assert run()["accuracy"] == pytest.approx(4 / 6)
+        summary = run()
+        assert summary["accuracy"] == pytest.approx(4 / 6)
+        # Which candidate it scored, for the comparison.
+        assert (summary["candidate"], summary["map_index"]) == ("resnet50", 0)
 
 
 def test_the_evaluate_task_draws_the_training_curves_cloudwatch_recorded(
@@ -239,10 +243,10 @@ def test_the_evaluate_task_draws_the_training_curves_cloudwatch_recorded(
             "Dimensions": [{"Name": "TrainingJobName", "Value": "dogbreed-train-1"}]}])  # fmt: skip
     monkeypatch.setattr(tasks, "_s3_client", lambda: transform_in_s3)
     monkeypatch.setattr(tasks, "_client", lambda service: moto_session.client(service))
-    monkeypatch.setattr(tasks, "current_run_names", lambda settings: names)
+    monkeypatch.setattr(tasks, "candidate_names", lambda settings, candidate: names)
     settings = settings_with({"aws": {"bucket": BUCKET}})
     transform = {"InputPath": INPUT, "OutputPath": OUTPUT, "TransformJobName": "job"}
-    summary = tasks.evaluate.function(settings, {"classes": CLASSES}, transform, None,
+    summary = tasks.evaluate.function(settings, {"classes": CLASSES}, CANDIDATE, transform, None,
                                       {"TrainingJobName": "dogbreed-train-1"})  # fmt: skip
     bucket, _, key = summary["html_report_uri"].removeprefix("s3://").partition("/")
     page = transform_in_s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()

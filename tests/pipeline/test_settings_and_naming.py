@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from sagemaker_lifecycle.naming import (
+    MAX_PROJECT_LENGTH,
     MAX_TUNING_JOB_NAME_LENGTH,
     NAME_PATTERN,
     check_name,
@@ -123,7 +124,7 @@ def test_run_names_are_valid_deterministic_and_distinct_per_run():
 
 def test_the_trial_endpoint_is_the_runs_own_and_fits_with_the_longest_project_name():
     date = datetime(2026, 11, 21)
-    longest = "p" * (MAX_TUNING_JOB_NAME_LENGTH - len("-tune-yymmdd-12345678"))
+    longest = "p" * MAX_PROJECT_LENGTH
     names = run_names(longest, "manual__1", date)
     assert NAME_PATTERN.match(names.trial_endpoint) and len(names.trial_endpoint) <= 63
     assert names.trial_endpoint.startswith(f"{names.endpoint}-trial-")
@@ -196,7 +197,7 @@ def test_invalid_candidates_are_refused_with_the_reason(candidates, problem):
 
 
 def test_candidate_names_extend_the_run_s_so_its_filters_match_them_and_fit_the_limits():
-    longest = "p" * (MAX_TUNING_JOB_NAME_LENGTH - len("-tune-yymmdd-12345678"))
+    longest = "p" * MAX_PROJECT_LENGTH
     run = run_names(longest, "manual__1", datetime(2026, 11, 21))
     last = run.candidate(9)
     assert len(last.tuning_job) <= MAX_TUNING_JOB_NAME_LENGTH
