@@ -458,3 +458,20 @@ def test_links_open_the_aws_consoles_on_aws(connections):
     log_link = TrainingLogLink().get_link(training, ti_key=RUN_KEY)
     assert log_link.startswith("https://console.aws.amazon.com/cloudwatch/home?region=eu-west-1")
     assert log_link.endswith("logStreamNameFilter$3Ddogbreed-train-1")
+
+
+def test_the_run_route_shows_the_candidate_asked_for_and_refuses_one_the_run_lacks(monkeypatch):
+    from fastapi.testclient import TestClient
+    from sagemaker_lifecycle.ui import app as plugin
+
+    # Auth is Airflow's and the AWS reads are the reader's: the route's own choice is tested.
+    monkeypatch.setitem(plugin.app.dependency_overrides, plugin.can_read_runs.dependency,
+                        lambda: None)  # fmt: skip
+    monkeypatch.setattr(plugin, "_record", lambda run_id: two_candidate_run(run_id))
+    monkeypatch.setattr(plugin, "_client", lambda service: None)
+    monkeypatch.setattr(plugin.reader, "run_details", lambda *args: RunDetails())
+    client = TestClient(plugin.app)
+    assert "Showing candidate 0 (resnet50), as asked." in client.get("/runs/r?candidate=0").text
+    assert "Showing the winner by accuracy" in client.get("/runs/r").text
+    missing = client.get("/runs/r?candidate=5")
+    assert missing.status_code == 404 and "has no candidate 5" in missing.text
