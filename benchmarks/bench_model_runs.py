@@ -47,8 +47,8 @@ def recorded_xcoms(number: int) -> dict[tuple[str, str, int], object]:
                 "macro_f1": 0.7, "count": 835, "report_uri": f"{prefix}/report.json",
                 "html_report_uri": f"{prefix}/report.html"}  # fmt: skip
 
-    compared = [{"name": CANDIDATES[i], "top_k_key": "top_5_accuracy", "top_k": 0.9,
-                 "model_bytes": 10**7, "seconds_per_image": 0.01, **evaluation(i)}
+    compared = [{"name": CANDIDATES[i], "top_k_key": "top_5_accuracy", "model_bytes": 10**7,
+                 "seconds_per_image": 0.01, "rank": 2 - i, **evaluation(i)}
                 for i in (0, 1)]  # fmt: skip
     run = {
         "settings": {"aws": {"bucket": "bucket"}, "dataset": {"s3_prefix": "datasets"},
@@ -57,7 +57,8 @@ def recorded_xcoms(number: int) -> dict[tuple[str, str, int], object]:
                     "image_counts": {"train": 6680, "valid": 835, "test": 836}},
         "compared": {"winner": {"candidate": CANDIDATES[1], "map_index": 1},
                      "comparison": {"metric": "accuracy", "winner": CANDIDATES[1],
-                                    "candidates": compared, "dropped": {}},
+                                    "top_k_key": "top_5_accuracy", "candidates": compared,
+                                    "dropped": {}},
                      "html_uri": f"s3://bucket/evaluation/compare-{number}/comparison.html"},
         "endpoint": {"EndpointName": "ep", "EndpointConfigName": f"cfg-{number}",
                      "PreviousEndpointConfigName": None},

@@ -95,11 +95,14 @@ def two_candidate_run(run_id: str = "r2c") -> RunRecord:
     """resnet50 (map index 0) blocked by its gate, mobilenet_v2 (1) evaluated and the winner."""
     winner = evaluation("mobilenet_v2", 1, 0.82)
     comparison = {
-        "metric": "accuracy", "winner": "mobilenet_v2",
+        "metric": "accuracy", "winner": "mobilenet_v2", "top_k_key": "top_3_accuracy",
+        "classes": CLASSES, "per_class_f1": {}, "confusion_differences": [],
         "candidates": [{"name": "mobilenet_v2", "accuracy": 0.82, "top_k_key": "top_3_accuracy",
-                        "top_k": 1.0, "macro_f1": 0.8, "model_bytes": 9_400_000,
-                        "seconds_per_image": 0.0125, "report_uri": winner["report_uri"],
-                        "html_report_uri": winner["html_report_uri"]}],
+                        "top_3_accuracy": 1.0, "macro_f1": 0.8, "count": 12,
+                        "model_bytes": 9_400_000, "seconds_per_image": 0.0125,
+                        "report_uri": winner["report_uri"],
+                        "html_report_uri": winner["html_report_uri"],
+                        "rank": 1, "metric_value": 0.82}],
         "dropped": {"resnet50": "blocked by the gate: VanishingGradient found issues"},
     }  # fmt: skip
     xcoms = {
@@ -124,8 +127,9 @@ def two_candidate_run(run_id: str = "r2c") -> RunRecord:
     return run_record(run_id, "success", "2026-12-02", xcoms, states)
 
 
-def run_before_compare() -> RunRecord:
-    """A run in progress: candidate 0's gate failed, candidate 1 still training."""
+def run_before_compare(compare_state: str | None = None) -> RunRecord:
+    """A run in progress: candidate 0's gate failed, candidate 1 still training (compare has
+    `compare_state`, None before it is scheduled)."""
     xcoms = {
         **run_xcoms(settings=SETTINGS),
         **candidate_xcoms(0, training={"TrainingJobName": "dogbreed-train-rip-0",
@@ -138,7 +142,8 @@ def run_before_compare() -> RunRecord:
               ("candidate.train.tune_hyperparameters", 1): "success",
               ("candidate.train.train_best_model", 1): "running",
               # the group before it expanded: no candidate's row
-              ("candidate.evaluate.evaluate", UNMAPPED): "scheduled"}  # fmt: skip
+              ("candidate.evaluate.evaluate", UNMAPPED): "scheduled",
+              ("compare.compare_candidates", UNMAPPED): compare_state}  # fmt: skip
     return run_record("rip", "running", "2026-12-03", xcoms, states)
 
 
@@ -326,6 +331,13 @@ def test_before_compare_the_record_is_candidate_0s_and_says_so():
         record, RunDetails(), object_url, "/model-runs")  # fmt: skip
 
 
+def test_a_run_whose_compare_failed_says_so():
+    record = run_before_compare(compare_state="failed")
+    assert record.shown_because == (
+        "compare_candidates failed without a winner: showing candidate 0 (resnet50)."
+    )
+
+
 def test_a_candidate_asked_for_is_shown_instead_of_the_winner():
     record = dataclasses.replace(two_candidate_run(), selected=0)
     assert record.training["TrainingJobName"] == "dogbreed-train-r2c-0"
@@ -335,22 +347,17 @@ def test_a_candidate_asked_for_is_shown_instead_of_the_winner():
 def test_the_candidates_table_marks_the_winner_and_says_why_the_others_were_dropped():
     html = pages.candidates_section(two_candidate_run(), object_url)
     rows = re.findall(r"<tr>(.*?)</tr>", html)
-    assert rows[0] == ("<th>candidate</th><th>accuracy</th><th>top 3 accuracy</th>"
+    assert rows[0] == ("<th>rank</th><th>candidate</th><th>accuracy</th><th>top 3 accuracy</th>"
                        "<th>macro F1</th><th>model size</th><th>ms per image</th>"
                        "<th>report</th><th>outcome</th>")  # fmt: skip
     winner, dropped = (re.findall(r"<td>(.*?)</td>", row) for row in rows[1:])
     assert winner == [
-        "mobilenet_v2",
-        "0.8200",
-        "1.0000",
-        "0.8000",
-        "9.4 MB",
-        "12.5",
+        "1", "mobilenet_v2", "0.8200", "1.0000", "0.8000", "9.4 MB", "12.5",
         "<a href='/model-runs/runs/r2c/objects/evaluation/transform-1/report.html'>"
         "Evaluation report</a>",
         "<strong class='winner'>winner</strong>",
-    ]
-    assert dropped == ["resnet50", "", "", "", "", "", "",
+    ]  # fmt: skip
+    assert dropped == ["", "resnet50", "", "", "", "", "", "",
                        "dropped: blocked by the gate: VanishingGradient found issues"]  # fmt: skip
     assert ("<a href='/model-runs/runs/r2c/objects/evaluation/compare-r2c/comparison.html'>"
             "Comparison report</a>") in html  # fmt: skip

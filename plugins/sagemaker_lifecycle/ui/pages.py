@@ -84,7 +84,8 @@ def dataset_section(record: RunRecord, details: RunDetails) -> str:
 
 
 def candidates_section(record: RunRecord, object_url: ObjectUrl) -> str:
-    """The comparison once compare has run; before, each candidate's task states."""
+    """The comparison once compare has run (sagemaker_lifecycle.comparison.compare_candidates'
+    dict); before, each candidate's task states."""
     if not record.candidates and not record.comparison:
         return _missing("No candidate has started in this run.")
     if not record.comparison:
@@ -97,21 +98,20 @@ def candidates_section(record: RunRecord, object_url: ObjectUrl) -> str:
             "candidates",
         )  # fmt: skip
     comparison = record.comparison
-    rows = comparison["candidates"]
-    dropped = comparison["dropped"]
-    top_k = rows[0]["top_k_key"].replace("_", " ") if rows else "top-k accuracy"
+    rows, dropped, top_k = comparison["candidates"], comparison["dropped"], comparison["top_k_key"]
     table = _table(
-        ("candidate", "accuracy", html.escape(top_k), "macro F1", "model size", "ms per image",
-         "report", "outcome"),
-        [(html.escape(row["name"]), _number(row["accuracy"], "{:.4f}"),
-          _number(row["top_k"], "{:.4f}"), _number(row["macro_f1"], "{:.4f}"),
+        ("rank", "candidate", "accuracy", html.escape(top_k.replace("_", " ")), "macro F1",
+         "model size", "ms per image", "report", "outcome"),
+        [(str(row["rank"]), html.escape(row["name"]), _number(row["accuracy"], "{:.4f}"),
+          _number(row[top_k], "{:.4f}"), _number(row["macro_f1"], "{:.4f}"),
           _number(row["model_bytes"], "{:.1f} MB", scale=1e-6),
           _number(row["seconds_per_image"], "{:.1f}", scale=1000),
           _report_link(record, row["html_report_uri"], object_url),
           _outcome(row["name"], comparison["winner"], dropped))
          for row in rows]
-        + [(html.escape(name), "", "", "", "", "", "", _outcome(name, None, dropped))
-           for name in dropped if name not in {row["name"] for row in rows}],
+        # compare scores no dropped candidate: each is a row of its own, with its reason
+        + [("", html.escape(name), "", "", "", "", "", "", _outcome(name, None, dropped))
+           for name in dropped],
         "candidates",
     )  # fmt: skip
     link = (record.compared or {}).get("html_uri")

@@ -18,11 +18,11 @@ from sqlalchemy import select
 from sagemaker_lifecycle.job_metrics import AWS_ERRORS, TRAINING_NAMESPACE, read_job_metrics
 from sagemaker_lifecycle.ui.records import (
     CANDIDATE_SOURCES,
-    CANDIDATE_TASKS,
     DAG_ID,
     EVALUATION_PREFIX,
     PICTURE_SUFFIXES,
     SOURCES,
+    STATE_TASKS,
     XCOM_TASKS,
     RunDetails,
     RunRecord,
@@ -54,7 +54,7 @@ def run_records(session, run_id: str | None = None, limit: int = HISTORY_RUNS) -
     instances = session.execute(select(
         TaskInstance.run_id, TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state,
     ).where(
-        TaskInstance.dag_id == DAG_ID, TaskInstance.task_id.in_(CANDIDATE_TASKS),
+        TaskInstance.dag_id == DAG_ID, TaskInstance.task_id.in_(STATE_TASKS),
         TaskInstance.run_id.in_([run.run_id for run in runs]),
     ))  # fmt: skip
     for dag_run_id, task_id, map_index, state in instances:

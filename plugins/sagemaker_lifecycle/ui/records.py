@@ -18,12 +18,14 @@ from typing import Any
 DAG_ID = "dog_breed_classifier"
 # Where Airflow's api-server mounts the plugin's app (model_runs_plugin.py).
 URL_PREFIX = "/model-runs"
+# Picks the winner among the candidates once each has ended (trigger rule ALL_DONE).
+COMPARE_TASK = "compare.compare_candidates"
 # The run-level task whose XCom (key return_value, unless named) feeds each part of the record.
 SOURCES = {
     "settings": ("resolve_settings", "return_value"),
     "dataset": ("stage.stage_dataset", "return_value"),
     # The winner, the comparison table and its HTML (compare runs once every candidate ended).
-    "compared": ("compare.compare_candidates", "return_value"),
+    "compared": (COMPARE_TASK, "return_value"),
     "model": ("deploy.create_model", "return_value"),
     # What the endpoint serves once the promotion settled it (deploy_endpoint's config also
     # holds the challenger's weight-0 variant, which no user ever reached).
@@ -51,6 +53,8 @@ CANDIDATE_TASKS = (
     "candidate.evaluate.explain_predictions",
 )
 CANDIDATE_GROUP = "candidate."
+# The tasks whose states the reader reads: the candidates', and compare's (why no winner yet).
+STATE_TASKS = (*CANDIDATE_TASKS, COMPARE_TASK)
 XCOM_TASKS = sorted({task for task, _ in (*SOURCES.values(), *CANDIDATE_SOURCES.values())})
 APPROVAL_TASK = "candidate.gate.approve_deployment"
 UNMAPPED = -1  # the map_index of a task that is not mapped
@@ -93,6 +97,7 @@ class RunRecord:
     settings: dict | None = None
     dataset: dict | None = None
     compared: dict | None = None  # compare_candidates' return value
+    compare_state: str | None = None
     model: dict | None = None
     endpoint: dict | None = None
     candidates: list[CandidateRecord] = field(default_factory=list)
@@ -129,6 +134,8 @@ class RunRecord:
             return f"Showing the winner by {metric}: {which}."
         if self.compared is not None:
             return f"compare_candidates picked no winner: showing {which}."
+        if self.compare_state:
+            return f"compare_candidates {self.compare_state} without a winner: showing {which}."
         return f"compare_candidates has not run yet: showing {which}."
 
     tuning = property(lambda self: self.shown and self.shown.tuning)
@@ -189,7 +196,7 @@ def run_record(
         for i in indices
     ]
     return RunRecord(run_id=run_id, state=state, run_after=run_after, candidates=candidates,
-                     **parts)  # fmt: skip
+                     compare_state=task_states.get((COMPARE_TASK, UNMAPPED)), **parts)  # fmt: skip
 
 
 def _candidate_indices(settings, xcoms, task_states) -> list[int]:
