@@ -2,7 +2,8 @@
 
 Builds a fresh Airflow metadata database (SQLite, `airflow db migrate`) in a temporary home and
 records `--runs` runs of dog_breed_classifier in it as the pipeline's tasks would: a DagRun, the
-task instances and their XComs (133 classes, 20 tuning trials). Then it times, side by side:
+task instances and their XComs (two candidates in the mapped group, 133 classes, 20 tuning
+trials), and checks that the reader keeps the candidates apart. Then it times, side by side:
 
 - the history page: the plugin's route through FastAPI (Airflow's own route code, the database
   read of every run and the rendering);
@@ -31,29 +32,52 @@ RULES = ("VanishingGradient", "Overfit", "Overtraining", "PoorWeightInitializati
          "LossNotDecreasing", "LowGPUUtilization", "ProfilerReport")  # fmt: skip
 
 
-def recorded_xcoms(number: int) -> dict[tuple[str, str], object]:
-    """The XComs of one run, in the shapes the pipeline's tasks push."""
-    from sagemaker_lifecycle.ui.records import SOURCES
+CANDIDATES = ("resnet50", "mobilenet_v2")
 
+
+def recorded_xcoms(number: int) -> dict[tuple[str, str, int], object]:
+    """The XComs of one run of two candidates (mobilenet_v2 wins), keyed (task id, key, map
+    index) in the shapes the pipeline's tasks push."""
+    from sagemaker_lifecycle.ui.records import CANDIDATE_SOURCES, SOURCES, UNMAPPED
+
+    def evaluation(index: int) -> dict:
+        prefix = f"s3://bucket/evaluation/t{number}-{index}"
+        return {"candidate": CANDIDATES[index], "map_index": index,
+                "accuracy": 0.6 + index / 10 + number / 100, "top_5_accuracy": 0.9,
+                "macro_f1": 0.7, "count": 835, "report_uri": f"{prefix}/report.json",
+                "html_report_uri": f"{prefix}/report.html"}  # fmt: skip
+
+    compared = [{"name": CANDIDATES[i], "top_k_key": "top_5_accuracy", "model_bytes": 10**7,
+                 "seconds_per_image": 0.01, "rank": 2 - i, **evaluation(i)}
+                for i in (0, 1)]  # fmt: skip
+    run = {
+        "settings": {"aws": {"bucket": "bucket"}, "dataset": {"s3_prefix": "datasets"},
+                     "candidates": [{"name": name, "hyperparameters": {}} for name in CANDIDATES]},
+        "dataset": {"snapshot_id": f"{number:016x}", "classes": CLASSES,
+                    "image_counts": {"train": 6680, "valid": 835, "test": 836}},
+        "compared": {"winner": {"candidate": CANDIDATES[1], "map_index": 1},
+                     "comparison": {"metric": "accuracy", "winner": CANDIDATES[1],
+                                    "top_k_key": "top_5_accuracy", "candidates": compared,
+                                    "dropped": {}},
+                     "html_uri": f"s3://bucket/evaluation/compare-{number}/comparison.html"},
+        "endpoint": {"EndpointName": "ep", "EndpointConfigName": f"cfg-{number}",
+                     "PreviousEndpointConfigName": None},
+    }  # fmt: skip
+    candidate = {
+        "tuning": {"TuningJobName": f"tune-{number}", "BestTrainingJobName": "t-3",
+                   "ObjectiveMetric": {"MetricName": "valid_acc", "Value": 0.8},
+                   "TunedHyperParameters": {"lr": "0.001"}},
+        "training": {"TrainingJobName": f"train-{number}",
+                     "FinalMetrics": {"valid_acc": 0.8, "valid_loss": 0.7}},
+        "verdict": {"decision": "deploy", "reasons": [], "profiler_report": None,
+                    "outcomes": [{"rule": rule, "status": "NoIssuesFound", "details": "",
+                                  "policy": "warn", "kind": "debugger"} for rule in RULES]},
+    }  # fmt: skip
     return {
-        SOURCES["settings"]: {"aws": {"bucket": "bucket"}, "dataset": {"s3_prefix": "datasets"}},
-        SOURCES["dataset"]: {"snapshot_id": f"{number:016x}", "classes": CLASSES,
-                             "image_counts": {"train": 6680, "valid": 835, "test": 836}},
-        SOURCES["tuning"]: {"TuningJobName": f"tune-{number}", "BestTrainingJobName": "t-3",
-                            "ObjectiveMetric": {"MetricName": "valid_acc", "Value": 0.8},
-                            "TunedHyperParameters": {"lr": "0.001"}},
-        SOURCES["training"]: {"TrainingJobName": f"train-{number}",
-                              "FinalMetrics": {"valid_acc": 0.8, "valid_loss": 0.7}},
-        SOURCES["verdict"]: {"decision": "deploy", "reasons": [], "profiler_report": None,
-                             "outcomes": [{"rule": rule, "status": "NoIssuesFound", "details": "",
-                                           "policy": "warn", "kind": "debugger"}
-                                          for rule in RULES]},
-        SOURCES["endpoint"]: {"EndpointName": "ep", "EndpointConfigName": f"cfg-{number}",
-                              "PreviousEndpointConfigName": None},
-        SOURCES["evaluation"]: {"accuracy": 0.7 + number / 100, "top_5_accuracy": 0.9,
-                                "macro_f1": 0.7, "count": 835,
-                                "report_uri": f"s3://bucket/evaluation/t{number}/report.json",
-                                "html_report_uri": f"s3://bucket/evaluation/t{number}/report.html"},
+        **{(*SOURCES[name], UNMAPPED): value for name, value in run.items()},
+        **{(*CANDIDATE_SOURCES[name], index): value
+           for index in (0, 1)
+           for name, value in (*candidate.items(), ("evaluation", evaluation(index)))},
     }  # fmt: skip
 
 
@@ -88,14 +112,15 @@ def record_runs(runs: int) -> None:
                 dag_id=DAG_ID, run_id=run_id, logical_date=when, run_after=when, state="success",
                 run_type="scheduled", clear_number=0, backfill_id=None,
             ).returning(DagRun.id)).scalar_one()  # fmt: skip
-            for (task_id, key), value in recorded_xcoms(number).items():
+            for (task_id, key, map_index), value in recorded_xcoms(number).items():
                 session.execute(insert(TaskInstance).values(
-                    id=uuid.uuid4(), dag_id=DAG_ID, task_id=task_id, run_id=run_id, map_index=-1,
+                    id=uuid.uuid4(), dag_id=DAG_ID, task_id=task_id, run_id=run_id,
+                    map_index=map_index,
                     state="success", try_number=1, max_tries=1, pool="default_pool", pool_slots=1,
                     priority_weight=1, queue="default", span_status="not_started",
                 ).prefix_with("OR IGNORE"))  # fmt: skip
                 session.execute(insert(XComModel).values(
-                    dag_run_id=row, task_id=task_id, map_index=-1, key=key, dag_id=DAG_ID,
+                    dag_run_id=row, task_id=task_id, map_index=map_index, key=key, dag_id=DAG_ID,
                     run_id=run_id, value=XComModel.serialize_value(value), timestamp=when,
                 ))  # fmt: skip
 
@@ -122,10 +147,19 @@ def main() -> None:
     subprocess.run([str(airflow), "db", "migrate"], check=True, stdout=subprocess.DEVNULL)
     record_runs(args.runs)
 
+    from airflow.utils.session import create_session
     from fastapi.testclient import TestClient
     from sagemaker_lifecycle.ui import app as plugin
-    from sagemaker_lifecycle.ui import pages
+    from sagemaker_lifecycle.ui import pages, reader
     from sagemaker_lifecycle.ui.records import RunDetails, run_record
+
+    with create_session() as session:
+        (newest,) = reader.run_records(session, limit=1)
+    # The reader keeps the mapped tasks' XComs and states apart per map index.
+    assert [c.name for c in newest.candidates] == list(CANDIDATES), newest.candidates
+    assert newest.shown.map_index == 1 and newest.shown.approval_state is None, newest.shown
+    assert all(c.states.get("candidate.train.train_best_model") == "success"
+               for c in newest.candidates), newest.candidates  # fmt: skip
 
     # Auth is Airflow's and not what is measured: the route runs as an admin would.
     plugin.app.dependency_overrides[plugin.can_read_runs.dependency] = lambda: None
@@ -135,6 +169,7 @@ def main() -> None:
     history = timed(lambda: client.get("/"), args.repeat)
 
     record = run_record("r", "success", "x", recorded_xcoms(args.runs), {})
+    assert "class='winner'" in pages.candidates_section(record, plugin.object_url)
     details = RunDetails(
         trials=[{"TrainingJobName": f"t-{n}", "TrainingJobStatus": "Completed",
                  "CreationTime": f"{n:03d}", "TunedHyperParameters": {"lr": "0.001"},

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+from types import SimpleNamespace
 from xml.etree import ElementTree
 
 import pytest
@@ -13,15 +15,20 @@ from sagemaker_lifecycle.gate import Decision, RuleOutcome, Verdict
 from sagemaker_lifecycle.job_metrics import trial_table
 from sagemaker_lifecycle.operators import TrainingJobOperator
 from sagemaker_lifecycle.sensors import RuleGateSensor
-from sagemaker_lifecycle.ui import pages
+from sagemaker_lifecycle.ui import links, pages
 from sagemaker_lifecycle.ui.links import (
+    EvaluationReportLink,
     RuleTableLink,
     SageMakerJobLink,
     TrainingLogLink,
     model_run_url,
 )
 from sagemaker_lifecycle.ui.records import (
+    APPROVAL_TASK,
+    CANDIDATE_SOURCES,
     SOURCES,
+    UNMAPPED,
+    CandidateRecord,
     RunDetails,
     RunRecord,
     checked_key,
@@ -42,25 +49,102 @@ def verdict(decision: Decision, **statuses: str) -> dict:
     return {**Verdict(decision, outcomes, []).as_dict(), "profiler_report": None}
 
 
+SETTINGS = {"aws": {"bucket": "bucket"}, "dataset": {"s3_prefix": "datasets"},
+            "candidates": [{"name": "resnet50", "hyperparameters": {}},
+                           {"name": "mobilenet_v2", "hyperparameters": {}}]}  # fmt: skip
+
+
+def run_xcoms(**parts) -> dict:
+    """Run-level XComs keyed as the reader keys them: (task id, key, map index -1)."""
+    return {(*SOURCES[name], UNMAPPED): value for name, value in parts.items()}
+
+
+def candidate_xcoms(map_index: int, **parts) -> dict:
+    """One candidate's XComs: its tasks in the mapped group, at its map index."""
+    return {(*CANDIDATE_SOURCES[name], map_index): value for name, value in parts.items()}
+
+
+def evaluation(name: str, map_index: int, accuracy: float) -> dict:
+    """evaluate's XCom, as the mapped task pushes it."""
+    prefix = f"s3://bucket/evaluation/transform-{map_index}"
+    return {"candidate": name, "map_index": map_index, "accuracy": accuracy,
+            "top_3_accuracy": 1.0, "macro_f1": 0.8, "count": 12,
+            "report_uri": f"{prefix}/report.json",
+            "html_report_uri": f"{prefix}/report.html"}  # fmt: skip
+
+
 def recorded_run(run_id: str, run_after: str, accuracy: float | None, deployed: bool,
                  **statuses: str) -> RunRecord:  # fmt: skip
-    """A run as its XComs would describe it (the shapes the tasks return)."""
+    """A run of one candidate before compare, as its XComs would describe it (the shapes the
+    tasks return)."""
     xcoms = {
-        SOURCES["settings"]: {"aws": {"bucket": "bucket"}, "dataset": {"s3_prefix": "datasets"}},
-        SOURCES["training"]: {"TrainingJobName": f"train-{run_id}",
-                              "FinalMetrics": {"valid_acc": 0.5}},
-        SOURCES["verdict"]: verdict(Decision.DEPLOY, **statuses),
+        **run_xcoms(settings={"aws": {"bucket": "bucket"}, "dataset": {"s3_prefix": "datasets"}}),
+        **candidate_xcoms(0, training={"TrainingJobName": f"train-{run_id}",
+                                       "FinalMetrics": {"valid_acc": 0.5}},
+                          verdict=verdict(Decision.DEPLOY, **statuses)),
     }  # fmt: skip
     if deployed:
-        xcoms[SOURCES["endpoint"]] = {"EndpointName": "ep", "EndpointConfigName": f"cfg-{run_id}",
-                                      "PreviousEndpointConfigName": None}  # fmt: skip
+        xcoms |= run_xcoms(endpoint={"EndpointName": "ep", "EndpointConfigName": f"cfg-{run_id}",
+                                     "PreviousEndpointConfigName": None})  # fmt: skip
     if accuracy is not None:
-        xcoms[SOURCES["evaluation"]] = {
-            "accuracy": accuracy, "top_3_accuracy": 1.0, "macro_f1": 0.8, "count": 12,
-            "report_uri": "s3://bucket/evaluation/t/report.json",
-            "html_report_uri": "s3://bucket/evaluation/t/report.html",
-        }  # fmt: skip
-    return run_record(run_id, "success", run_after, xcoms, {"gate.approve_deployment": "success"})
+        xcoms |= candidate_xcoms(0, evaluation=evaluation("resnet50", 0, accuracy))
+    return run_record(run_id, "success", run_after, xcoms, {(APPROVAL_TASK, 0): "success"})
+
+
+def two_candidate_run(run_id: str = "r2c") -> RunRecord:
+    """resnet50 (map index 0) blocked by its gate, mobilenet_v2 (1) evaluated and the winner."""
+    winner = evaluation("mobilenet_v2", 1, 0.82)
+    comparison = {
+        "metric": "accuracy", "winner": "mobilenet_v2", "top_k_key": "top_3_accuracy",
+        "classes": CLASSES, "per_class_f1": {}, "confusion_differences": [],
+        "candidates": [{"name": "mobilenet_v2", "accuracy": 0.82, "top_k_key": "top_3_accuracy",
+                        "top_3_accuracy": 1.0, "macro_f1": 0.8, "count": 12,
+                        "model_bytes": 9_400_000, "seconds_per_image": 0.0125,
+                        "report_uri": winner["report_uri"],
+                        "html_report_uri": winner["html_report_uri"],
+                        "rank": 1, "metric_value": 0.82}],
+        "dropped": {"resnet50": "blocked by the gate: VanishingGradient found issues"},
+    }  # fmt: skip
+    xcoms = {
+        **run_xcoms(settings=SETTINGS, compared={
+            "winner": {"candidate": "mobilenet_v2", "map_index": 1, "report": winner},
+            "comparison": comparison,
+            "comparison_uri": "s3://bucket/evaluation/compare-r2c/comparison.json",
+            "html_uri": "s3://bucket/evaluation/compare-r2c/comparison.html"}),
+        **candidate_xcoms(0, training={"TrainingJobName": "dogbreed-train-r2c-0",
+                                       "FinalMetrics": {"valid_acc": 0.3}},
+                          verdict=verdict(Decision.BLOCK, VanishingGradient="IssuesFound")),
+        **candidate_xcoms(1, training={"TrainingJobName": "dogbreed-train-r2c-1",
+                                       "FinalMetrics": {"valid_acc": 0.7}},
+                          verdict=verdict(Decision.DEPLOY, VanishingGradient="NoIssuesFound",
+                                          Overfit="IssuesFound"),
+                          evaluation=winner),
+    }  # fmt: skip
+    states = {("candidate.gate.gate_on_rules", 0): "failed",
+              (APPROVAL_TASK, 0): "upstream_failed",
+              ("candidate.gate.gate_on_rules", 1): "success",
+              (APPROVAL_TASK, 1): "success"}  # fmt: skip
+    return run_record(run_id, "success", "2026-12-02", xcoms, states)
+
+
+def run_before_compare(compare_state: str | None = None) -> RunRecord:
+    """A run in progress: candidate 0's gate failed, candidate 1 still training (compare has
+    `compare_state`, None before it is scheduled)."""
+    xcoms = {
+        **run_xcoms(settings=SETTINGS),
+        **candidate_xcoms(0, training={"TrainingJobName": "dogbreed-train-rip-0",
+                                       "FinalMetrics": {"valid_acc": 0.3}},
+                          verdict=verdict(Decision.BLOCK, VanishingGradient="IssuesFound")),
+    }  # fmt: skip
+    states = {("candidate.train.tune_hyperparameters", 0): "success",
+              ("candidate.train.train_best_model", 0): "success",
+              ("candidate.gate.gate_on_rules", 0): "failed",
+              ("candidate.train.tune_hyperparameters", 1): "success",
+              ("candidate.train.train_best_model", 1): "running",
+              # the group before it expanded: no candidate's row
+              ("candidate.evaluate.evaluate", UNMAPPED): "scheduled",
+              ("compare.compare_candidates", UNMAPPED): compare_state}  # fmt: skip
+    return run_record("rip", "running", "2026-12-03", xcoms, states)
 
 
 def object_url(run_id: str, uri: str) -> str:
@@ -118,9 +202,9 @@ def test_the_tuning_chart_has_a_point_per_trial_and_rings_the_best():
     ]  # fmt: skip
     rows = trial_table(trials, None).rows
     assert [(row["number"], row["name"]) for row in rows] == [(1, "t-1"), (2, "t-2"), (3, "t-3")]
-    record = RunRecord("r", "success", "x", tuning={
+    record = RunRecord("r", "success", "x", candidates=[CandidateRecord(0, "resnet50", tuning={
         "TuningJobName": "tune", "BestTrainingJobName": "t-2",
-        "ObjectiveMetric": {"MetricName": "valid_acc"}})  # fmt: skip
+        "ObjectiveMetric": {"MetricName": "valid_acc"}})])  # fmt: skip
     html = pages.tuning_section(record, RunDetails(trials=trials))
     svg = parse(re.search(r"<svg.*?</svg>", html).group(0))
     assert len(svg.findall(f"{SVG}circle[@class='point']")) == 3
@@ -178,7 +262,8 @@ def test_the_rule_table_colours_each_status():
 
 def test_a_blocked_run_still_shows_its_rule_table():
     blocked = verdict(Decision.BLOCK, VanishingGradient="IssuesFound")
-    record = RunRecord("r", "failed", "x", verdict=blocked)
+    shown = CandidateRecord(0, "resnet50", verdict=blocked)
+    record = RunRecord("r", "failed", "x", candidates=[shown])
     assert "<strong class='verdict'>block</strong>" in pages.gate_section(record, object_url)
 
 
@@ -189,11 +274,12 @@ def test_the_run_page_links_reports_through_the_plugin():
                             for name in CLASSES}}  # fmt: skip
     details = RunDetails(report=report, pictures=["s3://bucket/evaluation/t/explain/1.png"])
     html = pages.run_page(record, details, object_url, "/model-runs")
-    assert "href='/model-runs/runs/r1/objects/evaluation/t/report.html'" in html
+    assert "href='/model-runs/runs/r1/objects/evaluation/transform-0/report.html'" in html
     assert "src='/model-runs/runs/r1/objects/evaluation/t/explain/1.png'" in html
     assert "class='confusion-matrix'" in html
     assert html.count("<tr><td>00") == len(CLASSES)  # the per-class rows
-    for anchor in ("dataset", "tuning", "training", "rules", "evaluation", "deployment"):
+    anchors = ("dataset", "candidates", "tuning", "training", "rules", "evaluation", "deployment")
+    for anchor in anchors:
         assert f"<section id='{anchor}'>" in html
 
 
@@ -221,9 +307,99 @@ def test_the_history_has_one_point_per_measured_run_oldest_first_and_a_rule_grid
     assert "href='/model-runs/runs/r1'" in grid
 
 
+def test_the_record_is_the_winners_once_compare_has_run():
+    record = two_candidate_run()
+    assert [(c.map_index, c.name) for c in record.candidates] == [(0, "resnet50"),
+                                                                  (1, "mobilenet_v2")]  # fmt: skip
+    assert record.shown.name == "mobilenet_v2"
+    assert record.training["TrainingJobName"] == "dogbreed-train-r2c-1"
+    assert record.headline_metric == ("accuracy", 0.82)
+    assert record.rule_statuses == {"VanishingGradient": "NoIssuesFound", "Overfit": "IssuesFound"}
+    assert record.approval_state == "success"
+    assert record.shown_because == "Showing the winner by accuracy: candidate 1 (mobilenet_v2)."
+
+
+def test_before_compare_the_record_is_candidate_0s_and_says_so():
+    record = run_before_compare()
+    assert [c.map_index for c in record.candidates] == [0, 1]
+    assert record.shown.map_index == 0 and record.training["TrainingJobName"].endswith("-0")
+    assert record.verdict["decision"] == "block"
+    assert record.shown_because == (
+        "compare_candidates has not run yet: showing candidate 0 (resnet50)."
+    )
+    assert "compare_candidates has not run yet" in pages.run_page(
+        record, RunDetails(), object_url, "/model-runs")  # fmt: skip
+
+
+def test_a_run_whose_compare_failed_says_so():
+    record = run_before_compare(compare_state="failed")
+    assert record.shown_because == (
+        "compare_candidates failed without a winner: showing candidate 0 (resnet50)."
+    )
+
+
+def test_a_candidate_asked_for_is_shown_instead_of_the_winner():
+    record = dataclasses.replace(two_candidate_run(), selected=0)
+    assert record.training["TrainingJobName"] == "dogbreed-train-r2c-0"
+    assert record.shown_because == "Showing candidate 0 (resnet50), as asked."
+
+
+def test_the_candidates_table_marks_the_winner_and_says_why_the_others_were_dropped():
+    html = pages.candidates_section(two_candidate_run(), object_url)
+    rows = re.findall(r"<tr>(.*?)</tr>", html)
+    assert rows[0] == ("<th>rank</th><th>candidate</th><th>accuracy</th><th>top 3 accuracy</th>"
+                       "<th>macro F1</th><th>model size</th><th>ms per image</th>"
+                       "<th>report</th><th>outcome</th>")  # fmt: skip
+    winner, dropped = (re.findall(r"<td>(.*?)</td>", row) for row in rows[1:])
+    assert winner == [
+        "1", "mobilenet_v2", "0.8200", "1.0000", "0.8000", "9.4 MB", "12.5",
+        "<a href='/model-runs/runs/r2c/objects/evaluation/transform-1/report.html'>"
+        "Evaluation report</a>",
+        "<strong class='winner'>winner</strong>",
+    ]  # fmt: skip
+    assert dropped == ["", "resnet50", "", "", "", "", "", "",
+                       "dropped: blocked by the gate: VanishingGradient found issues"]  # fmt: skip
+    assert ("<a href='/model-runs/runs/r2c/objects/evaluation/compare-r2c/comparison.html'>"
+            "Comparison report</a>") in html  # fmt: skip
+
+
+def test_before_compare_each_candidate_shows_its_task_states():
+    html = pages.candidates_section(run_before_compare(), object_url)
+    rows = [re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", html)[1:]]
+    assert rows == [
+        ["0", "resnet50", "train.tune_hyperparameters: success, train.train_best_model: success, "
+         "gate.gate_on_rules: failed", ""],
+        ["1", "mobilenet_v2",
+         "train.tune_hyperparameters: success, train.train_best_model: running", ""],
+    ]  # fmt: skip
+
+
+def test_the_rule_table_is_the_winners():
+    html = pages.gate_section(two_candidate_run(), object_url)
+    assert "<strong class='verdict'>deploy</strong>" in html
+    table = re.search(r"<table class='rules'>.*?</table>", html).group(0)
+    assert re.findall(r"<th>(.*?)</th>", table) == [
+        "rule", "kind", "status", "step", "policy", "finding"]  # fmt: skip
+    assert re.findall(r"<tr><td>(\w+)</td>", table) == ["VanishingGradient", "Overfit"]
+    overfit = re.search(r"<tr><td>Overfit</td>.*?</tr>", table).group(0)
+    assert "data-status='IssuesFound'" in overfit and "<td>7</td>" in overfit
+
+
+def test_the_history_shows_the_winners_metric_and_the_candidates():
+    records = [two_candidate_run(), run_before_compare()]
+    rows = history_rows(records)
+    assert [(row["metric"], row["candidates"], row["winner"]) for row in rows] == [
+        (("accuracy", 0.82), 2, "mobilenet_v2"), (("valid_acc", 0.3), 2, None)]  # fmt: skip
+    grid = re.search(r"<table class='history'>.*?</table>", pages.history_page(records, "/m"))
+    assert "<td>2, winner mobilenet_v2</td>" in grid.group(0) and "<td>2</td>" in grid.group(0)
+
+
 def test_links_point_at_the_run_page_section():
     assert model_run_url("manual__2026-12-01T00:00:00+00:00", "rules") == (
         "/model-runs/runs/manual__2026-12-01T00%3A00%3A00%2B00%3A00#rules"
+    )
+    assert model_run_url("manual__1", "evaluation", 1) == (
+        "/model-runs/runs/manual__1?candidate=1#evaluation"
     )
 
 
@@ -239,14 +415,17 @@ def connections(monkeypatch):
 
 def gate_and_training(conn_id: str) -> tuple[RuleGateSensor, TrainingJobOperator]:
     """The gate and the training task as the DAG builds them, once the job has started."""
-    gate = RuleGateSensor(task_id="gate.gate_on_rules", training_job_name="dogbreed-train-1",
-                          rules={}, aws_conn_id=conn_id)  # fmt: skip
-    training = TrainingJobOperator(task_id="train.train_best_model", config={}, aws_conn_id=conn_id)
+    gate = RuleGateSensor(task_id="candidate.gate.gate_on_rules", rules={},
+                          training_job_name="dogbreed-train-1", aws_conn_id=conn_id)  # fmt: skip
+    training = TrainingJobOperator(task_id="candidate.train.train_best_model", config={},
+                                   aws_conn_id=conn_id)  # fmt: skip
     training.job_name = "dogbreed-train-1"
     return gate, training
 
 
-RUN_KEY = TaskInstanceKey("dog_breed_classifier", "gate.gate_on_rules", "manual__1", 1)
+RUN_KEY = TaskInstanceKey("dog_breed_classifier", "candidate.gate.gate_on_rules", "manual__1", 1)
+# The same task of candidate 1 (the group is mapped: one map index per candidate).
+CANDIDATE_KEY = RUN_KEY._replace(map_index=1)
 
 
 def test_links_open_the_run_page_against_the_local_runtime(connections):
@@ -255,6 +434,25 @@ def test_links_open_the_run_page_against_the_local_runtime(connections):
     assert TrainingLogLink().get_link(training, ti_key=RUN_KEY) == (
         "/model-runs/runs/manual__1#training-log"
     )
+
+
+def test_a_mapped_tasks_link_opens_the_page_of_its_candidate(connections):
+    gate, _ = gate_and_training("local_runtime")
+    assert RuleTableLink().get_link(gate, ti_key=CANDIDATE_KEY) == (
+        "/model-runs/runs/manual__1?candidate=1#rules"
+    )
+
+
+def test_the_evaluation_link_on_aws_reads_its_own_candidates_report(connections, monkeypatch):
+    reports = {1: {"html_report_uri": "s3://bucket/evaluation/transform-1/report.html"}}
+    monkeypatch.setattr(links.XCom, "get_value",
+                        lambda ti_key, key: reports.get(ti_key.map_index))  # fmt: skip
+    evaluate = SimpleNamespace(aws_conn_id="on_aws")  # the @task's operator: only its connection
+    assert EvaluationReportLink().get_link(evaluate, ti_key=CANDIDATE_KEY) == (
+        "https://console.aws.amazon.com/s3/object/bucket?region=eu-west-1"
+        "&prefix=evaluation/transform-1/report.html"
+    )
+    assert EvaluationReportLink().get_link(evaluate, ti_key=RUN_KEY) == ""
 
 
 def test_links_open_the_aws_consoles_on_aws(connections):
@@ -267,3 +465,20 @@ def test_links_open_the_aws_consoles_on_aws(connections):
     log_link = TrainingLogLink().get_link(training, ti_key=RUN_KEY)
     assert log_link.startswith("https://console.aws.amazon.com/cloudwatch/home?region=eu-west-1")
     assert log_link.endswith("logStreamNameFilter$3Ddogbreed-train-1")
+
+
+def test_the_run_route_shows_the_candidate_asked_for_and_refuses_one_the_run_lacks(monkeypatch):
+    from fastapi.testclient import TestClient
+    from sagemaker_lifecycle.ui import app as plugin
+
+    # Auth is Airflow's and the AWS reads are the reader's: the route's own choice is tested.
+    monkeypatch.setitem(plugin.app.dependency_overrides, plugin.can_read_runs.dependency,
+                        lambda: None)  # fmt: skip
+    monkeypatch.setattr(plugin, "_record", lambda run_id: two_candidate_run(run_id))
+    monkeypatch.setattr(plugin, "_client", lambda service: None)
+    monkeypatch.setattr(plugin.reader, "run_details", lambda *args: RunDetails())
+    client = TestClient(plugin.app)
+    assert "Showing candidate 0 (resnet50), as asked." in client.get("/runs/r?candidate=0").text
+    assert "Showing the winner by accuracy" in client.get("/runs/r").text
+    missing = client.get("/runs/r?candidate=5")
+    assert missing.status_code == 404 and "has no candidate 5" in missing.text

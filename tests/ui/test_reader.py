@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from moto import mock_aws
 from sagemaker_lifecycle.ui.reader import LOG_GROUP, run_details
-from sagemaker_lifecycle.ui.records import SOURCES, run_record
+from sagemaker_lifecycle.ui.records import CANDIDATE_SOURCES, SOURCES, UNMAPPED, run_record
 
 JOB = "dogbreed-train-1"
 # moto's in-process services only: no real AWS account is involved.
@@ -51,9 +51,11 @@ def test_the_run_page_reads_the_catalog_entry_the_curves_and_the_log(clients):
                              Body=json.dumps({"source": "demo", "published_at": "x"}))  # fmt: skip
     record_training(clients)
     record = run_record("r", "success", "x", {
-        SOURCES["settings"]: {"aws": {"bucket": "bucket"}, "dataset": {"s3_prefix": "datasets"}},
-        SOURCES["dataset"]: {"snapshot_id": "0123456789abcdef", "classes": ["a", "b"]},
-        SOURCES["training"]: {"TrainingJobName": JOB, "FinalMetrics": {}},
+        (*SOURCES["settings"], UNMAPPED): {"aws": {"bucket": "bucket"},
+                                           "dataset": {"s3_prefix": "datasets"}},
+        (*SOURCES["dataset"], UNMAPPED): {"snapshot_id": "0123456789abcdef", "classes": ["a", "b"]},
+        # the shown candidate's (map index 0 before compare)
+        (*CANDIDATE_SOURCES["training"], 0): {"TrainingJobName": JOB, "FinalMetrics": {}},
     }, {})  # fmt: skip
     details = run_details(record, clients["s3"], clients["sagemaker"], clients["logs"],
                           clients["cloudwatch"])  # fmt: skip
@@ -66,9 +68,9 @@ def test_the_run_page_reads_the_catalog_entry_the_curves_and_the_log(clients):
 
 def test_a_read_that_fails_is_one_line_on_the_page_not_an_error(clients):
     record = run_record("r", "success", "x", {
-        SOURCES["settings"]: {"aws": {"bucket": "no-such-bucket"},
-                              "dataset": {"s3_prefix": "datasets"}},
-        SOURCES["dataset"]: {"snapshot_id": "0123456789abcdef", "classes": ["a"]},
+        (*SOURCES["settings"], UNMAPPED): {"aws": {"bucket": "no-such-bucket"},
+                                           "dataset": {"s3_prefix": "datasets"}},
+        (*SOURCES["dataset"], UNMAPPED): {"snapshot_id": "0123456789abcdef", "classes": ["a"]},
     }, {})  # fmt: skip
     details = run_details(record, clients["s3"], clients["sagemaker"], clients["logs"],
                           clients["cloudwatch"])  # fmt: skip

@@ -35,11 +35,14 @@ from demo.run import DAG_ID, AirflowApi, run_dag
 from devtools.stack import Stack
 
 # The DAG's task ids this module reads, in one place (they move into TaskGroups: <group>.<task>).
-GATE_TASK = "gate.gate_on_rules"
-APPROVAL_TASK = "gate.approve_deployment"
-TRAINING_TASK = "train.train_best_model"
+# The candidate.* tasks are mapped: one map index per candidate architecture of the settings.
+GATE_TASK = "candidate.gate.gate_on_rules"
+APPROVAL_TASK = "candidate.gate.approve_deployment"
+TRAINING_TASK = "candidate.train.train_best_model"
+EVALUATE_TASK = "candidate.evaluate.evaluate"
 MODEL_TASK = "deploy.create_model"
-EVALUATE_TASK = "evaluate.evaluate"
+# The candidate whose gate, training and page the demo run's test reads (the first listed).
+CANDIDATE = 0
 
 SCREENSHOT_DIR = os.environ.get("SCREENSHOT_DIR")
 MODEL_RUNS = "/model-runs"
@@ -171,20 +174,40 @@ def wait_for_run(page, stack: Stack) -> dict:
     pytest.fail(f"the run did not finish within {RUN_TIMEOUT_S} s")
 
 
-def task_state(page, stack: Stack, run_id: str, task_id: str) -> str | None:
+def task_instance_url(stack: Stack, run_id: str, task_id: str, map_index: int = -1) -> str:
+    """The REST API's task instance (a mapped one's map index is part of the path)."""
     quoted = urllib.parse.quote(run_id, safe="")
-    url = f"{stack.airflow_url}/api/v2/dags/{DAG_ID}/dagRuns/{quoted}/taskInstances/{task_id}"
+    mapped = f"/{map_index}" if map_index >= 0 else ""
+    return (f"{stack.airflow_url}/api/v2/dags/{DAG_ID}/dagRuns/{quoted}/taskInstances/{task_id}"
+            f"{mapped}")  # fmt: skip
+
+
+def task_state(page, stack: Stack, run_id: str, task_id: str, map_index: int = -1) -> str | None:
+    url = task_instance_url(stack, run_id, task_id, map_index)
     return page.request.get(url, timeout=API_TIMEOUT_MS).json().get("state")
 
 
-def wait_for_task_state(page, stack: Stack, run_id: str, task_id: str, states) -> str:
+def wait_for_task_state(page, stack: Stack, run_id: str, task_id: str, states,
+                        map_index: int = -1) -> str:  # fmt: skip
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while time.monotonic() < deadline:
-        state = task_state(page, stack, run_id, task_id)
+        state = task_state(page, stack, run_id, task_id, map_index)
         if state in states:
             return state
         time.sleep(3)
-    pytest.fail(f"{task_id} never reached {states} within {RUN_TIMEOUT_S} s")
+    pytest.fail(f"{task_id} [{map_index}] never reached {states} within {RUN_TIMEOUT_S} s")
+
+
+def wait_for_map_indices(page, stack: Stack, run_id: str, task_id: str) -> list[int]:
+    """The map indices of a mapped task, once its group has expanded (one per candidate)."""
+    url = f"{task_instance_url(stack, run_id, task_id)}/listMapped"
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        listed = page.request.get(url, timeout=API_TIMEOUT_MS)
+        if listed.ok and listed.json()["task_instances"]:
+            return sorted(ti["map_index"] for ti in listed.json()["task_instances"])
+        time.sleep(3)
+    pytest.fail(f"{task_id} was not expanded within {RUN_TIMEOUT_S} s")
 
 
 def screenshot(page, stack: Stack, name: str) -> None:
@@ -199,15 +222,15 @@ def trigger_rows(stack: Stack) -> int:
         return db.execute("SELECT count(*) FROM trigger").fetchone()[0]
 
 
-def scored_trials(stack: Stack) -> int:
-    """How many trials of the stack's newest tuning job have an objective, as the runtime
-    lists them (the tuning chart has a point for each)."""
-    sagemaker = runtime_sagemaker(stack)
-    tunings = sagemaker.list_hyper_parameter_tuning_jobs(SortBy="CreationTime",
-                                                         SortOrder="Descending")  # fmt: skip
-    newest = tunings["HyperParameterTuningJobSummaries"][0]["HyperParameterTuningJobName"]
-    paginator = sagemaker.get_paginator("list_training_jobs_for_hyper_parameter_tuning_job")
-    pages = paginator.paginate(HyperParameterTuningJobName=newest)
+def scored_trials(stack: Stack, training_job: str) -> int:
+    """How many trials of the tuning job that chose `training_job`'s settings have an
+    objective, as the runtime lists them (the tuning chart has a point for each). The two jobs
+    of a candidate share the run stamp: dogbreed-train-<stamp>-<i>, dogbreed-tune-<stamp>-<i>."""
+    tuning_job = training_job.replace("dogbreed-train-", "dogbreed-tune-", 1)
+    paginator = runtime_sagemaker(stack).get_paginator(
+        "list_training_jobs_for_hyper_parameter_tuning_job"
+    )
+    pages = paginator.paginate(HyperParameterTuningJobName=tuning_job)
     return sum("FinalHyperParameterTuningJobObjectiveMetric" in trial
                for page in pages for trial in page["TrainingJobSummaries"])  # fmt: skip
 
@@ -233,20 +256,24 @@ def check_evaluation_report(report: str, epochs: int, trials: int) -> None:
 def check_model_run_page(
     page, stack: Stack, run_id: str, statuses: dict[str, str], epochs: int, trials: int
 ) -> None:
-    """The gate's extra link leads to the run's page; its rule table, confusion matrix and
-    reports are there (the evaluation report with its charts: `epochs` and `trials` are what
-    the run's jobs did), and the plugin refuses keys outside the project's prefixes."""
+    """The gate's extra link (candidate CANDIDATE's) leads to the run's page of that candidate;
+    the comparison names one winner; the candidate's rule table, confusion matrix and reports are
+    there (the evaluation report with its charts: `epochs` and `trials` are what its jobs did),
+    and the plugin refuses keys outside the project's prefixes."""
     quoted = urllib.parse.quote(run_id, safe="")
     # The run's "Model run" tab (the plugin's external view) shows the page in Airflow's frame.
     page.goto(f"{stack.airflow_url}/dags/{DAG_ID}/runs/{quoted}")
     page.get_by_text("Model run", exact=True).first.click()
     page.frame_locator("iframe").locator("table.rules").wait_for()
-    gate = f"{stack.airflow_url}/api/v2/dags/{DAG_ID}/dagRuns/{quoted}/taskInstances/{GATE_TASK}"
-    links = page.request.get(f"{gate}/links", timeout=API_TIMEOUT_MS).json()
+    page.frame_locator("iframe").locator("table.candidates strong.winner").wait_for()
+    gate = task_instance_url(stack, run_id, GATE_TASK)
+    links = page.request.get(f"{gate}/links", params={"map_index": CANDIDATE},
+                             timeout=API_TIMEOUT_MS).json()  # fmt: skip
     link = links["extra_links"][RULE_LINK]
-    assert link.endswith(f"{MODEL_RUNS}/runs/{quoted}#rules"), link
+    assert link.endswith(f"{MODEL_RUNS}/runs/{quoted}?candidate={CANDIDATE}#rules"), link
     page.goto(urllib.parse.urljoin(stack.airflow_url, link))
     page.locator("table.rules").wait_for()
+    assert page.locator("table.candidates strong.winner").count() == 1
     shown = {}
     for row in page.locator("table.rules tr").all()[1:]:
         rule = row.locator("td").first.inner_text()
@@ -280,7 +307,7 @@ def test_a_demo_run_shows_the_rule_table_in_the_gate_log_and_the_epochs_in_train
     run = run_dag(AirflowApi(stack))
     log_in(page, stack)
     run_path = f"{stack.airflow_url}/dags/{DAG_ID}/runs/{urllib.parse.quote(run.run_id, safe='')}"
-    page.goto(f"{run_path}/tasks/{GATE_TASK}")
+    page.goto(f"{run_path}/tasks/{GATE_TASK}/mapped/{CANDIDATE}")
     page.get_by_text("Rule outcomes of").first.wait_for()
     body = page.inner_text("body")
     screenshot(page, stack, "gate-log.png")
@@ -299,14 +326,14 @@ def test_a_demo_run_shows_the_rule_table_in_the_gate_log_and_the_epochs_in_train
     assert run.succeeded, f"the demo run failed; gate log:\n{body[-3000:]}"
     # The training job's own epoch lines, which the deferred task's trigger streams from the
     # runtime's CloudWatch Logs, are in the task log the UI shows.
-    page.goto(f"{run_path}/tasks/{TRAINING_TASK}")
+    page.goto(f"{run_path}/tasks/{TRAINING_TASK}/mapped/{CANDIDATE}")
     epoch_line = re.compile(rf"\[{re.escape(training_job)}\] .*#metrics epoch=1 .*valid_acc=")
     page.get_by_text(epoch_line).first.wait_for()
     screenshot(page, stack, "training-log.png")
     # What the run's jobs did, as the runtime reports it: the report draws a point per epoch.
     job = runtime_sagemaker(stack).describe_training_job(TrainingJobName=training_job)
     epochs = int(job["HyperParameters"]["epochs"].strip('"'))
-    trials = scored_trials(stack)
+    trials = scored_trials(stack, training_job)
     check_model_run_page(page, stack, run.run_id, reported_statuses(stack, training_job),
                          epochs, trials)  # fmt: skip
     # The triggerer ran every deferred wait of the run and removed its rows once they fired.
@@ -324,6 +351,28 @@ def test_a_logged_out_user_gets_nothing_from_the_plugin(stack):
         assert "Model" not in refused.value.read().decode(), path
 
 
+def approve(page, stack: Stack, run_id: str, map_index: int) -> None:
+    """Wait until candidate `map_index` asks, read the request, approve."""
+    asked_or_ended = ("awaiting_input", "success", "failed", "skipped", "upstream_failed")
+    state = wait_for_task_state(page, stack, run_id, APPROVAL_TASK, asked_or_ended, map_index)
+    assert state == "awaiting_input", f"{APPROVAL_TASK} [{map_index}] is {state}: nothing asked"
+    quoted = urllib.parse.quote(run_id, safe="")
+    page.goto(f"{stack.airflow_url}/dags/{DAG_ID}/runs/{quoted}/tasks/{APPROVAL_TASK}"
+              f"/mapped/{map_index}/required_actions")  # fmt: skip
+    page.get_by_text("Overtraining found issues").first.wait_for()
+    body = page.inner_text("body")
+    for shown in ("Tuning objective", "Final metrics", "Profiler report", "IssuesFound"):
+        assert shown in body, f"{shown!r} missing from the approval request"
+    screenshot(page, stack, f"required-action-{map_index}.png" if map_index else
+               "required-action.png")  # fmt: skip
+    # Seen on Airflow 3.3.2 under load: an answer given before the scheduler has processed the
+    # executor's event for the parked attempt resumes the task, then that late event ("finished
+    # with state success, but the task instance's state attribute is queued") fails it. A person
+    # reading the request takes longer than this; the test waits as long.
+    time.sleep(PARKED_EVENT_SECONDS)
+    page.get_by_role("button", name="Approve").click()
+
+
 def test_user_approves_the_deployment_under_required_actions(page, stack):
     log_in(page, stack)
     open_dag(page, stack)
@@ -336,28 +385,17 @@ def test_user_approves_the_deployment_under_required_actions(page, stack):
     assert triggered.ok, triggered.text()
     run_id = triggered.json()["dag_run_id"]
 
-    asked_or_ended = ("awaiting_input", "success", "failed", "skipped", "upstream_failed")
-    state = wait_for_task_state(page, stack, run_id, APPROVAL_TASK, asked_or_ended)
-    assert state == "awaiting_input", f"{APPROVAL_TASK} is {state}: nothing was asked"
-    quoted = urllib.parse.quote(run_id, safe="")
-    page.goto(f"{stack.airflow_url}/dags/{DAG_ID}/runs/{quoted}/tasks/{APPROVAL_TASK}"
-              "/required_actions")  # fmt: skip
-    page.get_by_text("Overtraining found issues").first.wait_for()
-    body = page.inner_text("body")
-    for shown in ("Tuning objective", "Final metrics", "Profiler report", "IssuesFound"):
-        assert shown in body, f"{shown!r} missing from the approval request"
-    screenshot(page, stack, "required-action.png")
-    # Seen on Airflow 3.3.2 under load: an answer given before the scheduler has processed the
-    # executor's event for the parked attempt resumes the task, then that late event ("finished
-    # with state success, but the task instance's state attribute is queued") fails it. A person
-    # reading the request takes longer than this; the test waits as long.
-    time.sleep(PARKED_EVENT_SECONDS)
-    page.get_by_role("button", name="Approve").click()
+    # The conf's rule fires for every candidate: each asks, and each is approved in turn.
+    map_indices = wait_for_map_indices(page, stack, run_id, APPROVAL_TASK)
+    for map_index in map_indices:
+        approve(page, stack, run_id, map_index)
 
     run = wait_for_run(page, stack)
     assert run["dag_run_id"] == run_id and run["state"] == "success", run
     assert task_state(page, stack, run_id, MODEL_TASK) == "success"
-    assert task_state(page, stack, run_id, EVALUATE_TASK) == "success"
+    assert [task_state(page, stack, run_id, EVALUATE_TASK, i) for i in map_indices] == [
+        "success"
+    ] * len(map_indices)
 
 
 def test_the_history_has_a_point_and_a_grid_row_per_run(page, stack):
@@ -370,4 +408,7 @@ def test_the_history_has_a_point_and_a_grid_row_per_run(page, stack):
     assert page.locator("table.history tr").count() == len(runs) + 1
     deployed = page.locator("table.history tr td:last-child").all_inner_texts()
     assert deployed == ["yes"] * len(runs)
+    # The candidates column: how many, and the winner compare picked.
+    candidates = page.locator("table.history tr td:nth-child(5)").all_inner_texts()
+    assert all(", winner " in text for text in candidates), candidates
     screenshot(page, stack, "model-history.png")

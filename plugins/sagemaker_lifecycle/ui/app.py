@@ -8,6 +8,7 @@ connection, only from the run's bucket and only under the prefixes the pipeline 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from urllib.parse import quote
 
@@ -60,8 +61,13 @@ def history() -> str:
 
 
 @app.get("/runs/{run_id}", response_class=HTMLResponse)
-def run(run_id: str) -> str:
+def run(run_id: str, candidate: int | None = None) -> str:
+    """The run's page; `candidate` (a map index) shows that candidate instead of the winner."""
     record = _record(run_id)
+    if candidate is not None:
+        if candidate not in {c.map_index for c in record.candidates}:
+            raise HTTPException(404, f"run {run_id!r} has no candidate {candidate}")
+        record = dataclasses.replace(record, selected=candidate)
     details = reader.run_details(record, _client("s3"), _client("sagemaker"), _client("logs"),
                                  _client("cloudwatch"))  # fmt: skip
     return pages.run_page(record, details, object_url, URL_PREFIX)

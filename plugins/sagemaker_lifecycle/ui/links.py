@@ -29,10 +29,12 @@ LOGS_CONSOLE = (
 S3_CONSOLE = CONSOLE + "/s3/object/{bucket}?region={region}&prefix={key}"
 
 
-def model_run_url(run_id: str, section: str) -> str:
-    """The plugin page of a run, at one section (api.base_url first, when it is set)."""
+def model_run_url(run_id: str, section: str, map_index: int = -1) -> str:
+    """The plugin page of a run, at one section (api.base_url first, when it is set); a mapped
+    task's (map_index 0 and up) shows that candidate rather than the winner."""
     base = conf.get("api", "base_url", fallback="").rstrip("/")
-    return f"{base}{URL_PREFIX}/runs/{quote(run_id, safe='')}#{section}"
+    candidate = f"?candidate={map_index}" if map_index >= 0 else ""
+    return f"{base}{URL_PREFIX}/runs/{quote(run_id, safe='')}{candidate}#{section}"
 
 
 class ModelRunLink(BaseOperatorLink):
@@ -44,7 +46,7 @@ class ModelRunLink(BaseOperatorLink):
         hook = AwsBaseHook(aws_conn_id=getattr(operator, "aws_conn_id", "aws_default"),
                            client_type="sagemaker")  # fmt: skip
         if hook.conn_config.endpoint_url:
-            return model_run_url(ti_key.run_id, self.section)
+            return model_run_url(ti_key.run_id, self.section, ti_key.map_index)
         domain = BaseAwsLink.get_aws_domain(hook.conn_partition)
         return self.console_url(operator, ti_key, domain, hook.conn_region_name) or ""
 

@@ -83,6 +83,59 @@ def dataset_section(record: RunRecord, details: RunDetails) -> str:
     return "".join(parts)
 
 
+def candidates_section(record: RunRecord, object_url: ObjectUrl) -> str:
+    """The comparison once compare has run (sagemaker_lifecycle.comparison.compare_candidates'
+    dict); before, each candidate's task states."""
+    if not record.candidates and not record.comparison:
+        return _missing("No candidate has started in this run.")
+    if not record.comparison:
+        return _table(
+            ("#", "candidate", "task states", "report"),
+            [(str(c.map_index), html.escape(c.name),
+              html.escape(", ".join(f"{task}: {state}" for task, state in c.task_states)),
+              _report_link(record, (c.evaluation or {}).get("html_report_uri"), object_url))
+             for c in record.candidates],
+            "candidates",
+        )  # fmt: skip
+    comparison = record.comparison
+    rows, dropped, top_k = comparison["candidates"], comparison["dropped"], comparison["top_k_key"]
+    table = _table(
+        ("rank", "candidate", "accuracy", html.escape(top_k.replace("_", " ")), "macro F1",
+         "model size", "ms per image", "report", "outcome"),
+        [(str(row["rank"]), html.escape(row["name"]), _number(row["accuracy"], "{:.4f}"),
+          _number(row[top_k], "{:.4f}"), _number(row["macro_f1"], "{:.4f}"),
+          _number(row["model_bytes"], "{:.1f} MB", scale=1e-6),
+          _number(row["seconds_per_image"], "{:.1f}", scale=1000),
+          _report_link(record, row["html_report_uri"], object_url),
+          _outcome(row["name"], comparison["winner"], dropped))
+         for row in rows]
+        # compare scores no dropped candidate: each is a row of its own, with its reason
+        + [("", html.escape(name), "", "", "", "", "", "", _outcome(name, None, dropped))
+           for name in dropped],
+        "candidates",
+    )  # fmt: skip
+    link = (record.compared or {}).get("html_uri")
+    return table + (f"<p>{_report_link(record, link, object_url, 'Comparison report')}</p>"
+                    if link else "")  # fmt: skip
+
+
+def _number(value: float | None, form: str, scale: float = 1) -> str:
+    return "" if value is None else html.escape(form.format(value * scale))
+
+
+def _outcome(name: str, winner: str | None, dropped: Mapping[str, str]) -> str:
+    if name == winner:
+        return "<strong class='winner'>winner</strong>"
+    return f"dropped: {html.escape(dropped[name])}" if name in dropped else ""
+
+
+def _report_link(record: RunRecord, uri: str | None, object_url: ObjectUrl,
+                 text: str = "Evaluation report") -> str:  # fmt: skip
+    if not uri:
+        return ""
+    return f"<a href='{html.escape(object_url(record.run_id, uri))}'>{html.escape(text)}</a>"
+
+
 def tuning_section(record: RunRecord, details: RunDetails) -> str:
     tuning = record.tuning
     if not tuning:
@@ -162,9 +215,10 @@ def evaluation_section(record: RunRecord, details: RunDetails, object_url: Objec
         return _missing("The run did not evaluate a model.")
     headline = {key: (f"{value:.4f}" if isinstance(value, float) else value)
                 for key, value in evaluation.items() if not key.endswith("uri")}  # fmt: skip
-    parts = [_pairs(headline),
-             f"<p><a href='{html.escape(object_url(record.run_id, evaluation['html_report_uri']))}'"
-             ">Evaluation report</a></p>"]  # fmt: skip
+    parts = [
+        _pairs(headline),
+        f"<p>{_report_link(record, evaluation['html_report_uri'], object_url)}</p>",
+    ]
     report = details.report
     if report:
         parts.append(
@@ -203,9 +257,11 @@ def deployment_section(record: RunRecord) -> str:
 
 
 def run_page(record: RunRecord, details: RunDetails, object_url: ObjectUrl, base: str) -> str:
-    """One run: dataset, tuning, training, gate, evaluation, deployment."""
+    """One run: dataset, candidates, then the shown candidate's tuning, training, gate and
+    evaluation, and the deployment."""
     sections = [
         ("dataset", "Dataset snapshot", dataset_section(record, details)),
+        ("candidates", "Candidates", candidates_section(record, object_url)),
         ("tuning", "Tuning", tuning_section(record, details)),
         ("training", "Training", training_section(record, details)),
         ("rules", "Rule gate", gate_section(record, object_url)),
@@ -214,14 +270,16 @@ def run_page(record: RunRecord, details: RunDetails, object_url: ObjectUrl, base
     ]
     problems = "".join(f"<p class='problems'>{html.escape(p)}</p>" for p in details.problems)
     body = (f"<h1>Model run {html.escape(record.run_id)}</h1><p>State: {html.escape(record.state)}"
-            f" &middot; <a href='{html.escape(base)}/'>history of all runs</a></p>{problems}"
+            f" &middot; <a href='{html.escape(base)}/'>history of all runs</a></p>"
+            f"<p class='shown'>{html.escape(record.shown_because)}</p>{problems}"
             + "".join(f"<section id='{anchor}'><h2>{title}</h2>{content}</section>"
                       for anchor, title, content in sections))  # fmt: skip
     return _page(f"Model run {record.run_id}", body)
 
 
 def history_page(records: list[RunRecord], base: str) -> str:
-    """Every run: its headline metric as a line chart, rule outcomes as a grid, deployments."""
+    """Every run: its headline metric (the winner's) as a line chart, its candidates and the
+    winner, rule outcomes as a grid, deployments."""
     rows = history_rows(records)
     measured = [(i, row["metric"][1]) for i, row in enumerate(rows, 1) if row["metric"]]
     names = sorted({row["metric"][0] for row in rows if row["metric"]})
@@ -229,11 +287,13 @@ def history_page(records: list[RunRecord], base: str) -> str:
                               " / ".join(names) or "metric")  # fmt: skip
     rules = sorted({rule for row in rows for rule in row["rules"]})
     grid = _table(
-        ("#", "run", "state", "metric", *map(html.escape, rules), "deployed"),
+        ("#", "run", "state", "metric", "candidates", *map(html.escape, rules), "deployed"),
         [(str(i), f"<a href='{html.escape(base)}/runs/{quote(row['run_id'], safe='')}'>"
                   f"{html.escape(row['run_id'])}</a>",
           html.escape(row["state"]),
           f"{row['metric'][0]} {row['metric'][1]:.4f}" if row["metric"] else "",
+          str(row["candidates"]) + (f", winner {html.escape(row['winner'])}"
+                                    if row["winner"] else ""),
           *(status_badge(row["rules"][rule]) if rule in row["rules"] else "" for rule in rules),
           "yes" if row["deployed"] else "no")
          for i, row in enumerate(rows, 1)],

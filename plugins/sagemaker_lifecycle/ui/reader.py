@@ -17,11 +17,12 @@ from sqlalchemy import select
 
 from sagemaker_lifecycle.job_metrics import AWS_ERRORS, TRAINING_NAMESPACE, read_job_metrics
 from sagemaker_lifecycle.ui.records import (
-    APPROVAL_TASK,
+    CANDIDATE_SOURCES,
     DAG_ID,
     EVALUATION_PREFIX,
     PICTURE_SUFFIXES,
     SOURCES,
+    STATE_TASKS,
     XCOM_TASKS,
     RunDetails,
     RunRecord,
@@ -34,27 +35,34 @@ LOG_TAIL_LINES = 200
 
 
 def run_records(session, run_id: str | None = None, limit: int = HISTORY_RUNS) -> list[RunRecord]:
-    """The newest `limit` runs of the DAG (or the one `run_id`), each from its XComs."""
+    """The newest `limit` runs of the DAG (or the one `run_id`), each from its XComs and its
+    candidates' task states, every map index of the `candidate` group apart."""
     query = select(DagRun).where(DagRun.dag_id == DAG_ID)
     if run_id is not None:
         query = query.where(DagRun.run_id == run_id)
     runs = list(session.scalars(query.order_by(DagRun.run_after.desc()).limit(limit)))
-    wanted = set(SOURCES.values())
+    wanted = {*SOURCES.values(), *CANDIDATE_SOURCES.values()}
     xcoms: dict[int, dict] = defaultdict(dict)
     rows = session.scalars(select(XComModel).where(
         XComModel.dag_run_id.in_([run.id for run in runs]), XComModel.task_id.in_(XCOM_TASKS),
-        XComModel.map_index == -1,
     ))  # fmt: skip
     for row in rows:
         if (row.task_id, row.key) in wanted:
-            xcoms[row.dag_run_id][(row.task_id, row.key)] = XComModel.deserialize_value(row)
-    states = dict(session.execute(select(TaskInstance.run_id, TaskInstance.state).where(
-        TaskInstance.dag_id == DAG_ID, TaskInstance.task_id == APPROVAL_TASK,
+            value = XComModel.deserialize_value(row)
+            xcoms[row.dag_run_id][(row.task_id, row.key, row.map_index)] = value
+    states: dict[str, dict] = defaultdict(dict)
+    instances = session.execute(select(
+        TaskInstance.run_id, TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state,
+    ).where(
+        TaskInstance.dag_id == DAG_ID, TaskInstance.task_id.in_(STATE_TASKS),
         TaskInstance.run_id.in_([run.run_id for run in runs]),
-    )).all())  # fmt: skip
+    ))  # fmt: skip
+    for dag_run_id, task_id, map_index, state in instances:
+        if state:
+            states[dag_run_id][(task_id, map_index)] = str(state)
     return [
         run_record(run.run_id, str(run.state), run.run_after.isoformat(), xcoms[run.id],
-                   {APPROVAL_TASK: states[run.run_id]} if states.get(run.run_id) else {})
+                   states[run.run_id])
         for run in runs
     ]  # fmt: skip
 
