@@ -137,7 +137,9 @@ WAITS = {"check_interval": POLL_INTERVAL, "max_ingestion_time": WAIT_LIMIT}
             description="Default: Variable sagemaker_bucket, else include/pipeline.yaml",
         ),
         "max_tuning_jobs": Param(
-            DEFAULTS["tuning"]["max_jobs"], type="integer", minimum=1,
+            DEFAULTS["tuning"]["max_jobs"],
+            type="integer",
+            minimum=1,
             description="Trials of each candidate's tuning job",
         ),
         "max_parallel_jobs": Param(

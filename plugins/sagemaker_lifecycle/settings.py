@@ -284,8 +284,10 @@ def _candidate_problems(candidates: Any, hyperparameters: Mapping[str, Any]) -> 
                             f"{candidate!r}")  # fmt: skip
             continue
         name, overrides = candidate["name"], candidate["hyperparameters"]
-        if not isinstance(name, str) or not CANDIDATE_NAME.match(name) or (
-            len(name) > MAX_CANDIDATE_NAME_LENGTH
+        if (
+            not isinstance(name, str)
+            or not CANDIDATE_NAME.match(name)
+            or (len(name) > MAX_CANDIDATE_NAME_LENGTH)
         ):
             problems.append(
                 f"{where}.name {name!r} must be lowercase letters, digits and single hyphens, "

@@ -297,7 +297,10 @@ def smoke_test_endpoint(
         on = f" (TargetModel {target})" if target else ""
         print(f"Endpoint {name}{on} on {image_uri} (true class "
               f"{evaluation.label_of(image_uri)}):\n{answer}")  # fmt: skip
-    return {"image": image_uri, "answers": {target or "": a[:2000] for target, a in answers.items()}}
+    return {
+        "image": image_uri,
+        "answers": {target or "": a[:2000] for target, a in answers.items()},
+    }
 
 
 def _job_metrics(tuning: Mapping | None, training: Mapping) -> JobMetrics:
@@ -671,7 +674,9 @@ def clean_up_failed_run(settings: dict) -> dict[str, list[str]]:
         deleted.append(f"endpoint {names.endpoint}")
     for config in (names.challenger_endpoint_config, names.endpoint_config):
         deleted += hook.delete_unused_deployment(names.endpoint, config, names.model)
-    candidate_models = [names.candidate(index).model for index in range(len(settings["candidates"]))]
+    candidate_models = [
+        names.candidate(index).model for index in range(len(settings["candidates"]))
+    ]
     for model in [names.champion_model, *candidate_models]:
         if hook.delete_if_present(MODEL, model):
             deleted.append(f"model {model}")

@@ -175,7 +175,9 @@ def test_the_grid_groups_the_tasks_into_the_readme_s_phases(dag):
               if task.task_id.startswith("candidate.")}  # fmt: skip
     assert phases == {"train", "gate", "evaluate"}
     assert sorted(task.task_id for task in dag.tasks if "." not in task.task_id) == [
-        "plan_candidates", "resolve_settings"]
+        "plan_candidates",
+        "resolve_settings",
+    ]
 
 
 def test_the_version_records_when_the_endpoint_starts_serving_it(dag):

@@ -195,8 +195,9 @@ def test_deferred_job_tasks_hold_no_worker_and_marking_training_failed_stops_its
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         log_text = json.dumps(
-            api.get(f"{tis}/{TRAINING_TASK}/logs/{train['try_number']}?full_content=true"
-                    "&map_index=0")
+            api.get(
+                f"{tis}/{TRAINING_TASK}/logs/{train['try_number']}?full_content=true&map_index=0"
+            )
         )
         if asked in log_text or (refused in log_text and training_job in str(stopped_by_cleanup)):
             break

@@ -355,7 +355,9 @@ def assert_the_first_model_was_tried_on_its_trial_endpoint_and_serves_once_appro
     assert endpoint["EndpointConfigName"] == f"dogbreed-epc-{stamp}"
     assert [v["VariantName"] for v in endpoint["ProductionVariants"]] == ["AllTraffic"]
     for index in (0, 1):
-        transform = api.describe_transform_job(TransformJobName=f"dogbreed-transform-{stamp}-{index}")
+        transform = api.describe_transform_job(
+            TransformJobName=f"dogbreed-transform-{stamp}-{index}"
+        )
         assert endpoint["CreationTime"] > transform["TransformEndTime"]  # SageMaker's own clock
     config = api.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
     assert [v["ModelName"] for v in config["ProductionVariants"]] == [f"dogbreed-model-{stamp}"]
@@ -582,8 +584,8 @@ def test_second_date_warm_starts_from_the_first_dates_tuning_job(blocked_run, lo
 
 def test_a_rerun_training_task_adopts_its_completed_job(airflow, first_run, local_runtime):
     _, run_id = first_run
-    result = airflow.run("tasks", "test", "dog_breed_classifier",
-                         "candidate.train.train_best_model", run_id, "--map-index", "0")  # fmt: skip
+    task = "candidate.train.train_best_model"
+    result = airflow.run("tasks", "test", "dog_breed_classifier", task, run_id, "--map-index", "0")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
     # The task state store names the job its earlier try followed; else start_job adopts by name.
