@@ -4,16 +4,18 @@
 2. start `make up`'s stack (the local SageMaker runtime and Airflow's scheduler, triggerer,
    dag-processor and api-server), or use the one `make up` started,
 3. trigger the `dog_breed_classifier` DAG through Airflow's REST API with the local profile
-   (`include/local.yaml`: a tiny CNN, four trials, one-second polling) and follow its tasks. The
+   (`include/local.yaml`: two small architectures, two trials each, one-second polling) and
+   follow its tasks. The
    run is a real one: the scheduler runs its tasks, the triggerer its deferred waits, so every
    task log lands where the UI reads it, each trigger row ends with its task, and an approval
    nobody answers gets the local profile's default (Approve, on the person's behalf) after its
    short timeout, as under `make up`,
-4. say first, in one line, what the gate decided when it blocked, asked or was answered,
-5. ask the runtime, as any AWS client would, what the run produced, and print it: the best
-   hyperparameters, the rule outcomes, an endpoint prediction on a real validation image, the
-   evaluation numbers, where the explanation report is (with its deletion-test figure), and
-   where the artifacts are.
+4. say first, one line per candidate, what its gate decided when it blocked, asked or was
+   answered,
+5. ask the runtime, as any AWS client would, what the run produced, and print it: each
+   candidate's best hyperparameters, rule outcomes, evaluation numbers and explanation report
+   (with its deletion-test figure), the candidates' comparison, one prediction per architecture
+   from the endpoint (its TargetModel on a multi-model endpoint), and where the artifacts are.
 
 What the demo started it stops at the end (the DAG is paused again, so a later `make up` starts
 no scheduled run); `make up` serves the run's logs and pages afterwards. The components' logs
@@ -38,7 +40,8 @@ from devtools.stack import DEMO_DIR, LOCAL_REGION, Stack, start_together
 DAG_ID = "dog_breed_classifier"
 # The gate's and the approval's one-line outcome (sagemaker_lifecycle.gate.OUTCOME_PREFIX).
 GATE_OUTCOME = re.compile(r"(Gate outcome: .*)")
-OUTCOME_TASKS = ("gate.gate_on_rules", "gate.approve_deployment")
+OUTCOME_TASKS = ("candidate.gate.gate_on_rules", "candidate.gate.approve_deployment")
+MAPPED = re.compile(r"(.+)\[(\d+)\]$")
 FINISHED_RUN = ("success", "failed")
 FINISHED_TASKS = ("success", "failed", "skipped", "upstream_failed", "removed")
 POLL_SECONDS = 2.0
@@ -81,15 +84,18 @@ class AirflowApi:
         return f"/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
 
     def task_states(self, run_id: str) -> dict[str, str | None]:
+        """Task id -> state; a candidate's task as `<task id>[<map index>]`."""
         answer = self.call("GET", f"{self.run_path(run_id)}/taskInstances", params={"limit": 100})
-        return {ti["task_id"]: ti["state"] for ti in answer.json()["task_instances"]}
+        return {ti["task_id"] + (f"[{ti['map_index']}]" if ti["map_index"] >= 0 else ""):
+                ti["state"] for ti in answer.json()["task_instances"]}  # fmt: skip
 
     def run_state(self, run_id: str) -> str:
         return self.call("GET", self.run_path(run_id)).json()["state"]
 
-    def log_text(self, run_id: str, task_id: str) -> str:
+    def log_text(self, run_id: str, task_id: str, map_index: int = -1) -> str:
         """The task's log of its first try, as the UI shows it."""
         answer = self.call("GET", f"{self.run_path(run_id)}/taskInstances/{task_id}/logs/1",
+                           params={"map_index": map_index},
                            headers={"Accept": "application/json"})  # fmt: skip
         if not answer.ok:
             return ""
@@ -102,7 +108,8 @@ class AirflowApi:
 class DemoRun:
     run_id: str
     succeeded: bool
-    gate_outcome: str | None  # the gate's last outcome line; None when it never decided
+    # Per candidate (map index) that got that far: its gate's last outcome line.
+    gate_outcomes: dict[int, str]
 
 
 def run_dag(api: AirflowApi) -> DemoRun:
@@ -117,17 +124,27 @@ def run_dag(api: AirflowApi) -> DemoRun:
         while (state := api.run_state(run_id)) not in FINISHED_RUN:
             if time.monotonic() - started > RUN_TIMEOUT_S:
                 raise SystemExit(f"run {run_id} still {state} after {RUN_TIMEOUT_S} s")
-            for task_id, task_state in api.task_states(run_id).items():
+            states = api.task_states(run_id)
+            for task_id, task_state in states.items():
                 if task_state in FINISHED_TASKS and task_id not in reported:
                     reported.add(task_id)
                     elapsed = time.monotonic() - started
-                    print(f"  [{elapsed:5.0f} s] {task_id:<32} {task_state}", flush=True)
+                    print(f"  [{elapsed:5.0f} s] {task_id:<40} {task_state}", flush=True)
             time.sleep(POLL_SECONDS)
     finally:
         api.set_paused(True)
-    outcomes = [match.group(1).strip() for task_id in OUTCOME_TASKS
-                for match in GATE_OUTCOME.finditer(api.log_text(run_id, task_id))]  # fmt: skip
-    return DemoRun(run_id, state == "success", outcomes[-1] if outcomes else None)
+    return DemoRun(run_id, state == "success", gate_outcomes(api, run_id, reported))
+
+
+def gate_outcomes(api: AirflowApi, run_id: str, task_ids: set[str]) -> dict[int, str]:
+    """Each candidate's last gate outcome line, from its gate's and its approval's logs."""
+    matches = [m for m in map(MAPPED.match, task_ids) if m and m.group(1) in OUTCOME_TASKS]
+    mapped = [(int(m.group(2)), OUTCOME_TASKS.index(m.group(1)), m.group(1)) for m in matches]
+    outcomes = {}
+    for index, _, task_id in sorted(mapped):  # the approval's outcome after its gate's
+        for match in GATE_OUTCOME.finditer(api.log_text(run_id, task_id, index)):
+            outcomes[index] = match.group(1).strip()
+    return outcomes
 
 
 def latest(items: list[dict], key: str = "CreationTime") -> dict:
@@ -141,22 +158,46 @@ def summarize(stack: Stack, dataset: Path) -> None:
                             aws_secret_access_key=key_pair.secret_access_key,
                             region_name=LOCAL_REGION)  # fmt: skip
     sagemaker = session.client("sagemaker", endpoint_url=stack.runtime_url)
-    runtime = session.client("sagemaker-runtime", endpoint_url=stack.runtime_url)
-
+    s3 = session.client("s3", endpoint_url=stack.runtime_url)
     tunings = sagemaker.list_hyper_parameter_tuning_jobs()["HyperParameterTuningJobSummaries"]
-    tuning_name = latest(tunings)["HyperParameterTuningJobName"]
-    tuning = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=tuning_name)
-    best = tuning["BestTrainingJob"]
-    objective = best["FinalHyperParameterTuningJobObjectiveMetric"]
-    print(f"\nTuning job {tuning_name}: best trial {best['TrainingJobName']}")
-    print(f"  {objective['MetricName']} = {objective['Value']:.4f}")
-    for name, value in sorted(best["TunedHyperParameters"].items()):
-        print(f"  {name} = {value}")
+    if not tunings:
+        return
+    # The newest tuning job is one of the run's candidates': <project>-tune-<run stamp>-<index>.
+    run_tuning = latest(tunings)["HyperParameterTuningJobName"].rsplit("-", 1)[0]
+    names = sorted(t["HyperParameterTuningJobName"] for t in tunings)
+    for tuning in (name for name in names if name.startswith(f"{run_tuning}-")):
+        index = tuning.rsplit("-", 1)[1]
+        print(f"\n== Candidate {index} ==")
+        print_tuning(sagemaker, tuning)
+        print_training(sagemaker, tuning.replace("-tune-", "-train-"))
+        print_evaluation(s3, tuning.replace("-tune-", "-transform-"))
+    print_comparison(s3, f"evaluation/{run_tuning.replace('-tune-', '-transform-')}/")
+    print_predictions(session, stack, dataset)
+    print_registry(sagemaker)
 
-    trainings = sagemaker.list_training_jobs(NameContains="-train-")["TrainingJobSummaries"]
-    training = sagemaker.describe_training_job(TrainingJobName=latest(trainings)["TrainingJobName"])
-    print(f"\nTraining job {training['TrainingJobName']}: {training['TrainingJobStatus']}")
-    print(f"  model: {training['ModelArtifacts']['S3ModelArtifacts']}")
+
+def print_tuning(sagemaker, name: str) -> None:
+    tuning = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    best = tuning.get("BestTrainingJob")
+    if not best:
+        print(f"Tuning job {name}: {tuning['HyperParameterTuningJobStatus']}, no best trial")
+        return
+    objective = best["FinalHyperParameterTuningJobObjectiveMetric"]
+    print(f"Tuning job {name}: best trial {best['TrainingJobName']}")
+    print(f"  {objective['MetricName']} = {objective['Value']:.4f}")
+    for key, value in sorted(best["TunedHyperParameters"].items()):
+        print(f"  {key} = {value}")
+
+
+def print_training(sagemaker, name: str) -> None:
+    try:
+        training = sagemaker.describe_training_job(TrainingJobName=name)
+    except sagemaker.exceptions.ClientError:
+        print(f"Training job {name}: never started")
+        return
+    backbone = training["HyperParameters"].get("backbone", "").strip('"')
+    print(f"Training job {name} ({backbone}): {training['TrainingJobStatus']}")
+    print(f"  model: {training.get('ModelArtifacts', {}).get('S3ModelArtifacts')}")
     print("  rules:")
     for status in [*training.get("DebugRuleEvaluationStatuses", []),
                    *training.get("ProfilerRuleEvaluationStatuses", [])]:  # fmt: skip
@@ -164,24 +205,52 @@ def summarize(stack: Stack, dataset: Path) -> None:
         print(f"    {status['RuleConfigurationName']:<26} {status['RuleEvaluationStatus']:<14}"
               f" {details[0][:90] if details else ''}")  # fmt: skip
 
-    endpoints = sagemaker.list_endpoints()["Endpoints"]
-    if endpoints:
-        endpoint = latest(endpoints)["EndpointName"]
-        image = min((dataset / "valid").rglob("*.jpg"))
-        answer = runtime.invoke_endpoint(
-            EndpointName=endpoint,
-            ContentType="image/jpeg",
-            Accept="application/json",
-            Body=image.read_bytes(),
-        )
-        print(f"\nEndpoint {endpoint} on {image.relative_to(dataset)}:")
-        print(f"  {answer['Body'].read().decode()[:300]}")
 
-    transforms = sagemaker.list_transform_jobs(NameContains="-transform-")["TransformJobSummaries"]
-    runs_own = [job for job in transforms if not job["TransformJobName"].endswith("-champion")]
-    if runs_own:
-        print_evaluation(session, stack, latest(runs_own)["TransformJobName"])
-    print_registry(sagemaker)
+def print_comparison(s3, prefix: str) -> None:
+    """The compare task's side-by-side table, as its log printed it."""
+    from sagemaker_lifecycle.comparison import format_comparison  # on sys.path via the stack
+
+    bucket = s3.list_buckets()["Buckets"][0]["Name"]
+    try:
+        compared = json.loads(
+            s3.get_object(Bucket=bucket, Key=f"{prefix}comparison.json")["Body"].read()
+        )
+    except s3.exceptions.NoSuchKey:
+        print("\nNo comparison: no candidate reached it (see compare.compare_candidates's log)")
+        return
+    print(f"\n== The candidates side by side (s3://{bucket}/{prefix}comparison.html) ==")
+    print(format_comparison(compared))
+
+
+def print_predictions(session: boto3.Session, stack: Stack, dataset: Path) -> None:
+    """One prediction on a real validation image from the endpoint users call: per architecture
+    (its TargetModel) on a multi-model endpoint, the one model's otherwise."""
+    sagemaker = session.client("sagemaker", endpoint_url=stack.runtime_url)
+    runtime = session.client("sagemaker-runtime", endpoint_url=stack.runtime_url)
+    s3 = session.client("s3", endpoint_url=stack.runtime_url)
+    endpoints = sagemaker.list_endpoints()["Endpoints"]
+    if not endpoints:
+        return
+    endpoint = latest(endpoints)["EndpointName"]
+    config = sagemaker.describe_endpoint_config(
+        EndpointConfigName=sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+    )
+    model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    container = model["PrimaryContainer"]
+    targets = [None]
+    if container.get("Mode") == "MultiModel":
+        bucket, _, prefix = container["ModelDataUrl"].removeprefix("s3://").partition("/")
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+        targets = [item["Key"].removeprefix(prefix) for item in listed]
+    image = min((dataset / "valid").rglob("*.jpg"))
+    print(f"\nEndpoint {endpoint} on {image.relative_to(dataset)}:")
+    for target in targets:
+        answer = runtime.invoke_endpoint(
+            EndpointName=endpoint, ContentType="image/jpeg", Accept="application/json",
+            Body=image.read_bytes(), **({"TargetModel": target} if target else {}),
+        )  # fmt: skip
+        label = f"TargetModel {target}" if target else "its model"
+        print(f"  {label}: {answer['Body'].read().decode()[:300]}")
 
 
 def print_registry(sagemaker) -> None:
@@ -208,14 +277,17 @@ def print_registry(sagemaker) -> None:
                     print(f"    served by {endpoint} since {key.removeprefix('served:')}")
 
 
-def print_evaluation(session: boto3.Session, stack: Stack, transform_name: str) -> None:
-    """The evaluate task's report of the batch transform, read from S3."""
-    s3 = session.client("s3", endpoint_url=stack.runtime_url)
+def print_evaluation(s3, transform_name: str) -> None:
+    """The evaluate task's report of a candidate's batch transform, read from S3."""
     bucket = s3.list_buckets()["Buckets"][0]["Name"]
     key = f"evaluation/{transform_name}/report.json"
-    report = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    try:
+        report = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        print(f"Evaluation of {transform_name}: none (the candidate stopped before it)")
+        return
     top_k = next(name for name in report if re.fullmatch(r"top_\d+_accuracy", name))
-    print(f"\nEvaluation of batch transform {transform_name} ({report['count']} images):")
+    print(f"Evaluation of batch transform {transform_name} ({report['count']} images):")
     print(f"  accuracy {report['accuracy']:.3f}  {top_k} {report[top_k]:.3f}"
           f"  macro F1 {report['macro_f1']:.3f}")  # fmt: skip
     print(f"  report: s3://{bucket}/evaluation/{transform_name}/report.md, confusion_matrix.png")
@@ -229,12 +301,12 @@ def print_explanations(s3, bucket: str, prefix: str) -> None:
             s3.get_object(Bucket=bucket, Key=f"{prefix}summary.json")["Body"].read()
         )
     except s3.exceptions.NoSuchKey:
-        print(f"\nExplanations: none in s3://{bucket}/{prefix} (explanations.enabled, or the run "
+        print(f"Explanations: none in s3://{bucket}/{prefix} (explanations.enabled, or the run "
               "stopped before them)")  # fmt: skip
         return
     deletion = summary["deletion"]
     ratio = f"{deletion['ratio']:.2f}" if deletion["ratio"] is not None else "undefined"
-    print(f"\nExplanations ({summary['method']}, {summary['explained_images']} images): "
+    print(f"Explanations ({summary['method']}, {summary['explained_images']} images): "
           f"s3://{bucket}/{prefix}report.html")  # fmt: skip
     print(f"  deletion test: masking the {deletion['fraction']:.0%} most salient pixels lowers the "
           f"predicted class's probability {ratio}x as much as masking random ones")  # fmt: skip
@@ -253,8 +325,8 @@ def main() -> int:
         start_together([(service, environment) for service in services])
         print(f"stack up after {time.monotonic() - started:.0f} s")
         run = run_dag(AirflowApi(stack))
-        if run.gate_outcome:
-            print(f"\n{run.gate_outcome}")
+        for index, outcome in sorted(run.gate_outcomes.items()):
+            print(f"\ncandidate {index}: {outcome}")
         summarize(stack, dataset)
     finally:
         for service in reversed(started_here):
