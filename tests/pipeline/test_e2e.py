@@ -377,7 +377,7 @@ def assert_the_first_model_was_tried_on_its_trial_endpoint_and_serves_once_appro
                                          Body=a_staged_image(runtime_url))  # fmt: skip
         assert answer["InvokedProductionVariant"] == "AllTraffic"
         assert b'"predictions"' in answer["Body"].read()
-    with pytest.raises(runtime.exceptions.ClientError, match="TargetModel"):
+    with pytest.raises(runtime.exceptions.ClientError, match="missing a target model header"):
         runtime.invoke_endpoint(EndpointName="dogbreed-endpoint", Body=a_staged_image(runtime_url),
                                 ContentType="application/x-image")  # fmt: skip
     with pytest.raises(runtime.exceptions.ClientError, match="Challenger"):
