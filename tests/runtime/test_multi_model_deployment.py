@@ -103,7 +103,7 @@ def test_the_candidates_are_tried_and_promoted_as_one_multi_model_variant(runtim
     archives = {c: trained_archive(s3, f"{names.training_job}-{i}", c)
                 for i, c in enumerate(CANDIDATES)}  # fmt: skip
     prefix = rb.multi_model_prefix(settings, names)
-    multi_model.stage_archives(s3, archives, prefix)
+    multi_model.stage_for_deployment(s3, settings, names, archives)
     hook.ensure_model(rb.deployed_model_request(settings, names, archives["resnet50"]))
     trying = rb.challenger_deployment(settings, names, hook.serving_config(endpoint))
     weights = {v["VariantName"]: v["InitialVariantWeight"]
@@ -166,9 +166,7 @@ def test_a_multi_model_rollback_keeps_its_candidates_target_model_working(runtim
     version = sagemaker.describe_model_package(ModelPackageName=arn)
 
     rollback = run_names("mmeroll", "manual__rollback", datetime(2026, 12, 2))
-    staged = multi_model.stage_archives(
-        s3, rb.rollback_archives(version), rb.rollback_prefix(settings, rollback)
-    )
+    staged = multi_model.stage_for_rollback(s3, settings, rollback, version)
     assert staged == [f"{rb.rollback_prefix(settings, rollback)}mobilenet_v2.tar.gz"]
     hook.ensure_model(rb.rollback_model_request(settings, rollback, version))
     deploy(hook, {"EndpointConfig": rb.endpoint_config_request(settings, rollback),
