@@ -13,7 +13,14 @@ from collections.abc import Mapping
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from botocore.exceptions import ClientError
 
-from sagemaker_lifecycle.request_builders import target_model
+from sagemaker_lifecycle.naming import RunNames
+from sagemaker_lifecycle.request_builders import (
+    MULTI_MODEL,
+    multi_model_prefix,
+    rollback_archives,
+    rollback_prefix,
+    target_model,
+)
 
 # Set on each staged copy: the ETag of the archive it was copied from. A managed copy of a large
 # archive is multipart, so the copy's own ETag differs from its source's even when the bytes match.
@@ -60,3 +67,25 @@ def stage_archives(s3, archives: Mapping[str, str], prefix: str) -> list[str]:
             )
         staged.append(f"s3://{prefix_bucket}/{target}")
     return staged
+
+
+def stage_for_deployment(
+    s3, settings: Mapping, names: RunNames, archives: Mapping[str, str]
+) -> list[str]:
+    """Stage what `request_builders.deployed_model_request` serves: in multi_model mode the
+    archives of the candidates that passed (candidate -> model.tar.gz) under the run's
+    `multi_model_prefix`; nothing in single_model mode, where the winner's archive serves as
+    it is."""
+    if settings["deployment"]["mode"] != MULTI_MODEL:
+        return []
+    return stage_archives(s3, archives, multi_model_prefix(settings, names))
+
+
+def stage_for_rollback(s3, settings: Mapping, names: RunNames, version: Mapping) -> list[str]:
+    """Stage what `request_builders.rollback_model_request` serves: in multi_model mode the
+    version's (DescribeModelPackage) archive under its candidate's TargetModel in the rollback
+    run's `rollback_prefix`; nothing in single_model mode, where the version's own model
+    serves."""
+    if settings["deployment"]["mode"] != MULTI_MODEL:
+        return []
+    return stage_archives(s3, rollback_archives(version), rollback_prefix(settings, names))

@@ -471,7 +471,7 @@ def model_version_request(
     report as ModelQuality statistics, and where the model came from in the metadata, with the
     `candidate` it was trained as (CANDIDATE_KEY) when given, so a multi-model rollback knows its
     TargetModel."""
-    container = model_request(settings, names, training["ModelArtifact"])["PrimaryContainer"]
+    container = inference_container(settings, training["ModelArtifact"])
     report = f"{evaluation_report_prefix(settings, names)}report.json"
     return {
         "ModelPackageGroupName": model_package_group(settings),

@@ -34,6 +34,7 @@ from sagemaker_lifecycle.assets import SNAPSHOT_PUBLISHED, announce_new_snapshot
 from sagemaker_lifecycle.hooks import MODEL, SageMakerLifecycleHook
 from sagemaker_lifecycle.images import resolve_image_uris
 from sagemaker_lifecycle.job_metrics import JobMetrics, read_job_metrics
+from sagemaker_lifecycle.multi_model import stage_for_rollback
 from sagemaker_lifecycle.naming import RunNames, run_names
 from sagemaker_lifecycle.sensors import VERDICT_KEY
 from sagemaker_lifecycle.settings import (
@@ -594,13 +595,17 @@ def record_serving(settings: dict, version: dict, endpoint: dict) -> dict[str, s
 @task(multiple_outputs=True)
 def plan_rollback(settings: dict, params: dict | None = None) -> dict[str, Any]:
     """For the rollback DAG: find version `params.model_package_version` of the project's group
-    (it must be Approved), make this run's model from it, and return the endpoint config and
-    endpoint requests that put it on the endpoint."""
+    (it must be Approved), make this run's model from it (in deployment.mode multi_model, a
+    multi-model model serving its archive under its candidate's TargetModel), and return the
+    endpoint config and endpoint requests that put it on the endpoint."""
     names = current_run_names(settings)
     group, number = request_builders.model_package_group(settings), params["model_package_version"]
     hook = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID)
-    arn = registry.rollback_target(hook.model_version(group, number), group, number)
-    hook.ensure_model(request_builders.model_from_version_request(settings, names.model, arn))
+    version = hook.model_version(group, number)
+    arn = registry.rollback_target(version, group, number)
+    model = request_builders.rollback_model_request(settings, names, version)
+    stage_for_rollback(_s3_client(), settings, names, version)
+    hook.ensure_model(model)
     print(f"Rolling {names.endpoint} back to {arn} (model {names.model})")
     return {
         "version": {"ModelPackageArn": arn},

@@ -201,3 +201,14 @@ def test_a_large_archive_is_copied_in_parts_and_still_found_staged_on_a_retry(s3
     assert body(s3, staged) == large
     multi_model.stage_archives(s3, archives, PREFIX)
     assert len(copies) == 1
+
+
+def test_staging_follows_the_mode(s3, archives, settings, settings_with, names):
+    single = settings_with({"deployment": {"mode": "single_model"}})
+    assert multi_model.stage_for_deployment(s3, single, names, archives) == []
+    assert multi_model.stage_for_rollback(s3, single, names, version()) == []
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="models/")
+    prefix = rb.multi_model_prefix(settings, names)
+    assert multi_model.stage_for_deployment(s3, settings, names, archives) == [
+        f"{prefix}resnet50.tar.gz", f"{prefix}mobilenet_v2.tar.gz"
+    ]  # fmt: skip

@@ -496,18 +496,26 @@ def test_the_persons_answer_sets_the_versions_approval_status(
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("mode", ["single_model", "multi_model"])
 def test_a_rollback_takes_an_approved_version_only_and_the_version_records_its_serving(
-    runtime_connection, model_artifact, settings_with, names, staged_dataset, monkeypatch
-):
-    from sagemaker_lifecycle import tasks
+    runtime_connection, local_runtime, model_artifact, settings_with, staged_dataset, monkeypatch,
+    mode,
+):  # fmt: skip
+    from datetime import datetime
 
+    from sagemaker_lifecycle import tasks
+    from sagemaker_lifecycle.naming import run_names
+
+    names = run_names("dogbreed", f"manual__rollback-{mode}", datetime(2026, 12, 2))
     monkeypatch.setattr(tasks, "current_run_names", lambda settings: names)
-    settings = settings_with({"registry": {"group": "rollback-test"}})
-    request = rb.model_version_request(settings, names, staged_dataset, TUNING, TRAINING, VERDICT)
+    group = f"rollback-{mode.replace('_', '-')}"
+    settings = settings_with({"registry": {"group": group}, "deployment": {"mode": mode}})
+    request = rb.model_version_request(settings, names, staged_dataset, TUNING, TRAINING, VERDICT,
+                                       candidate="resnet50")  # fmt: skip
     version = _register(request)
-    with pytest.raises(ValueError, match="version 1 of rollback-test is PendingManualApproval"):
+    with pytest.raises(ValueError, match=f"version 1 of {group} is PendingManualApproval"):
         tasks.plan_rollback.function(settings, {"model_package_version": 1})
-    with pytest.raises(ValueError, match="rollback-test has no version 7"):
+    with pytest.raises(ValueError, match=f"{group} has no version 7"):
         tasks.plan_rollback.function(settings, {"model_package_version": 7})
     runtime_connection.update_model_package(
         ModelPackageArn=version["ModelPackageArn"], ModelApprovalStatus="Approved"
@@ -515,8 +523,17 @@ def test_a_rollback_takes_an_approved_version_only_and_the_version_records_its_s
     plan = tasks.plan_rollback.function(settings, {"model_package_version": 1})
     assert plan["version"] == {"ModelPackageArn": version["ModelPackageArn"]}
     variant = plan["endpoint"]["EndpointConfig"]["ProductionVariants"][0]
-    model = runtime_connection.describe_model(ModelName=variant["ModelName"])
-    assert model["PrimaryContainer"]["ModelPackageName"] == version["ModelPackageArn"]
+    container = runtime_connection.describe_model(ModelName=variant["ModelName"])[
+        "PrimaryContainer"
+    ]
+    if mode == "single_model":
+        assert container["ModelPackageName"] == version["ModelPackageArn"]
+    else:  # the version's archive under its candidate's TargetModel, alone
+        prefix = rb.rollback_prefix(settings, names)
+        assert (container["Mode"], container["ModelDataUrl"]) == ("MultiModel", prefix)
+        bucket, _, key = prefix.removeprefix("s3://").partition("/")
+        listed = client(local_runtime, "s3").list_objects_v2(Bucket=bucket, Prefix=key)
+        assert [o["Key"] for o in listed["Contents"]] == [f"{key}resnet50.tar.gz"]
     served = tasks.record_serving.function(settings, plan["version"], {"EndpointName": "ep"})
     metadata = runtime_connection.describe_model_package(
         ModelPackageName=version["ModelPackageArn"]

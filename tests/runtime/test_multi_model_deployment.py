@@ -8,6 +8,7 @@ under its candidate's TargetModel."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -15,9 +16,12 @@ from datetime import datetime
 
 import pytest
 from botocore.exceptions import ClientError
-from hosting_support import model_tarball
+from hosting_support import build_classifier_model_dir, model_tarball
+from PIL import Image
 from runtime_access import aws_connection
 from runtime_support import BUCKET, REPO_ROOT, ROLE_ARN, RuntimeProcess
+
+from local_sagemaker.executor.archives import pack_directory
 
 if str(REPO_ROOT / "plugins") not in sys.path:
     sys.path.insert(0, str(REPO_ROOT / "plugins"))
@@ -103,7 +107,7 @@ def test_the_candidates_are_tried_and_promoted_as_one_multi_model_variant(runtim
     archives = {c: trained_archive(s3, f"{names.training_job}-{i}", c)
                 for i, c in enumerate(CANDIDATES)}  # fmt: skip
     prefix = rb.multi_model_prefix(settings, names)
-    multi_model.stage_archives(s3, archives, prefix)
+    multi_model.stage_for_deployment(s3, settings, names, archives)
     hook.ensure_model(rb.deployed_model_request(settings, names, archives["resnet50"]))
     trying = rb.challenger_deployment(settings, names, hook.serving_config(endpoint))
     weights = {v["VariantName"]: v["InitialVariantWeight"]
@@ -166,9 +170,7 @@ def test_a_multi_model_rollback_keeps_its_candidates_target_model_working(runtim
     version = sagemaker.describe_model_package(ModelPackageName=arn)
 
     rollback = run_names("mmeroll", "manual__rollback", datetime(2026, 12, 2))
-    staged = multi_model.stage_archives(
-        s3, rb.rollback_archives(version), rb.rollback_prefix(settings, rollback)
-    )
+    staged = multi_model.stage_for_rollback(s3, settings, rollback, version)
     assert staged == [f"{rb.rollback_prefix(settings, rollback)}mobilenet_v2.tar.gz"]
     hook.ensure_model(rb.rollback_model_request(settings, rollback, version))
     deploy(hook, {"EndpointConfig": rb.endpoint_config_request(settings, rollback),
@@ -194,3 +196,35 @@ def test_an_archive_over_the_multipart_threshold_is_staged_whole(runtime):
     copy = s3.get_object(Bucket=BUCKET, Key="models/large/resnet50.tar.gz")
     assert "-" in copy["ETag"]  # a multipart copy's ETag
     assert copy["Body"].read() == large
+
+
+def test_the_projects_own_classifiers_answer_their_target_models(runtime, hook, tmp_path):
+    """sagemaker_code's handlers in the container the pipeline's builders make (no
+    SAGEMAKER_SUBMIT_DIRECTORY: each model's own code/ is used), one archive per candidate, each
+    answering with its own classes."""
+    s3 = runtime.client("s3")
+    settings = settings_of("mmecls")
+    names = run_names("mmecls", "manual__classifiers", datetime(2026, 12, 2))
+    classes = {"resnet50": ["001.Akita", "002.Beagle"], "mobilenet_v2": ["003.Collie", "004.Dingo"]}
+    archives = {}
+    for candidate, class_names in classes.items():
+        model_dir = build_classifier_model_dir(tmp_path / candidate, class_names)
+        archive = pack_directory(model_dir, tmp_path / f"{candidate}.tar.gz")
+        key = f"jobs/{names.training_job}-{candidate}/output/model.tar.gz"
+        s3.upload_file(str(archive), BUCKET, key)
+        archives[candidate] = f"s3://{BUCKET}/{key}"
+    multi_model.stage_for_deployment(s3, settings, names, archives)
+    hook.ensure_model(rb.multi_model_request(settings, names))
+    deploy(hook, {"EndpointConfig": rb.endpoint_config_request(settings, names),
+                  "Endpoint": rb.endpoint_request(settings, names)})  # fmt: skip
+    picture = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 120, 40)).save(picture, format="JPEG")
+    body = picture.getvalue()
+    for candidate, class_names in classes.items():
+        response = runtime.client("sagemaker-runtime").invoke_endpoint(
+            EndpointName=names.endpoint, Body=body, ContentType="image/jpeg",
+            **rb.invocation_target(settings, candidate),
+        )  # fmt: skip
+        predictions = json.loads(response["Body"].read())["predictions"]
+        assert {p["label"] for p in predictions} == set(class_names)
+    runtime.client("sagemaker").delete_endpoint(EndpointName=names.endpoint)
