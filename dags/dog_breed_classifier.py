@@ -240,7 +240,7 @@ def dog_breed_classifier():
             task_id="deploy_endpoint", config=deployment["endpoint"], **WAITS
         )
         smoke_test = smoke_test_endpoint(
-            settings, dataset, endpoint.output, deployment["target_models"]
+            settings, dataset, endpoint.output, deployment["served"]
         )
 
     with TaskGroup(

@@ -221,44 +221,40 @@ def plan_evaluation(settings: dict, dataset: dict, candidate: dict, training: di
 @task(multiple_outputs=True)
 def plan_deployment(settings: dict, winner: dict, archives: dict) -> dict[str, Any]:
     """The CreateModel request of the run's deployed model, the endpoint requests (config +
-    endpoint) and the TargetModels the smoke test calls. The model is the `winner`'s archive
-    (deployment.mode single_model) or, in multi_model mode, every compared candidate's archive
-    (`archives`: name -> model.tar.gz) put under the run's prefix, served by one multi-model
-    container. The endpoint config adds that model beside the champion that serves now, at
-    weight 0; the project's first model goes alone on the run's trial endpoint instead
-    (`request_builders.challenger_deployment`)."""
+    endpoint) and the candidates that model serves (`served`, for the smoke test). The model is
+    the `winner`'s archive (deployment.mode single_model) or, in multi_model mode, every compared
+    candidate's archive (`archives`: name -> model.tar.gz) staged under the run's prefix behind
+    one multi-model container. The endpoint config adds that model beside the champion that
+    serves now, at weight 0; the project's first model goes alone on the run's trial endpoint
+    instead (`request_builders.challenger_deployment`)."""
     names = current_run_names(settings)
     serving = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID).serving_config(names.endpoint)
-    targets = []
-    if settings["deployment"]["mode"] == request_builders.MULTI_MODEL:
-        prefix = request_builders.multi_model_prefix(settings, names)
-        staged = multi_model.stage_archives(_s3_client(), archives, prefix)
-        targets = [request_builders.target_model(name) for name in archives]
-        print(f"Serving {', '.join(staged)} from {prefix} (TargetModel {', '.join(targets)})")
+    staged = multi_model.stage_for_deployment(_s3_client(), settings, names, archives)
+    for uri in staged:
+        print(f"Staged for the multi-model endpoint: {uri}")
     model = request_builders.deployed_model_request(
         settings, names, winner["training"]["ModelArtifact"]
     )
     return {
         "model": model,
         "endpoint": request_builders.challenger_deployment(settings, names, serving),
-        "target_models": targets,
+        "served": list(archives) if staged else [winner["candidate"]],
     }
 
 
 def _predict(
-    settings: Mapping, endpoint_name: str, variant: str, body: bytes, target_model: str | None
+    settings: Mapping, endpoint_name: str, variant: str, body: bytes, candidate: str
 ) -> str:
-    """The answer of the endpoint's `variant` (of its `target_model`, on a multi-model
+    """The answer of `candidate` on the endpoint's `variant` (its TargetModel on a multi-model
     endpoint) to one image; ValueError when it is not a list of predictions."""
     runtime = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="sagemaker-runtime").get_conn()
-    target = {"TargetModel": target_model} if target_model else {}
     response = runtime.invoke_endpoint(
         EndpointName=endpoint_name,
         TargetVariant=variant,
         ContentType=settings["transform"]["content_type"],
         Accept=settings["transform"]["accept"],
         Body=body,
-        **target,
+        **request_builders.invocation_target(settings, candidate),
     )
     answer = response["Body"].read().decode()
     evaluation.ranked_labels(answer.encode(), f"the answer of {endpoint_name}")
@@ -266,12 +262,10 @@ def _predict(
 
 
 @task
-def smoke_test_endpoint(
-    settings: dict, dataset: dict, endpoint: dict, target_models: list[str]
-) -> dict[str, Any]:
+def smoke_test_endpoint(settings: dict, dataset: dict, endpoint: dict, served: list) -> dict:
     """Send one test-split image to the challenger's variant (TargetVariant: beside a champion
     it has no traffic of its own; the first model's is its trial endpoint's only variant), once
-    per TargetModel on a multi-model endpoint, and log each answer.
+    per candidate it `served` (by TargetModel on a multi-model endpoint), and log each answer.
 
     When the endpoint fails to answer with predictions, it is rolled back to the config it
     served before this run (if any: a trial endpoint had none, and clean_up_failed_run deletes
@@ -282,10 +276,10 @@ def smoke_test_endpoint(
     variant = settings["deployment"]["challenger_variant_name"]
     answers = {}
     try:
-        for target in target_models or [None]:
-            answers[target] = _predict(settings, name, variant, body, target)
+        for candidate in served:
+            answers[candidate] = _predict(settings, name, variant, body, candidate)
     except (ClientError, ValueError) as error:
-        failed = f"smoke test of {name}" + (f" (TargetModel {target})" if target else "")
+        failed = f"smoke test of {name} ({candidate})"
         if previous and previous != endpoint["EndpointConfigName"]:
             SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID).deploy_endpoint(
                 {"EndpointName": name, "EndpointConfigName": previous},
@@ -294,14 +288,11 @@ def smoke_test_endpoint(
             )
             raise RuntimeError(f"{failed} failed ({error}); rolled back to {previous}") from error
         raise RuntimeError(f"{failed} failed: {error}") from error
-    for target, answer in answers.items():
-        on = f" (TargetModel {target})" if target else ""
-        print(f"Endpoint {name}{on} on {image_uri} (true class "
-              f"{evaluation.label_of(image_uri)}):\n{answer}")  # fmt: skip
-    return {
-        "image": image_uri,
-        "answers": {target or "": a[:2000] for target, a in answers.items()},
-    }
+    for candidate, answer in answers.items():
+        target = request_builders.invocation_target(settings, candidate).get("TargetModel")
+        print(f"Endpoint {name} ({candidate}{f', TargetModel {target}' if target else ''}) on "
+              f"{image_uri} (true class {evaluation.label_of(image_uri)}):\n{answer}")  # fmt: skip
+    return {"image": image_uri, "answers": {c: a[:2000] for c, a in answers.items()}}
 
 
 def _job_metrics(tuning: Mapping | None, training: Mapping) -> JobMetrics:

@@ -338,8 +338,8 @@ def assert_the_first_model_was_tried_on_its_trial_endpoint_and_serves_once_appro
     output = result.stdout + result.stderr
     trial = f"dogbreed-endpoint-trial-{stamp}"
     steps = (f"Creating endpoint {trial} with config dogbreed-epc-{stamp}-challenger",
-             f"Endpoint {trial} (TargetModel simplecnn.tar.gz) on ",  # the smoke test's answers
-             f"Endpoint {trial} (TargetModel resnet18.tar.gz) on ",
+             f"Endpoint {trial} (simplecnn, TargetModel simplecnn.tar.gz) on ",  # the smoke test's
+             f"Endpoint {trial} (resnet18, TargetModel resnet18.tar.gz) on ",
              "Promotion decision for ",
              f"Creating endpoint dogbreed-endpoint with config dogbreed-epc-{stamp}")  # fmt: skip
     assert logged_in_order(result, steps), output[-5000:]

@@ -135,7 +135,7 @@ def test_a_failed_smoke_test_rolls_the_endpoint_back_to_its_previous_config(
     monkeypatch.setattr(tasks.evaluation, "first_image", lambda s3, uri: ("s3://b/k.jpg", b"jpg"))
     monkeypatch.setattr(tasks, "_s3_client", lambda: None)
 
-    def broken_model(settings, name, variant, body, target_model):
+    def broken_model(settings, name, variant, body, candidate):
         raise ValueError("the answer of dogbreed-endpoint is not inference.py's JSON")
 
     monkeypatch.setattr(tasks, "_predict", broken_model)
@@ -147,7 +147,7 @@ def test_a_failed_smoke_test_rolls_the_endpoint_back_to_its_previous_config(
     endpoint = {"EndpointName": "dogbreed-endpoint", "EndpointConfigName": "dogbreed-epc-new",
                 "PreviousEndpointConfigName": previous}  # fmt: skip
     with pytest.raises(RuntimeError, match="smoke test of dogbreed-endpoint failed") as raised:
-        tasks.smoke_test_endpoint.function(settings, staged_dataset, endpoint, [])
+        tasks.smoke_test_endpoint.function(settings, staged_dataset, endpoint, ["resnet50"])
     assert ("rolled back to dogbreed-epc-old" in str(raised.value)) == rolled_back
     expected = [{"EndpointName": "dogbreed-endpoint", "EndpointConfigName": previous}]
     assert deployed == (expected if rolled_back else [])
