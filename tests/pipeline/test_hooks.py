@@ -146,7 +146,9 @@ def test_a_failed_smoke_test_rolls_the_endpoint_back_to_its_previous_config(
     monkeypatch.setattr(SageMakerLifecycleHook, "deploy_endpoint", record_deploy)
     endpoint = {"EndpointName": "dogbreed-endpoint", "EndpointConfigName": "dogbreed-epc-new",
                 "PreviousEndpointConfigName": previous}  # fmt: skip
-    with pytest.raises(RuntimeError, match="smoke test of dogbreed-endpoint failed") as raised:
+    with pytest.raises(
+        RuntimeError, match=r"smoke test of dogbreed-endpoint \(resnet50\) failed"
+    ) as raised:
         tasks.smoke_test_endpoint.function(settings, staged_dataset, endpoint, ["resnet50"])
     assert ("rolled back to dogbreed-epc-old" in str(raised.value)) == rolled_back
     expected = [{"EndpointName": "dogbreed-endpoint", "EndpointConfigName": previous}]
