@@ -632,7 +632,7 @@ def test_an_unanswered_approval_takes_its_default_after_the_timeout(
     # Its second candidate failed to train: left out, named, and the run went on without it.
     assert states["candidate.train.tune_hyperparameters[1]"] == "failed", states
     assert states["clean_up.clean_up_failed_run"] == "skipped", states
-    assert re.search(r"broken\s.*candidate\.train\.tune_hyperparameters failed", output)
+    assert "dropped broken: candidate.train.tune_hyperparameters failed" in output, output[-5000:]
     assert re.search(r"Gate outcome: no answer within 3 s, so the default Approve applied on "
                      r"the person's behalf \(rules\.approval\.default\), deploying\. "
                      r".*Overtraining found issues: ", output), output[-5000:]  # fmt: skip
@@ -679,20 +679,35 @@ def test_the_rollback_dag_serves_the_earlier_approved_version_again(
     [variant] = api.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])[
         "ProductionVariants"
     ]
-    model = api.describe_model(ModelName=variant["ModelName"])
-    assert model["PrimaryContainer"]["ModelPackageName"] == first["ModelPackageArn"]
-    # It answers untargeted requests: the version serves.
+    # deployment.mode multi_model: the version's archive alone under the rollback's prefix, its
+    # candidate's TargetModel answering as it did when the version served first.
+    metadata = api.describe_model_package(ModelPackageName=first["ModelPackageArn"])[
+        "CustomerMetadataProperties"
+    ]
+    version = api.describe_model_package(ModelPackageName=first["ModelPackageArn"])
+    container = api.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
+    assert container["Mode"] == "MultiModel" and container["ModelDataUrl"].endswith("-rollback/")
+    bucket, _, prefix = container["ModelDataUrl"].removeprefix("s3://").partition("/")
+    staged = client("s3", local_runtime).list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
+    assert [item["Key"].removeprefix(prefix) for item in staged] == [
+        f"{metadata['Candidate']}.tar.gz"
+    ]
+    archive = version["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    assert (
+        staged[0]["Size"]
+        == client("s3", local_runtime).head_object(
+            Bucket=bucket, Key=archive.removeprefix(f"s3://{bucket}/")
+        )["ContentLength"]
+    )
     answer = client("sagemaker-runtime", local_runtime).invoke_endpoint(
         EndpointName="dogbreed-endpoint",
+        TargetModel=f"{metadata['Candidate']}.tar.gz",
         ContentType="application/x-image",
         Body=a_staged_image(local_runtime),
     )
     assert answer["InvokedProductionVariant"] == "AllTraffic"
     assert b"predictions" in answer["Body"].read()
     # The registry's history: served once after the first run, and again after the rollback.
-    metadata = api.describe_model_package(ModelPackageName=first["ModelPackageArn"])[
-        "CustomerMetadataProperties"
-    ]
     served = sorted(key for key, value in metadata.items()
                     if key.startswith("served:") and value == "dogbreed-endpoint")  # fmt: skip
     assert len(served) == 2, metadata
