@@ -43,6 +43,8 @@ EVALUATE_TASK = "candidate.evaluate.evaluate"
 MODEL_TASK = "deploy.create_model"
 # The candidate whose gate, training and page the demo run's test reads (the first listed).
 CANDIDATE = 0
+# include/local.yaml's candidates, which the stack's runs compare.
+LOCAL_CANDIDATES = {"simplecnn", "mobilenet-v2"}
 
 SCREENSHOT_DIR = os.environ.get("SCREENSHOT_DIR")
 MODEL_RUNS = "/model-runs"
@@ -286,7 +288,18 @@ def check_model_run_page(
     assert cells.count() == DEMO_CLASSES**2
     assert page.locator("#tuning svg circle.best").count() == 1
     screenshot(page, stack, "model-run.png")
-    report = page.get_by_role("link", name="Evaluation report").get_attribute("href")
+    # The local profile's two candidates side by side, each with its own report, and the
+    # comparison's page beside them.
+    rows = page.locator("table.candidates tr").all()[1:]
+    assert {row.locator("td").nth(1).inner_text() for row in rows} == LOCAL_CANDIDATES
+    reports = page.locator("#candidates").get_by_role("link", name="Evaluation report")
+    assert len({link.get_attribute("href") for link in reports.all()}) == len(LOCAL_CANDIDATES)
+    comparison = page.locator("#candidates").get_by_role("link", name="Comparison report")
+    answer = page.request.get(urllib.parse.urljoin(stack.airflow_url,
+                                                   comparison.get_attribute("href")))  # fmt: skip
+    assert answer.ok and all(name in answer.text() for name in LOCAL_CANDIDATES), answer.status
+    evaluation = page.locator("#evaluation").get_by_role("link", name="Evaluation report")
+    report = evaluation.get_attribute("href")
     report_url = urllib.parse.urljoin(stack.airflow_url, report)
     answer = page.request.get(report_url)
     assert answer.ok and "Confusion matrix" in answer.text(), answer.status
