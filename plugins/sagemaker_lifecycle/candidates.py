@@ -26,6 +26,9 @@ EXPLAIN_TASK = f"{GROUP}.evaluate.explain_predictions"
 # A candidate's tasks in flow order (planning tasks between them are found by state alone).
 FLOW = (TUNING_TASK, TRAINING_TASK, RULE_JOBS_TASK, GATE_TASK, APPROVAL_TASK,
         TRANSFORM_TASK, EVALUATE_TASK, EXPLAIN_TASK)  # fmt: skip
+# What the comparison and the winner's deployment read of a compared candidate: key -> task.
+COMPARED_XCOMS = {"tuning": TUNING_TASK, "training": TRAINING_TASK, "transform": TRANSFORM_TASK,
+                  "report": EVALUATE_TASK}  # fmt: skip
 FAILED = "failed"
 REJECTED = "rejected at the approval"
 

@@ -385,6 +385,24 @@ def _comparison_entry(s3, sagemaker, candidate: str, evaluated: Mapping, trainin
     return comparison.candidate_entry(candidate, report, size, comparison.transform_seconds(job))
 
 
+def _candidates_outcome(settings: Mapping, ti, states: Mapping[str, str]) -> tuple[dict, dict]:
+    """(compared, dropped) over the run's candidates: name -> its tuning, training, transform,
+    verdict and evaluation XComs for each that reached the comparison, name -> the reason for
+    each left out (`candidates.dropped_reason`)."""
+    compared, dropped = {}, {}
+    for index, candidate in enumerate(settings["candidates"]):
+        name = candidate["name"]
+        verdict = ti.xcom_pull(task_ids=candidates.GATE_TASK, key=VERDICT_KEY, map_indexes=index)
+        reason = candidates.dropped_reason(candidates.states_of(states, index), verdict)
+        if reason:
+            dropped[name] = reason
+            continue
+        pulled = {key: ti.xcom_pull(task_ids=task, map_indexes=index)
+                  for key, task in candidates.COMPARED_XCOMS.items()}  # fmt: skip
+        compared[name] = {"candidate": name, "map_index": index, "verdict": verdict, **pulled}
+    return compared, dropped
+
+
 @task(multiple_outputs=True, trigger_rule=TriggerRule.ALL_DONE)
 def compare_candidates(settings: dict) -> dict[str, Any]:
     """Once every candidate is done: compare those whose tasks all succeeded side by side on the
@@ -394,42 +412,31 @@ def compare_candidates(settings: dict) -> dict[str, Any]:
     is named with its reason, and its jobs still running are stopped. The candidates' own models
     are deleted: they served their batch transforms only.
 
-    XCom: `winner` (its candidate name, map index and tuning, training, verdict and evaluation
-    XComs), `report` (the winner's evaluation), `archives` (compared candidate -> its
+    XCom: `winner` (its candidate name, map index and tuning, training, transform, verdict and
+    evaluation XComs), `report` (the winner's evaluation), `archives` (compared candidate -> its
     model.tar.gz), `comparison`, `comparison_uri` and `html_uri`. Skipped when a person rejected
     every candidate; fails when none is left for another reason."""
     context = get_current_context()
     ti, dag_run = context["ti"], context["dag_run"]
     names = current_run_names(settings)
     hook = SageMakerLifecycleHook(aws_conn_id=AWS_CONN_ID)
-    s3 = _s3_client()
     states = ti.get_task_states(dag_id=dag_run.dag_id, task_group_id=candidates.GROUP,
                                 run_ids=[dag_run.run_id])[dag_run.run_id]  # fmt: skip
-    entries, dropped, compared = [], {}, {}
+    compared, dropped = _candidates_outcome(settings, ti, states)
     for index, candidate in enumerate(settings["candidates"]):
-        name, candidate_run = candidate["name"], names.candidate(index)
-        pulled = {task: ti.xcom_pull(task_ids=task, map_indexes=index) for task in (
-            candidates.TUNING_TASK, candidates.TRAINING_TASK, candidates.TRANSFORM_TASK,
-            candidates.EVALUATE_TASK)}  # fmt: skip
-        verdict = ti.xcom_pull(task_ids=candidates.GATE_TASK, key=VERDICT_KEY, map_indexes=index)
-        reason = candidates.dropped_reason(candidates.states_of(states, index), verdict)
-        if reason:
-            dropped[name] = reason
+        candidate_run = names.candidate(index)
+        if candidate["name"] in dropped:
             for kind, name_contains in run_job_filters(candidate_run):
                 hook.stop_running_jobs(kind, name_contains)
-        else:
-            training, evaluated = pulled[candidates.TRAINING_TASK], pulled[candidates.EVALUATE_TASK]
-            entries.append(_comparison_entry(s3, hook.conn, name, evaluated, training,
-                                             pulled[candidates.TRANSFORM_TASK]))  # fmt: skip
-            compared[name] = {"candidate": name, "map_index": index, "verdict": verdict,
-                              "tuning": pulled[candidates.TUNING_TASK], "training": training,
-                              "report": evaluated}  # fmt: skip
         hook.delete_if_present(MODEL, candidate_run.model)
-    if not entries:
+    if not compared:
         summary = "; ".join(f"{name}: {reason}" for name, reason in dropped.items())
         if all(reason.startswith(candidates.REJECTED) for reason in dropped.values()):
             raise AirflowSkipException(f"no candidate to deploy: {summary}")
         raise AirflowFailException(f"no candidate reached the comparison: {summary}")
+    s3 = _s3_client()
+    entries = [_comparison_entry(s3, hook.conn, name, c["report"], c["training"], c["transform"])
+               for name, c in compared.items()]  # fmt: skip
     result = comparison.compare_candidates(entries, dropped, settings["registry"]["metric"])
     uris = comparison.write_comparison(
         s3, request_builders.evaluation_report_prefix(settings, names), result
