@@ -239,9 +239,7 @@ def dog_breed_classifier():
         endpoint = EndpointOperator(
             task_id="deploy_endpoint", config=deployment["endpoint"], **WAITS
         )
-        smoke_test = smoke_test_endpoint(
-            settings, dataset, endpoint.output, deployment["served"]
-        )
+        smoke_test = smoke_test_endpoint(settings, dataset, endpoint.output, deployment["served"])
 
     with TaskGroup(
         "promote",
