@@ -10,7 +10,7 @@ STATES = {
     "candidate.gate.gate_on_rules_1": "failed",
     "candidate.gate.approve_deployment_1": "upstream_failed",
     "candidate.evaluate.evaluate_1": "upstream_failed",
-    "candidate.train.tune_hyperparameters_11": "success",
+    "candidate.train.tune_hyperparameters_11": "failed",
     "compare.compare_candidates": "running",
 }
 ALL_DONE = {task: "success" for task in c.FLOW}
@@ -25,7 +25,7 @@ def test_a_candidate_s_states_are_its_own_map_index_s():
         "candidate.gate.approve_deployment": "upstream_failed",
         "candidate.evaluate.evaluate": "upstream_failed",
     }
-    assert c.states_of(STATES, 11) == {"candidate.train.tune_hyperparameters": "success"}
+    assert c.states_of(STATES, 11) == {"candidate.train.tune_hyperparameters": "failed"}
     assert c.states_of(STATES, 2) == {}
 
 
