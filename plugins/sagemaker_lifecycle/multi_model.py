@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from botocore.exceptions import ClientError
 
 from sagemaker_lifecycle.naming import RunNames
 from sagemaker_lifecycle.request_builders import (
@@ -21,19 +20,11 @@ from sagemaker_lifecycle.request_builders import (
     rollback_prefix,
     target_model,
 )
+from sagemaker_lifecycle.staging import head_or_none
 
 # Set on each staged copy: the ETag of the archive it was copied from. A managed copy of a large
 # archive is multipart, so the copy's own ETag differs from its source's even when the bytes match.
 SOURCE_ETAG = "source-etag"
-
-
-def _head_or_none(s3, bucket: str, key: str) -> dict | None:
-    try:
-        return s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as error:
-        if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-            return None
-        raise
 
 
 def stage_archives(s3, archives: Mapping[str, str], prefix: str) -> list[str]:
@@ -51,13 +42,13 @@ def stage_archives(s3, archives: Mapping[str, str], prefix: str) -> list[str]:
     for candidate, uri in archives.items():
         target = f"{prefix_key}{target_model(candidate)}"
         bucket, key = S3Hook.parse_s3_url(uri)
-        head = _head_or_none(s3, bucket, key)
+        head = head_or_none(s3, bucket, key)
         if head is None:
             raise ValueError(f"candidate {candidate}: its model archive {uri} does not exist")
         copies.append((bucket, key, head["ETag"].strip('"'), target))
     staged = []
     for bucket, key, etag, target in copies:
-        existing = _head_or_none(s3, prefix_bucket, target)
+        existing = head_or_none(s3, prefix_bucket, target)
         if existing is None or existing.get("Metadata", {}).get(SOURCE_ETAG) != etag:
             s3.copy(
                 {"Bucket": bucket, "Key": key},

@@ -238,14 +238,18 @@ def snapshot_id(entries: list[ManifestEntry]) -> str:
     return hashlib.sha256(manifest_bytes(entries)).hexdigest()[:16]
 
 
-def _object_exists(s3, bucket: str, key: str) -> bool:
+def head_or_none(s3, bucket: str, key: str) -> dict | None:
+    """HeadObject of `bucket`/`key`, or None when there is no such object."""
     try:
-        s3.head_object(Bucket=bucket, Key=key)
+        return s3.head_object(Bucket=bucket, Key=key)
     except ClientError as error:
         if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-            return False
+            return None
         raise
-    return True
+
+
+def _object_exists(s3, bucket: str, key: str) -> bool:
+    return head_or_none(s3, bucket, key) is not None
 
 
 def ensure_bucket(s3, bucket: str, create: bool) -> None:
