@@ -73,10 +73,12 @@ class Executor:
         log_stream: str,
         on_line: Callable[[str, str], None] | None = None,
         sandbox: sandboxes.Sandbox | None = None,
+        on_started: Callable[[dict], None] | None = None,
     ) -> ManagedProcess:
         """Start ``argv`` in its own process group; each stdout/stderr line goes to
         ``log_group``/``log_stream`` and then, if given, to ``on_line(text, "stdout"|"stderr")``.
-        Jobs running user code pass their ``sandbox``."""
+        Jobs running user code pass their ``sandbox``; ``on_started`` sees the child's identity
+        before its first line is read (see :class:`ManagedProcess`)."""
         self.logs.ensure_stream(log_group, log_stream)
 
         def forward(text: str, pipe: str) -> None:
@@ -84,4 +86,4 @@ class Executor:
             if on_line is not None:
                 on_line(text, pipe)
 
-        return ManagedProcess(argv, env, cwd, forward, sandbox)
+        return ManagedProcess(argv, env, cwd, forward, sandbox, on_started)

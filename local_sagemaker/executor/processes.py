@@ -46,7 +46,9 @@ class ManagedProcess:
     ``MAX_LINE_BYTES`` arrives in pieces. ``identity`` (pid, start time, tree token, pipes) is
     what :func:`kill_tree` needs, and what to persist to find the tree after a runtime restart.
     With a ``sandbox`` and a root runtime the child runs as a job user in its own view of the
-    machine (:mod:`.sandbox`); SandboxError says when it cannot.
+    machine (:mod:`.sandbox`); SandboxError says when it cannot. ``on_started(identity)`` runs
+    before any output is read, so a caller that records the identity there has it recorded
+    before anyone can see the child run.
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class ManagedProcess:
         cwd,
         on_line: Callable[[str, str], None],
         sandbox: sandboxes.Sandbox | None = None,
+        on_started: Callable[[dict], None] | None = None,
     ):
         self.argv = list(argv)
         self.tree_token = secrets.token_hex(12)
@@ -92,6 +95,8 @@ class ManagedProcess:
         }
         if job_uid is not None:
             self.identity["job_uid"] = job_uid
+        if on_started is not None:
+            on_started(self.identity)
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self._readers = [
             threading.Thread(

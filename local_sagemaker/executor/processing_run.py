@@ -19,6 +19,7 @@ import json
 import re
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from local_sagemaker.executor.sandbox import job_sandbox
@@ -110,15 +111,22 @@ class ProcessingRun:
         )
         return argv, env
 
-    def launch(self, argv: list[str], env: dict[str, str]) -> dict:
-        """Start the container process (:meth:`command`); returns its identity (for a
-        restarted runtime)."""
+    def launch(
+        self, argv: list[str], env: dict[str, str], on_started: Callable[[dict], None]
+    ) -> None:
+        """Start the container process (:meth:`command`); ``on_started`` gets its identity (for
+        a restarted runtime) before its output is read."""
         stream = f"{self.job['ProcessingJobName']}/{HOST}-{int(time.time())}"
         python = self.config.python_for_image(self.job["AppSpecification"]["ImageUri"])
         self.process = self.executor.start_process(
-            argv, env, self.root, LOG_GROUP, stream, sandbox=job_sandbox(self.root, python)
+            argv,
+            env,
+            self.root,
+            LOG_GROUP,
+            stream,
+            sandbox=job_sandbox(self.root, python),
+            on_started=on_started,
         )
-        return self.process.identity
 
     def wait(self, max_runtime: int | None, stop_requested) -> int | None:
         """The exit code; None when ``max_runtime`` seconds ran out. ``stop_requested`` (an

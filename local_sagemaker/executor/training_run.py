@@ -223,9 +223,21 @@ class TrainingRun:
             "ContainerEntrypoint; this job has neither"
         )
 
-    def launch(self, on_line: Callable[[str, str, str], None]) -> None:
+    def launch(
+        self,
+        on_line: Callable[[str, str, str], None],
+        on_started: Callable[[list[dict]], None],
+    ) -> None:
         """Start one process per host; ``on_line(host, text, stream)`` sees every output line,
-        after it was appended to the host's CloudWatch stream ``<job>/<host>-<epoch>``."""
+        after it was appended to the host's CloudWatch stream ``<job>/<host>-<epoch>``.
+        ``on_started`` gets the identities of the processes started so far each time one
+        starts, before its output is read (what a restarted runtime kills)."""
+        identities: list[dict] = []
+
+        def started_one(identity: dict) -> None:
+            identities.append(identity)
+            on_started(list(identities))
+
         hosts = [tree.host for tree in self.workspace.hosts]
         master_port = free_port()
         started = int(time.time())
@@ -249,6 +261,7 @@ class TrainingRun:
                 stream,
                 lambda text, pipe, host=tree.host: on_line(host, text, pipe),
                 job_sandbox(self.workspace.job_dir, python, tree.root),
+                started_one,
             )
 
     def wait(self, timeout: float) -> dict[str, int] | None:

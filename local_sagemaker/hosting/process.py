@@ -47,6 +47,7 @@ class ModelServerProcess:
         environment: Mapping[str, str],
         on_output: Callable[[str], None],
         invocation_timeout_s: float = 60.0,
+        on_started: Callable[[dict], None] | None = None,
     ) -> None:
         self.invocation_timeout_s = invocation_timeout_s
         # Several servers (instances) may load the same model dir: each has its own folder.
@@ -66,6 +67,7 @@ class ModelServerProcess:
                 cwd=model_dir,
                 on_line=lambda text, _stream: on_output(text),
                 sandbox=self._sandbox(python, model_dir, environment),
+                on_started=on_started,
             )
         except OSError:
             shutil.rmtree(self._own_dir, ignore_errors=True)

@@ -161,7 +161,7 @@ class ProcessingJobs(JobFamily):
             return "Stopped", {}
         argv, env = run.command()
         self.update(name, ProcessingStartTime=time.time())
-        self.record_processes(name, [run.launch(argv, env)])
+        run.launch(argv, env, lambda identity: self.record_processes(name, [identity]))
         max_runtime = run.job.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
         exit_code = run.wait(max_runtime, running.stop_requested)
         if running.stop_requested.is_set():

@@ -249,6 +249,9 @@ class RuleEvaluations:
                 cwd=output_dir,
                 log_group=PROCESSING_LOG_GROUP,
                 log_stream=f"{job_name}/algo-1-{int(time.time())}",
+                on_started=lambda identity: self._change_evaluation(
+                    training_job, config_name, process=identity
+                ),
             )
         except OSError as error:
             self._change_evaluation(
@@ -259,7 +262,6 @@ class RuleEvaluations:
             )
             return
         self._rule_processes[(training_job, config_name)] = process
-        self._change_evaluation(training_job, config_name, process=process.identity)
         threading.Thread(
             target=self._watch_rule,
             args=(job, config, process, output_dir),

@@ -318,8 +318,10 @@ class TrainingJobs(JobFamily):
         self._set_secondary(
             name, "Training", "Training image download completed. Training in progress."
         )
-        run.launch(lambda host, text, pipe: self._record_metric_line(name, scraper, text))
-        self.record_processes(name, [p.identity for p in run.processes.values()])
+        run.launch(
+            lambda host, text, pipe: self._record_metric_line(name, scraper, text),
+            lambda identities: self.record_processes(name, identities),
+        )
         deadline = time.monotonic() + description["StoppingCondition"]["MaxRuntimeInSeconds"]
         exit_codes = None
         while exit_codes is None:

@@ -233,9 +233,9 @@ class TransformJobs(JobFamily):
             invocation_timeout_s=client_config.get(
                 "InvocationsTimeoutInSeconds", DEFAULT_INVOCATION_TIMEOUT_S
             ),
+            on_started=lambda identity: self.record_processes(job["TransformJobName"], [identity]),
         )
         running.work = _StoppableServer(server)
-        self.record_processes(job["TransformJobName"], [server.identity])
         server.wait_until_healthy()
         if running.stop_requested.is_set():
             raise TransformJobStopped()

@@ -141,7 +141,8 @@ def test_the_smoke_test_rolls_a_failing_v2_back_to_v1_without_alarms(
         "polling": {"interval_seconds": 1, "timeout_seconds": 120},
         "transform": {"content_type": "application/json"},  # what the test model reads
         # The smoke test names the challenger's variant: here v2's.
-        "deployment": {"variant_name": "Champion", "challenger_variant_name": "AllTraffic"},
+        "deployment": {"variant_name": "Champion", "challenger_variant_name": "AllTraffic",
+                       "mode": "single_model"},  # the test model is one model, not a prefix
     })  # fmt: skip
     s3.put_object(Bucket=BUCKET, Key="updates/test/001.Cat/one.json", Body=json.dumps(FEATURES))
     dataset = {"channels": {"test": f"s3://{BUCKET}/updates/test/"}}
@@ -167,9 +168,11 @@ def test_the_smoke_test_rolls_a_failing_v2_back_to_v1_without_alarms(
     endpoint = {"EndpointName": "smoked", "EndpointConfigName": "smoked-v2",
                 "PreviousEndpointConfigName": "smoked-v1"}  # fmt: skip
     # v2's own error (its predict_fn), then the rollback.
-    rolled_back = r"(?s)smoke test of smoked failed .*v2 cannot score.*rolled back to smoked-v1"
+    rolled_back = (
+        r"(?s)smoke test of smoked \(v2-model\) failed .*v2 cannot score.*rolled back to smoked-v1"
+    )
     with pytest.raises(RuntimeError, match=rolled_back):
-        tasks.smoke_test_endpoint.function(settings, dataset, endpoint)
+        tasks.smoke_test_endpoint.function(settings, dataset, endpoint, ["v2-model"])
     described = sagemaker.describe_endpoint(EndpointName="smoked")
     assert (described["EndpointStatus"], described["EndpointConfigName"]) == (
         "InService", "smoked-v1",

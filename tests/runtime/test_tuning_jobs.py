@@ -446,7 +446,8 @@ def test_the_same_seed_gives_the_same_trials_whatever_order_they_end_in(sagemake
         runs[name] = tuned_in_launch_order(sagemaker, name)
         ended = sorted(all_trials(sagemaker, name), key=lambda t: t["TrainingEndTime"])
         end_order[name] = [TRIAL_NAME.match(t["TrainingJobName"])["sequence"] for t in ended]
-    assert end_order["seeded-first-slow"][0] == "002"  # the order did change
-    assert end_order["seeded-even"] != end_order["seeded-first-slow"]
+    # The order did change: the first trial launched did not end first. (The even job's own
+    # order is left alone: on a loaded machine start-up jitter can reorder it too.)
+    assert end_order["seeded-first-slow"][0] == "002"
     assert len(runs["seeded-even"]) == 6
     assert runs["seeded-first-slow"] == runs["seeded-even"]

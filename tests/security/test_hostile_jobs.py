@@ -4,6 +4,8 @@ the runtime keeps answering, and the caps hold."""
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 
 import pytest
@@ -17,6 +19,8 @@ from runtime_support import (
     wait_for_log_line,
     wait_for_status,
 )
+
+from local_sagemaker.executor.processes import ManagedProcess
 
 pytestmark = pytest.mark.e2e
 # A grandchild that leaves the job's process group and session and keeps stdout open.
@@ -128,6 +132,26 @@ def test_an_endless_line_is_logged_in_pieces(jobs_runtime, ledger):
     assert described["TrainingJobStatus"] == "Completed"
     messages = wait_for_log_line(jobs_runtime.client("logs"), "endless-line", "xxxx")
     assert max(len(m) for m in messages) <= 256 * 1024
+
+
+def test_a_child_is_announced_before_its_first_line_is_read(tmp_path):
+    """A runtime killed right after a job's first log line must find the job's tree on restart,
+    so the identity it records has to exist before anyone can read that line."""
+    events = []
+
+    def started(identity: dict) -> None:
+        time.sleep(0.5)  # a slow store write: the child has long printed by now
+        events.append(("started", identity["tree_token"]))
+
+    child = ManagedProcess(
+        [sys.executable, "-c", "print('first line', flush=True)"],
+        env=dict(os.environ),
+        cwd=tmp_path,
+        on_line=lambda text, _stream: events.append(("line", text)),
+        on_started=started,
+    )
+    assert child.wait(timeout=30) == 0
+    assert events == [("started", child.identity["tree_token"]), ("line", "first line")]
 
 
 @pytest.mark.parametrize("how", ["shutdown", "kill -9 and restart"])
