@@ -161,12 +161,18 @@ def launch_deployment(
     """Start every instance's server in parallel and wait until all answer /ping.
 
     ``log_line(variant_name, instance_id, line)`` receives each output line; ``on_spawned``
-    receives the servers' process identities as soon as they exist (before they are healthy),
-    so a caller can record them for crash clean-up. If any server fails to start, all are
-    stopped and ModelServerStartError names the variant and its output. ``work_dir`` (the
-    variants' model dirs) is removed when the deployment is stopped.
+    receives the identities of the servers started so far each time one starts, before its
+    output is read, so a caller can record them for crash clean-up. If any server fails to
+    start, all are stopped and ModelServerStartError names the variant and its output.
+    ``work_dir`` (the variants' model dirs) is removed when the deployment is stopped.
     """
     launched: list[tuple[VariantSpec, ModelServerProcess]] = []
+    identities: list[dict] = []
+
+    def spawned(identity: dict) -> None:
+        identities.append(identity)
+        on_spawned(list(identities))
+
     for spec in specs:
         for instance_id in [] if spec.caches else spec.instance_ids:
             try:
@@ -175,6 +181,7 @@ def launch_deployment(
                     spec.model_dir,
                     spec.environment,
                     lambda line, spec=spec, iid=instance_id: log_line(spec.name, iid, line),
+                    on_started=spawned,
                 )
             except OSError as error:  # e.g. the image's Python does not exist
                 for _, started in launched:
@@ -183,7 +190,6 @@ def launch_deployment(
                     f"variant {spec.name}: could not start {spec.python}: {error}"
                 ) from error
             launched.append((spec, server))
-    on_spawned([server.identity for _, server in launched])
 
     def wait(spec: VariantSpec, server: ModelServerProcess) -> str | None:
         try:
