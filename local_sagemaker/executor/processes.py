@@ -96,7 +96,12 @@ class ManagedProcess:
         if job_uid is not None:
             self.identity["job_uid"] = job_uid
         if on_started is not None:
-            on_started(self.identity)
+            try:
+                on_started(self.identity)
+            except BaseException:  # unrecorded and unread, the child would be an orphan
+                kill_tree(self.identity)
+                self._release_job_user()
+                raise
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self._readers = [
             threading.Thread(
@@ -149,6 +154,18 @@ class ManagedProcess:
             kill_tree(self.identity)
             code = self.wait()
         return code
+
+
+def each_started(on_started: Callable[[list[dict]], None]) -> Callable[[dict], None]:
+    """An ``on_started`` for several children: ``on_started`` gets the identities of all the
+    children started so far each time one starts (a job's hosts, an endpoint's instances)."""
+    identities: list[dict] = []
+
+    def started_one(identity: dict) -> None:
+        identities.append(identity)
+        on_started(list(identities))
+
+    return started_one
 
 
 def tree_members(identity: dict) -> list[psutil.Process]:

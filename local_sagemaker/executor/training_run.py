@@ -14,7 +14,7 @@ from pathlib import Path
 
 from local_sagemaker.executor import toolkit
 from local_sagemaker.executor.archives import UnsafeArchiveError, pack_directory, safe_extract_tar
-from local_sagemaker.executor.processes import ManagedProcess
+from local_sagemaker.executor.processes import ManagedProcess, each_started
 from local_sagemaker.executor.requirements_check import RequirementsError, check_source_dir
 from local_sagemaker.executor.sandbox import job_sandbox
 from local_sagemaker.executor.workspace import HostTree, TrainingWorkspace
@@ -232,12 +232,7 @@ class TrainingRun:
         after it was appended to the host's CloudWatch stream ``<job>/<host>-<epoch>``.
         ``on_started`` gets the identities of the processes started so far each time one
         starts, before its output is read (what a restarted runtime kills)."""
-        identities: list[dict] = []
-
-        def started_one(identity: dict) -> None:
-            identities.append(identity)
-            on_started(list(identities))
-
+        started_one = each_started(on_started)
         hosts = [tree.host for tree in self.workspace.hosts]
         master_port = free_port()
         started = int(time.time())

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from local_sagemaker.executor.processes import each_started
 from local_sagemaker.hosting.multi_model import ModelCache
 from local_sagemaker.hosting.process import ModelServerProcess, ModelServerStartError
 
@@ -167,12 +168,7 @@ def launch_deployment(
     ``work_dir`` (the variants' model dirs) is removed when the deployment is stopped.
     """
     launched: list[tuple[VariantSpec, ModelServerProcess]] = []
-    identities: list[dict] = []
-
-    def spawned(identity: dict) -> None:
-        identities.append(identity)
-        on_spawned(list(identities))
-
+    spawned = each_started(on_spawned)
     for spec in specs:
         for instance_id in [] if spec.caches else spec.instance_ids:
             try:

@@ -154,6 +154,24 @@ def test_a_child_is_announced_before_its_first_line_is_read(tmp_path):
     assert events == [("started", child.identity["tree_token"]), ("line", "first line")]
 
 
+def test_a_child_that_cannot_be_recorded_is_killed(tmp_path, ledger):
+    pids = []
+
+    def unrecordable(identity: dict) -> None:
+        pids.append(identity["pid"])
+        raise OSError("No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        ManagedProcess(
+            [sys.executable, "-c", "import time; time.sleep(600)"],
+            env=dict(os.environ),
+            cwd=tmp_path,
+            on_line=lambda text, _stream: None,
+            on_started=unrecordable,
+        )
+    assert_ended(pids[0], ledger)
+
+
 @pytest.mark.parametrize("how", ["shutdown", "kill -9 and restart"])
 def test_the_runtime_going_away_takes_escaped_grandchildren_with_it(tmp_path, ledger, how):
     runtime = RuntimeProcess(tmp_path / "state").start()
